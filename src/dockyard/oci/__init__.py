@@ -1,0 +1,1 @@
+"""Pure OCI formats: digests, names, media types, manifests. No I/O lives here."""

@@ -1,0 +1,207 @@
+"""The local filesystem blob store (the embedded default).
+
+Layout under the root::
+
+    blobs/<algorithm>/<first two hex>/<hex>     committed blobs
+    uploads/<upload id>/data                    bytes received so far
+    uploads/<upload id>/startedat               when the upload began (ISO 8601)
+
+A blob becomes visible by ``rename`` of a fully written, fsynced file, so a reader never
+sees half a blob and a crash leaves either the whole blob or none of it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import BinaryIO
+
+from dockyard.storage.base import (
+    BlobNotFound,
+    BlobStore,
+    UploadInfo,
+    UploadNotFound,
+    UploadWriter,
+)
+
+_READ_CHUNK = 1024 * 1024
+_SAFE_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+_SAFE_DIGEST = re.compile(r"^(sha256|sha512):[a-f0-9]{64,128}$")
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class _FileWriter(UploadWriter):
+    def __init__(self, path: Path) -> None:
+        self._file = path.open("r+b")
+        self._start = self._file.seek(0, os.SEEK_END)
+
+    def write(self, data: bytes) -> None:
+        self._file.write(data)
+
+    def close(self) -> None:
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+
+    def abort(self) -> None:
+        self._file.truncate(self._start)
+        self._file.close()
+
+
+class FilesystemBlobStore(BlobStore):
+    def __init__(self, root: str | os.PathLike[str], *, fsync: bool = True) -> None:
+        self.root = Path(root)
+        self._fsync = fsync
+        (self.root / "blobs").mkdir(parents=True, exist_ok=True)
+        (self.root / "uploads").mkdir(parents=True, exist_ok=True)
+
+    # -- paths -----------------------------------------------------------------------
+
+    def _blob_path(self, digest: str) -> Path:
+        if not _SAFE_DIGEST.match(digest):
+            raise BlobNotFound(digest)
+        algorithm, _, hexpart = digest.partition(":")
+        return self.root / "blobs" / algorithm / hexpart[:2] / hexpart
+
+    def _upload_dir(self, upload_id: str) -> Path:
+        if not _SAFE_ID.match(upload_id):
+            raise UploadNotFound(upload_id)
+        return self.root / "uploads" / upload_id
+
+    # -- committed blobs -------------------------------------------------------------
+
+    def stat(self, digest: str) -> int | None:
+        try:
+            return self._blob_path(digest).stat().st_size
+        except (FileNotFoundError, BlobNotFound):
+            return None
+
+    def read(self, digest: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+        try:
+            f = self._blob_path(digest).open("rb")
+        except FileNotFoundError as exc:
+            raise BlobNotFound(digest) from exc
+        return self._iter_file(f, start, end)
+
+    @staticmethod
+    def _iter_file(f: BinaryIO, start: int, end: int | None) -> Iterator[bytes]:
+        with f:
+            f.seek(start)
+            remaining = None if end is None else end - start
+            while remaining is None or remaining > 0:
+                n = _READ_CHUNK if remaining is None else min(_READ_CHUNK, remaining)
+                chunk = f.read(n)
+                if not chunk:
+                    return
+                if remaining is not None:
+                    remaining -= len(chunk)
+                yield chunk
+
+    def local_path(self, digest: str) -> str | None:
+        path = self._blob_path(digest)
+        return str(path) if path.exists() else None
+
+    def put(self, digest: str, data: bytes) -> None:
+        target = self._blob_path(digest)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.{id(data)}.tmp")
+        with tmp.open("wb") as f:
+            f.write(data)
+            f.flush()
+            if self._fsync:
+                os.fsync(f.fileno())
+        self._publish(tmp, target)
+
+    def _publish(self, tmp: Path, target: Path) -> None:
+        os.replace(tmp, target)
+        if self._fsync:
+            _fsync_dir(target.parent)
+
+    def delete(self, digest: str) -> bool:
+        try:
+            self._blob_path(digest).unlink()
+        except (FileNotFoundError, BlobNotFound):
+            return False
+        return True
+
+    def iter_blobs(self) -> Iterator[tuple[str, int]]:
+        base = self.root / "blobs"
+        for algo_dir in sorted(base.iterdir()):
+            if not algo_dir.is_dir():
+                continue
+            for prefix in sorted(algo_dir.iterdir()):
+                for blob in sorted(prefix.iterdir()):
+                    if blob.name.startswith("."):
+                        continue
+                    yield f"{algo_dir.name}:{blob.name}", blob.stat().st_size
+
+    # -- uploads ---------------------------------------------------------------------
+
+    def upload_start(self, upload_id: str) -> None:
+        d = self._upload_dir(upload_id)
+        d.mkdir(parents=True)
+        (d / "data").touch()
+        (d / "startedat").write_text(datetime.now(UTC).isoformat())
+
+    def upload_size(self, upload_id: str) -> int:
+        try:
+            return (self._upload_dir(upload_id) / "data").stat().st_size
+        except FileNotFoundError as exc:
+            raise UploadNotFound(upload_id) from exc
+
+    def upload_writer(self, upload_id: str) -> UploadWriter:
+        try:
+            return _FileWriter(self._upload_dir(upload_id) / "data")
+        except FileNotFoundError as exc:
+            raise UploadNotFound(upload_id) from exc
+
+    def upload_read(self, upload_id: str) -> Iterator[bytes]:
+        try:
+            f = (self._upload_dir(upload_id) / "data").open("rb")
+        except FileNotFoundError as exc:
+            raise UploadNotFound(upload_id) from exc
+        return self._iter_file(f, 0, None)
+
+    def upload_commit(self, upload_id: str, digest: str) -> int:
+        d = self._upload_dir(upload_id)
+        data = d / "data"
+        target = self._blob_path(digest)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            size = data.stat().st_size
+        except FileNotFoundError as exc:
+            raise UploadNotFound(upload_id) from exc
+        # The writer fsynced the bytes when it closed; publishing is one atomic rename.
+        self._publish(data, target)
+        shutil.rmtree(d, ignore_errors=True)
+        return size
+
+    def upload_abort(self, upload_id: str) -> None:
+        try:
+            shutil.rmtree(self._upload_dir(upload_id), ignore_errors=True)
+        except UploadNotFound:
+            return
+
+    def iter_uploads(self) -> Iterator[UploadInfo]:
+        for d in sorted((self.root / "uploads").iterdir()):
+            try:
+                size = (d / "data").stat().st_size
+                started = datetime.fromisoformat((d / "startedat").read_text())
+            except (FileNotFoundError, ValueError):
+                continue
+            yield UploadInfo(d.name, size, started)
+
+    def ping(self) -> None:
+        if not (self.root / "blobs").is_dir():
+            raise OSError(f"blob directory {self.root / 'blobs'} is missing")
