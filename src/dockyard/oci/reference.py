@@ -35,9 +35,7 @@ class RepositoryName:
             raise NameError_(f"a repository name has at most {MAX_NAME_LENGTH} characters")
         parts = text.split("/")
         if len(parts) != 2:
-            raise NameError_(
-                f"{text!r} must have the form namespace/repository (exactly one '/')"
-            )
+            raise NameError_(f"{text!r} must have the form namespace/repository (exactly one '/')")
         for kind, part in zip(("namespace", "repository"), parts, strict=True):
             check_component(part, kind)
         return cls(parts[0], parts[1])
@@ -58,7 +56,5 @@ def check_component(part: str, kind: str = "name component") -> str:
 
 def check_tag(tag: str) -> str:
     if not TAG.match(tag):
-        raise NameError_(
-            f"tag {tag[:80]!r} must match [a-zA-Z0-9_][a-zA-Z0-9._-]{{0,127}}"
-        )
+        raise NameError_(f"tag {tag[:80]!r} must match [a-zA-Z0-9_][a-zA-Z0-9._-]{{0,127}}")
     return tag

@@ -11,9 +11,16 @@ loop run them in a worker thread.
 from __future__ import annotations
 
 import abc
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+
+#: Upload ids a backend accepts: they become path segments or object keys, so nothing
+#: that could climb out of the upload area (no ``/``, no ``.``) is allowed.
+SAFE_UPLOAD_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
+#: Digests a backend accepts; anything else can name no stored blob.
+SAFE_DIGEST = re.compile(r"(sha256|sha512):[a-f0-9]{64,128}")
 
 
 class BlobNotFound(LookupError):
@@ -22,6 +29,21 @@ class BlobNotFound(LookupError):
 
 class UploadNotFound(LookupError):
     """No upload session has this id (never started, committed or aborted)."""
+
+
+def check_digest(digest: str) -> tuple[str, str]:
+    """Split a digest into ``(algorithm, hex)``; raise :class:`BlobNotFound` if unsafe."""
+    if not SAFE_DIGEST.fullmatch(digest):
+        raise BlobNotFound(digest)
+    algorithm, _, hexpart = digest.partition(":")
+    return algorithm, hexpart
+
+
+def check_upload_id(upload_id: str) -> str:
+    """Return ``upload_id`` unchanged; raise :class:`UploadNotFound` if it is unsafe."""
+    if not SAFE_UPLOAD_ID.fullmatch(upload_id):
+        raise UploadNotFound(upload_id)
+    return upload_id
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,6 @@ sees half a blob and a crash leaves either the whole blob or none of it.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -26,11 +25,11 @@ from dockyard.storage.base import (
     UploadInfo,
     UploadNotFound,
     UploadWriter,
+    check_digest,
+    check_upload_id,
 )
 
 _READ_CHUNK = 1024 * 1024
-_SAFE_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
-_SAFE_DIGEST = re.compile(r"^(sha256|sha512):[a-f0-9]{64,128}$")
 
 
 def _fsync_dir(path: Path) -> None:
@@ -69,15 +68,11 @@ class FilesystemBlobStore(BlobStore):
     # -- paths -----------------------------------------------------------------------
 
     def _blob_path(self, digest: str) -> Path:
-        if not _SAFE_DIGEST.match(digest):
-            raise BlobNotFound(digest)
-        algorithm, _, hexpart = digest.partition(":")
+        algorithm, hexpart = check_digest(digest)
         return self.root / "blobs" / algorithm / hexpart[:2] / hexpart
 
     def _upload_dir(self, upload_id: str) -> Path:
-        if not _SAFE_ID.match(upload_id):
-            raise UploadNotFound(upload_id)
-        return self.root / "uploads" / upload_id
+        return self.root / "uploads" / check_upload_id(upload_id)
 
     # -- committed blobs -------------------------------------------------------------
 

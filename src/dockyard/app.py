@@ -1,0 +1,151 @@
+"""Assemble the ASGI application from the settings.
+
+:func:`bootstrap` prepares an instance once per start (migrations, the administrator,
+the token key) before any server process begins; :func:`create_app` builds the app in
+each server process.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from anyio import to_thread
+from prometheus_client import generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp
+
+from dockyard.api import ApiError, problem
+from dockyard.catalog.http import NamespaceRoutes
+from dockyard.catalog.service import CatalogService
+from dockyard.config import Settings, load_settings
+from dockyard.db.engine import Database
+from dockyard.iam.identity import IdentityService
+from dockyard.iam.tokens import TokenService, load_or_create_key
+from dockyard.observability import Metrics, ObservabilityMiddleware, setup_logging
+from dockyard.registry.http import RegistryHTTP
+from dockyard.registry.service import RegistryService
+from dockyard.storage.base import BlobStore
+from dockyard.storage.factory import create_store
+
+log = logging.getLogger(__name__)
+_V2_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    store: BlobStore
+    catalog: CatalogService
+    identity: IdentityService
+    registry: RegistryService
+
+    def close(self) -> None:
+        self.db.dispose()
+
+
+def open_services(settings: Settings, *, migrate: bool = False) -> Services:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(settings.effective_database_url)
+    if migrate:
+        db.migrate()
+    store = create_store(settings)
+    catalog = CatalogService(db)
+    return Services(
+        settings=settings,
+        db=db,
+        store=store,
+        catalog=catalog,
+        identity=IdentityService(db),
+        registry=RegistryService(db, store, catalog),
+    )
+
+
+def bootstrap(settings: Settings) -> Services:
+    """Migrate the schema, create the administrator and the signing key if missing."""
+    services = open_services(settings, migrate=True)
+    services.identity.ensure_admin(settings.data_dir, settings.admin_password)
+    load_or_create_key(services.db, settings.data_dir)
+    return services
+
+
+def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:
+    services = services or open_services(settings)
+    tokens = TokenService(
+        load_or_create_key(services.db, settings.data_dir),
+        service=settings.service,
+        ttl=settings.token_ttl,
+    )
+    registry_http = RegistryHTTP(
+        services.registry,
+        services.catalog,
+        services.identity,
+        tokens,
+        region=settings.region,
+        public_url=settings.public_url,
+    )
+    metrics = Metrics()
+
+    async def healthz(_: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(_: Request) -> Response:
+        problems = {}
+        for name, check in (("database", services.db.ping), ("storage", services.store.ping)):
+            try:
+                await to_thread.run_sync(check)
+            except Exception as exc:
+                problems[name] = str(exc)[:200]
+        if problems:
+            return JSONResponse({"status": "unavailable", "problems": problems}, status_code=503)
+        return JSONResponse({"status": "ok"})
+
+    async def metrics_endpoint(_: Request) -> Response:
+        return PlainTextResponse(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    async def jwks(_: Request) -> Response:
+        return JSONResponse(tokens.jwks())
+
+    async def api_error(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ApiError)
+        return problem(exc.status, exc.title, exc.detail, **exc.extra)
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        status = getattr(exc, "status_code", 404)
+        if request.url.path.startswith("/api/"):
+            return problem(
+                status,
+                "Not Found" if status == 404 else "Error",
+                f"no such route: {request.method} {request.url.path}",
+            )
+        return PlainTextResponse("not found" if status == 404 else "error", status_code=status)
+
+    namespaces = NamespaceRoutes(services.catalog, services.identity, settings.region)
+    routes = [
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        Route("/metrics", metrics_endpoint),
+        Route("/auth/token", registry_http.token, methods=["GET", "POST"]),
+        Route("/auth/jwks", jwks),
+        Route("/v2", registry_http.v2, methods=_V2_METHODS),
+        Route("/v2/{path:path}", registry_http.v2, methods=_V2_METHODS),
+        *namespaces.routes(),
+    ]
+    app = Starlette(
+        routes=routes,
+        exception_handlers={ApiError: api_error, 404: not_found, 405: not_found},
+    )
+    app.state.services = services
+    return ObservabilityMiddleware(app, metrics)
+
+
+def create_app_from_env() -> ASGIApp:
+    """Factory for server worker processes: settings come from DOCKYARD_* variables."""
+    settings = load_settings()
+    setup_logging(settings.log_level, settings.log_format)
+    return create_app(settings)

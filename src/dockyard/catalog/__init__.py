@@ -1,0 +1,1 @@
+"""Namespaces and repositories: the records a push lands in."""

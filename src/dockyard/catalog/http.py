@@ -1,0 +1,100 @@
+"""Management API routes for namespaces (``/api/v1/namespaces``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from anyio import to_thread
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from dockyard.api import ApiError, caller, json_body
+from dockyard.catalog.service import CatalogError, CatalogService, Namespace
+from dockyard.iam import actions
+from dockyard.iam.arn import namespace_arn
+from dockyard.iam.authz import Principal, Resource, is_allowed
+from dockyard.iam.identity import IdentityService
+
+
+def namespace_json(ns: Namespace) -> dict[str, Any]:
+    return {
+        "name": ns.name,
+        "account_id": ns.account_id,
+        "auto_create_repository": ns.auto_create,
+        "default_repository_type": "public" if ns.default_public else "private",
+        "created_at": ns.created_at.isoformat(),
+    }
+
+
+class NamespaceRoutes:
+    def __init__(self, catalog: CatalogService, identity: IdentityService, region: str) -> None:
+        self.catalog = catalog
+        self.identity = identity
+        self.region = region
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/api/v1/namespaces", self.list_or_create, methods=["GET", "POST"]),
+            Route("/api/v1/namespaces/{name}", self.one, methods=["GET", "DELETE"]),
+        ]
+
+    async def _require(self, request: Request, action: str, name: str) -> Principal:
+        principal = await caller(request, self.identity)
+        account = principal.account_id if principal.account_id is not None else 0
+        if is_allowed(principal, action, Resource(namespace_arn(self.region, account, name))):
+            return principal
+        if principal.is_anonymous:
+            raise ApiError(401, "Unauthorized", "log in first (HTTP Basic credentials)")
+        raise ApiError(403, "Forbidden", f"you may not do {action} on namespace {name!r}")
+
+    async def list_or_create(self, request: Request) -> Response:
+        if request.method == "POST":
+            body = await json_body(request)
+            name = body.get("name")
+            if not isinstance(name, str):
+                raise ApiError(400, "Bad Request", "name (a string) is required")
+            principal = await self._require(request, actions.CREATE_NAMESPACE, name)
+            kind = body.get("default_repository_type", "private")
+            if kind not in ("public", "private"):
+                raise ApiError(400, "Bad Request", "default_repository_type is public or private")
+            auto = body.get("auto_create_repository", True)
+            if not isinstance(auto, bool):
+                raise ApiError(400, "Bad Request", "auto_create_repository must be a boolean")
+            ns = await self._call(
+                lambda: self.catalog.create_namespace(
+                    name,
+                    account_id=principal.account_id,
+                    auto_create=auto,
+                    default_public=kind == "public",
+                )
+            )
+            return JSONResponse(namespace_json(ns), status_code=201)
+        await self._require(request, "cr:ListNamespace", "*")
+        try:
+            limit = min(int(request.query_params.get("limit", "100")), 1000)
+        except ValueError as exc:
+            raise ApiError(400, "Bad Request", "limit must be an integer") from exc
+        after = request.query_params.get("after") or None
+        items = await self._call(lambda: self.catalog.list_namespaces(limit=limit, after=after))
+        page: dict[str, Any] = {"items": [namespace_json(n) for n in items]}
+        if len(items) == limit:
+            page["next"] = f"/api/v1/namespaces?limit={limit}&after={items[-1].name}"
+        return JSONResponse(page)
+
+    async def one(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        if request.method == "DELETE":
+            await self._require(request, "cr:DeleteNamespace", name)
+            await self._call(lambda: self.catalog.delete_namespace(name))
+            return Response(status_code=204)
+        await self._require(request, "cr:GetNamespace", name)
+        ns = await self._call(lambda: self.catalog.get_namespace(name))
+        return JSONResponse(namespace_json(ns))
+
+    @staticmethod
+    async def _call(func: Any) -> Any:
+        try:
+            return await to_thread.run_sync(func)
+        except CatalogError as exc:
+            raise ApiError(exc.status, type(exc).__name__, str(exc)) from exc

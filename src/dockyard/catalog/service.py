@@ -1,0 +1,230 @@
+"""Namespaces and repositories.
+
+A namespace is created explicitly (CLI or management API); a repository is created by
+the first push into an existing namespace whose "automatically create repository"
+setting is on, or explicitly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+
+from dockyard.db import tables as t
+from dockyard.db.engine import Database, as_utc, utcnow
+from dockyard.oci.reference import NameError_, RepositoryName, check_component
+
+
+class CatalogError(Exception):
+    """Base of catalog errors; ``status`` is the HTTP status the API maps it to."""
+
+    status = 400
+
+
+class NotFound(CatalogError):
+    status = 404
+
+
+class Conflict(CatalogError):
+    status = 409
+
+
+class Invalid(CatalogError):
+    status = 400
+
+
+@dataclass(frozen=True, slots=True)
+class Namespace:
+    id: int
+    name: str
+    account_id: int | None
+    auto_create: bool
+    default_public: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RepoRef:
+    """What the registry needs to know about ``namespace/repository`` before acting."""
+
+    name: RepositoryName
+    namespace_id: int | None
+    account_id: int | None
+    auto_create: bool
+    default_public: bool
+    repository_id: int | None
+    is_public: bool
+
+    @property
+    def exists(self) -> bool:
+        return self.repository_id is not None
+
+
+def _namespace(row: sa.Row[tuple[object, ...]]) -> Namespace:
+    m = row._mapping
+    return Namespace(
+        id=m["id"],
+        name=m["name"],
+        account_id=m["account_id"],
+        auto_create=m["auto_create"],
+        default_public=m["default_public"],
+        created_at=as_utc(m["created_at"]),
+    )
+
+
+class CatalogService:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # -- namespaces ------------------------------------------------------------------
+
+    def create_namespace(
+        self,
+        name: str,
+        *,
+        account_id: int | None = None,
+        auto_create: bool = True,
+        default_public: bool = False,
+    ) -> Namespace:
+        try:
+            check_component(name, "namespace")
+        except NameError_ as exc:
+            raise Invalid(str(exc)) from exc
+        if len(name) < 2 or len(name) > 30:
+            raise Invalid("a namespace name has 2 to 30 characters")
+        try:
+            with self.db.write() as conn:
+                conn.execute(
+                    sa.insert(t.namespaces).values(
+                        name=name,
+                        account_id=account_id,
+                        auto_create=auto_create,
+                        default_public=default_public,
+                        created_at=utcnow(),
+                    )
+                )
+        except IntegrityError as exc:
+            raise Conflict(f"namespace {name!r} already exists") from exc
+        return self.get_namespace(name)
+
+    def get_namespace(self, name: str) -> Namespace:
+        with self.db.read() as conn:
+            row = conn.execute(sa.select(t.namespaces).where(t.namespaces.c.name == name)).first()
+        if row is None:
+            raise NotFound(f"namespace {name!r} does not exist")
+        return _namespace(row)
+
+    def list_namespaces(self, *, limit: int = 100, after: str | None = None) -> list[Namespace]:
+        q = sa.select(t.namespaces).order_by(t.namespaces.c.name).limit(limit)
+        if after:
+            q = q.where(t.namespaces.c.name > after)
+        with self.db.read() as conn:
+            return [_namespace(r) for r in conn.execute(q)]
+
+    def delete_namespace(self, name: str) -> None:
+        with self.db.write() as conn:
+            res = conn.execute(sa.delete(t.namespaces).where(t.namespaces.c.name == name))
+        if res.rowcount == 0:
+            raise NotFound(f"namespace {name!r} does not exist")
+
+    # -- repositories ----------------------------------------------------------------
+
+    def resolve(self, name: RepositoryName, conn: Connection | None = None) -> RepoRef:
+        q = (
+            sa.select(
+                t.namespaces.c.id.label("ns_id"),
+                t.namespaces.c.account_id,
+                t.namespaces.c.auto_create,
+                t.namespaces.c.default_public,
+                t.repositories.c.id.label("repo_id"),
+                t.repositories.c.is_public,
+            )
+            .select_from(
+                t.namespaces.outerjoin(
+                    t.repositories,
+                    sa.and_(
+                        t.repositories.c.namespace_id == t.namespaces.c.id,
+                        t.repositories.c.name == name.repository,
+                    ),
+                )
+            )
+            .where(t.namespaces.c.name == name.namespace)
+        )
+        if conn is None:
+            with self.db.read() as c:
+                row = c.execute(q).first()
+        else:
+            row = conn.execute(q).first()
+        if row is None:
+            return RepoRef(name, None, None, False, False, None, False)
+        return RepoRef(
+            name=name,
+            namespace_id=row.ns_id,
+            account_id=row.account_id,
+            auto_create=row.auto_create,
+            default_public=row.default_public,
+            repository_id=row.repo_id,
+            is_public=bool(row.is_public),
+        )
+
+    def ensure_repository(self, conn: Connection, ref: RepoRef) -> int:
+        """The repository's id, creating it inside ``conn``'s write transaction."""
+        if ref.repository_id is not None:
+            return ref.repository_id
+        current = self.resolve(ref.name, conn)
+        if current.repository_id is not None:
+            return current.repository_id
+        if current.namespace_id is None:
+            raise NotFound(
+                f"namespace {ref.name.namespace!r} does not exist; create it first "
+                f"(dockyard namespace create {ref.name.namespace})"
+            )
+        if not current.auto_create:
+            raise NotFound(
+                f"repository {ref.name} does not exist and namespace "
+                f"{ref.name.namespace!r} does not create repositories on push; create it "
+                "in the console or with POST /api/v1/repositories"
+            )
+        now = utcnow()
+        res = conn.execute(
+            sa.insert(t.repositories).values(
+                namespace_id=current.namespace_id,
+                name=ref.name.repository,
+                is_public=current.default_public,
+                summary="",
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        pk = res.inserted_primary_key
+        assert pk is not None
+        return int(pk[0])
+
+    def list_repositories(
+        self, *, limit: int = 100, after: str | None = None
+    ) -> list[tuple[str, int, int | None, bool]]:
+        """``(namespace/name, repository id, account id, is_public)`` in name order."""
+        full = (t.namespaces.c.name + "/" + t.repositories.c.name).label("full")
+        q = (
+            sa.select(
+                full, t.repositories.c.id, t.namespaces.c.account_id, t.repositories.c.is_public
+            )
+            .select_from(t.repositories.join(t.namespaces))
+            .order_by(full)
+            .limit(limit)
+        )
+        if after:
+            q = q.where(full > after)
+        with self.db.read() as conn:
+            return [(r[0], r[1], r[2], bool(r[3])) for r in conn.execute(q)]
+
+
+def parse_repository_name(text: str) -> RepositoryName:
+    try:
+        return RepositoryName.parse(text)
+    except NameError_ as exc:
+        raise Invalid(str(exc)) from exc

@@ -1,0 +1,180 @@
+"""``dockyard``: serve, namespaces, gc, fsck.
+
+Every command reads the same settings (``--config``, ``DOCKYARD_*`` variables, flags).
+Errors end with a non-zero exit and one line on stderr.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import click
+
+from dockyard.config import ConfigError, Settings, load_settings
+
+
+def _settings(ctx: click.Context, **overrides: Any) -> Settings:
+    base = ctx.obj or {}
+    try:
+        return load_settings(base.get("config"), {**base.get("overrides", {}), **overrides})
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@click.group()
+@click.option(
+    "--config",
+    "config",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="TOML settings file (also DOCKYARD_CONFIG).",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Data directory (default ./data; also DOCKYARD_DATA_DIR).",
+)
+@click.option("--database-url", default=None, help="Database URL (also DOCKYARD_DATABASE_URL).")
+@click.pass_context
+def main(
+    ctx: click.Context, config: str | None, data_dir: str | None, database_url: str | None
+) -> None:
+    """Dockyard, a self-hosted container registry."""
+    ctx.obj = {
+        "config": config,
+        "overrides": {"data_dir": data_dir, "database_url": database_url},
+    }
+
+
+@main.command()
+@click.option("--listen", default=None, help="HOST:PORT (default 127.0.0.1:5000).")
+@click.option("--tls-cert", default=None, help="PEM certificate for HTTPS.")
+@click.option("--tls-key", default=None, help="PEM private key for HTTPS.")
+@click.option("--region", default=None, help="Region id used in resource names (default local).")
+@click.option("--workers", type=int, default=None, help="Server processes (default 1).")
+@click.pass_context
+def serve(
+    ctx: click.Context,
+    listen: str | None,
+    tls_cert: str | None,
+    tls_key: str | None,
+    region: str | None,
+    workers: int | None,
+) -> None:
+    """Run the registry, its API and its console."""
+    import uvicorn
+
+    from dockyard.app import bootstrap, create_app
+    from dockyard.observability import setup_logging
+
+    settings = _settings(
+        ctx, listen=listen, tls_cert=tls_cert, tls_key=tls_key, region=region, workers=workers
+    )
+    setup_logging(settings.log_level, settings.log_format)
+    if bool(settings.tls_cert) != bool(settings.tls_key):
+        raise click.ClickException("--tls-cert and --tls-key go together")
+    services = bootstrap(settings)
+    options: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_config": None,
+        "access_log": False,
+        "server_header": False,
+        "timeout_keep_alive": 30,
+    }
+    if settings.tls_cert:
+        options.update(ssl_certfile=settings.tls_cert, ssl_keyfile=settings.tls_key)
+    scheme = "https" if settings.tls_cert else "http"
+    click.echo(f"Dockyard listening on {scheme}://{settings.listen}", err=True)
+    if settings.workers > 1:
+        services.close()
+        # Worker processes rebuild the settings from the environment.
+        for key, value in _as_environ(settings).items():
+            os.environ[key] = value
+        uvicorn.run(
+            "dockyard.app:create_app_from_env", factory=True, workers=settings.workers, **options
+        )
+    else:
+        uvicorn.run(create_app(settings, services), **options)
+
+
+def _as_environ(settings: Settings) -> dict[str, str]:
+    from dataclasses import fields
+
+    out = {}
+    for f in fields(settings):
+        if f.name == "extra":
+            continue
+        value = getattr(settings, f.name)
+        out[f"DOCKYARD_{f.name.upper()}"] = (
+            str(value).lower() if isinstance(value, bool) else str(value)
+        )
+    return out
+
+
+@main.group()
+def namespace() -> None:
+    """Manage namespaces."""
+
+
+@namespace.command("create")
+@click.argument("name")
+@click.option(
+    "--private/--public",
+    "private",
+    default=True,
+    help="Default type of repositories created by push (default private).",
+)
+@click.option("--no-auto-create", is_flag=True, help="Refuse pushes to missing repositories.")
+@click.pass_context
+def namespace_create(ctx: click.Context, name: str, private: bool, no_auto_create: bool) -> None:
+    """Create namespace NAME."""
+    from dockyard.app import bootstrap
+    from dockyard.catalog.service import CatalogError
+
+    services = bootstrap(_settings(ctx))
+    try:
+        services.catalog.create_namespace(
+            name, auto_create=not no_auto_create, default_public=not private
+        )
+    except CatalogError as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        services.close()
+    click.echo(f"created namespace {name}")
+
+
+@namespace.command("list")
+@click.pass_context
+def namespace_list(ctx: click.Context) -> None:
+    """List namespaces."""
+    from dockyard.app import bootstrap
+
+    services = bootstrap(_settings(ctx))
+    try:
+        after = None
+        while True:
+            page = services.catalog.list_namespaces(limit=500, after=after)
+            for ns in page:
+                click.echo(ns.name)
+            if len(page) < 500:
+                break
+            after = page[-1].name
+    finally:
+        services.close()
+
+
+def run() -> None:
+    try:
+        main()
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    run()
+
+__all__ = ["main"]

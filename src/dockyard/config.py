@@ -1,0 +1,170 @@
+"""The one settings object.
+
+Values come, lowest precedence first, from the defaults below, a TOML file
+(``--config`` or ``DOCKYARD_CONFIG``), environment variables ``DOCKYARD_<FIELD>``
+(upper case, e.g. ``DOCKYARD_DATA_DIR``, ``DOCKYARD_S3_BUCKET``) and command-line flags.
+The embedded default needs none of them: SQLite and blobs under ``./data``.
+
+TOML keys are the field names; S3 settings may also sit in an ``[s3]`` table with the
+``s3_`` prefix dropped (``[s3] bucket = "…"``), dashes and underscores alike.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A setting has a value Dockyard cannot use."""
+
+
+@dataclass
+class Settings:
+    listen: str = "127.0.0.1:5000"
+    """HOST:PORT to serve on."""
+    data_dir: Path = Path("data")
+    """Where the SQLite file, the blobs (filesystem storage), keys and secrets live."""
+    database_url: str = ""
+    """SQLAlchemy URL; empty means SQLite at DATA_DIR/dockyard.db. PostgreSQL:
+    ``postgresql://user:pass@host:port/db``."""
+    region: str = "local"
+    """The region id that appears in resource names (ARNs) and webhook payloads."""
+    tls_cert: str = ""
+    tls_key: str = ""
+    public_url: str = ""
+    """The URL clients reach this registry at (for token realms and Location headers);
+    empty means derived from each request's Host header."""
+    service: str = "dockyard"
+    """The token service name (``service=`` in the auth challenge, ``aud`` in tokens)."""
+    token_ttl: int = 300
+    """Lifetime of registry bearer tokens, seconds."""
+    admin_password: str = ""
+    """Password of the instance administrator ``admin`` on first start; empty: generated."""
+    workers: int = 1
+    """Server processes (uvicorn workers)."""
+    log_level: str = "info"
+    log_format: str = "auto"
+    """``json``, ``text`` or ``auto`` (JSON unless stderr is a terminal)."""
+    storage: str = ""
+    """``filesystem`` or ``s3``; empty means s3 when ``s3_bucket`` is set."""
+    s3_endpoint: str = ""
+    s3_bucket: str = ""
+    s3_region: str = "us-east-1"
+    s3_access_key: str = ""
+    s3_secret_key: str = ""
+    s3_path_style: bool = False
+    s3_prefix: str = ""
+    s3_redirect: bool = False
+    """Answer blob GETs with a redirect to a presigned URL."""
+    upload_purge_age: int = 7 * 24 * 3600
+    """Abandoned uploads older than this (seconds) are removed by ``dockyard gc``."""
+    gc_grace: int = 3600
+    """Blobs and manifests younger than this (seconds) are never collected."""
+    fsync: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def host(self) -> str:
+        return self.listen.rpartition(":")[0] or "127.0.0.1"
+
+    @property
+    def port(self) -> int:
+        try:
+            return int(self.listen.rpartition(":")[2])
+        except ValueError as exc:
+            raise ConfigError(f"listen {self.listen!r} must be HOST:PORT") from exc
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'dockyard.db').resolve()}"
+
+    @property
+    def storage_backend(self) -> str:
+        backend = self.storage or ("s3" if self.s3_bucket else "filesystem")
+        if backend not in ("filesystem", "s3"):
+            raise ConfigError(f"storage must be 'filesystem' or 's3', not {backend!r}")
+        return backend
+
+
+_FIELDS = {f.name: f for f in fields(Settings) if f.name != "extra"}
+
+
+def _coerce(name: str, value: Any) -> Any:
+    kind = _FIELDS[name].type
+    if kind == "bool":
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off", ""):
+            return False
+        raise ConfigError(f"{name} must be true or false, not {value!r}")
+    if kind == "int":
+        try:
+            return int(value)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{name} must be an integer, not {value!r}") from exc
+    if kind == "Path":
+        return Path(str(value))
+    return str(value)
+
+
+def _flatten_toml(doc: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in doc.items():
+        norm = key.replace("-", "_")
+        if isinstance(value, dict) and norm == "s3":
+            for sub, subvalue in value.items():
+                out[f"s3_{sub.replace('-', '_')}"] = subvalue
+        else:
+            out[norm] = value
+    return out
+
+
+def load_settings(
+    config_file: str | os.PathLike[str] | None = None,
+    overrides: dict[str, Any] | None = None,
+    environ: dict[str, str] | None = None,
+) -> Settings:
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    config_file = config_file or env.get("DOCKYARD_CONFIG") or None
+    if config_file:
+        try:
+            with open(config_file, "rb") as f:
+                doc = tomllib.load(f)
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {config_file}: {exc}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {config_file} is not valid TOML: {exc}") from exc
+        for key, value in _flatten_toml(doc).items():
+            if key not in _FIELDS:
+                raise ConfigError(f"config file {config_file}: unknown setting {key!r}")
+            values[key] = value
+    for name in _FIELDS:
+        env_value = env.get(f"DOCKYARD_{name.upper()}")
+        if env_value is not None:
+            values[name] = env_value
+    for name, value in (overrides or {}).items():
+        if value is not None:
+            values[name] = value
+    settings = Settings(**{k: _coerce(k, v) for k, v in values.items()})
+    settings.port  # noqa: B018 - validates listen early
+    settings.storage_backend  # noqa: B018 - validates storage early
+    return settings
+
+
+def describe() -> list[tuple[str, str, str]]:
+    """(setting, default, environment variable) for the README and ``--help``."""
+    defaults = Settings()
+    return [(name, str(getattr(defaults, name)), f"DOCKYARD_{name.upper()}") for name in _FIELDS]
+
+
+__all__ = ["ConfigError", "Settings", "describe", "load_settings"]

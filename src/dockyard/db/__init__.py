@@ -1,0 +1,1 @@
+"""Metadata: engine, tables and migrations (SQLite by default, PostgreSQL supported)."""

@@ -1,0 +1,120 @@
+"""The database engine, transactions, and migrations at start-up.
+
+Two kinds of transaction: :meth:`Database.read` and :meth:`Database.write`. On SQLite a
+write transaction starts with ``BEGIN IMMEDIATE`` so that concurrent writers queue on the
+database lock instead of failing half-way with "database is locked"; reads stay deferred
+and, thanks to WAL, never block writers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from importlib import resources
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def as_utc(value: datetime) -> datetime:
+    """SQLite hands datetimes back without a zone; they were written in UTC."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def normalize_url(url: str) -> str:
+    """Use the pure-Python pg8000 driver for plain ``postgresql://`` URLs."""
+    if url.startswith("postgresql://"):
+        return "postgresql+pg8000://" + url[len("postgresql://") :]
+    if url.startswith("postgres://"):
+        return "postgresql+pg8000://" + url[len("postgres://") :]
+    return url
+
+
+class Database:
+    def __init__(self, url: str, *, pool_size: int = 16) -> None:
+        self.url = normalize_url(url)
+        self.is_sqlite = self.url.startswith("sqlite")
+        if self.is_sqlite:
+            self.engine = sa.create_engine(
+                self.url,
+                pool_size=pool_size,
+                max_overflow=pool_size,
+                connect_args={"check_same_thread": False, "timeout": 60},
+            )
+            event.listen(self.engine, "connect", _sqlite_on_connect)
+            event.listen(self.engine, "begin", _sqlite_on_begin)
+        else:
+            self.engine = sa.create_engine(
+                self.url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+            )
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn, conn.begin():
+            yield conn
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        with self.engine.connect() as plain:
+            conn = plain.execution_options(sqlite_immediate=True) if self.is_sqlite else plain
+            with conn.begin():
+                yield conn
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest revision (safe to run from many replicas)."""
+        with self.engine.connect() as conn:
+            if not self.is_sqlite:
+                conn.execute(sa.text("SELECT pg_advisory_lock(7042001)"))
+                conn.commit()
+            try:
+                cfg = alembic_config()
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, "head")
+                conn.commit()
+            finally:
+                if not self.is_sqlite:
+                    conn.execute(sa.text("SELECT pg_advisory_unlock(7042001)"))
+                    conn.commit()
+
+    def ping(self) -> None:
+        with self.engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def alembic_config() -> Config:
+    cfg = Config()
+    cfg.set_main_option(
+        "script_location", str(resources.files("dockyard.db").joinpath("migrations"))
+    )
+    return cfg
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    # Let SQLAlchemy's "begin" event issue BEGIN itself (pysqlite's own is unreliable).
+    dbapi_connection.isolation_level = None
+    cur = dbapi_connection.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=FULL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=60000")
+    cur.close()
+
+
+def _sqlite_on_begin(conn: Connection) -> None:
+    immediate = conn.get_execution_options().get("sqlite_immediate", False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+__all__ = ["Database", "Engine", "as_utc", "utcnow"]

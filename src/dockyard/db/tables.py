@@ -1,0 +1,157 @@
+"""Every table, in one MetaData that Alembic migrations mirror.
+
+Blob bytes live in the blob store; these tables hold what points at them. A blob is
+readable in a repository only through a ``repository_blobs`` link, as in the
+distribution registry, so one account cannot read another's layers by guessing digests.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("name", String(128), nullable=False, unique=True),
+    Column("account_id", ForeignKey("accounts.id", ondelete="CASCADE"), nullable=True),
+    Column("password_hash", String(255), nullable=False),
+    Column("is_admin", Boolean, nullable=False, default=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+namespaces = Table(
+    "namespaces",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("name", String(255), nullable=False, unique=True),
+    Column("account_id", ForeignKey("accounts.id", ondelete="CASCADE"), nullable=True),
+    Column("auto_create", Boolean, nullable=False, default=True),
+    Column("default_public", Boolean, nullable=False, default=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+repositories = Table(
+    "repositories",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("namespace_id", ForeignKey("namespaces.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("is_public", Boolean, nullable=False, default=False),
+    Column("summary", String(1024), nullable=False, default=""),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("namespace_id", "name", name="uq_repositories_namespace_name"),
+)
+
+# touched_at is the last time a push linked or referenced the blob: garbage collection
+# spares blobs touched within its grace period, which is what makes it safe during pushes.
+blobs = Table(
+    "blobs",
+    metadata,
+    Column("digest", String(200), primary_key=True),
+    Column("size", BigInteger, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("touched_at", DateTime(timezone=True), nullable=False),
+)
+
+repository_blobs = Table(
+    "repository_blobs",
+    metadata,
+    Column(
+        "repository_id",
+        ForeignKey("repositories.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("digest", ForeignKey("blobs.digest", ondelete="CASCADE"), primary_key=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ix_repository_blobs_digest", "digest"),
+)
+
+manifests = Table(
+    "manifests",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("repository_id", ForeignKey("repositories.id", ondelete="CASCADE"), nullable=False),
+    Column("digest", String(200), nullable=False),
+    Column("media_type", String(255), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("content", LargeBinary, nullable=False),
+    Column("artifact_type", String(255), nullable=True),
+    Column("subject_digest", String(200), nullable=True),
+    Column("annotations", Text, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("repository_id", "digest", name="uq_manifests_repository_digest"),
+    Index("ix_manifests_subject", "repository_id", "subject_digest"),
+)
+
+# What a manifest points at: kind "blob" (config, layers) or "manifest" (index children).
+manifest_references = Table(
+    "manifest_references",
+    metadata,
+    Column("manifest_id", ForeignKey("manifests.id", ondelete="CASCADE"), primary_key=True),
+    Column("kind", String(16), primary_key=True),
+    Column("digest", String(200), primary_key=True),
+    Index("ix_manifest_references_digest", "digest"),
+)
+
+tags = Table(
+    "tags",
+    metadata,
+    Column(
+        "repository_id",
+        ForeignKey("repositories.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("name", String(128), primary_key=True),
+    Column("manifest_id", ForeignKey("manifests.id", ondelete="CASCADE"), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("ix_tags_manifest", "manifest_id"),
+)
+
+uploads = Table(
+    "uploads",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("repository_id", ForeignKey("repositories.id", ondelete="CASCADE"), nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+)
+
+signing_keys = Table(
+    "signing_keys",
+    metadata,
+    Column("kid", String(64), primary_key=True),
+    Column("private_pem", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)

@@ -1,0 +1,1 @@
+"""Identities, credentials, registry tokens and the one authorization decision."""

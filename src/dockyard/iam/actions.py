@@ -1,0 +1,55 @@
+"""The catalogue of ``cr:`` actions: every action, what it guards, its resource form.
+
+This is the one place actions are named. The registry's token scopes map onto it
+(``pull`` → ``cr:PullRepository``, ``push`` → ``cr:PushRepository``, ``delete`` →
+``cr:DeleteRepositoryImage``), and the management API names the action each route needs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    name: str
+    guards: str
+    resource: str
+
+
+NAMESPACE_ARN = "acs:cr:$regionid:$accountid:repository/$namespace"
+REPOSITORY_ARN = "acs:cr:$regionid:$accountid:repository/$namespace/$repository"
+
+CATALOGUE: tuple[Action, ...] = (
+    Action(
+        "cr:PullRepository",
+        "registry pull (GET/HEAD of manifests, blobs, tags, referrers)",
+        REPOSITORY_ARN,
+    ),
+    Action(
+        "cr:PushRepository", "registry push (blob uploads, manifest PUT, mounts)", REPOSITORY_ARN
+    ),
+    Action(
+        "cr:DeleteRepositoryImage", "registry DELETE of manifests, tags and blobs", REPOSITORY_ARN
+    ),
+    Action("cr:CreateRepository", "creating a repository (also by a first push)", REPOSITORY_ARN),
+    Action("cr:ListRepository", "registry _catalog; listing repositories", REPOSITORY_ARN),
+    Action("cr:GetRepository", "reading a repository's settings", REPOSITORY_ARN),
+    Action(
+        "cr:CreateNamespace", "POST /api/v1/namespaces, `dockyard namespace create`", NAMESPACE_ARN
+    ),
+    Action("cr:ListNamespace", "GET /api/v1/namespaces", NAMESPACE_ARN),
+    Action("cr:GetNamespace", "GET /api/v1/namespaces/{namespace}", NAMESPACE_ARN),
+    Action("cr:DeleteNamespace", "DELETE /api/v1/namespaces/{namespace}", NAMESPACE_ARN),
+)
+
+BY_NAME = {a.name: a for a in CATALOGUE}
+PULL = "cr:PullRepository"
+PUSH = "cr:PushRepository"
+DELETE = "cr:DeleteRepositoryImage"
+CREATE_REPOSITORY = "cr:CreateRepository"
+LIST_REPOSITORY = "cr:ListRepository"
+CREATE_NAMESPACE = "cr:CreateNamespace"
+
+SCOPE_ACTIONS = {"pull": PULL, "push": PUSH, "delete": DELETE}
+"""Docker token scope action → catalogue action."""

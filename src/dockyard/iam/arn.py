@@ -1,0 +1,11 @@
+"""Resource names: ``acs:cr:$regionid:$accountid:repository/$namespace[/$repository]``."""
+
+from __future__ import annotations
+
+
+def namespace_arn(region: str, account_id: int | str, namespace: str) -> str:
+    return f"acs:cr:{region}:{account_id}:repository/{namespace}"
+
+
+def repository_arn(region: str, account_id: int | str, namespace: str, repository: str) -> str:
+    return f"acs:cr:{region}:{account_id}:repository/{namespace}/{repository}"

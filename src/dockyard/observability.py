@@ -1,0 +1,192 @@
+"""Structured logs with a request id, and Prometheus metrics, as one ASGI middleware.
+
+Written as plain ASGI (not Starlette's BaseHTTPMiddleware) so that streamed uploads and
+downloads pass through without buffering, and the bytes in and out can be counted.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import sys
+import time
+import uuid
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+
+
+class JSONFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+            "request_id": request_id_var.get(),
+        }
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            out.update(fields)
+        if record.exc_info:
+            out["exception"] = self.formatException(record.exc_info)
+        return json.dumps(out, default=str)
+
+
+class TextFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        base = f"{self.formatTime(record, '%H:%M:%S')} {record.levelname:<7} {record.getMessage()}"
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            base += " " + " ".join(f"{k}={v}" for k, v in fields.items())
+        rid = request_id_var.get()
+        if rid != "-":
+            base += f" request_id={rid}"
+        if record.exc_info:
+            base += "\n" + self.formatException(record.exc_info)
+        return base
+
+
+def setup_logging(level: str = "info", fmt: str = "auto") -> None:
+    use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JSONFormatter() if use_json else TextFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for noisy in ("uvicorn.access", "botocore", "boto3", "urllib3", "s3transfer"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    logging.getLogger("uvicorn.error").handlers[:] = []
+    logging.getLogger("uvicorn.error").propagate = True
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "dockyard_http_requests_total",
+            "HTTP requests",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "dockyard_http_request_duration_seconds",
+            "HTTP request latency",
+            ["method", "route"],
+            registry=self.registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+        )
+        self.bytes_in = Counter(
+            "dockyard_http_received_bytes_total",
+            "Request body bytes received",
+            ["route"],
+            registry=self.registry,
+        )
+        self.bytes_out = Counter(
+            "dockyard_http_sent_bytes_total",
+            "Response body bytes sent",
+            ["route"],
+            registry=self.registry,
+        )
+        self.uploads_in_progress = Gauge(
+            "dockyard_uploads_in_progress",
+            "Blob upload requests being received now",
+            registry=self.registry,
+        )
+
+
+def route_of(path: str) -> str:
+    if path.startswith("/v2/"):
+        return "v2"
+    for prefix in ("/api/v1/", "/console/", "/auth/"):
+        if path.startswith(prefix):
+            return prefix.strip("/")
+    return path if path in ("/healthz", "/readyz", "/metrics", "/v2") else "other"
+
+
+class ObservabilityMiddleware:
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.log = logging.getLogger("dockyard.access")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = _header(scope, b"x-request-id") or uuid.uuid4().hex[:16]
+        token = request_id_var.set(rid)
+        started = time.perf_counter()
+        status = 500
+        sent = 0
+        received = 0
+        is_upload = (
+            scope["method"] in ("PATCH", "PUT", "POST") and "/blobs/uploads" in scope["path"]
+        )
+        if is_upload:
+            self.metrics.uploads_in_progress.inc()
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+            return message
+
+        async def tagging_send(message: Message) -> None:
+            nonlocal status, sent
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = list(message.get("headers", []))
+                headers.append((b"x-request-id", rid.encode()))
+                message = {**message, "headers": headers}
+            elif message["type"] == "http.response.body":
+                sent += len(message.get("body", b""))
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tagging_send)
+        except Exception:
+            self.log.exception("unhandled error", extra={"fields": {"path": scope["path"]}})
+            raise
+        finally:
+            elapsed = time.perf_counter() - started
+            route = scope.get("dockyard.route") or route_of(scope["path"])
+            method = scope["method"]
+            self.metrics.requests.labels(method, route, str(status)).inc()
+            self.metrics.latency.labels(method, route).observe(elapsed)
+            self.metrics.bytes_in.labels(route).inc(received)
+            self.metrics.bytes_out.labels(route).inc(sent)
+            if is_upload:
+                self.metrics.uploads_in_progress.dec()
+            if self.log.isEnabledFor(logging.INFO):
+                self.log.info(
+                    "%s %s %s",
+                    method,
+                    scope["path"],
+                    status,
+                    extra={
+                        "fields": {
+                            "method": method,
+                            "path": scope["path"],
+                            "status": status,
+                            "duration_ms": round(elapsed * 1000, 2),
+                            "bytes_in": received,
+                            "bytes_out": sent,
+                            "client": (scope.get("client") or ("-",))[0],
+                        }
+                    },
+                )
+            request_id_var.reset(token)
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key == name:
+            text: str = value.decode("latin-1")[:64]
+            return text
+    return None

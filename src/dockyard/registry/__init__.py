@@ -1,0 +1,1 @@
+"""The OCI distribution API (/v2/): a registry service and its thin HTTP layer."""

@@ -1,0 +1,697 @@
+"""The /v2/ HTTP layer and the Docker token endpoint.
+
+Thin by design: parse the path, authenticate, ask :func:`iam.authz.is_allowed` (directly,
+or through the grants of a bearer token it issued), call the registry service in a worker
+thread, and turn its results and :class:`RegistryError`\\ s into the spec's responses.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+from urllib.parse import urlencode
+
+from anyio import to_thread
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
+
+from dockyard.catalog.service import CatalogService, RepoRef
+from dockyard.iam import actions
+from dockyard.iam.arn import repository_arn
+from dockyard.iam.authz import ANONYMOUS, Context, Principal, Resource, is_allowed
+from dockyard.iam.identity import IdentityService, parse_basic
+from dockyard.iam.tokens import Grant, TokenError, TokenService, VerifiedToken, parse_scope
+from dockyard.oci import mediatypes as mt
+from dockyard.oci.manifest import MAX_MANIFEST_BYTES
+from dockyard.oci.reference import NameError_, RepositoryName
+from dockyard.registry.errors import RegistryError
+from dockyard.registry.service import RegistryService, parse_digest, upload_headers
+
+API_VERSION = {"Docker-Distribution-API-Version": "registry/2.0"}
+_WRITE_BUFFER = 1024 * 1024
+_KINDS = ("manifests", "blobs", "tags", "referrers")
+_UPLOAD_ID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
+_CONTENT_RANGE = re.compile(r"^(?:bytes[ =])?(\d+)-(\d+)$")
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+T = TypeVar("T")
+
+
+async def run(func: Callable[..., T], *args: Any) -> T:
+    return await to_thread.run_sync(func, *args)
+
+
+@dataclass
+class Caller:
+    """Who sent a request, as far as this request goes."""
+
+    principal: Principal | None = None
+    token: VerifiedToken | None = None
+    bad_credentials: str | None = None
+
+    @property
+    def authenticated(self) -> bool:
+        return self.principal is not None or self.token is not None
+
+
+class RegistryHTTP:
+    def __init__(
+        self,
+        registry: RegistryService,
+        catalog: CatalogService,
+        identity: IdentityService,
+        tokens: TokenService,
+        *,
+        region: str,
+        public_url: str = "",
+    ) -> None:
+        self.registry = registry
+        self.catalog = catalog
+        self.identity = identity
+        self.tokens = tokens
+        self.region = region
+        self.public_url = public_url.rstrip("/")
+
+    # -- entry points ----------------------------------------------------------------
+
+    async def v2(self, request: Request) -> Response:
+        try:
+            response = await self._dispatch(request)
+        except RegistryError as exc:
+            response = JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
+        response.headers.update(API_VERSION)
+        return response
+
+    async def token(self, request: Request) -> Response:
+        """``GET /auth/token`` (and the OAuth2 ``POST`` form) of the Docker token spec."""
+        params: dict[str, list[str]] = {}
+        for key, value in request.query_params.multi_items():
+            params.setdefault(key, []).append(value)
+        username = password = None
+        if request.method == "POST":
+            form = await request.form()
+            for key, item in form.multi_items():
+                params.setdefault(key, []).append(str(item))
+            if form.get("grant_type") == "password":
+                username, password = str(form.get("username", "")), str(form.get("password", ""))
+            elif form.get("grant_type") == "refresh_token":
+                return _token_error("refresh tokens are not supported; log in with a password")
+        header = request.headers.get("authorization")
+        if header and username is None:
+            creds = parse_basic(header)
+            if creds is None:
+                return _token_error("the token endpoint takes Basic credentials")
+            username, password = creds
+        principal = ANONYMOUS
+        if username is not None:
+            found = await run(self.identity.authenticate, username, password or "")
+            if found is None:
+                return _token_error("incorrect username or password")
+            principal = found
+        scopes = [s for value in params.get("scope", []) for s in value.split(" ") if s]
+        grants = []
+        for text in scopes:
+            try:
+                scope = parse_scope(text)
+            except ValueError as exc:
+                return JSONResponse(
+                    {"errors": [{"code": "UNSUPPORTED", "message": str(exc)}]}, status_code=400
+                )
+            granted = await run(
+                self._grant, principal, scope.type, scope.name, scope.actions, _context(request)
+            )
+            if granted is not None:
+                grants.append(granted)
+        subject = principal.name or "anonymous"
+        token, expires_in, issued = self.tokens.issue(subject, grants)
+        body = {
+            "token": token,
+            "access_token": token,
+            "expires_in": expires_in,
+            "issued_at": datetime.fromtimestamp(issued, UTC).isoformat().replace("+00:00", "Z"),
+        }
+        return JSONResponse(body)
+
+    def _grant(
+        self,
+        principal: Principal,
+        type_: str,
+        name: str,
+        wanted: tuple[str, ...],
+        context: Context,
+    ) -> Grant | None:
+        if type_ == "registry" and name == "catalog":
+            resource = Resource(f"acs:cr:{self.region}:*:repository/*")
+            ok = is_allowed(principal, actions.LIST_REPOSITORY, resource, context)
+            return Grant(type_, name, ("*",)) if ok else None
+        if type_ != "repository":
+            return None
+        try:
+            repo = RepositoryName.parse(name)
+        except NameError_:
+            return None
+        ref = self.catalog.resolve(repo)
+        resource = self._resource(ref)
+        expanded = ("pull", "push", "delete") if "*" in wanted else wanted
+        allowed = []
+        for scope_action in expanded:
+            action = actions.SCOPE_ACTIONS.get(scope_action)
+            if action is None or not is_allowed(principal, action, resource, context):
+                continue
+            if (
+                scope_action == "push"
+                and not ref.exists
+                and not is_allowed(principal, actions.CREATE_REPOSITORY, resource, context)
+            ):
+                continue
+            allowed.append(scope_action)
+        return Grant(type_, name, tuple(allowed)) if allowed else Grant(type_, name, ())
+
+    def _resource(self, ref: RepoRef) -> Resource:
+        account = ref.account_id if ref.account_id is not None else 0
+        arn = repository_arn(self.region, account, ref.name.namespace, ref.name.repository)
+        return Resource(arn, public=ref.is_public)
+
+    # -- authentication --------------------------------------------------------------
+
+    async def _caller(self, request: Request) -> Caller:
+        header = request.headers.get("authorization")
+        if not header:
+            return Caller()
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() == "bearer":
+            try:
+                return Caller(token=self.tokens.verify(value.strip()))
+            except TokenError as exc:
+                return Caller(bad_credentials=str(exc))
+        creds = parse_basic(header)
+        if creds is None:
+            return Caller(bad_credentials="unsupported Authorization scheme")
+        principal = await run(self.identity.authenticate, *creds)
+        if principal is None:
+            return Caller(bad_credentials="incorrect username or password")
+        return Caller(principal=principal)
+
+    def _challenge(self, request: Request, scope: str | None, error: str | None = None) -> str:
+        base = self.public_url or f"{request.url.scheme}://{request.headers.get('host', '')}"
+        parts = [f'realm="{base}/auth/token"', f'service="{self.tokens.service}"']
+        if scope:
+            parts.append(f'scope="{scope}"')
+        if error:
+            parts.append(f'error="{error}"')
+        return "Bearer " + ",".join(parts)
+
+    def _unauthorized(self, request: Request, caller: Caller, scope: str | None) -> RegistryError:
+        message = caller.bad_credentials or "authentication required"
+        error = "invalid_token" if caller.bad_credentials else None
+        if caller.token is not None:
+            message, error = "the token does not grant this operation", "insufficient_scope"
+        return RegistryError(
+            "UNAUTHORIZED",
+            message,
+            headers={"WWW-Authenticate": self._challenge(request, scope, error)},
+        )
+
+    async def _authorize(
+        self, request: Request, caller: Caller, ref: RepoRef, scope_action: str
+    ) -> None:
+        scope = f"repository:{ref.name}:{scope_action}"
+        if caller.bad_credentials:
+            raise self._unauthorized(request, caller, scope)
+        if caller.token is not None:
+            if caller.token.allows("repository", str(ref.name), scope_action):
+                return
+            raise self._unauthorized(request, caller, scope)
+        action = actions.SCOPE_ACTIONS[scope_action]
+        principal = caller.principal or ANONYMOUS
+        resource = self._resource(ref)
+        if is_allowed(principal, action, resource, _context(request)):
+            if (
+                scope_action == "push"
+                and not ref.exists
+                and not is_allowed(
+                    principal, actions.CREATE_REPOSITORY, resource, _context(request)
+                )
+            ):
+                raise RegistryError("DENIED", f"you may not create repository {ref.name}")
+            return
+        if caller.principal is None:
+            raise self._unauthorized(request, caller, scope)
+        raise RegistryError("DENIED", f"you may not {scope_action} {ref.name}")
+
+    # -- dispatch --------------------------------------------------------------------
+
+    async def _dispatch(self, request: Request) -> Response:
+        path = request.url.path
+        method = request.method
+        caller = await self._caller(request)
+        if path in ("/v2", "/v2/"):
+            if caller.bad_credentials or not caller.authenticated:
+                raise self._unauthorized(request, caller, None)
+            return JSONResponse({})
+        parts = path[len("/v2/") :].split("/")
+        if parts == ["_catalog"]:
+            return await self._catalog(request, caller)
+        if len(parts) < 4 or parts[2] not in _KINDS:
+            kind_at = next((i for i, p in enumerate(parts) if p in _KINDS), None)
+            if kind_at is None:
+                raise RegistryError("UNSUPPORTED", "no such /v2/ endpoint", status=404)
+            name_text = "/".join(parts[:kind_at])
+            try:
+                RepositoryName.parse(name_text)
+            except NameError_ as exc:
+                raise RegistryError(
+                    "NAME_INVALID", str(exc), detail={"name": name_text[:255]}
+                ) from exc
+            raise RegistryError("UNSUPPORTED", "no such /v2/ endpoint", status=404)
+        name_text = f"{parts[0]}/{parts[1]}"
+        try:
+            name = RepositoryName.parse(name_text)
+        except NameError_ as exc:
+            raise RegistryError("NAME_INVALID", str(exc), detail={"name": name_text[:255]}) from exc
+        kind, rest = parts[2], parts[3:]
+        request.scope["dockyard.route"] = kind
+        ref = await run(self.catalog.resolve, name)
+        if kind == "manifests" and len(rest) == 1 and rest[0]:
+            return await self._manifest(request, caller, ref, rest[0], method)
+        if kind == "blobs" and rest[:1] == ["uploads"]:
+            request.scope["dockyard.route"] = "uploads"
+            if len(rest) == 2 and rest[1] == "":
+                if method != "POST":
+                    raise _method_not_allowed()
+                await self._authorize(request, caller, ref, "push")
+                return await self._start_upload(request, caller, ref)
+            if len(rest) == 2 and _UPLOAD_ID.match(rest[1]):
+                return await self._upload(request, caller, ref, rest[1], method)
+            if len(rest) == 1 and method == "POST":
+                await self._authorize(request, caller, ref, "push")
+                return await self._start_upload(request, caller, ref)
+            raise RegistryError(
+                "BLOB_UPLOAD_UNKNOWN",
+                "blob upload unknown to registry",
+                detail={"uuid": "/".join(rest[1:])[:100]},
+            )
+        if kind == "blobs" and len(rest) == 1 and rest[0]:
+            return await self._blob(request, caller, ref, rest[0], method)
+        if kind == "tags" and rest == ["list"]:
+            if method not in ("GET", "HEAD"):
+                raise _method_not_allowed()
+            await self._authorize(request, caller, ref, "pull")
+            return await self._tags(request, ref)
+        if kind == "referrers" and len(rest) == 1 and rest[0]:
+            if method not in ("GET", "HEAD"):
+                raise _method_not_allowed()
+            await self._authorize(request, caller, ref, "pull")
+            return await self._referrers(request, ref, rest[0])
+        raise RegistryError("UNSUPPORTED", "no such /v2/ endpoint", status=404)
+
+    # -- manifests -------------------------------------------------------------------
+
+    async def _manifest(
+        self, request: Request, caller: Caller, ref: RepoRef, reference: str, method: str
+    ) -> Response:
+        if method in ("GET", "HEAD"):
+            await self._authorize(request, caller, ref, "pull")
+            stored = await run(self.registry.get_manifest, ref, reference)
+            _negotiate(request, stored.media_type, reference)
+            headers = {
+                "Docker-Content-Digest": stored.digest,
+                "Content-Type": stored.media_type,
+                "Content-Length": str(len(stored.content)),
+                "ETag": f'"{stored.digest}"',
+            }
+            if method == "HEAD":
+                return Response(status_code=200, headers=headers)
+            return Response(
+                stored.content, status_code=200, headers=headers, media_type=stored.media_type
+            )
+        if method == "PUT":
+            await self._authorize(request, caller, ref, "push")
+            body = await _read_limited(request, MAX_MANIFEST_BYTES)
+            digest, manifest = await run(
+                self.registry.put_manifest,
+                ref,
+                reference,
+                body,
+                request.headers.get("content-type"),
+            )
+            headers = {
+                "Location": f"/v2/{ref.name}/manifests/{digest}",
+                "Docker-Content-Digest": digest,
+            }
+            if manifest.subject is not None:
+                headers["OCI-Subject"] = str(manifest.subject.digest)
+            return Response(status_code=201, headers=headers)
+        if method == "DELETE":
+            await self._authorize(request, caller, ref, "delete")
+            await run(self.registry.delete_manifest, ref, reference)
+            return Response(status_code=202)
+        raise _method_not_allowed()
+
+    # -- blobs -----------------------------------------------------------------------
+
+    async def _blob(
+        self, request: Request, caller: Caller, ref: RepoRef, digest: str, method: str
+    ) -> Response:
+        if method == "DELETE":
+            await self._authorize(request, caller, ref, "delete")
+            await run(self.registry.delete_blob, ref, digest)
+            return Response(status_code=202, headers={"Docker-Content-Digest": digest})
+        if method not in ("GET", "HEAD"):
+            raise _method_not_allowed()
+        await self._authorize(request, caller, ref, "pull")
+        size = await run(self.registry.stat_blob, ref, digest)
+        headers = {
+            "Docker-Content-Digest": digest,
+            "Accept-Ranges": "bytes",
+            "Content-Type": "application/octet-stream",
+            "ETag": f'"{digest}"',
+        }
+        start, end, partial = _parse_range(request.headers.get("range"), size)
+        headers["Content-Length"] = str(end - start)
+        if partial:
+            headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
+        status = 206 if partial else 200
+        if method == "HEAD":
+            return Response(status_code=status, headers=headers)
+        if not partial:
+            url = await run(self.registry.store.redirect_url, digest)
+            if url:
+                return RedirectResponse(
+                    url, status_code=307, headers={"Docker-Content-Digest": digest}
+                )
+        chunks = await run(self.registry.read_blob, digest, start, end)
+        return StreamingResponse(chunks, status_code=status, headers=headers)
+
+    # -- uploads ---------------------------------------------------------------------
+
+    async def _start_upload(self, request: Request, caller: Caller, ref: RepoRef) -> Response:
+        query = request.query_params
+        mount, source = query.get("mount"), query.get("from")
+        if mount:
+            digest = str(parse_digest(mount))
+            if source and await self._may_mount(request, caller, source):
+                source_ref = await run(self.catalog.resolve, RepositoryName.parse(source))
+                if await run(self.registry.mount_blob, ref, source_ref, digest):
+                    return Response(
+                        status_code=201,
+                        headers={
+                            "Location": f"/v2/{ref.name}/blobs/{digest}",
+                            "Docker-Content-Digest": digest,
+                        },
+                    )
+        upload_id = await run(self.registry.start_upload, ref)
+        ref = await run(self.catalog.resolve, ref.name)
+        digest_param = query.get("digest")
+        if digest_param and not mount:
+            parse_digest(digest_param)
+            await self._append(request, ref, upload_id, None)
+            digest = await run(self.registry.finish_upload, ref, upload_id, digest_param)
+            return Response(
+                status_code=201,
+                headers={
+                    "Location": f"/v2/{ref.name}/blobs/{digest}",
+                    "Docker-Content-Digest": digest,
+                },
+            )
+        return Response(status_code=202, headers=upload_headers(ref, upload_id, 0))
+
+    async def _may_mount(self, request: Request, caller: Caller, source: str) -> bool:
+        try:
+            source_name = RepositoryName.parse(source)
+        except NameError_:
+            return False
+        source_ref = await run(self.catalog.resolve, source_name)
+        if not source_ref.exists:
+            return False
+        try:
+            await self._authorize(request, caller, source_ref, "pull")
+        except RegistryError:
+            return False
+        return True
+
+    async def _upload(
+        self, request: Request, caller: Caller, ref: RepoRef, upload_id: str, method: str
+    ) -> Response:
+        await self._authorize(request, caller, ref, "push")
+        if method == "GET":
+            size = await run(self.registry.upload_size, ref, upload_id)
+            return Response(status_code=204, headers=upload_headers(ref, upload_id, size))
+        if method == "PATCH":
+            start = _content_range_start(request)
+            size = await self._append(request, ref, upload_id, start)
+            return Response(status_code=202, headers=upload_headers(ref, upload_id, size))
+        if method == "PUT":
+            digest_param = request.query_params.get("digest")
+            if not digest_param:
+                raise RegistryError("DIGEST_INVALID", "the digest query parameter is required")
+            parse_digest(digest_param)
+            start = _content_range_start(request)
+            await self._append(request, ref, upload_id, start)
+            digest = await run(self.registry.finish_upload, ref, upload_id, digest_param)
+            return Response(
+                status_code=201,
+                headers={
+                    "Location": f"/v2/{ref.name}/blobs/{digest}",
+                    "Docker-Content-Digest": digest,
+                },
+            )
+        if method == "DELETE":
+            await run(self.registry.cancel_upload, ref, upload_id)
+            return Response(status_code=204)
+        raise _method_not_allowed()
+
+    async def _append(
+        self, request: Request, ref: RepoRef, upload_id: str, start: int | None
+    ) -> int:
+        """Stream the request body into the upload; return the upload's new size."""
+        expected_len = _expected_length(request, start)
+        appender = await run(self.registry.open_append, ref, upload_id, start)
+        buffer = bytearray()
+        try:
+            async for chunk in _body(request):
+                buffer += chunk
+                if expected_len is not None and appender.written + len(buffer) > expected_len:
+                    raise RegistryError(
+                        "RANGE_INVALID" if start is not None else "SIZE_INVALID",
+                        "the body is longer than its Content-Range / Content-Length",
+                        status=416 if start is not None else 400,
+                    )
+                if len(buffer) >= _WRITE_BUFFER:
+                    data = bytes(buffer)
+                    buffer.clear()
+                    await run(appender.write, data)
+            if buffer:
+                await run(appender.write, bytes(buffer))
+            if expected_len is not None and appender.written != expected_len:
+                raise RegistryError(
+                    "RANGE_INVALID" if start is not None else "SIZE_INVALID",
+                    f"received {appender.written} bytes but the request announced {expected_len}",
+                    status=416 if start is not None else 400,
+                )
+        except BaseException:
+            await run(appender.abort)
+            raise
+        return await run(appender.close)
+
+    # -- discovery -------------------------------------------------------------------
+
+    async def _tags(self, request: Request, ref: RepoRef) -> Response:
+        limit = _page_size(request)
+        last = request.query_params.get("last") or None
+        names, more = await run(self.registry.list_tags, ref, limit, last)
+        headers = {}
+        if more and names:
+            query = urlencode({"n": limit, "last": names[-1]})
+            headers["Link"] = f'</v2/{ref.name}/tags/list?{query}>; rel="next"'
+        return JSONResponse({"name": str(ref.name), "tags": names}, headers=headers)
+
+    async def _referrers(self, request: Request, ref: RepoRef, digest: str) -> Response:
+        artifact_type = request.query_params.get("artifactType") or None
+        descriptors = await run(self.registry.referrers, ref, digest, artifact_type)
+        headers = {"Content-Type": mt.OCI_INDEX}
+        if artifact_type:
+            headers["OCI-Filters-Applied"] = "artifactType"
+        body = {"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": descriptors}
+        return Response(json.dumps(body), headers=headers, media_type=mt.OCI_INDEX)
+
+    async def _catalog(self, request: Request, caller: Caller) -> Response:
+        request.scope["dockyard.route"] = "catalog"
+        if caller.bad_credentials:
+            raise self._unauthorized(request, caller, "registry:catalog:*")
+        if caller.token is not None and not caller.token.allows("registry", "catalog", "*"):
+            raise self._unauthorized(request, caller, "registry:catalog:*")
+        if caller.token is None and caller.principal is None:
+            raise self._unauthorized(request, caller, "registry:catalog:*")
+        principal = caller.principal
+        if principal is None and caller.token is not None:
+            principal = await run(self.identity.principal_by_name, caller.token.subject)
+        limit = _page_size(request)
+        last = request.query_params.get("last") or None
+        context = _context(request)
+        names: list[str] = []
+        cursor = last
+        more = False
+        # Walk pages of the catalog, keeping what the caller may pull, until a page fills.
+        while True:
+            batch = await run(lambda c=cursor: self.catalog.list_repositories(limit=500, after=c))
+            for full, _repo_id, account, public in batch:
+                ns, _, repo = full.partition("/")
+                resource = Resource(
+                    repository_arn(self.region, account if account is not None else 0, ns, repo),
+                    public=public,
+                )
+                if is_allowed(principal or ANONYMOUS, actions.PULL, resource, context):
+                    if limit is not None and len(names) == limit:
+                        more = True
+                        break
+                    names.append(full)
+            if more or len(batch) < 500:
+                break
+            cursor = batch[-1][0]
+        headers = {}
+        if more and names:
+            query = urlencode({"n": limit, "last": names[-1]})
+            headers["Link"] = f'</v2/_catalog?{query}>; rel="next"'
+        return JSONResponse({"repositories": names}, headers=headers)
+
+
+# -- helpers -----------------------------------------------------------------------------
+
+
+def _context(request: Request) -> Context:
+    client = request.client
+    return Context(
+        source_ip=client.host if client else None,
+        secure_transport=request.url.scheme == "https",
+    )
+
+
+def _token_error(message: str) -> Response:
+    return JSONResponse(
+        {"errors": [{"code": "UNAUTHORIZED", "message": message}]},
+        status_code=401,
+        headers={"WWW-Authenticate": 'Basic realm="dockyard"'},
+    )
+
+
+def _method_not_allowed() -> RegistryError:
+    return RegistryError("UNSUPPORTED", "this method is not supported here", status=405)
+
+
+def _negotiate(request: Request, media_type: str, reference: str) -> None:
+    accept = request.headers.get("accept")
+    if not accept:
+        return
+    accepted = {a.split(";")[0].strip().lower() for a in accept.split(",")}
+    if (
+        "*/*" in accepted
+        or media_type in accepted
+        or not accepted & (mt.MANIFESTS | {mt.DOCKER_SCHEMA1, mt.DOCKER_SCHEMA1_SIGNED})
+    ):
+        return
+    raise RegistryError(
+        "MANIFEST_UNKNOWN",
+        f"the manifest is a {media_type}, which the Accept header does not include",
+        detail={"reference": reference, "mediaType": media_type},
+    )
+
+
+async def _body(request: Request) -> AsyncIterator[bytes]:
+    try:
+        async for chunk in request.stream():
+            if chunk:
+                yield chunk
+    except ClientDisconnect:
+        raise RegistryError("BLOB_UPLOAD_INVALID", "the client went away mid-upload") from None
+
+
+async def _read_limited(request: Request, limit: int) -> bytes:
+    length = request.headers.get("content-length")
+    if length and length.isdigit() and int(length) > limit:
+        raise RegistryError(
+            "MANIFEST_INVALID", f"manifest is larger than {limit} bytes", status=413
+        )
+    body = bytearray()
+    async for chunk in _body(request):
+        body += chunk
+        if len(body) > limit:
+            raise RegistryError(
+                "MANIFEST_INVALID", f"manifest is larger than {limit} bytes", status=413
+            )
+    return bytes(body)
+
+
+def _content_range_start(request: Request) -> int | None:
+    header = request.headers.get("content-range")
+    if not header:
+        return None
+    match = _CONTENT_RANGE.match(header.strip())
+    if not match or int(match.group(2)) < int(match.group(1)):
+        raise RegistryError(
+            "RANGE_INVALID", f"Content-Range {header[:100]!r} must be start-end", status=416
+        )
+    return int(match.group(1))
+
+
+def _expected_length(request: Request, start: int | None) -> int | None:
+    header = request.headers.get("content-range")
+    length = request.headers.get("content-length")
+    if start is not None and header:
+        match = _CONTENT_RANGE.match(header.strip())
+        assert match is not None
+        expected = int(match.group(2)) - int(match.group(1)) + 1
+        if length and length.isdigit() and int(length) != expected:
+            raise RegistryError(
+                "RANGE_INVALID",
+                f"Content-Length {length} does not match Content-Range {header}",
+                status=416,
+            )
+        return expected
+    if length and length.isdigit():
+        return int(length)
+    return None
+
+
+def _parse_range(header: str | None, size: int) -> tuple[int, int, bool]:
+    """``(start, end_exclusive, partial)`` for a single-range ``Range`` header."""
+    if not header or "," in header:
+        return 0, size, False
+    match = _RANGE.match(header.strip())
+    if not match or (not match.group(1) and not match.group(2)):
+        raise _range_not_satisfiable(header, size)
+    first, last = match.group(1), match.group(2)
+    if first:
+        start = int(first)
+        end = min(int(last) + 1, size) if last else size
+        if start >= size or (last and int(last) < start):
+            raise _range_not_satisfiable(header, size)
+    else:
+        suffix = int(last)
+        if suffix == 0:
+            raise _range_not_satisfiable(header, size)
+        start, end = max(size - suffix, 0), size
+    return start, end, True
+
+
+def _range_not_satisfiable(header: str, size: int) -> RegistryError:
+    return RegistryError(
+        "RANGE_INVALID",
+        f"range {header[:100]!r} cannot be satisfied for a blob of {size} bytes",
+        status=416,
+        headers={"Content-Range": f"bytes */{size}"},
+    )
+
+
+def _page_size(request: Request) -> int | None:
+    raw = request.query_params.get("n")
+    if raw is None or raw == "":
+        return None
+    if not raw.isdigit() or int(raw) > 100_000:
+        raise RegistryError(
+            "UNSUPPORTED", f"n must be an integer from 0 to 100000, not {raw[:20]!r}", status=400
+        )
+    return int(raw)

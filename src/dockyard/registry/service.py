@@ -1,0 +1,570 @@
+"""The registry service: blobs, uploads, manifests, tags and referrers.
+
+Every method is synchronous (database and blob store calls block) and is called from a
+worker thread by the HTTP layer. Methods take an already authorized :class:`RepoRef`;
+deciding who may call them is the HTTP layer's job, through ``iam.authz``.
+
+Uploads keep a running SHA-256 in memory so that closing an upload does not re-read it;
+when that state is missing (another replica took the previous chunk, or the server
+restarted) the digest is rebuilt from the stored bytes, so uploads survive restarts.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from dockyard.catalog.service import CatalogService, NotFound, RepoRef
+from dockyard.db import tables as t
+from dockyard.db.engine import Database, utcnow
+from dockyard.db.upsert import upsert
+from dockyard.oci import mediatypes as mt
+from dockyard.oci.digest import Digest, DigestError, Hasher, new_hasher
+from dockyard.oci.manifest import Manifest, ManifestError, parse_manifest
+from dockyard.oci.reference import NameError_, check_tag
+from dockyard.registry.errors import (
+    RegistryError,
+    blob_unknown,
+    manifest_unknown,
+    name_unknown,
+    upload_unknown,
+)
+from dockyard.storage.base import BlobNotFound, BlobStore, UploadNotFound, UploadWriter
+
+
+@dataclass(frozen=True, slots=True)
+class StoredManifest:
+    digest: str
+    media_type: str
+    content: bytes
+    subject: str | None = None
+
+
+@dataclass(slots=True)
+class _HashState:
+    offset: int
+    hasher: Hasher
+
+
+def parse_digest(text: str) -> Digest:
+    try:
+        return Digest.parse(text)
+    except DigestError as exc:
+        raise RegistryError("DIGEST_INVALID", str(exc), detail={"digest": text[:200]}) from exc
+
+
+class UploadAppender:
+    """Appends one request's bytes to an upload, hashing them as they pass."""
+
+    def __init__(
+        self, writer: UploadWriter, state: _HashState | None, start: int, lock: threading.Lock
+    ) -> None:
+        self._writer = writer
+        self._state = state
+        self.start = start
+        self.written = 0
+        self._lock = lock
+
+    def write(self, data: bytes) -> None:
+        self._writer.write(data)
+        if self._state is not None:
+            self._state.hasher.update(data)
+        self.written += len(data)
+
+    def close(self) -> int:
+        try:
+            self._writer.close()
+            if self._state is not None:
+                self._state.offset = self.start + self.written
+        finally:
+            self._lock.release()
+        return self.start + self.written
+
+    def abort(self) -> None:
+        try:
+            self._writer.abort()
+        finally:
+            self._lock.release()
+
+
+class RegistryService:
+    def __init__(self, db: Database, store: BlobStore, catalog: CatalogService) -> None:
+        self.db = db
+        self.store = store
+        self.catalog = catalog
+        self._hashes: dict[str, _HashState] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+
+    # -- repositories ----------------------------------------------------------------
+
+    def require_repository(self, ref: RepoRef) -> int:
+        if ref.repository_id is not None:
+            return ref.repository_id
+        if ref.namespace_id is None:
+            raise name_unknown(
+                str(ref.name),
+                f"namespace {ref.name.namespace!r} does not exist; create it with "
+                f"'dockyard namespace create {ref.name.namespace}' or POST /api/v1/namespaces",
+            )
+        raise name_unknown(str(ref.name), f"repository {ref.name} does not exist")
+
+    def _ensure_repository(self, conn: Connection, ref: RepoRef) -> int:
+        try:
+            return self.catalog.ensure_repository(conn, ref)
+        except NotFound as exc:
+            raise name_unknown(str(ref.name), str(exc)) from exc
+
+    # -- blobs -----------------------------------------------------------------------
+
+    def stat_blob(self, ref: RepoRef, digest: str) -> int:
+        repo_id = self.require_repository(ref)
+        parse_digest(digest)
+        with self.db.read() as conn:
+            size = conn.execute(
+                sa.select(t.blobs.c.size)
+                .select_from(t.repository_blobs.join(t.blobs))
+                .where(
+                    t.repository_blobs.c.repository_id == repo_id,
+                    t.repository_blobs.c.digest == digest,
+                )
+            ).scalar()
+        if size is None:
+            raise blob_unknown(digest)
+        return int(size)
+
+    def read_blob(self, digest: str, start: int, end: int) -> Iterator[bytes]:
+        try:
+            return self.store.read(digest, start, end)
+        except BlobNotFound as exc:
+            raise blob_unknown(digest) from exc
+
+    def delete_blob(self, ref: RepoRef, digest: str) -> None:
+        repo_id = self.require_repository(ref)
+        parse_digest(digest)
+        with self.db.write() as conn:
+            res = conn.execute(
+                sa.delete(t.repository_blobs).where(
+                    t.repository_blobs.c.repository_id == repo_id,
+                    t.repository_blobs.c.digest == digest,
+                )
+            )
+        if res.rowcount == 0:
+            raise blob_unknown(digest)
+
+    def mount_blob(self, ref: RepoRef, source: RepoRef, digest: str) -> bool:
+        """Link ``digest`` from ``source`` into ``ref``; False when it is not there."""
+        if source.repository_id is None:
+            return False
+        with self.db.write() as conn:
+            linked = conn.execute(
+                sa.select(t.repository_blobs.c.digest).where(
+                    t.repository_blobs.c.repository_id == source.repository_id,
+                    t.repository_blobs.c.digest == digest,
+                )
+            ).first()
+            if linked is None:
+                return False
+            repo_id = self._ensure_repository(conn, ref)
+            self._link_blob(conn, repo_id, digest)
+        return True
+
+    @staticmethod
+    def _link_blob(conn: Connection, repo_id: int, digest: str) -> None:
+        now = utcnow()
+        conn.execute(sa.update(t.blobs).where(t.blobs.c.digest == digest).values(touched_at=now))
+        upsert(
+            conn,
+            t.repository_blobs,
+            {"repository_id": repo_id, "digest": digest, "created_at": now},
+            keys=("repository_id", "digest"),
+        )
+
+    # -- uploads ---------------------------------------------------------------------
+
+    def start_upload(self, ref: RepoRef) -> str:
+        upload_id = str(uuid.uuid4())
+        with self.db.write() as conn:
+            repo_id = self._ensure_repository(conn, ref)
+            conn.execute(
+                sa.insert(t.uploads).values(
+                    id=upload_id, repository_id=repo_id, started_at=utcnow()
+                )
+            )
+        self.store.upload_start(upload_id)
+        self._hashes[upload_id] = _HashState(0, new_hasher("sha256"))
+        return upload_id
+
+    def _check_upload(self, ref: RepoRef, upload_id: str) -> None:
+        if ref.repository_id is None:
+            raise upload_unknown(upload_id)
+        with self.db.read() as conn:
+            owner = conn.execute(
+                sa.select(t.uploads.c.repository_id).where(t.uploads.c.id == upload_id)
+            ).scalar()
+        if owner != ref.repository_id:
+            raise upload_unknown(upload_id)
+
+    def upload_size(self, ref: RepoRef, upload_id: str) -> int:
+        self._check_upload(ref, upload_id)
+        try:
+            return self.store.upload_size(upload_id)
+        except UploadNotFound as exc:
+            raise upload_unknown(upload_id) from exc
+
+    def _lock_for(self, upload_id: str) -> threading.Lock:
+        with self._locks_guard:
+            lock = self._locks.get(upload_id)
+            if lock is None:
+                lock = self._locks[upload_id] = threading.Lock()
+            return lock
+
+    def open_append(
+        self, ref: RepoRef, upload_id: str, expected_start: int | None
+    ) -> UploadAppender:
+        """Begin appending; ``expected_start`` (from Content-Range) must equal the size."""
+        self._check_upload(ref, upload_id)
+        lock = self._lock_for(upload_id)
+        if not lock.acquire(timeout=60):
+            raise RegistryError("BLOB_UPLOAD_INVALID", "another request is writing to this upload")
+        try:
+            size = self.store.upload_size(upload_id)
+            if expected_start is not None and expected_start != size:
+                raise RegistryError(
+                    "RANGE_INVALID",
+                    f"chunk starts at {expected_start} but the upload has {size} bytes; "
+                    f"send the chunk that starts at {size}",
+                    status=416,
+                    headers=upload_headers(ref, upload_id, size),
+                )
+            writer = self.store.upload_writer(upload_id)
+        except UploadNotFound as exc:
+            lock.release()
+            raise upload_unknown(upload_id) from exc
+        except BaseException:
+            lock.release()
+            raise
+        state = self._hashes.get(upload_id)
+        if state is not None and state.offset != size:
+            self._hashes.pop(upload_id, None)
+            state = None
+        return UploadAppender(writer, state, size, lock)
+
+    def _upload_digest(self, upload_id: str, algorithm: str, size: int) -> str:
+        state = self._hashes.get(upload_id)
+        if algorithm == "sha256" and state is not None and state.offset == size:
+            return f"sha256:{state.hasher.hexdigest()}"
+        hasher = new_hasher(algorithm)
+        for chunk in self.store.upload_read(upload_id):
+            hasher.update(chunk)
+        return f"{algorithm}:{hasher.hexdigest()}"
+
+    def finish_upload(self, ref: RepoRef, upload_id: str, digest_text: str) -> str:
+        """Verify the digest, publish the blob and link it; a mismatch removes it all."""
+        self._check_upload(ref, upload_id)
+        try:
+            digest = Digest.parse(digest_text)
+        except DigestError as exc:
+            raise RegistryError(
+                "DIGEST_INVALID", str(exc), detail={"digest": digest_text[:200]}
+            ) from exc
+        lock = self._lock_for(upload_id)
+        with lock:
+            try:
+                size = self.store.upload_size(upload_id)
+                actual = self._upload_digest(upload_id, digest.algorithm, size)
+            except UploadNotFound as exc:
+                raise upload_unknown(upload_id) from exc
+            if actual != str(digest):
+                self.cancel_upload(ref, upload_id)
+                raise RegistryError(
+                    "DIGEST_INVALID",
+                    f"the uploaded content has digest {actual}, not {digest}; "
+                    "the upload was discarded",
+                    detail={"expected": str(digest), "actual": actual},
+                )
+            self.store.upload_commit(upload_id, str(digest))
+            now = utcnow()
+            with self.db.write() as conn:
+                upsert(
+                    conn,
+                    t.blobs,
+                    {"digest": str(digest), "size": size, "created_at": now, "touched_at": now},
+                    keys=("digest",),
+                    update=("touched_at",),
+                )
+                self._link_blob(conn, self.require_repository(ref), str(digest))
+                conn.execute(sa.delete(t.uploads).where(t.uploads.c.id == upload_id))
+        self._forget_upload(upload_id)
+        return str(digest)
+
+    def cancel_upload(self, ref: RepoRef, upload_id: str) -> None:
+        self._check_upload(ref, upload_id)
+        with self.db.write() as conn:
+            conn.execute(sa.delete(t.uploads).where(t.uploads.c.id == upload_id))
+        self.store.upload_abort(upload_id)
+        self._forget_upload(upload_id)
+
+    def _forget_upload(self, upload_id: str) -> None:
+        self._hashes.pop(upload_id, None)
+        with self._locks_guard:
+            self._locks.pop(upload_id, None)
+
+    # -- manifests -------------------------------------------------------------------
+
+    def get_manifest(self, ref: RepoRef, reference: str) -> StoredManifest:
+        repo_id = self.require_repository(ref)
+        cols = (
+            t.manifests.c.digest,
+            t.manifests.c.media_type,
+            t.manifests.c.content,
+            t.manifests.c.subject_digest,
+        )
+        if ":" in reference:
+            parse_digest(reference)
+            q = sa.select(*cols).where(
+                t.manifests.c.repository_id == repo_id, t.manifests.c.digest == reference
+            )
+        else:
+            check_reference_tag(reference)
+            q = (
+                sa.select(*cols)
+                .select_from(t.tags.join(t.manifests, t.tags.c.manifest_id == t.manifests.c.id))
+                .where(t.tags.c.repository_id == repo_id, t.tags.c.name == reference)
+            )
+        with self.db.read() as conn:
+            row = conn.execute(q).first()
+        if row is None:
+            raise manifest_unknown(reference)
+        return StoredManifest(row.digest, row.media_type, bytes(row.content), row.subject_digest)
+
+    def put_manifest(
+        self, ref: RepoRef, reference: str, body: bytes, content_type: str | None
+    ) -> tuple[str, Manifest]:
+        by_digest = ":" in reference
+        if by_digest:
+            expected = parse_digest(reference)
+            actual = Digest.of(body, expected.algorithm)
+            if actual != expected:
+                raise RegistryError(
+                    "DIGEST_INVALID",
+                    f"the manifest's digest is {actual}, not {expected}",
+                    detail={"expected": str(expected), "actual": str(actual)},
+                )
+        else:
+            check_reference_tag(reference)
+            actual = Digest.of(body)
+        try:
+            manifest = parse_manifest(body, content_type)
+        except ManifestError as exc:
+            raise RegistryError("MANIFEST_INVALID", str(exc)) from exc
+        digest = str(actual)
+        now = utcnow()
+        with self.db.write() as conn:
+            repo_id = self._ensure_repository(conn, ref)
+            self._check_references(conn, repo_id, manifest)
+            manifest_id = conn.execute(
+                sa.select(t.manifests.c.id).where(
+                    t.manifests.c.repository_id == repo_id, t.manifests.c.digest == digest
+                )
+            ).scalar()
+            if manifest_id is None:
+                manifest_id = self._insert_manifest(conn, repo_id, digest, body, manifest, now)
+            if not by_digest:
+                upsert(
+                    conn,
+                    t.tags,
+                    {
+                        "repository_id": repo_id,
+                        "name": reference,
+                        "manifest_id": manifest_id,
+                        "updated_at": now,
+                    },
+                    keys=("repository_id", "name"),
+                    update=("manifest_id", "updated_at"),
+                )
+            conn.execute(
+                sa.update(t.repositories)
+                .where(t.repositories.c.id == repo_id)
+                .values(updated_at=now)
+            )
+        return digest, manifest
+
+    @staticmethod
+    def _check_references(conn: Connection, repo_id: int, manifest: Manifest) -> None:
+        blob_digests = sorted({str(d.digest) for d in manifest.blobs})
+        if blob_digests:
+            # Touching the blobs inside this write transaction is what keeps garbage
+            # collection from deleting them between this check and the commit.
+            conn.execute(
+                sa.update(t.blobs)
+                .where(t.blobs.c.digest.in_(blob_digests))
+                .values(touched_at=utcnow())
+            )
+            present = set(
+                conn.execute(
+                    sa.select(t.repository_blobs.c.digest).where(
+                        t.repository_blobs.c.repository_id == repo_id,
+                        t.repository_blobs.c.digest.in_(blob_digests),
+                    )
+                ).scalars()
+            )
+            missing = [d for d in blob_digests if d not in present]
+            if missing:
+                raise RegistryError(
+                    "MANIFEST_BLOB_UNKNOWN",
+                    f"the manifest references blob {missing[0]}, which is not in this "
+                    "repository; push it first",
+                    detail={"digest": missing[0]},
+                )
+        child_digests = sorted({str(d.digest) for d in manifest.children})
+        if child_digests:
+            present = set(
+                conn.execute(
+                    sa.select(t.manifests.c.digest).where(
+                        t.manifests.c.repository_id == repo_id,
+                        t.manifests.c.digest.in_(child_digests),
+                    )
+                ).scalars()
+            )
+            missing = [d for d in child_digests if d not in present]
+            if missing:
+                raise RegistryError(
+                    "MANIFEST_BLOB_UNKNOWN",
+                    f"the index references manifest {missing[0]}, which is not in this "
+                    "repository; push it first",
+                    detail={"digest": missing[0]},
+                )
+
+    @staticmethod
+    def _insert_manifest(
+        conn: Connection, repo_id: int, digest: str, body: bytes, manifest: Manifest, now: Any
+    ) -> int:
+        res = conn.execute(
+            sa.insert(t.manifests).values(
+                repository_id=repo_id,
+                digest=digest,
+                media_type=manifest.media_type,
+                size=len(body),
+                content=body,
+                artifact_type=manifest.artifact_type,
+                subject_digest=str(manifest.subject.digest) if manifest.subject else None,
+                annotations=json.dumps(manifest.annotations) if manifest.annotations else None,
+                created_at=now,
+            )
+        )
+        pk = res.inserted_primary_key
+        assert pk is not None
+        manifest_id = int(pk[0])
+        refs = {("blob", str(d.digest)) for d in manifest.blobs}
+        refs |= {("manifest", str(d.digest)) for d in manifest.children}
+        if refs:
+            conn.execute(
+                sa.insert(t.manifest_references),
+                [{"manifest_id": manifest_id, "kind": k, "digest": d} for k, d in sorted(refs)],
+            )
+        return manifest_id
+
+    def delete_manifest(self, ref: RepoRef, reference: str) -> None:
+        repo_id = self.require_repository(ref)
+        with self.db.write() as conn:
+            if ":" in reference:
+                parse_digest(reference)
+                res = conn.execute(
+                    sa.delete(t.manifests).where(
+                        t.manifests.c.repository_id == repo_id,
+                        t.manifests.c.digest == reference,
+                    )
+                )
+            else:
+                check_reference_tag(reference)
+                res = conn.execute(
+                    sa.delete(t.tags).where(
+                        t.tags.c.repository_id == repo_id, t.tags.c.name == reference
+                    )
+                )
+            if res.rowcount == 0:
+                raise manifest_unknown(reference)
+            conn.execute(
+                sa.update(t.repositories)
+                .where(t.repositories.c.id == repo_id)
+                .values(updated_at=utcnow())
+            )
+
+    # -- discovery -------------------------------------------------------------------
+
+    def list_tags(
+        self, ref: RepoRef, limit: int | None, last: str | None
+    ) -> tuple[list[str], bool]:
+        """Tags in lexical order after ``last``; True when more follow."""
+        repo_id = self.require_repository(ref)
+        q = sa.select(t.tags.c.name).where(t.tags.c.repository_id == repo_id)
+        if last:
+            q = q.where(t.tags.c.name > last)
+        q = q.order_by(t.tags.c.name)
+        if limit is not None:
+            q = q.limit(limit + 1)
+        with self.db.read() as conn:
+            names = list(conn.execute(q).scalars())
+        if limit is not None and len(names) > limit:
+            return names[:limit], True
+        return names, False
+
+    def referrers(
+        self, ref: RepoRef, digest: str, artifact_type: str | None
+    ) -> list[dict[str, Any]]:
+        parse_digest(digest)
+        if ref.repository_id is None:
+            self.require_repository(ref)
+        q = sa.select(
+            t.manifests.c.digest,
+            t.manifests.c.media_type,
+            t.manifests.c.size,
+            t.manifests.c.artifact_type,
+            t.manifests.c.annotations,
+        ).where(
+            t.manifests.c.repository_id == ref.repository_id,
+            t.manifests.c.subject_digest == digest,
+        )
+        if artifact_type:
+            q = q.where(t.manifests.c.artifact_type == artifact_type)
+        with self.db.read() as conn:
+            rows = conn.execute(q.order_by(t.manifests.c.digest)).all()
+        out = []
+        for row in rows:
+            desc: dict[str, Any] = {
+                "mediaType": row.media_type,
+                "digest": row.digest,
+                "size": row.size,
+            }
+            if row.artifact_type:
+                desc["artifactType"] = row.artifact_type
+            if row.annotations:
+                desc["annotations"] = json.loads(row.annotations)
+            out.append(desc)
+        return out
+
+
+def check_reference_tag(reference: str) -> None:
+    try:
+        check_tag(reference)
+    except NameError_ as exc:
+        raise RegistryError("MANIFEST_INVALID", str(exc), detail={"tag": reference[:200]}) from exc
+
+
+def upload_headers(ref: RepoRef, upload_id: str, size: int) -> dict[str, str]:
+    return {
+        "Location": f"/v2/{ref.name}/blobs/uploads/{upload_id}",
+        "Range": f"0-{max(size - 1, 0)}",
+        "Docker-Upload-UUID": upload_id,
+    }
+
+
+EMPTY_INDEX_MEDIA_TYPE = mt.OCI_INDEX
