@@ -1,1 +1,1 @@
-pytest_plugins = ["tests.fixtures.s3server"]
+pytest_plugins = ["tests.fixtures.s3server", "tests.fixtures.server"]
