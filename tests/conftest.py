@@ -1,1 +1,6 @@
-pytest_plugins = ["tests.fixtures.s3server", "tests.fixtures.server"]
+pytest_plugins = [
+    "tests.fixtures.s3server",
+    "tests.fixtures.server",
+    "tests.fixtures.postgres",
+    "tests.fixtures.backends",
+]

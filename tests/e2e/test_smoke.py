@@ -1,8 +1,12 @@
-"""The server starts, answers health checks and challenges unauthenticated clients."""
+"""The server starts, answers health checks and challenges unauthenticated clients,
+on every backend (SQLite + filesystem, PostgreSQL + S3)."""
 
 from __future__ import annotations
 
+from tests.fixtures.backends import all_backends_module
 from tests.fixtures.server import DockyardServer
+
+pytestmark = all_backends_module
 
 
 def test_health_and_challenge(registry: DockyardServer) -> None:

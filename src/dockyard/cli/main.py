@@ -167,6 +167,70 @@ def namespace_list(ctx: click.Context) -> None:
         services.close()
 
 
+@main.command()
+@click.option("--dry-run", is_flag=True, help="Report what would be removed; remove nothing.")
+@click.option(
+    "--grace",
+    type=int,
+    default=None,
+    help="Spare anything touched within this many seconds (default: gc_grace).",
+)
+@click.option("--verbose", "-v", is_flag=True, help="List every item removed.")
+@click.pass_context
+def gc(ctx: click.Context, dry_run: bool, grace: int | None, verbose: bool) -> None:
+    """Remove untagged manifests and blobs nothing references; safe while serving."""
+    from datetime import timedelta
+
+    from dockyard.app import bootstrap
+    from dockyard.registry.maintenance import collect_garbage
+
+    settings = _settings(ctx)
+    services = bootstrap(settings)
+    try:
+        report = collect_garbage(
+            services.db,
+            services.store,
+            grace=timedelta(seconds=settings.gc_grace if grace is None else grace),
+            upload_age=timedelta(seconds=settings.upload_purge_age),
+            dry_run=dry_run,
+        )
+    finally:
+        services.close()
+    if verbose:
+        for name in report.manifests:
+            click.echo(f"manifest {name}")
+        for digest, size in report.blobs + report.orphans:
+            click.echo(f"blob {digest} {size}")
+        for upload_id in report.uploads:
+            click.echo(f"upload {upload_id}")
+    click.echo(report.summary())
+
+
+@main.command()
+@click.option("--no-rehash", is_flag=True, help="Check sizes only; do not re-read every blob.")
+@click.pass_context
+def fsck(ctx: click.Context, no_rehash: bool) -> None:
+    """Re-hash every blob and check every reference; exit 1 when something is wrong."""
+    from dockyard.app import bootstrap
+    from dockyard.registry.maintenance import check_consistency
+
+    services = bootstrap(_settings(ctx))
+    try:
+        report = check_consistency(services.db, services.store, rehash=not no_rehash)
+    finally:
+        services.close()
+    for note in report.notes:
+        click.echo(f"note: {note}")
+    for problem in report.problems:
+        click.echo(f"problem: {problem}")
+    click.echo(
+        f"checked {report.blobs_checked} blobs and {report.manifests_checked} manifests: "
+        + ("clean" if report.clean else f"{len(report.problems)} problems")
+    )
+    if not report.clean:
+        ctx.exit(1)
+
+
 def run() -> None:
     try:
         main()

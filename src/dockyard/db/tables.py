@@ -112,6 +112,7 @@ manifests = Table(
     Column("subject_digest", String(200), nullable=True),
     Column("annotations", Text, nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("touched_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("repository_id", "digest", name="uq_manifests_repository_digest"),
     Index("ix_manifests_subject", "repository_id", "subject_digest"),
 )

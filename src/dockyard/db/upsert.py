@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Table
+from sqlalchemy import Table, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
@@ -28,3 +29,14 @@ def upsert(
     else:
         stmt = stmt.on_conflict_do_nothing(index_elements=list(keys))
     conn.execute(stmt)
+
+
+def lock_digest(conn: Connection, digest: str) -> None:
+    """Serialize writers of one blob digest until the transaction ends.
+
+    PostgreSQL takes a transaction-scoped advisory lock; SQLite needs nothing, since its
+    write transactions (BEGIN IMMEDIATE) already run one at a time.
+    """
+    if conn.dialect.name == "postgresql":
+        key = int.from_bytes(hashlib.sha256(digest.encode()).digest()[:8], "big", signed=True)
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})

@@ -24,7 +24,7 @@ from sqlalchemy.engine import Connection
 from dockyard.catalog.service import CatalogService, NotFound, RepoRef
 from dockyard.db import tables as t
 from dockyard.db.engine import Database, utcnow
-from dockyard.db.upsert import upsert
+from dockyard.db.upsert import lock_digest, upsert
 from dockyard.oci import mediatypes as mt
 from dockyard.oci.digest import Digest, DigestError, Hasher, new_hasher
 from dockyard.oci.manifest import Manifest, ManifestError, parse_manifest
@@ -290,9 +290,12 @@ class RegistryService:
                     "the upload was discarded",
                     detail={"expected": str(digest), "actual": actual},
                 )
-            self.store.upload_commit(upload_id, str(digest))
             now = utcnow()
             with self.db.write() as conn:
+                # Publishing inside the transaction, under the digest's lock, keeps garbage
+                # collection from deleting these bytes between publish and record.
+                lock_digest(conn, str(digest))
+                self.store.upload_commit(upload_id, str(digest))
                 upsert(
                     conn,
                     t.blobs,
@@ -370,10 +373,13 @@ class RegistryService:
         with self.db.write() as conn:
             repo_id = self._ensure_repository(conn, ref)
             self._check_references(conn, repo_id, manifest)
+            # Touching an existing manifest (not just reading it) locks its row, so that
+            # garbage collection cannot delete it between here and the tag's insert.
             manifest_id = conn.execute(
-                sa.select(t.manifests.c.id).where(
-                    t.manifests.c.repository_id == repo_id, t.manifests.c.digest == digest
-                )
+                sa.update(t.manifests)
+                .where(t.manifests.c.repository_id == repo_id, t.manifests.c.digest == digest)
+                .values(touched_at=now)
+                .returning(t.manifests.c.id)
             ).scalar()
             if manifest_id is None:
                 manifest_id = self._insert_manifest(conn, repo_id, digest, body, manifest, now)
@@ -458,6 +464,7 @@ class RegistryService:
                 subject_digest=str(manifest.subject.digest) if manifest.subject else None,
                 annotations=json.dumps(manifest.annotations) if manifest.annotations else None,
                 created_at=now,
+                touched_at=now,
             )
         )
         pk = res.inserted_primary_key

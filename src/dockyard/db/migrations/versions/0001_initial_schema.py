@@ -112,6 +112,7 @@ def upgrade() -> None:
         sa.Column("subject_digest", sa.String(length=200), nullable=True),
         sa.Column("annotations", sa.Text(), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("touched_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["repository_id"],
             ["repositories.id"],

@@ -1,0 +1,52 @@
+# Dockyard: `make serve` runs the registry, `make test` runs the whole suite.
+# Both create the virtual environment and install what is missing (system tools via
+# apt-get when running as root on Debian).
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+TEST_TOOLS := buildah skopeo podman busybox
+TEST_PACKAGES := buildah skopeo podman busybox-static uidmap fuse-overlayfs postgresql
+BENCH_PACKAGES := docker-registry wrk
+
+.PHONY: serve test lint bench system-test-deps system-bench-deps clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+serve: $(STAMP)
+	$(BIN)/dockyard serve
+
+# Installs each Debian package whose tool is missing (PostgreSQL: its server binaries).
+system-test-deps:
+	@missing=""; \
+	for tool in $(TEST_TOOLS); do command -v $$tool >/dev/null 2>&1 || missing=1; done; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing=1; \
+	if [ -n "$$missing" ]; then \
+		echo "installing system tools for the tests: $(TEST_PACKAGES)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(TEST_PACKAGES); \
+	fi
+
+system-bench-deps:
+	@if ! command -v docker-registry >/dev/null 2>&1 || ! command -v wrk >/dev/null 2>&1; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(BENCH_PACKAGES); \
+	fi
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+
+test: $(STAMP) system-test-deps lint
+	$(BIN)/pytest
+
+bench: $(STAMP) system-bench-deps
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache

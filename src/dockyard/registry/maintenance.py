@@ -1,0 +1,317 @@
+"""Garbage collection and consistency checks (``dockyard gc``, ``dockyard fsck``).
+
+Garbage collection is safe while the registry serves pushes. It deletes only what is
+both unreachable and older than a grace period, and each delete re-checks both in the
+same statement, inside a write transaction that also holds the digest's lock. A push
+touches every blob and manifest it relies on in its own write transaction (see
+``RegistryService.put_manifest`` and ``finish_upload``), so either the push commits first
+and the delete no longer matches, or the delete commits first and the push sees the blob
+missing and refuses the manifest (``MANIFEST_BLOB_UNKNOWN``) instead of committing a
+manifest whose layers are gone.
+
+What is reachable: every tagged manifest; the children of a reachable index; and every
+manifest whose ``subject`` is reachable (signatures, SBOMs and other referrers live as
+long as the image they describe). A blob is reachable when a manifest references it.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+
+from dockyard.db import tables as t
+from dockyard.db.engine import Database, as_utc, utcnow
+from dockyard.db.upsert import lock_digest
+from dockyard.oci.digest import Digest, DigestError, new_hasher
+from dockyard.oci.manifest import ManifestError, parse_manifest
+from dockyard.storage.base import BlobNotFound, BlobStore
+
+
+@dataclass
+class GCReport:
+    dry_run: bool
+    manifests: list[str] = field(default_factory=list)
+    """``namespace/repo@digest`` of each manifest removed."""
+    blobs: list[tuple[str, int]] = field(default_factory=list)
+    orphans: list[tuple[str, int]] = field(default_factory=list)
+    """Stored bytes no database row knows (left by a crash mid-publish)."""
+    uploads: list[str] = field(default_factory=list)
+
+    @property
+    def bytes_freed(self) -> int:
+        return sum(size for _, size in self.blobs) + sum(size for _, size in self.orphans)
+
+    def summary(self) -> str:
+        verb = "would free" if self.dry_run else "freed"
+        return (
+            f"{verb} {self.bytes_freed} bytes: {len(self.manifests)} manifests, "
+            f"{len(self.blobs)} blobs, {len(self.orphans)} unrecorded stored blobs, "
+            f"{len(self.uploads)} abandoned uploads"
+        )
+
+
+def _reachable_manifests(conn: sa.Connection) -> set[int]:
+    rows = conn.execute(
+        sa.select(
+            t.manifests.c.id,
+            t.manifests.c.repository_id,
+            t.manifests.c.digest,
+            t.manifests.c.subject_digest,
+        )
+    ).all()
+    by_digest = {(r.repository_id, r.digest): r.id for r in rows}
+    referrers: dict[int, list[int]] = defaultdict(list)
+    for r in rows:
+        if r.subject_digest:
+            subject = by_digest.get((r.repository_id, r.subject_digest))
+            if subject is not None:
+                referrers[subject].append(r.id)
+    repo_of = {r.id: r.repository_id for r in rows}
+    children: dict[int, list[int]] = defaultdict(list)
+    for ref in conn.execute(
+        sa.select(t.manifest_references.c.manifest_id, t.manifest_references.c.digest).where(
+            t.manifest_references.c.kind == "manifest"
+        )
+    ):
+        child = by_digest.get((repo_of.get(ref.manifest_id), ref.digest))
+        if child is not None:
+            children[ref.manifest_id].append(child)
+    live = set(conn.execute(sa.select(t.tags.c.manifest_id)).scalars())
+    stack = list(live)
+    while stack:
+        current = stack.pop()
+        for nxt in (*children.get(current, ()), *referrers.get(current, ())):
+            if nxt not in live:
+                live.add(nxt)
+                stack.append(nxt)
+    return live
+
+
+def collect_garbage(
+    db: Database,
+    store: BlobStore,
+    *,
+    grace: timedelta,
+    upload_age: timedelta,
+    dry_run: bool = False,
+) -> GCReport:
+    report = GCReport(dry_run=dry_run)
+    cutoff = utcnow() - grace
+    doomed = _collect_manifests(db, cutoff, dry_run, report)
+    _collect_blobs(db, store, cutoff, doomed, dry_run, report)
+    _collect_uploads(db, store, utcnow() - upload_age, dry_run, report)
+    return report
+
+
+def _collect_manifests(db: Database, cutoff: datetime, dry_run: bool, report: GCReport) -> set[int]:
+    """Remove unreachable manifests; return the ids of those removed (or to remove)."""
+    with db.read() as conn:
+        live = _reachable_manifests(conn)
+        candidates = conn.execute(
+            sa.select(
+                t.manifests.c.id,
+                t.manifests.c.digest,
+                t.namespaces.c.name.label("ns"),
+                t.repositories.c.name.label("repo"),
+            )
+            .select_from(t.manifests.join(t.repositories).join(t.namespaces))
+            .where(t.manifests.c.touched_at < cutoff)
+        ).all()
+    doomed: set[int] = set()
+    for row in candidates:
+        if row.id in live:
+            continue
+        name = f"{row.ns}/{row.repo}@{row.digest}"
+        if dry_run:
+            report.manifests.append(name)
+            doomed.add(row.id)
+            continue
+        with db.write() as conn:
+            # Re-check inside the write: still old, still untagged, still unreferenced.
+            if row.id in _reachable_manifests(conn):
+                continue
+            res = conn.execute(
+                sa.delete(t.manifests).where(
+                    t.manifests.c.id == row.id,
+                    t.manifests.c.touched_at < cutoff,
+                    ~sa.exists().where(t.tags.c.manifest_id == row.id),
+                )
+            )
+        if res.rowcount:
+            report.manifests.append(name)
+            doomed.add(row.id)
+    return doomed
+
+
+def _unreferenced(cutoff: datetime) -> tuple[sa.ColumnElement[bool], ...]:
+    referenced = sa.exists().where(t.manifest_references.c.digest == t.blobs.c.digest)
+    return (t.blobs.c.touched_at < cutoff, ~referenced)
+
+
+def _collect_blobs(
+    db: Database,
+    store: BlobStore,
+    cutoff: datetime,
+    doomed: set[int],
+    dry_run: bool,
+    report: GCReport,
+) -> None:
+    with db.read() as conn:
+        # References from manifests this run removes (or, dry, would remove) don't count.
+        kept = {
+            r.digest
+            for r in conn.execute(
+                sa.select(t.manifest_references.c.manifest_id, t.manifest_references.c.digest)
+            )
+            if r.manifest_id not in doomed
+        }
+        old = conn.execute(
+            sa.select(t.blobs.c.digest, t.blobs.c.size).where(t.blobs.c.touched_at < cutoff)
+        ).all()
+        candidates = [(r.digest, r.size) for r in old if r.digest not in kept]
+        known = set(conn.execute(sa.select(t.blobs.c.digest)).scalars())
+    for digest, size in candidates:
+        if dry_run:
+            report.blobs.append((digest, size))
+            continue
+        with db.write() as conn:
+            lock_digest(conn, digest)
+            # The conditions sit on the row itself, so PostgreSQL re-checks them against
+            # a push that touched the blob while this statement waited for its lock.
+            res = conn.execute(
+                sa.delete(t.blobs).where(t.blobs.c.digest == digest, *_unreferenced(cutoff))
+            )
+            if res.rowcount:
+                store.delete(digest)
+                report.blobs.append((digest, size))
+    for digest, size in list(store.iter_blobs()):
+        if digest in known:
+            continue
+        if dry_run:
+            report.orphans.append((digest, size))
+            continue
+        with db.write() as conn:
+            lock_digest(conn, digest)
+            exists = conn.execute(
+                sa.select(t.blobs.c.digest).where(t.blobs.c.digest == digest)
+            ).first()
+            if exists is None:
+                store.delete(digest)
+                report.orphans.append((digest, size))
+
+
+def _collect_uploads(
+    db: Database, store: BlobStore, cutoff: datetime, dry_run: bool, report: GCReport
+) -> None:
+    for info in list(store.iter_uploads()):
+        if as_utc(info.started_at) >= cutoff:
+            continue
+        report.uploads.append(info.upload_id)
+        if dry_run:
+            continue
+        with db.write() as conn:
+            conn.execute(sa.delete(t.uploads).where(t.uploads.c.id == info.upload_id))
+        store.upload_abort(info.upload_id)
+    if not dry_run:
+        with db.write() as conn:
+            conn.execute(sa.delete(t.uploads).where(t.uploads.c.started_at < cutoff))
+
+
+# -- fsck --------------------------------------------------------------------------------
+
+
+@dataclass
+class FsckReport:
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    blobs_checked: int = 0
+    manifests_checked: int = 0
+
+    @property
+    def clean(self) -> bool:
+        return not self.problems
+
+
+def check_consistency(db: Database, store: BlobStore, *, rehash: bool = True) -> FsckReport:
+    report = FsckReport()
+    with db.read() as conn:
+        blob_rows = conn.execute(sa.select(t.blobs.c.digest, t.blobs.c.size)).all()
+    recorded: dict[str, int] = {row.digest: row.size for row in blob_rows}
+    for digest, size in blob_rows:
+        report.blobs_checked += 1
+        _check_blob(store, digest, size, rehash, report)
+    for digest, size in store.iter_blobs():
+        if digest not in recorded:
+            report.notes.append(
+                f"blob {digest} ({size} bytes) is stored but not recorded; gc removes it"
+            )
+    _check_manifests(db, recorded, report)
+    return report
+
+
+def _check_blob(store: BlobStore, digest: str, size: int, rehash: bool, report: FsckReport) -> None:
+    stored = store.stat(digest)
+    if stored is None:
+        report.problems.append(f"blob {digest} is recorded but its bytes are missing")
+        return
+    if stored != size:
+        report.problems.append(f"blob {digest} has {stored} bytes, recorded {size}")
+        return
+    if not rehash:
+        return
+    try:
+        parsed = Digest.parse(digest)
+        hasher = new_hasher(parsed.algorithm)
+        for chunk in store.read(digest):
+            hasher.update(chunk)
+    except (DigestError, BlobNotFound) as exc:
+        report.problems.append(f"blob {digest} cannot be read: {exc}")
+        return
+    actual = f"{parsed.algorithm}:{hasher.hexdigest()}"
+    if actual != digest:
+        report.problems.append(f"blob {digest} is corrupt: its bytes hash to {actual}")
+
+
+def _check_manifests(db: Database, recorded: dict[str, int], report: FsckReport) -> None:
+    with db.read() as conn:
+        rows = conn.execute(
+            sa.select(
+                t.manifests.c.id,
+                t.manifests.c.repository_id,
+                t.manifests.c.digest,
+                t.manifests.c.media_type,
+                t.manifests.c.content,
+                t.namespaces.c.name.label("ns"),
+                t.repositories.c.name.label("repo"),
+            ).select_from(t.manifests.join(t.repositories).join(t.namespaces))
+        ).all()
+        in_repo = {(r.repository_id, r.digest) for r in rows}
+    for row in rows:
+        report.manifests_checked += 1
+        where = f"manifest {row.ns}/{row.repo}@{row.digest}"
+        content = bytes(row.content)
+        try:
+            algorithm = Digest.parse(row.digest).algorithm
+        except DigestError:
+            report.problems.append(f"{where} has a malformed digest")
+            continue
+        if str(Digest.of(content, algorithm)) != row.digest:
+            report.problems.append(f"{where}: its content does not match its digest")
+            continue
+        try:
+            manifest = parse_manifest(content, row.media_type)
+        except ManifestError as exc:
+            report.problems.append(f"{where} no longer parses: {exc}")
+            continue
+        for desc in manifest.blobs:
+            if str(desc.digest) not in recorded:
+                report.problems.append(f"{where} references missing blob {desc.digest}")
+        for desc in manifest.children:
+            if (row.repository_id, str(desc.digest)) not in in_repo:
+                report.problems.append(f"{where} references missing manifest {desc.digest}")
+
+
+__all__ = ["FsckReport", "GCReport", "check_consistency", "collect_garbage"]
