@@ -7,6 +7,7 @@ downloads pass through without buffering, and the bytes in and out can be counte
 from __future__ import annotations
 
 import contextvars
+import itertools
 import json
 import logging
 import sys
@@ -17,6 +18,9 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+# Request ids: a random per-process prefix and a counter, unique without a syscall each.
+_RID_PREFIX = uuid.uuid4().hex[:8] + "-"
+_rid_counter = itertools.count(1)
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
 
@@ -118,7 +122,7 @@ class ObservabilityMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        rid = _header(scope, b"x-request-id") or uuid.uuid4().hex[:16]
+        rid = _header(scope, b"x-request-id") or f"{_RID_PREFIX}{next(_rid_counter):x}"
         token = request_id_var.set(rid)
         started = time.perf_counter()
         status = 500
