@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from dockyard.db import tables as t
 from dockyard.db.engine import Database, as_utc, utcnow
+from dockyard.db.upsert import upsert
 from dockyard.oci.reference import NameError_, RepositoryName, check_component
 
 
@@ -190,19 +191,29 @@ class CatalogService:
                 "in the console or with POST /api/v1/repositories"
             )
         now = utcnow()
-        res = conn.execute(
-            sa.insert(t.repositories).values(
-                namespace_id=current.namespace_id,
-                name=ref.name.repository,
-                is_public=current.default_public,
-                summary="",
-                created_at=now,
-                updated_at=now,
-            )
+        # On PostgreSQL write transactions run side by side: another push may have
+        # inserted this repository and not committed yet. ON CONFLICT DO NOTHING waits
+        # for it and then yields to its row instead of failing on the unique constraint.
+        upsert(
+            conn,
+            t.repositories,
+            {
+                "namespace_id": current.namespace_id,
+                "name": ref.name.repository,
+                "is_public": current.default_public,
+                "summary": "",
+                "created_at": now,
+                "updated_at": now,
+            },
+            keys=["namespace_id", "name"],
         )
-        pk = res.inserted_primary_key
-        assert pk is not None
-        return int(pk[0])
+        repository_id = conn.execute(
+            sa.select(t.repositories.c.id).where(
+                t.repositories.c.namespace_id == current.namespace_id,
+                t.repositories.c.name == ref.name.repository,
+            )
+        ).scalar_one()
+        return int(repository_id)
 
     def list_repositories(
         self, *, limit: int = 100, after: str | None = None
