@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from tests.fixtures.backends import all_backends, all_backends_module
 from tests.fixtures.server import DockyardServer
 
 PROBLEM = "application/problem+json"
 
 
+@all_backends_module
 def test_create_list_get_delete(registry: DockyardServer) -> None:
     with registry.client() as c:
         r = c.post("/api/v1/namespaces", json={"name": "apiteam"})
@@ -34,6 +36,7 @@ def test_create_list_get_delete(registry: DockyardServer) -> None:
         assert "does not exist" in r.json()["detail"]
 
 
+@all_backends_module
 def test_pagination(registry: DockyardServer) -> None:
     with registry.client() as c:
         for i in range(5):
@@ -51,6 +54,7 @@ def test_pagination(registry: DockyardServer) -> None:
         assert {f"page{i}" for i in range(5)} <= set(seen)
 
 
+@all_backends_module
 def test_errors_are_problem_json(registry: DockyardServer) -> None:
     with registry.client() as c:
         cases = [
@@ -76,6 +80,7 @@ def test_errors_are_problem_json(registry: DockyardServer) -> None:
         assert c.get("/api/v1/no-such-route").headers["content-type"] == PROBLEM
 
 
+@all_backends_module
 def test_anonymous_and_wrong_password_are_refused(registry: DockyardServer) -> None:
     with registry.client(auth=None) as c:
         r = c.post("/api/v1/namespaces", json={"name": "sneaky"})
@@ -98,6 +103,7 @@ def test_cli_namespace_commands(dockyard_server: DockyardServer) -> None:
     assert len(dup.stderr.strip().splitlines()) == 1
 
 
+@all_backends
 def test_push_into_namespace_without_auto_create_explains(dockyard_server: DockyardServer) -> None:
     dockyard_server.cli("namespace", "create", "strict", "--no-auto-create")
     with dockyard_server.client() as c:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 
+from tests.fixtures.backends import all_backends
 from tests.fixtures.oci import assert_intact, push_image
 from tests.fixtures.server import DockyardServer, make_server
 
@@ -54,6 +55,7 @@ def test_generated_password_is_printed_on_first_start(tmp_path: Path) -> None:
     assert password not in second.stderr
 
 
+@all_backends
 def test_upload_survives_restart(dockyard_server: DockyardServer) -> None:
     first, second = os.urandom(300_000), os.urandom(200_000)
     digest = "sha256:" + hashlib.sha256(first + second).hexdigest()

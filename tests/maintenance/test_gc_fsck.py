@@ -8,6 +8,7 @@ from pathlib import Path
 
 import httpx
 
+from tests.fixtures.backends import all_backends
 from tests.fixtures.oci import (
     OCI_INDEX,
     OCI_MANIFEST,
@@ -25,6 +26,7 @@ def _blob_status(client: httpx.Client, name: str, digest: str) -> int:
     return client.head(f"/v2/{name}/blobs/{digest}").status_code
 
 
+@all_backends
 def test_gc_removes_only_unreachable(dockyard_server: DockyardServer) -> None:
     shared = b"shared layer" * 100
     with dockyard_server.client() as c:
@@ -73,6 +75,7 @@ def test_gc_removes_only_unreachable(dockyard_server: DockyardServer) -> None:
     assert "clean" in dockyard_server.cli("fsck").stdout
 
 
+@all_backends
 def test_gc_grace_period_spares_recent_content(dockyard_server: DockyardServer) -> None:
     with dockyard_server.client() as c:
         image = push_image(c, "library/recent", None)
@@ -83,6 +86,7 @@ def test_gc_grace_period_spares_recent_content(dockyard_server: DockyardServer) 
         assert _blob_status(c, "library/recent", loose) == 200
 
 
+@all_backends
 def test_gc_purges_abandoned_uploads(dockyard_server: DockyardServer) -> None:
     with dockyard_server.client() as c:
         r = c.post("/v2/library/up/blobs/uploads/")
@@ -96,6 +100,7 @@ def test_gc_purges_abandoned_uploads(dockyard_server: DockyardServer) -> None:
         assert c.get(location).status_code == 404
 
 
+@all_backends
 def test_gc_during_pushes_never_breaks_a_pushed_image(dockyard_server: DockyardServer) -> None:
     """GC with no grace at all, in a loop, while eight clients push: every manifest
     the registry accepted must stay whole, and fsck must find nothing wrong."""

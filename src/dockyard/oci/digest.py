@@ -37,13 +37,13 @@ class Digest:
     @classmethod
     def parse(cls, text: str) -> Digest:
         """Parse and validate ``text``; raise :class:`DigestError` saying why it is bad."""
-        if len(text) > 256 or not _GRAMMAR.match(text):
+        if len(text) > 256 or not _GRAMMAR.fullmatch(text):
             raise DigestError(f"{text[:80]!r} is not a digest of the form algorithm:hex")
         algorithm, _, encoded = text.partition(":")
         expected = _HEX_LENGTHS.get(algorithm)
         if expected is None:
             raise DigestError(f"digest algorithm {algorithm!r} is not supported (sha256, sha512)")
-        if len(encoded) != expected or not _HEX.match(encoded):
+        if len(encoded) != expected or not _HEX.fullmatch(encoded):
             raise DigestError(f"a {algorithm} digest has {expected} lowercase hex characters")
         return cls(algorithm, encoded)
 

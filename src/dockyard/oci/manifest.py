@@ -73,7 +73,7 @@ def _descriptor(raw: Any, where: str) -> Descriptor:
     if not isinstance(raw, dict):
         raise ManifestError(f"{where} must be a JSON object (a descriptor)")
     media_type = raw.get("mediaType")
-    if not isinstance(media_type, str) or not _MEDIA_TYPE.match(media_type):
+    if not isinstance(media_type, str) or not _MEDIA_TYPE.fullmatch(media_type):
         raise ManifestError(f"{where}.mediaType must be a media type such as type/subtype")
     digest_text = raw.get("digest")
     if not isinstance(digest_text, str):
@@ -126,6 +126,8 @@ def parse_manifest(body: bytes, content_type: str | None) -> Manifest:
         doc = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ManifestError(f"manifest is not valid JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise ManifestError("manifest JSON is nested too deeply") from exc
     if not isinstance(doc, dict):
         raise ManifestError("manifest must be a JSON object")
     schema = doc.get("schemaVersion")
@@ -134,8 +136,8 @@ def parse_manifest(body: bytes, content_type: str | None) -> Manifest:
             "Docker schema 1 manifests are not supported; push with a current client "
             "(schema 2 or OCI)"
         )
-    if schema != 2 or isinstance(schema, bool):
-        raise ManifestError("schemaVersion must be 2")
+    if type(schema) is not int or schema != 2:
+        raise ManifestError("schemaVersion must be the integer 2")
     declared = doc.get("mediaType")
     if declared is not None and not isinstance(declared, str):
         raise ManifestError("mediaType must be a string")
@@ -177,7 +179,7 @@ def _parse_image(doc: dict[str, Any], media_type: str) -> Manifest:
     subject = _subject(doc)
     artifact_type = doc.get("artifactType")
     if artifact_type is not None and (
-        not isinstance(artifact_type, str) or not _MEDIA_TYPE.match(artifact_type)
+        not isinstance(artifact_type, str) or not _MEDIA_TYPE.fullmatch(artifact_type)
     ):
         raise ManifestError("artifactType must be a media type")
     blobs = tuple(d for d in [config, *layers] if not _is_foreign(d))

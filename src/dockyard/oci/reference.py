@@ -46,7 +46,7 @@ def check_component(part: str, kind: str = "name component") -> str:
         raise NameError_(f"the {kind} is empty")
     if len(part) > MAX_NAME_LENGTH:
         raise NameError_(f"the {kind} has more than {MAX_NAME_LENGTH} characters")
-    if not COMPONENT.match(part):
+    if not COMPONENT.fullmatch(part):
         raise NameError_(
             f"the {kind} {part[:80]!r} may contain only lowercase letters, digits and "
             "separators ('.', '_', '__', '-') between them"
@@ -55,6 +55,6 @@ def check_component(part: str, kind: str = "name component") -> str:
 
 
 def check_tag(tag: str) -> str:
-    if not TAG.match(tag):
+    if not TAG.fullmatch(tag):
         raise NameError_(f"tag {tag[:80]!r} must match [a-zA-Z0-9_][a-zA-Z0-9._-]{{0,127}}")
     return tag

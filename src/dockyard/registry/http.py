@@ -13,9 +13,10 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 from anyio import to_thread
+from starlette.datastructures import MultiDict
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 
@@ -35,8 +36,9 @@ API_VERSION = {"Docker-Distribution-API-Version": "registry/2.0"}
 _WRITE_BUFFER = 1024 * 1024
 _KINDS = ("manifests", "blobs", "tags", "referrers")
 _UPLOAD_ID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
-_CONTENT_RANGE = re.compile(r"^(?:bytes[ =])?(\d+)-(\d+)$")
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+# At most 19 ASCII digits: int() of a longer string can raise (int_max_str_digits).
+_CONTENT_RANGE = re.compile(r"^(?:bytes[ =])?([0-9]{1,19})-([0-9]{1,19})$")
+_RANGE = re.compile(r"^bytes=([0-9]{0,19})-([0-9]{0,19})$")
 T = TypeVar("T")
 
 
@@ -92,7 +94,10 @@ class RegistryHTTP:
             params.setdefault(key, []).append(value)
         username = password = None
         if request.method == "POST":
-            form = await request.form()
+            # The OAuth2 form is urlencoded; parsed here because Request.form() needs the
+            # optional python-multipart package, which is not a dependency.
+            raw = await request.body()
+            form = MultiDict(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True))
             for key, item in form.multi_items():
                 params.setdefault(key, []).append(str(item))
             if form.get("grant_type") == "password":
@@ -245,7 +250,9 @@ class RegistryHTTP:
     # -- dispatch --------------------------------------------------------------------
 
     async def _dispatch(self, request: Request) -> Response:
-        path = request.url.path
+        # Not request.url.path: building a URL drops tabs and newlines (urlsplit), so
+        # "/v2/ns/a%09b/..." would act on "ns/ab" instead of being refused.
+        path: str = request.scope["path"]
         method = request.method
         caller = await self._caller(request)
         if path in ("/v2", "/v2/"):
@@ -403,11 +410,12 @@ class RegistryHTTP:
                             "Docker-Content-Digest": digest,
                         },
                     )
-        upload_id = await run(self.registry.start_upload, ref)
-        ref = await run(self.catalog.resolve, ref.name)
         digest_param = query.get("digest")
         if digest_param and not mount:
-            parse_digest(digest_param)
+            parse_digest(digest_param)  # before opening a session nobody could cancel
+        upload_id = await run(self.registry.start_upload, ref)
+        ref = await run(self.catalog.resolve, ref.name)
+        if digest_param and not mount:
             await self._append(request, ref, upload_id, None)
             digest = await run(self.registry.finish_upload, ref, upload_id, digest_param)
             return Response(
@@ -583,7 +591,8 @@ def _method_not_allowed() -> RegistryError:
 
 
 def _negotiate(request: Request, media_type: str, reference: str) -> None:
-    accept = request.headers.get("accept")
+    # Clients such as skopeo send one Accept line per type; together they are one list.
+    accept = ",".join(request.headers.getlist("accept"))
     if not accept:
         return
     accepted = {a.split(";")[0].strip().lower() for a in accept.split(",")}
@@ -658,9 +667,11 @@ def _expected_length(request: Request, start: int | None) -> int | None:
 
 def _parse_range(header: str | None, size: int) -> tuple[int, int, bool]:
     """``(start, end_exclusive, partial)`` for a single-range ``Range`` header."""
-    if not header or "," in header:
+    unit, _, spec = header.partition("=") if header else ("", "", "")
+    if not header or "," in header or unit.strip().lower() != "bytes":
+        # RFC 9110 14.2: a range unit the server does not understand MUST be ignored.
         return 0, size, False
-    match = _RANGE.match(header.strip())
+    match = _RANGE.fullmatch(f"bytes={spec.strip()}")
     if not match or (not match.group(1) and not match.group(2)):
         raise _range_not_satisfiable(header, size)
     first, last = match.group(1), match.group(2)
@@ -690,7 +701,7 @@ def _page_size(request: Request) -> int | None:
     raw = request.query_params.get("n")
     if raw is None or raw == "":
         return None
-    if not raw.isdigit() or int(raw) > 100_000:
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 6) or int(raw) > 100_000:
         raise RegistryError(
             "UNSUPPORTED", f"n must be an integer from 0 to 100000, not {raw[:20]!r}", status=400
         )

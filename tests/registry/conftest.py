@@ -1,0 +1,57 @@
+"""Fixtures for the /v2/ tests: one server, and clients that fail a test on any 5xx."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.fixtures.server import DockyardServer, make_server
+from tests.registry.helpers import Pushed, connect, push_image, unique
+
+
+@pytest.fixture(scope="package")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockyardServer]:
+    """One real ``dockyard serve`` (SQLite and filesystem) for every module here.
+
+    Overrides the module-scoped fixture of ``tests.fixtures.server``: the tests use
+    repositories of their own, so sharing the server only saves a start per module.
+    """
+    base = tmp_path_factory.mktemp("registry")
+    server = make_server(base)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="package")
+def client(registry: DockyardServer) -> Iterator[httpx.Client]:
+    """The administrator, with Basic credentials."""
+    with connect(registry) as c:
+        yield c
+
+
+@pytest.fixture(scope="package")
+def anon(registry: DockyardServer) -> Iterator[httpx.Client]:
+    """No credentials at all."""
+    with connect(registry, auth=None) as c:
+        yield c
+
+
+@pytest.fixture
+def repo() -> str:
+    """A repository name in the ``library`` namespace that no other test uses."""
+    return f"library/{unique()}"
+
+
+@pytest.fixture(scope="package")
+def image_repo(registry: DockyardServer) -> tuple[str, Pushed]:
+    """One repository per module holding an image tagged ``latest``, for read-only tests."""
+    name = f"library/{unique('shared')}"
+    with connect(registry) as c:
+        return name, push_image(c, name, "latest")
