@@ -17,7 +17,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from dockyard.api import ApiError, problem
 from dockyard.catalog.http import NamespaceRoutes
@@ -33,7 +33,6 @@ from dockyard.storage.base import BlobStore
 from dockyard.storage.factory import create_store
 
 log = logging.getLogger(__name__)
-_V2_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
 
 
 @dataclass
@@ -132,8 +131,6 @@ def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:
         Route("/metrics", metrics_endpoint),
         Route("/auth/token", registry_http.token, methods=["GET", "POST"]),
         Route("/auth/jwks", jwks),
-        Route("/v2", registry_http.v2, methods=_V2_METHODS),
-        Route("/v2/{path:path}", registry_http.v2, methods=_V2_METHODS),
         *namespaces.routes(),
     ]
     app = Starlette(
@@ -141,7 +138,17 @@ def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:
         exception_handlers={ApiError: api_error, 404: not_found, 405: not_found},
     )
     app.state.services = services
-    return ObservabilityMiddleware(app, metrics)
+
+    async def dispatch(scope: Scope, receive: Receive, send: Send) -> None:
+        # /v2/ goes straight to the registry: it answers every path under it in the OCI
+        # error format, and the registry's hot path skips the router.
+        path: str = scope.get("path", "")
+        if scope["type"] == "http" and (path == "/v2" or path.startswith("/v2/")):
+            await registry_http(scope, receive, send)
+        else:
+            await app(scope, receive, send)
+
+    return ObservabilityMiddleware(dispatch, metrics)
 
 
 def create_app_from_env() -> ASGIApp:

@@ -51,7 +51,7 @@ def repo() -> str:
 
 @pytest.fixture(scope="package")
 def image_repo(registry: DockyardServer) -> tuple[str, Pushed]:
-    """One repository per module holding an image tagged ``latest``, for read-only tests."""
+    """One repository holding an image tagged ``latest``, for read-only tests."""
     name = f"library/{unique('shared')}"
     with connect(registry) as c:
         return name, push_image(c, name, "latest")

@@ -77,6 +77,30 @@ def _namespace(row: sa.Row[tuple[object, ...]]) -> Namespace:
     )
 
 
+# Built once: on the registry's hot path, building and keying a statement per request
+# costs more than running it.
+_RESOLVE = (
+    sa.select(
+        t.namespaces.c.id.label("ns_id"),
+        t.namespaces.c.account_id,
+        t.namespaces.c.auto_create,
+        t.namespaces.c.default_public,
+        t.repositories.c.id.label("repo_id"),
+        t.repositories.c.is_public,
+    )
+    .select_from(
+        t.namespaces.outerjoin(
+            t.repositories,
+            sa.and_(
+                t.repositories.c.namespace_id == t.namespaces.c.id,
+                t.repositories.c.name == sa.bindparam("repository"),
+            ),
+        )
+    )
+    .where(t.namespaces.c.name == sa.bindparam("namespace"))
+)
+
+
 class CatalogService:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -135,31 +159,12 @@ class CatalogService:
     # -- repositories ----------------------------------------------------------------
 
     def resolve(self, name: RepositoryName, conn: Connection | None = None) -> RepoRef:
-        q = (
-            sa.select(
-                t.namespaces.c.id.label("ns_id"),
-                t.namespaces.c.account_id,
-                t.namespaces.c.auto_create,
-                t.namespaces.c.default_public,
-                t.repositories.c.id.label("repo_id"),
-                t.repositories.c.is_public,
-            )
-            .select_from(
-                t.namespaces.outerjoin(
-                    t.repositories,
-                    sa.and_(
-                        t.repositories.c.namespace_id == t.namespaces.c.id,
-                        t.repositories.c.name == name.repository,
-                    ),
-                )
-            )
-            .where(t.namespaces.c.name == name.namespace)
-        )
+        params = {"namespace": name.namespace, "repository": name.repository}
         if conn is None:
             with self.db.read() as c:
-                row = c.execute(q).first()
+                row = c.execute(_RESOLVE, params).first()
         else:
-            row = conn.execute(q).first()
+            row = conn.execute(_RESOLVE, params).first()
         if row is None:
             return RepoRef(name, None, None, False, False, None, False)
         return RepoRef(

@@ -45,6 +45,9 @@ class Database:
         # busy server reuses connections instead of opening and closing overflow ones.
         self.url = normalize_url(url)
         self.is_sqlite = self.url.startswith("sqlite")
+        self.inline_reads = self.is_sqlite
+        """Point reads are cheap enough to run on the event loop (SQLite in WAL mode:
+        readers never wait for writers)."""
         if self.is_sqlite:
             self.engine = sa.create_engine(
                 self.url,

@@ -24,6 +24,7 @@ STATUS: dict[str, int] = {
     "UNSUPPORTED": 405,
     "TOOMANYREQUESTS": 429,
     "RANGE_INVALID": 416,
+    "UNKNOWN": 500,
 }
 
 

@@ -8,6 +8,7 @@ thread, and turn its results and :class:`RegistryError`\\ s into the spec's resp
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from anyio import to_thread
 from starlette.datastructures import MultiDict
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from dockyard.catalog.service import CatalogService, RepoRef
 from dockyard.iam import actions
@@ -32,6 +34,7 @@ from dockyard.oci.reference import NameError_, RepositoryName
 from dockyard.registry.errors import RegistryError
 from dockyard.registry.service import RegistryService, parse_digest, upload_headers
 
+log = logging.getLogger(__name__)
 API_VERSION = {"Docker-Distribution-API-Version": "registry/2.0"}
 _WRITE_BUFFER = 1024 * 1024
 _KINDS = ("manifests", "blobs", "tags", "referrers")
@@ -77,13 +80,29 @@ class RegistryHTTP:
         self.region = region
         self.public_url = public_url.rstrip("/")
 
+    async def _read(self, func: Callable[..., T], *args: Any) -> T:
+        """Run a small read: inline when the database answers from local memory-mapped
+        pages (SQLite, where a thread hop costs more than the query), else in a thread."""
+        if self.registry.db.inline_reads:
+            return func(*args)
+        return await to_thread.run_sync(func, *args)
+
     # -- entry points ----------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """ASGI entry for everything under /v2 (mounted ahead of the app's router)."""
+        response = await self.v2(Request(scope, receive))
+        await response(scope, receive, send)
 
     async def v2(self, request: Request) -> Response:
         try:
             response = await self._dispatch(request)
         except RegistryError as exc:
             response = JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
+        except Exception:
+            log.exception("unexpected error on %s %s", request.method, request.scope["path"])
+            error = RegistryError("UNKNOWN", "internal error; the server log has details")
+            response = JSONResponse(error.body(), status_code=500)
         response.headers.update(API_VERSION)
         return response
 
@@ -281,7 +300,9 @@ class RegistryHTTP:
             raise RegistryError("NAME_INVALID", str(exc), detail={"name": name_text[:255]}) from exc
         kind, rest = parts[2], parts[3:]
         request.scope["dockyard.route"] = kind
-        ref = await run(self.catalog.resolve, name)
+        if kind == "manifests" and len(rest) == 1 and rest[0] and method in ("GET", "HEAD"):
+            return await self._get_manifest(request, caller, name, rest[0], method)
+        ref = await self._read(self.catalog.resolve, name)
         if kind == "manifests" and len(rest) == 1 and rest[0]:
             return await self._manifest(request, caller, ref, rest[0], method)
         if kind == "blobs" and rest[:1] == ["uploads"]:
@@ -317,24 +338,30 @@ class RegistryHTTP:
 
     # -- manifests -------------------------------------------------------------------
 
+    async def _get_manifest(
+        self, request: Request, caller: Caller, name: RepositoryName, reference: str, method: str
+    ) -> Response:
+        # The registry's hottest path: one read for the repository and the manifest.
+        ref, found = await self._read(self.registry.find_manifest, name, reference)
+        await self._authorize(request, caller, ref, "pull")
+        if isinstance(found, RegistryError):
+            raise found
+        _negotiate(request, found.media_type, reference)
+        headers = {
+            "Docker-Content-Digest": found.digest,
+            "Content-Type": found.media_type,
+            "Content-Length": str(len(found.content)),
+            "ETag": f'"{found.digest}"',
+        }
+        if method == "HEAD":
+            return Response(status_code=200, headers=headers)
+        return Response(
+            found.content, status_code=200, headers=headers, media_type=found.media_type
+        )
+
     async def _manifest(
         self, request: Request, caller: Caller, ref: RepoRef, reference: str, method: str
     ) -> Response:
-        if method in ("GET", "HEAD"):
-            await self._authorize(request, caller, ref, "pull")
-            stored = await run(self.registry.get_manifest, ref, reference)
-            _negotiate(request, stored.media_type, reference)
-            headers = {
-                "Docker-Content-Digest": stored.digest,
-                "Content-Type": stored.media_type,
-                "Content-Length": str(len(stored.content)),
-                "ETag": f'"{stored.digest}"',
-            }
-            if method == "HEAD":
-                return Response(status_code=200, headers=headers)
-            return Response(
-                stored.content, status_code=200, headers=headers, media_type=stored.media_type
-            )
         if method == "PUT":
             await self._authorize(request, caller, ref, "push")
             body = await _read_limited(request, MAX_MANIFEST_BYTES)
@@ -370,7 +397,7 @@ class RegistryHTTP:
         if method not in ("GET", "HEAD"):
             raise _method_not_allowed()
         await self._authorize(request, caller, ref, "pull")
-        size = await run(self.registry.stat_blob, ref, digest)
+        size = await self._read(self.registry.stat_blob, ref, digest)
         headers = {
             "Docker-Content-Digest": digest,
             "Accept-Ranges": "bytes",
@@ -401,7 +428,7 @@ class RegistryHTTP:
         if mount:
             digest = str(parse_digest(mount))
             if source and await self._may_mount(request, caller, source):
-                source_ref = await run(self.catalog.resolve, RepositoryName.parse(source))
+                source_ref = await self._read(self.catalog.resolve, RepositoryName.parse(source))
                 if await run(self.registry.mount_blob, ref, source_ref, digest):
                     return Response(
                         status_code=201,
@@ -414,7 +441,7 @@ class RegistryHTTP:
         if digest_param and not mount:
             parse_digest(digest_param)  # before opening a session nobody could cancel
         upload_id = await run(self.registry.start_upload, ref)
-        ref = await run(self.catalog.resolve, ref.name)
+        ref = await self._read(self.catalog.resolve, ref.name)
         if digest_param and not mount:
             await self._append(request, ref, upload_id, None)
             digest = await run(self.registry.finish_upload, ref, upload_id, digest_param)
@@ -432,7 +459,7 @@ class RegistryHTTP:
             source_name = RepositoryName.parse(source)
         except NameError_:
             return False
-        source_ref = await run(self.catalog.resolve, source_name)
+        source_ref = await self._read(self.catalog.resolve, source_name)
         if not source_ref.exists:
             return False
         try:
@@ -446,7 +473,7 @@ class RegistryHTTP:
     ) -> Response:
         await self._authorize(request, caller, ref, "push")
         if method == "GET":
-            size = await run(self.registry.upload_size, ref, upload_id)
+            size = await self._read(self.registry.upload_size, ref, upload_id)
             return Response(status_code=204, headers=upload_headers(ref, upload_id, size))
         if method == "PATCH":
             start = _content_range_start(request)
@@ -510,7 +537,7 @@ class RegistryHTTP:
     async def _tags(self, request: Request, ref: RepoRef) -> Response:
         limit = _page_size(request)
         last = request.query_params.get("last") or None
-        names, more = await run(self.registry.list_tags, ref, limit, last)
+        names, more = await self._read(self.registry.list_tags, ref, limit, last)
         headers = {}
         if more and names:
             query = urlencode({"n": limit, "last": names[-1]})
@@ -519,7 +546,7 @@ class RegistryHTTP:
 
     async def _referrers(self, request: Request, ref: RepoRef, digest: str) -> Response:
         artifact_type = request.query_params.get("artifactType") or None
-        descriptors = await run(self.registry.referrers, ref, digest, artifact_type)
+        descriptors = await self._read(self.registry.referrers, ref, digest, artifact_type)
         headers = {"Content-Type": mt.OCI_INDEX}
         if artifact_type:
             headers["OCI-Filters-Applied"] = "artifactType"

@@ -28,7 +28,7 @@ from dockyard.db.upsert import lock_digest, upsert
 from dockyard.oci import mediatypes as mt
 from dockyard.oci.digest import Digest, DigestError, Hasher, new_hasher
 from dockyard.oci.manifest import Manifest, ManifestError, parse_manifest
-from dockyard.oci.reference import NameError_, check_tag
+from dockyard.oci.reference import NameError_, RepositoryName, check_tag
 from dockyard.registry.errors import (
     RegistryError,
     blob_unknown,
@@ -58,6 +58,33 @@ def parse_digest(text: str) -> Digest:
         return Digest.parse(text)
     except DigestError as exc:
         raise RegistryError("DIGEST_INVALID", str(exc), detail={"digest": text[:200]}) from exc
+
+
+# Hot-path statements, built once (building and keying them per request costs more than
+# running them).
+_MANIFEST_COLUMNS = (
+    t.manifests.c.digest,
+    t.manifests.c.media_type,
+    t.manifests.c.content,
+    t.manifests.c.subject_digest,
+)
+_MANIFEST_BY_DIGEST = sa.select(*_MANIFEST_COLUMNS).where(
+    t.manifests.c.repository_id == sa.bindparam("repo"),
+    t.manifests.c.digest == sa.bindparam("ref"),
+)
+_MANIFEST_BY_TAG = (
+    sa.select(*_MANIFEST_COLUMNS)
+    .select_from(t.tags.join(t.manifests, t.tags.c.manifest_id == t.manifests.c.id))
+    .where(t.tags.c.repository_id == sa.bindparam("repo"), t.tags.c.name == sa.bindparam("ref"))
+)
+_BLOB_SIZE = (
+    sa.select(t.blobs.c.size)
+    .select_from(t.repository_blobs.join(t.blobs))
+    .where(
+        t.repository_blobs.c.repository_id == sa.bindparam("repo"),
+        t.repository_blobs.c.digest == sa.bindparam("digest"),
+    )
+)
 
 
 class UploadAppender:
@@ -128,14 +155,7 @@ class RegistryService:
         repo_id = self.require_repository(ref)
         parse_digest(digest)
         with self.db.read() as conn:
-            size = conn.execute(
-                sa.select(t.blobs.c.size)
-                .select_from(t.repository_blobs.join(t.blobs))
-                .where(
-                    t.repository_blobs.c.repository_id == repo_id,
-                    t.repository_blobs.c.digest == digest,
-                )
-            ).scalar()
+            size = conn.execute(_BLOB_SIZE, {"repo": repo_id, "digest": digest}).scalar()
         if size is None:
             raise blob_unknown(digest)
         return int(size)
@@ -322,28 +342,37 @@ class RegistryService:
 
     # -- manifests -------------------------------------------------------------------
 
-    def get_manifest(self, ref: RepoRef, reference: str) -> StoredManifest:
+    def find_manifest(
+        self, name: RepositoryName, reference: str
+    ) -> tuple[RepoRef, StoredManifest | RegistryError]:
+        """Resolve the repository and fetch the manifest in one read transaction.
+
+        The outcome is returned, not raised, so that the caller can authorize against the
+        repository before it reveals whether the manifest exists.
+        """
+        with self.db.read() as conn:
+            ref = self.catalog.resolve(name, conn)
+            try:
+                return ref, self.get_manifest(ref, reference, conn)
+            except RegistryError as exc:
+                return ref, exc
+
+    def get_manifest(
+        self, ref: RepoRef, reference: str, conn: Connection | None = None
+    ) -> StoredManifest:
         repo_id = self.require_repository(ref)
-        cols = (
-            t.manifests.c.digest,
-            t.manifests.c.media_type,
-            t.manifests.c.content,
-            t.manifests.c.subject_digest,
-        )
         if ":" in reference:
             parse_digest(reference)
-            q = sa.select(*cols).where(
-                t.manifests.c.repository_id == repo_id, t.manifests.c.digest == reference
-            )
+            q = _MANIFEST_BY_DIGEST
         else:
             check_reference_tag(reference)
-            q = (
-                sa.select(*cols)
-                .select_from(t.tags.join(t.manifests, t.tags.c.manifest_id == t.manifests.c.id))
-                .where(t.tags.c.repository_id == repo_id, t.tags.c.name == reference)
-            )
-        with self.db.read() as conn:
-            row = conn.execute(q).first()
+            q = _MANIFEST_BY_TAG
+        params = {"repo": repo_id, "ref": reference}
+        if conn is None:
+            with self.db.read() as own:
+                row = own.execute(q, params).first()
+        else:
+            row = conn.execute(q, params).first()
         if row is None:
             raise manifest_unknown(reference)
         return StoredManifest(row.digest, row.media_type, bytes(row.content), row.subject_digest)

@@ -1,0 +1,298 @@
+"""The registries under test: start each on a free loopback port, poll it, measure it, stop it.
+
+Two kinds exist. ``dockyard`` is this project's server (``.venv/bin/dockyard serve``) and
+needs a bearer token from its ``/auth/token`` endpoint; ``distribution`` is the CNCF
+registry from Debian's ``docker-registry`` package, run without authentication.
+
+Every process is started in its own session, so that stopping it can signal its whole
+process group (uvicorn's workers included) by the group id this program got from it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+ADMIN_USER = "admin"
+ADMIN_PASSWORD = "benchpass"  # noqa: S105 -- a throwaway server on loopback
+NAMESPACE = "bench"
+KINDS = ("dockyard", "distribution")
+
+_LOOPBACK = "127.0.0.1"
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+class BenchError(RuntimeError):
+    """Something went wrong that makes the figures meaningless: stop and say what."""
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((_LOOPBACK, 0))
+        return int(sock.getsockname()[1])
+
+
+def ensure_tool(binary: str, package: str) -> str:
+    """The path of ``binary``; installs Debian ``package`` with apt-get when it is missing."""
+    found = shutil.which(binary)
+    if found:
+        return found
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        raise BenchError(f"{binary} not found: install the Debian package {package!r}")
+    print(f"[bench] {binary} not found: apt-get install -y {package}", file=sys.stderr)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, timeout=600)
+    subprocess.run(["apt-get", "install", "-y", "-qq", package], check=True, env=env, timeout=900)
+    found = shutil.which(binary)
+    if not found:
+        raise BenchError(f"apt-get installed {package!r} but {binary} is still not on PATH")
+    return found
+
+
+def dockyard_binary() -> str:
+    for candidate in (
+        Path(sys.executable).parent / "dockyard",
+        REPO_ROOT / ".venv" / "bin" / "dockyard",
+    ):
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return str(candidate)
+    raise BenchError("no dockyard executable next to this Python or in .venv/bin: make install")
+
+
+# -- /proc -------------------------------------------------------------------------------
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its live descendants (via /proc/PID/task/*/children)."""
+    seen: list[int] = []
+    todo = [pid]
+    while todo and len(seen) < 10_000:
+        current = todo.pop()
+        if current in seen:
+            continue
+        seen.append(current)
+        task_dir = Path(f"/proc/{current}/task")
+        with contextlib.suppress(OSError):
+            for task in task_dir.iterdir():
+                with contextlib.suppress(OSError):
+                    todo.extend(int(c) for c in (task / "children").read_text().split())
+    return seen
+
+
+def peak_rss_kib(pid: int) -> int:
+    """Sum of VmHWM (peak resident set) over ``pid`` and its live descendants, in KiB."""
+    total = 0
+    for member in process_tree(pid):
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{member}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    total += int(line.split()[1])
+    return total
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds used so far by ``pid`` and its live descendants."""
+    ticks = 0
+    for member in process_tree(pid):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            stat = Path(f"/proc/{member}/stat").read_text()
+            fields = stat[stat.rindex(")") + 2 :].split()
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / _CLK_TCK
+
+
+# -- registries --------------------------------------------------------------------------
+
+
+class Registry:
+    """One registry process of ``kind`` in ``slot`` (the table column it fills)."""
+
+    def __init__(self, slot: str, kind: str, workdir: Path, *, workers: int | None = None):
+        if kind not in KINDS:
+            raise BenchError(f"unknown registry kind {kind!r} (one of {', '.join(KINDS)})")
+        self.slot = slot
+        self.kind = kind
+        self.workdir = workdir
+        self.workers = workers
+        self.port = free_port()
+        self.base_url = f"http://{_LOOPBACK}:{self.port}"
+        self.log_path = workdir / "server.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def label(self) -> str:
+        return self.slot if self.slot == self.kind else f"{self.slot} slot ({self.kind})"
+
+    @property
+    def needs_auth(self) -> bool:
+        return self.kind == "dockyard"
+
+    @property
+    def pid(self) -> int:
+        if self.proc is None:
+            raise BenchError(f"{self.label} is not running")
+        return self.proc.pid
+
+    def start(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        if self.kind == "distribution":
+            argv, env = self._distribution_command()
+        else:
+            argv, env = self._dockyard_command()
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=self.workdir,
+                start_new_session=True,
+            )
+
+    def _distribution_command(self) -> tuple[list[str], dict[str, str]]:
+        binary = ensure_tool("docker-registry", "docker-registry")
+        storage = self.workdir / "storage"
+        storage.mkdir(exist_ok=True)
+        config = self.workdir / "config.yml"
+        config.write_text(
+            "version: 0.1\n"
+            "log:\n"
+            "  level: error\n"
+            "  accesslog:\n"
+            "    disabled: true\n"
+            "storage:\n"
+            "  filesystem:\n"
+            f"    rootdirectory: {storage}\n"
+            "  delete:\n"
+            "    enabled: true\n"
+            "  cache:\n"
+            "    blobdescriptor: inmemory\n"
+            "http:\n"
+            f"  addr: {_LOOPBACK}:{self.port}\n"
+            "  secret: dockyard-bench-not-a-secret\n"
+            "health:\n"
+            "  storagedriver:\n"
+            "    enabled: false\n"
+        )
+        env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")}
+        return [binary, "serve", str(config)], env
+
+    def _dockyard_env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKYARD_")}
+        env.update(
+            {
+                "DOCKYARD_DATA_DIR": str(self.workdir / "data"),
+                "DOCKYARD_ADMIN_PASSWORD": ADMIN_PASSWORD,
+                "DOCKYARD_TOKEN_TTL": "3600",  # outlives the run; tokens are refetched anyway
+                "DOCKYARD_LOG_LEVEL": "warning",
+                "DOCKYARD_LOG_FORMAT": "json",
+            }
+        )
+        return env
+
+    def _dockyard_command(self) -> tuple[list[str], dict[str, str]]:
+        binary = dockyard_binary()
+        env = self._dockyard_env()
+        # The namespace is a row in the same SQLite database; the first command to open the
+        # data directory also creates the administrator, so it gets the same password.
+        done = subprocess.run(
+            [binary, "namespace", "create", NAMESPACE],
+            env=env,
+            cwd=self.workdir,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise BenchError(
+                f"dockyard namespace create {NAMESPACE} failed ({done.returncode}):\n"
+                f"{done.stdout}{done.stderr}"
+            )
+        argv = [binary, "serve", "--listen", f"{_LOOPBACK}:{self.port}"]
+        if self.workers:
+            argv += ["--workers", str(self.workers)]
+        return argv, env
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        """Poll ``GET /v2/`` until any HTTP response arrives (401 from Dockyard is fine)."""
+        deadline = time.monotonic() + timeout
+        with httpx.Client(timeout=httpx.Timeout(2.0)) as client:
+            while time.monotonic() < deadline:
+                if self.proc is None or self.proc.poll() is not None:
+                    raise BenchError(f"{self.label} exited during start-up\n{self.log_tail()}")
+                try:
+                    client.get(f"{self.base_url}/v2/")
+                except httpx.TransportError:
+                    time.sleep(0.1)
+                else:
+                    return
+        raise BenchError(f"{self.label} not answering after {timeout:.0f}s\n{self.log_tail()}")
+
+    def check_alive(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            raise BenchError(f"{self.label} is no longer running\n{self.log_tail()}")
+
+    def auth_headers(self, repositories: list[str]) -> dict[str, str]:
+        """Headers for /v2/ requests on ``repositories``: a bearer token for Dockyard."""
+        if not self.needs_auth:
+            return {}
+        params = [("service", "dockyard")]
+        params += [("scope", f"repository:{repo}:pull,push") for repo in repositories]
+        response = httpx.get(
+            f"{self.base_url}/auth/token",
+            params=params,
+            auth=(ADMIN_USER, ADMIN_PASSWORD),
+            timeout=30.0,
+        )
+        if response.status_code != 200:
+            raise BenchError(
+                f"{self.label}: token request answered {response.status_code}: "
+                f"{response.text[:300]}"
+            )
+        token = response.json().get("token") or response.json().get("access_token")
+        if not token:
+            raise BenchError(f"{self.label}: token response has no token: {response.text[:300]}")
+        return {"Authorization": f"Bearer {token}"}
+
+    def peak_rss_mib(self) -> float:
+        return peak_rss_kib(self.pid) / 1024
+
+    def cpu_seconds(self) -> float:
+        return cpu_seconds(self.pid)
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return "(no server log)"
+        tail = "\n".join(text.splitlines()[-lines:])
+        return f"--- last lines of {self.log_path} ---\n{tail}"
+
+    def stop(self) -> None:
+        """SIGTERM the process group, then SIGKILL whatever is left after 10 s."""
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return
+        for sig, grace in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, sig)
+            try:
+                proc.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                continue
+            # The leader is gone; make sure no worker of its group outlives it.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            return
