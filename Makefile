@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 
 TEST_TOOLS := buildah skopeo podman busybox
 TEST_PACKAGES := buildah skopeo podman busybox-static uidmap fuse-overlayfs postgresql
-BENCH_PACKAGES := docker-registry wrk
+BENCH_PACKAGES := docker-registry wrk hey
 
 .PHONY: serve test lint bench system-test-deps system-bench-deps clean
 
@@ -33,7 +33,7 @@ system-test-deps:
 	fi
 
 system-bench-deps:
-	@if ! command -v docker-registry >/dev/null 2>&1 || ! command -v wrk >/dev/null 2>&1; then \
+	@if ! command -v docker-registry >/dev/null 2>&1 || ! command -v wrk >/dev/null 2>&1 || ! command -v hey >/dev/null 2>&1; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(BENCH_PACKAGES); \
 	fi
 

@@ -9,13 +9,14 @@ import ssl
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
 
 from tests.fixtures.backends import all_backends
 from tests.fixtures.oci import assert_intact, push_image
-from tests.fixtures.server import DockyardServer, make_server
+from tests.fixtures.server import DockyardServer, free_port, make_server
 
 
 def test_first_start_generates_admin_password_once(tmp_path: Path) -> None:
@@ -156,3 +157,49 @@ def test_several_workers_share_one_instance(tmp_path: Path) -> None:
                 assert_intact(c, image)
     finally:
         server.stop()
+
+
+def test_serve_flags(tmp_path: Path) -> None:
+    """`dockyard serve` takes --data-dir, --config, --listen and --region itself."""
+    port = free_port()
+    config = tmp_path / "dockyard.toml"
+    config.write_text("token-ttl = 77\n")
+    exe = Path(sys.executable).with_name("dockyard")
+    env = {**os.environ, "DOCKYARD_ADMIN_PASSWORD": "flags-pw", "NO_PROXY": "*"}
+    env.pop("DOCKYARD_DATA_DIR", None)
+    proc = subprocess.Popen(
+        [
+            str(exe),
+            "serve",
+            "--data-dir",
+            str(tmp_path / "flagdata"),
+            "--config",
+            str(config),
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--region",
+            "moon-1",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(100):
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        r = httpx.get(
+            f"http://127.0.0.1:{port}/auth/token",
+            params={"service": "dockyard", "scope": "repository:library/x:pull"},
+            auth=("admin", "flags-pw"),
+        )
+        assert r.status_code == 200
+        assert r.json()["expires_in"] == 77
+        assert (tmp_path / "flagdata" / "dockyard.db").exists()
+        assert (tmp_path / "flagdata" / "admin-password").exists()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)

@@ -16,40 +16,59 @@ from dockyard.config import ConfigError, Settings, load_settings
 
 
 def _settings(ctx: click.Context, **overrides: Any) -> Settings:
-    base = ctx.obj or {}
+    base = ctx.find_root().meta.get("dockyard", {})
+    config = base.pop("config", None)
     try:
-        return load_settings(base.get("config"), {**base.get("overrides", {}), **overrides})
+        return load_settings(config, {**base, **overrides})
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
 
 
+def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+    """Keep an instance option, given before or after the command name."""
+    if value is not None and param.name:
+        ctx.find_root().meta.setdefault("dockyard", {})[param.name] = value
+
+
+_INSTANCE_OPTIONS = (
+    click.option(
+        "--config",
+        type=click.Path(dir_okay=False),
+        expose_value=False,
+        callback=_remember,
+        help="TOML settings file (also DOCKYARD_CONFIG).",
+    ),
+    click.option(
+        "--data-dir",
+        type=click.Path(file_okay=False),
+        expose_value=False,
+        callback=_remember,
+        help="Data directory (default ./data; also DOCKYARD_DATA_DIR).",
+    ),
+    click.option(
+        "--database-url",
+        expose_value=False,
+        callback=_remember,
+        help="Database URL (also DOCKYARD_DATABASE_URL).",
+    ),
+)
+
+
+def instance_options(func: Any) -> Any:
+    """--config, --data-dir and --database-url, accepted by every command."""
+    for option in reversed(_INSTANCE_OPTIONS):
+        func = option(func)
+    return func
+
+
 @click.group()
-@click.option(
-    "--config",
-    "config",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="TOML settings file (also DOCKYARD_CONFIG).",
-)
-@click.option(
-    "--data-dir",
-    type=click.Path(file_okay=False),
-    default=None,
-    help="Data directory (default ./data; also DOCKYARD_DATA_DIR).",
-)
-@click.option("--database-url", default=None, help="Database URL (also DOCKYARD_DATABASE_URL).")
-@click.pass_context
-def main(
-    ctx: click.Context, config: str | None, data_dir: str | None, database_url: str | None
-) -> None:
+@instance_options
+def main() -> None:
     """Dockyard, a self-hosted container registry."""
-    ctx.obj = {
-        "config": config,
-        "overrides": {"data_dir": data_dir, "database_url": database_url},
-    }
 
 
 @main.command()
+@instance_options
 @click.option("--listen", default=None, help="HOST:PORT (default 127.0.0.1:5000).")
 @click.option("--tls-cert", default=None, help="PEM certificate for HTTPS.")
 @click.option("--tls-key", default=None, help="PEM private key for HTTPS.")
@@ -64,7 +83,7 @@ def serve(
     region: str | None,
     workers: int | None,
 ) -> None:
-    """Run the registry, its API and its console."""
+    """Run the registry and its management API."""
     import uvicorn
 
     from dockyard.app import bootstrap, create_app
@@ -121,6 +140,7 @@ def namespace() -> None:
 
 
 @namespace.command("create")
+@instance_options
 @click.argument("name")
 @click.option(
     "--private/--public",
@@ -148,6 +168,7 @@ def namespace_create(ctx: click.Context, name: str, private: bool, no_auto_creat
 
 
 @namespace.command("list")
+@instance_options
 @click.pass_context
 def namespace_list(ctx: click.Context) -> None:
     """List namespaces."""
@@ -168,6 +189,7 @@ def namespace_list(ctx: click.Context) -> None:
 
 
 @main.command()
+@instance_options
 @click.option("--dry-run", is_flag=True, help="Report what would be removed; remove nothing.")
 @click.option(
     "--grace",
@@ -207,6 +229,7 @@ def gc(ctx: click.Context, dry_run: bool, grace: int | None, verbose: bool) -> N
 
 
 @main.command()
+@instance_options
 @click.option("--no-rehash", is_flag=True, help="Check sizes only; do not re-read every blob.")
 @click.pass_context
 def fsck(ctx: click.Context, no_rehash: bool) -> None:
