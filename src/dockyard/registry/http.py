@@ -13,6 +13,7 @@ import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode
 
@@ -439,12 +440,18 @@ class RegistryHTTP:
                     )
         digest_param = query.get("digest")
         if digest_param and not mount:
-            parse_digest(digest_param)  # before opening a session nobody could cancel
-        upload_id = await run(self.registry.start_upload, ref)
-        ref = await self._read(self.catalog.resolve, ref.name)
-        if digest_param and not mount:
-            await self._append(request, ref, upload_id, None)
-            digest = await run(self.registry.finish_upload, ref, upload_id, digest_param)
+            parse_digest(digest_param)  # before opening a session
+            upload_id = await run(partial(self.registry.start_upload, ref, transient=True))
+            try:
+                await self._append(request, ref, upload_id, None, transient=True)
+                digest = await run(
+                    partial(
+                        self.registry.finish_upload, ref, upload_id, digest_param, transient=True
+                    )
+                )
+            except BaseException:
+                await run(partial(self.registry.cancel_upload, ref, upload_id, transient=True))
+                raise
             return Response(
                 status_code=201,
                 headers={
@@ -452,6 +459,7 @@ class RegistryHTTP:
                     "Docker-Content-Digest": digest,
                 },
             )
+        upload_id = await run(self.registry.start_upload, ref)
         return Response(status_code=202, headers=upload_headers(ref, upload_id, 0))
 
     async def _may_mount(self, request: Request, caller: Caller, source: str) -> bool:
@@ -500,11 +508,19 @@ class RegistryHTTP:
         raise _method_not_allowed()
 
     async def _append(
-        self, request: Request, ref: RepoRef, upload_id: str, start: int | None
+        self,
+        request: Request,
+        ref: RepoRef,
+        upload_id: str,
+        start: int | None,
+        *,
+        transient: bool = False,
     ) -> int:
         """Stream the request body into the upload; return the upload's new size."""
         expected_len = _expected_length(request, start)
-        appender = await run(self.registry.open_append, ref, upload_id, start)
+        appender = await run(
+            partial(self.registry.open_append, ref, upload_id, start, transient=transient)
+        )
         buffer = bytearray()
         try:
             async for chunk in _body(request):

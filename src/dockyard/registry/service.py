@@ -209,15 +209,22 @@ class RegistryService:
 
     # -- uploads ---------------------------------------------------------------------
 
-    def start_upload(self, ref: RepoRef) -> str:
+    def start_upload(self, ref: RepoRef, *, transient: bool = False) -> str:
+        """Open an upload session.
+
+        A *transient* upload lives within one request (a monolithic ``POST ?digest=``):
+        it has no database record, so it costs no write transaction, and the request
+        either finishes it or discards it. After a crash, ``dockyard gc`` purges its bytes.
+        """
         upload_id = str(uuid.uuid4())
-        with self.db.write() as conn:
-            repo_id = self._ensure_repository(conn, ref)
-            conn.execute(
-                sa.insert(t.uploads).values(
-                    id=upload_id, repository_id=repo_id, started_at=utcnow()
+        if not transient:
+            with self.db.write() as conn:
+                repo_id = self._ensure_repository(conn, ref)
+                conn.execute(
+                    sa.insert(t.uploads).values(
+                        id=upload_id, repository_id=repo_id, started_at=utcnow()
+                    )
                 )
-            )
         self.store.upload_start(upload_id)
         self._hashes[upload_id] = _HashState(0, new_hasher("sha256"))
         return upload_id
@@ -247,10 +254,16 @@ class RegistryService:
             return lock
 
     def open_append(
-        self, ref: RepoRef, upload_id: str, expected_start: int | None
+        self,
+        ref: RepoRef,
+        upload_id: str,
+        expected_start: int | None,
+        *,
+        transient: bool = False,
     ) -> UploadAppender:
         """Begin appending; ``expected_start`` (from Content-Range) must equal the size."""
-        self._check_upload(ref, upload_id)
+        if not transient:
+            self._check_upload(ref, upload_id)
         lock = self._lock_for(upload_id)
         if not lock.acquire(timeout=60):
             raise RegistryError("BLOB_UPLOAD_INVALID", "another request is writing to this upload")
@@ -286,9 +299,12 @@ class RegistryService:
             hasher.update(chunk)
         return f"{algorithm}:{hasher.hexdigest()}"
 
-    def finish_upload(self, ref: RepoRef, upload_id: str, digest_text: str) -> str:
+    def finish_upload(
+        self, ref: RepoRef, upload_id: str, digest_text: str, *, transient: bool = False
+    ) -> str:
         """Verify the digest, publish the blob and link it; a mismatch removes it all."""
-        self._check_upload(ref, upload_id)
+        if not transient:
+            self._check_upload(ref, upload_id)
         try:
             digest = Digest.parse(digest_text)
         except DigestError as exc:
@@ -303,7 +319,7 @@ class RegistryService:
             except UploadNotFound as exc:
                 raise upload_unknown(upload_id) from exc
             if actual != str(digest):
-                self.cancel_upload(ref, upload_id)
+                self.cancel_upload(ref, upload_id, transient=transient)
                 raise RegistryError(
                     "DIGEST_INVALID",
                     f"the uploaded content has digest {actual}, not {digest}; "
@@ -323,15 +339,17 @@ class RegistryService:
                     keys=("digest",),
                     update=("touched_at",),
                 )
-                self._link_blob(conn, self.require_repository(ref), str(digest))
-                conn.execute(sa.delete(t.uploads).where(t.uploads.c.id == upload_id))
+                self._link_blob(conn, self._ensure_repository(conn, ref), str(digest))
+                if not transient:
+                    conn.execute(sa.delete(t.uploads).where(t.uploads.c.id == upload_id))
         self._forget_upload(upload_id)
         return str(digest)
 
-    def cancel_upload(self, ref: RepoRef, upload_id: str) -> None:
-        self._check_upload(ref, upload_id)
-        with self.db.write() as conn:
-            conn.execute(sa.delete(t.uploads).where(t.uploads.c.id == upload_id))
+    def cancel_upload(self, ref: RepoRef, upload_id: str, *, transient: bool = False) -> None:
+        if not transient:
+            self._check_upload(ref, upload_id)
+            with self.db.write() as conn:
+                conn.execute(sa.delete(t.uploads).where(t.uploads.c.id == upload_id))
         self.store.upload_abort(upload_id)
         self._forget_upload(upload_id)
 
