@@ -14,7 +14,6 @@ Also: :func:`run` (a subprocess that fails the test with its output) and :func:`
 from __future__ import annotations
 
 import gzip
-import hashlib
 import io
 import json
 import os
@@ -27,27 +26,24 @@ from typing import Any
 
 import pytest
 
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
-OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
-OCI_EMPTY = "application/vnd.oci.empty.v1+json"
-DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
-DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
-DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
-DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+from tests.fixtures.oci import (
+    DOCKER_CONFIG,
+    DOCKER_LAYER,
+    DOCKER_LIST,
+    DOCKER_MANIFEST,
+    EMPTY_JSON,
+    OCI_CONFIG,
+    OCI_EMPTY,
+    OCI_INDEX,
+    OCI_LAYER,
+    OCI_MANIFEST,
+    descriptor,
+    sha256,
+)
+
 REF_NAME = "org.opencontainers.image.ref.name"
-EMPTY_JSON = b"{}"
 
 _FIXED_TIME = 1_700_000_000  # tar and gzip timestamps: the same bytes on every run
-
-
-def sha256(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
-def descriptor(media_type: str, content: bytes, /, **extra: Any) -> dict[str, Any]:
-    return {"mediaType": media_type, "digest": sha256(content), "size": len(content), **extra}
 
 
 def canonical(document: dict[str, Any]) -> bytes:

@@ -16,7 +16,7 @@ import httpx
 
 from tests.fixtures.backends import all_backends
 from tests.fixtures.oci import assert_intact, push_image
-from tests.fixtures.server import DockyardServer, free_port, make_server
+from tests.fixtures.server import DockyardServer, free_port, make_server, running_server
 
 
 def test_first_start_generates_admin_password_once(tmp_path: Path) -> None:
@@ -133,30 +133,24 @@ def test_tls(tmp_path: Path) -> None:
         check=True,
         capture_output=True,
     )
-    server = make_server(tmp_path, {"DOCKYARD_TLS_CERT": str(cert), "DOCKYARD_TLS_KEY": str(key)})
-    server.start()
-    try:
+    with running_server(
+        tmp_path, {"DOCKYARD_TLS_CERT": str(cert), "DOCKYARD_TLS_KEY": str(key)}
+    ) as server:
         context = ssl.create_default_context(cafile=str(cert))
         with httpx.Client(verify=context, auth=("admin", "admin-test-password")) as c:
             r = c.get(f"https://{server.host}/v2/")
             assert r.status_code == 200
             r = c.get(f"https://{server.host}/v2/", auth=None)
             assert 'realm="https://127.0.0.1:' in r.headers["WWW-Authenticate"]
-    finally:
-        server.stop()
 
 
 def test_several_workers_share_one_instance(tmp_path: Path) -> None:
-    server = make_server(tmp_path, {"DOCKYARD_WORKERS": "2"})
-    server.start()
-    try:
+    with running_server(tmp_path, {"DOCKYARD_WORKERS": "2"}) as server:
         with server.client() as c:
             images = [push_image(c, "library/multi", f"v{i}") for i in range(6)]
         for image in images:
             with server.client() as c:  # new connections may land on either worker
                 assert_intact(c, image)
-    finally:
-        server.stop()
 
 
 def test_serve_flags(tmp_path: Path) -> None:

@@ -2,31 +2,28 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from tests.fixtures.server import DockyardServer, make_server
+from tests.fixtures.backends import ALL_BACKENDS
+from tests.fixtures.server import DockyardServer, resolve_backend, running_server
 from tests.registry.helpers import Pushed, connect, push_image, unique
 
 
-@pytest.fixture(scope="package")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockyardServer]:
-    """One real ``dockyard serve`` (SQLite and filesystem) for every module here.
+@pytest.fixture(scope="package", params=ALL_BACKENDS)
+def registry(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[DockyardServer]:
+    """One real ``dockyard serve`` per backend for every module here.
 
     Overrides the module-scoped fixture of ``tests.fixtures.server``: the tests use
     repositories of their own, so sharing the server only saves a start per module.
     """
     base = tmp_path_factory.mktemp("registry")
-    server = make_server(base)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-        shutil.rmtree(base, ignore_errors=True)
+    with running_server(base, resolve_backend(request, request.param, base), remove=True) as s:
+        yield s
 
 
 @pytest.fixture(scope="package")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import json
 import re
@@ -13,22 +12,41 @@ from typing import Any
 
 import httpx
 
+from tests.fixtures.oci import (
+    DOCKER_CONFIG,
+    DOCKER_LAYER,
+    DOCKER_LIST,
+    DOCKER_MANIFEST,
+    DOCKER_SCHEMA1_SIGNED,
+    EMPTY_JSON,
+    OCI_CONFIG,
+    OCI_EMPTY,
+    OCI_INDEX,
+    OCI_LAYER,
+    OCI_MANIFEST,
+    descriptor,
+    digest_of,
+)
 from tests.fixtures.server import ADMIN_PASSWORD, DockyardServer
+
+__all__ = [
+    "DOCKER_CONFIG",
+    "DOCKER_LAYER",
+    "DOCKER_LIST",
+    "DOCKER_MANIFEST",
+    "DOCKER_SCHEMA1_SIGNED",
+    "EMPTY_JSON",
+    "OCI_CONFIG",
+    "OCI_EMPTY",
+    "OCI_INDEX",
+    "OCI_LAYER",
+    "OCI_MANIFEST",
+    "descriptor",
+    "digest_of",
+]
 
 ADMIN = ("admin", ADMIN_PASSWORD)
 _TLS = ssl.create_default_context()
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
-OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
-OCI_EMPTY = "application/vnd.oci.empty.v1+json"
-DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
-DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
-DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
-DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
-DOCKER_SCHEMA1_SIGNED = "application/vnd.docker.distribution.manifest.v1+prettyjws"
-
-EMPTY_JSON = b"{}"
 
 
 def never_5xx(response: httpx.Response) -> None:
@@ -54,10 +72,6 @@ def connect(
     client = httpx.Client(base_url=server.url, auth=auth, headers=headers, timeout=60, verify=_TLS)
     client.event_hooks["response"].append(never_5xx)
     return client
-
-
-def digest_of(data: bytes, algorithm: str = "sha256") -> str:
-    return f"{algorithm}:{hashlib.new(algorithm, data).hexdigest()}"
 
 
 def unique(prefix: str = "r") -> str:
@@ -123,10 +137,6 @@ def start_upload(c: httpx.Client, repo: str) -> str:
 
 def dumps(doc: Any) -> bytes:
     return json.dumps(doc, separators=(",", ":")).encode()
-
-
-def descriptor(media_type: str, data: bytes, **extra: Any) -> dict[str, Any]:
-    return {"mediaType": media_type, "digest": digest_of(data), "size": len(data), **extra}
 
 
 @dataclass

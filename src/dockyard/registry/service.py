@@ -461,38 +461,29 @@ class RegistryService:
                 .where(t.blobs.c.digest.in_(blob_digests))
                 .values(touched_at=utcnow())
             )
+        checks = (
+            (blob_digests, t.repository_blobs, "the manifest references blob"),
+            (
+                sorted({str(d.digest) for d in manifest.children}),
+                t.manifests,
+                "the index references manifest",
+            ),
+        )
+        for digests, table, what in checks:
+            if not digests:
+                continue
             present = set(
                 conn.execute(
-                    sa.select(t.repository_blobs.c.digest).where(
-                        t.repository_blobs.c.repository_id == repo_id,
-                        t.repository_blobs.c.digest.in_(blob_digests),
+                    sa.select(table.c.digest).where(
+                        table.c.repository_id == repo_id, table.c.digest.in_(digests)
                     )
                 ).scalars()
             )
-            missing = [d for d in blob_digests if d not in present]
+            missing = [d for d in digests if d not in present]
             if missing:
                 raise RegistryError(
                     "MANIFEST_BLOB_UNKNOWN",
-                    f"the manifest references blob {missing[0]}, which is not in this "
-                    "repository; push it first",
-                    detail={"digest": missing[0]},
-                )
-        child_digests = sorted({str(d.digest) for d in manifest.children})
-        if child_digests:
-            present = set(
-                conn.execute(
-                    sa.select(t.manifests.c.digest).where(
-                        t.manifests.c.repository_id == repo_id,
-                        t.manifests.c.digest.in_(child_digests),
-                    )
-                ).scalars()
-            )
-            missing = [d for d in child_digests if d not in present]
-            if missing:
-                raise RegistryError(
-                    "MANIFEST_BLOB_UNKNOWN",
-                    f"the index references manifest {missing[0]}, which is not in this "
-                    "repository; push it first",
+                    f"{what} {missing[0]}, which is not in this repository; push it first",
                     detail={"digest": missing[0]},
                 )
 
