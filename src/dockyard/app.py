@@ -11,7 +11,6 @@ import logging
 from dataclasses import dataclass
 
 from anyio import to_thread
-from prometheus_client import generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -105,7 +104,7 @@ def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:
         return JSONResponse({"status": "ok"})
 
     async def metrics_endpoint(_: Request) -> Response:
-        return PlainTextResponse(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        return PlainTextResponse(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     async def jwks(_: Request) -> Response:
         return JSONResponse(tokens.jwks())

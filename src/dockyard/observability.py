@@ -10,12 +10,20 @@ import contextvars
 import itertools
 import json
 import logging
+import os
 import sys
 import time
 import uuid
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 # Request ids: a random per-process prefix and a counter, unique without a syscall each.
@@ -69,6 +77,10 @@ def setup_logging(level: str = "info", fmt: str = "auto") -> None:
 
 
 class Metrics:
+    """The server's metrics. With several worker processes (``PROMETHEUS_MULTIPROC_DIR``
+    set by ``dockyard serve``), each worker writes its values to files there and any
+    worker's /metrics sums them all."""
+
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
@@ -100,7 +112,15 @@ class Metrics:
             "dockyard_uploads_in_progress",
             "Blob upload requests being received now",
             registry=self.registry,
+            multiprocess_mode="livesum",
         )
+
+    def exposition(self) -> bytes:
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+            return generate_latest(registry)
+        return generate_latest(self.registry)
 
 
 def route_of(path: str) -> str:

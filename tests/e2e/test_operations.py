@@ -148,9 +148,20 @@ def test_several_workers_share_one_instance(tmp_path: Path) -> None:
     with running_server(tmp_path, {"DOCKYARD_WORKERS": "2"}) as server:
         with server.client() as c:
             images = [push_image(c, "library/multi", f"v{i}") for i in range(6)]
+        pids = set()
         for image in images:
             with server.client() as c:  # new connections may land on either worker
                 assert_intact(c, image)
+        for _ in range(20):
+            with server.client() as c:
+                metrics = c.get("/metrics").text
+                pids.add(c.get("/healthz").headers.get("x-request-id", "").split("-")[0])
+            # Whichever worker answers, it counts every worker's requests.
+            assert (
+                'dockyard_http_requests_total{method="PUT",route="manifests",status="201"} 6.0'
+                in metrics
+            )
+        assert len(pids) == 2, "requests should have reached both workers"
 
 
 def test_serve_flags(tmp_path: Path) -> None:

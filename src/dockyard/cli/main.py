@@ -6,8 +6,11 @@ Errors end with a non-zero exit and one line on stderr.
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import sys
+import tempfile
 from typing import Any
 
 import click
@@ -113,6 +116,10 @@ def serve(
         # Worker processes rebuild the settings from the environment.
         for key, value in _as_environ(settings).items():
             os.environ[key] = value
+        # Workers share their metrics through files, so that /metrics counts them all.
+        metrics_dir = tempfile.mkdtemp(prefix="dockyard-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+        atexit.register(shutil.rmtree, metrics_dir, ignore_errors=True)
         uvicorn.run(
             "dockyard.app:create_app_from_env", factory=True, workers=settings.workers, **options
         )
