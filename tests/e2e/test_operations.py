@@ -208,3 +208,44 @@ def test_serve_flags(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=15)
+
+
+def _peak_memory_kib(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(status.split("VmHWM:")[1].split()[0])
+
+
+def test_uploads_stream_without_holding_the_blob(dockyard_server: DockyardServer) -> None:
+    """A 384 MiB blob passes through in bounded memory, chunked and monolithic alike."""
+    chunk = os.urandom(1 << 20)
+    count = 384
+    hasher = hashlib.sha256()
+    for _ in range(count):
+        hasher.update(chunk)
+    digest = f"sha256:{hasher.hexdigest()}"
+    assert dockyard_server.proc is not None
+    pid = dockyard_server.proc.pid
+    before = _peak_memory_kib(pid)
+    with dockyard_server.client() as c:
+        location = c.post("/v2/library/huge/blobs/uploads/").headers["Location"]
+        r = c.put(
+            location,
+            params={"digest": digest},
+            content=(chunk for _ in range(count)),
+            headers={"Content-Length": str(count << 20)},
+        )
+        assert r.status_code == 201, r.text
+        r = c.post(
+            "/v2/library/huge2/blobs/uploads/",
+            params={"digest": digest},
+            content=(chunk for _ in range(count)),
+            headers={"Content-Length": str(count << 20)},
+        )
+        assert r.status_code == 201, r.text
+        pulled = hashlib.sha256()
+        with c.stream("GET", f"/v2/library/huge/blobs/{digest}") as response:
+            for piece in response.iter_bytes():
+                pulled.update(piece)
+        assert f"sha256:{pulled.hexdigest()}" == digest
+    grown_mib = (_peak_memory_kib(pid) - before) / 1024
+    assert grown_mib < 128, f"the server's peak memory grew by {grown_mib:.0f} MiB"
