@@ -141,14 +141,6 @@ tags = Table(
     Index("ix_tags_manifest", "manifest_id"),
 )
 
-uploads = Table(
-    "uploads",
-    metadata,
-    Column("id", String(64), primary_key=True),
-    Column("repository_id", ForeignKey("repositories.id", ondelete="CASCADE"), nullable=False),
-    Column("started_at", DateTime(timezone=True), nullable=False),
-)
-
 signing_keys = Table(
     "signing_keys",
     metadata,

@@ -7,13 +7,13 @@ thread, and turn its results and :class:`RegistryError`\\ s into the spec's resp
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import partial
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode
 
@@ -441,16 +441,15 @@ class RegistryHTTP:
         digest_param = query.get("digest")
         if digest_param and not mount:
             parse_digest(digest_param)  # before opening a session
-            upload_id = await run(partial(self.registry.start_upload, ref, transient=True))
+            upload_id = await run(self.registry.start_upload, ref)
+            ref = await self._read(self.catalog.resolve, ref.name)  # it may be new
             try:
-                await self._append(request, ref, upload_id, None, transient=True)
-                digest = await run(
-                    partial(
-                        self.registry.finish_upload, ref, upload_id, digest_param, transient=True
-                    )
-                )
+                await self._append(request, ref, upload_id, None)
+                digest = await run(self.registry.finish_upload, ref, upload_id, digest_param)
             except BaseException:
-                await run(partial(self.registry.cancel_upload, ref, upload_id, transient=True))
+                # A monolithic upload lives within this request: nothing may outlive it.
+                with contextlib.suppress(RegistryError):
+                    await run(self.registry.cancel_upload, ref, upload_id)
                 raise
             return Response(
                 status_code=201,
@@ -508,19 +507,11 @@ class RegistryHTTP:
         raise _method_not_allowed()
 
     async def _append(
-        self,
-        request: Request,
-        ref: RepoRef,
-        upload_id: str,
-        start: int | None,
-        *,
-        transient: bool = False,
+        self, request: Request, ref: RepoRef, upload_id: str, start: int | None
     ) -> int:
         """Stream the request body into the upload; return the upload's new size."""
         expected_len = _expected_length(request, start)
-        appender = await run(
-            partial(self.registry.open_append, ref, upload_id, start, transient=transient)
-        )
+        appender = await run(self.registry.open_append, ref, upload_id, start)
         buffer = bytearray()
         try:
             async for chunk in _body(request):

@@ -102,7 +102,7 @@ def collect_garbage(
     cutoff = utcnow() - grace
     doomed = _collect_manifests(db, cutoff, dry_run, report)
     _collect_blobs(db, store, cutoff, doomed, dry_run, report)
-    _collect_uploads(db, store, utcnow() - upload_age, dry_run, report)
+    _collect_uploads(store, utcnow() - upload_age, dry_run, report)
     return report
 
 
@@ -203,21 +203,13 @@ def _collect_blobs(
                 report.orphans.append((digest, size))
 
 
-def _collect_uploads(
-    db: Database, store: BlobStore, cutoff: datetime, dry_run: bool, report: GCReport
-) -> None:
+def _collect_uploads(store: BlobStore, cutoff: datetime, dry_run: bool, report: GCReport) -> None:
     for info in list(store.iter_uploads()):
         if as_utc(info.started_at) >= cutoff:
             continue
         report.uploads.append(info.upload_id)
-        if dry_run:
-            continue
-        with db.write() as conn:
-            conn.execute(sa.delete(t.uploads).where(t.uploads.c.id == info.upload_id))
-        store.upload_abort(info.upload_id)
-    if not dry_run:
-        with db.write() as conn:
-            conn.execute(sa.delete(t.uploads).where(t.uploads.c.started_at < cutoff))
+        if not dry_run:
+            store.upload_abort(info.upload_id)
 
 
 # -- fsck --------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ restarted) the digest is rebuilt from the stored bytes, so uploads survive resta
 from __future__ import annotations
 
 import json
+import re
 import threading
 import uuid
 from collections.abc import Iterator
@@ -59,6 +60,9 @@ def parse_digest(text: str) -> Digest:
     except DigestError as exc:
         raise RegistryError("DIGEST_INVALID", str(exc), detail={"digest": text[:200]}) from exc
 
+
+# An upload id: a random part, then the id of the repository the upload belongs to.
+_UPLOAD_ID = re.compile(r"[0-9a-f]{32}-([0-9]{1,18})")
 
 # Hot-path statements, built once (building and keying them per request costs more than
 # running them).
@@ -209,34 +213,27 @@ class RegistryService:
 
     # -- uploads ---------------------------------------------------------------------
 
-    def start_upload(self, ref: RepoRef, *, transient: bool = False) -> str:
-        """Open an upload session.
+    def start_upload(self, ref: RepoRef) -> str:
+        """Open an upload session in the repository (creating the repository if needed).
 
-        A *transient* upload lives within one request (a monolithic ``POST ?digest=``):
-        it has no database record, so it costs no write transaction, and the request
-        either finishes it or discards it. After a crash, ``dockyard gc`` purges its bytes.
+        The session has no database record: its id names the repository it belongs to,
+        its bytes and start time live in the blob store, and ``dockyard gc`` purges the
+        abandoned ones. Opening one costs no write transaction once the repository exists.
         """
-        upload_id = str(uuid.uuid4())
-        if not transient:
+        repo_id = ref.repository_id
+        if repo_id is None:
             with self.db.write() as conn:
                 repo_id = self._ensure_repository(conn, ref)
-                conn.execute(
-                    sa.insert(t.uploads).values(
-                        id=upload_id, repository_id=repo_id, started_at=utcnow()
-                    )
-                )
+        upload_id = f"{uuid.uuid4().hex}-{repo_id}"
         self.store.upload_start(upload_id)
         self._hashes[upload_id] = _HashState(0, new_hasher("sha256"))
         return upload_id
 
-    def _check_upload(self, ref: RepoRef, upload_id: str) -> None:
-        if ref.repository_id is None:
-            raise upload_unknown(upload_id)
-        with self.db.read() as conn:
-            owner = conn.execute(
-                sa.select(t.uploads.c.repository_id).where(t.uploads.c.id == upload_id)
-            ).scalar()
-        if owner != ref.repository_id:
+    @staticmethod
+    def _check_upload(ref: RepoRef, upload_id: str) -> None:
+        """The upload must belong to this repository (its id says which)."""
+        match = _UPLOAD_ID.fullmatch(upload_id)
+        if match is None or ref.repository_id is None or int(match[1]) != ref.repository_id:
             raise upload_unknown(upload_id)
 
     def upload_size(self, ref: RepoRef, upload_id: str) -> int:
@@ -254,16 +251,10 @@ class RegistryService:
             return lock
 
     def open_append(
-        self,
-        ref: RepoRef,
-        upload_id: str,
-        expected_start: int | None,
-        *,
-        transient: bool = False,
+        self, ref: RepoRef, upload_id: str, expected_start: int | None
     ) -> UploadAppender:
         """Begin appending; ``expected_start`` (from Content-Range) must equal the size."""
-        if not transient:
-            self._check_upload(ref, upload_id)
+        self._check_upload(ref, upload_id)
         lock = self._lock_for(upload_id)
         if not lock.acquire(timeout=60):
             raise RegistryError("BLOB_UPLOAD_INVALID", "another request is writing to this upload")
@@ -299,12 +290,9 @@ class RegistryService:
             hasher.update(chunk)
         return f"{algorithm}:{hasher.hexdigest()}"
 
-    def finish_upload(
-        self, ref: RepoRef, upload_id: str, digest_text: str, *, transient: bool = False
-    ) -> str:
+    def finish_upload(self, ref: RepoRef, upload_id: str, digest_text: str) -> str:
         """Verify the digest, publish the blob and link it; a mismatch removes it all."""
-        if not transient:
-            self._check_upload(ref, upload_id)
+        self._check_upload(ref, upload_id)
         try:
             digest = Digest.parse(digest_text)
         except DigestError as exc:
@@ -319,7 +307,7 @@ class RegistryService:
             except UploadNotFound as exc:
                 raise upload_unknown(upload_id) from exc
             if actual != str(digest):
-                self.cancel_upload(ref, upload_id, transient=transient)
+                self.cancel_upload(ref, upload_id)
                 raise RegistryError(
                     "DIGEST_INVALID",
                     f"the uploaded content has digest {actual}, not {digest}; "
@@ -339,17 +327,16 @@ class RegistryService:
                     keys=("digest",),
                     update=("touched_at",),
                 )
-                self._link_blob(conn, self._ensure_repository(conn, ref), str(digest))
-                if not transient:
-                    conn.execute(sa.delete(t.uploads).where(t.uploads.c.id == upload_id))
+                self._link_blob(conn, self.require_repository(ref), str(digest))
         self._forget_upload(upload_id)
         return str(digest)
 
-    def cancel_upload(self, ref: RepoRef, upload_id: str, *, transient: bool = False) -> None:
-        if not transient:
-            self._check_upload(ref, upload_id)
-            with self.db.write() as conn:
-                conn.execute(sa.delete(t.uploads).where(t.uploads.c.id == upload_id))
+    def cancel_upload(self, ref: RepoRef, upload_id: str) -> None:
+        self._check_upload(ref, upload_id)
+        try:
+            self.store.upload_size(upload_id)
+        except UploadNotFound as exc:
+            raise upload_unknown(upload_id) from exc
         self.store.upload_abort(upload_id)
         self._forget_upload(upload_id)
 

@@ -152,21 +152,6 @@ def upgrade() -> None:
         batch_op.create_index("ix_repository_blobs_digest", ["digest"], unique=False)
 
     op.create_table(
-        "uploads",
-        sa.Column("id", sa.String(length=64), nullable=False),
-        sa.Column(
-            "repository_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
-        ),
-        sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["repository_id"],
-            ["repositories.id"],
-            name=op.f("fk_uploads_repository_id_repositories"),
-            ondelete="CASCADE",
-        ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_uploads")),
-    )
-    op.create_table(
         "manifest_references",
         sa.Column(
             "manifest_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
@@ -223,7 +208,6 @@ def downgrade() -> None:
         batch_op.drop_index("ix_manifest_references_digest")
 
     op.drop_table("manifest_references")
-    op.drop_table("uploads")
     with op.batch_alter_table("repository_blobs", schema=None) as batch_op:
         batch_op.drop_index("ix_repository_blobs_digest")
 
