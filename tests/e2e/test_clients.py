@@ -48,6 +48,7 @@ from tests.e2e.images import (
     tool,
     write_dir,
 )
+from tests.fixtures.backends import all_backends
 from tests.fixtures.server import ADMIN_PASSWORD, DockyardServer
 
 pytestmark = pytest.mark.clients
@@ -189,6 +190,7 @@ def _files(layout: Layout, manifest_digest: str) -> dict[str, bytes | None]:
 # -- 1. skopeo ---------------------------------------------------------------------------
 
 
+@all_backends
 def test_skopeo_oci_layout_round_trip(clients: Clients) -> None:
     """oci: → Dockyard → oci: keeps the manifest and every blob byte for byte."""
     image = build_image(sample_files("skopeo", layers=3))
@@ -256,6 +258,7 @@ LABEL org.example.built-by=dockyard-tests
 """
 
 
+@all_backends
 def test_buildah_build_push_and_pull_back(clients: Clients) -> None:
     busybox = Path("/bin/busybox")
     if not busybox.is_file():
@@ -314,6 +317,7 @@ def test_buildah_build_push_and_pull_back(clients: Clients) -> None:
 # -- 3. podman ---------------------------------------------------------------------------
 
 
+@all_backends
 def test_podman_login_push_pull(clients: Clients) -> None:
     host = clients.server.host
     image = build_image(sample_files("podman", layers=2))
@@ -412,6 +416,7 @@ def _check_index_served(
                 assert blob.content == data
 
 
+@all_backends
 def test_multi_arch_oci_index(clients: Clients) -> None:
     images = _two_arches("oci-multi")
     source = Layout.create(clients.tmp / "source")
@@ -432,6 +437,7 @@ def test_multi_arch_oci_index(clients: Clients) -> None:
         assert info["Layers"] == [layer.digest for layer in img.layers]
 
 
+@all_backends
 def test_multi_arch_docker_manifest_list(clients: Clients) -> None:
     images = _two_arches("docker-multi", docker=True)
     manifest_list = build_index(images, docker=True)
@@ -477,6 +483,7 @@ def _artifact(
     return canonical(manifest)
 
 
+@all_backends
 def test_artifact_subject_and_referrers(clients: Clients) -> None:
     name = "with-referrers"
     image = build_image(sample_files("referred", layers=1))

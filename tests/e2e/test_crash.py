@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx
 
+from tests.fixtures.backends import all_backends
 from tests.fixtures.server import ADMIN_PASSWORD, DockyardServer
 
 PUSHES = 16
@@ -202,6 +203,7 @@ def _fsck(server: DockyardServer) -> str:
     return output
 
 
+@all_backends
 def test_sigkill_during_concurrent_pushes(dockyard_server: DockyardServer) -> None:
     pushes = [make_push(i) for i in range(PUSHES)]
     state = Run(dockyard_server)
