@@ -3,8 +3,11 @@
 Layout under the root::
 
     blobs/<algorithm>/<first two hex>/<hex>     committed blobs
-    uploads/<upload id>/data                    bytes received so far
-    uploads/<upload id>/startedat               when the upload began (ISO 8601)
+    uploads/<upload id>                         bytes received so far
+
+An upload is one file: starting one costs a single create, and its start time for
+purging is the file's modification time, so an upload still receiving bytes is never
+taken for abandoned.
 
 A blob becomes visible by ``rename`` of a fully written, fsynced file, so a reader never
 sees half a blob and a crash leaves either the whole blob or none of it.
@@ -12,8 +15,8 @@ sees half a blob and a crash leaves either the whole blob or none of it.
 
 from __future__ import annotations
 
+import contextlib
 import os
-import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -71,7 +74,7 @@ class FilesystemBlobStore(BlobStore):
         algorithm, hexpart = check_digest(digest)
         return self.root / "blobs" / algorithm / hexpart[:2] / hexpart
 
-    def _upload_dir(self, upload_id: str) -> Path:
+    def _upload_path(self, upload_id: str) -> Path:
         return self.root / "uploads" / check_upload_id(upload_id)
 
     # -- committed blobs -------------------------------------------------------------
@@ -144,33 +147,30 @@ class FilesystemBlobStore(BlobStore):
     # -- uploads ---------------------------------------------------------------------
 
     def upload_start(self, upload_id: str) -> None:
-        d = self._upload_dir(upload_id)
-        d.mkdir(parents=True)
-        (d / "data").touch()
-        (d / "startedat").write_text(datetime.now(UTC).isoformat())
+        fd = os.open(self._upload_path(upload_id), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        os.close(fd)
 
     def upload_size(self, upload_id: str) -> int:
         try:
-            return (self._upload_dir(upload_id) / "data").stat().st_size
+            return self._upload_path(upload_id).stat().st_size
         except FileNotFoundError as exc:
             raise UploadNotFound(upload_id) from exc
 
     def upload_writer(self, upload_id: str) -> UploadWriter:
         try:
-            return _FileWriter(self._upload_dir(upload_id) / "data")
+            return _FileWriter(self._upload_path(upload_id))
         except FileNotFoundError as exc:
             raise UploadNotFound(upload_id) from exc
 
     def upload_read(self, upload_id: str) -> Iterator[bytes]:
         try:
-            f = (self._upload_dir(upload_id) / "data").open("rb")
+            f = self._upload_path(upload_id).open("rb")
         except FileNotFoundError as exc:
             raise UploadNotFound(upload_id) from exc
         return self._iter_file(f, 0, None)
 
     def upload_commit(self, upload_id: str, digest: str) -> int:
-        d = self._upload_dir(upload_id)
-        data = d / "data"
+        data = self._upload_path(upload_id)
         target = self._blob_path(digest)
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -179,23 +179,22 @@ class FilesystemBlobStore(BlobStore):
             raise UploadNotFound(upload_id) from exc
         # The writer fsynced the bytes when it closed; publishing is one atomic rename.
         self._publish(data, target)
-        shutil.rmtree(d, ignore_errors=True)
         return size
 
     def upload_abort(self, upload_id: str) -> None:
-        try:
-            shutil.rmtree(self._upload_dir(upload_id), ignore_errors=True)
-        except UploadNotFound:
-            return
+        with contextlib.suppress(FileNotFoundError, UploadNotFound):
+            self._upload_path(upload_id).unlink()
 
     def iter_uploads(self) -> Iterator[UploadInfo]:
-        for d in sorted((self.root / "uploads").iterdir()):
+        for path in sorted((self.root / "uploads").iterdir()):
             try:
-                size = (d / "data").stat().st_size
-                started = datetime.fromisoformat((d / "startedat").read_text())
-            except (FileNotFoundError, ValueError):
+                info = path.stat()
+            except FileNotFoundError:
                 continue
-            yield UploadInfo(d.name, size, started)
+            if path.is_file():
+                yield UploadInfo(
+                    path.name, info.st_size, datetime.fromtimestamp(info.st_mtime, UTC)
+                )
 
     def ping(self) -> None:
         if not (self.root / "blobs").is_dir():
