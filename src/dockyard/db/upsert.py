@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import Table, text
@@ -31,12 +31,26 @@ def upsert(
     conn.execute(stmt)
 
 
-def lock_digest(conn: Connection, digest: str) -> None:
-    """Serialize writers of one blob digest until the transaction ends.
+def blob_key(digest: str) -> str:
+    return f"blob:{digest}"
 
-    PostgreSQL takes a transaction-scoped advisory lock; SQLite needs nothing, since its
-    write transactions (BEGIN IMMEDIATE) already run one at a time.
+
+def manifest_key(repository_id: int, digest: str) -> str:
+    return f"manifest:{repository_id}:{digest}"
+
+
+def lock_keys(conn: Connection, keys: Iterable[str]) -> None:
+    """Hold a lock on each named object (``blob_key``, ``manifest_key``) until the
+    transaction ends.
+
+    Whoever writes something that relies on an object existing, and whoever deletes it,
+    takes its lock first; the second to come then reads what the first committed.
+    PostgreSQL takes transaction-scoped advisory locks, in sorted order so that two
+    transactions never wait for each other; SQLite needs nothing, since its write
+    transactions (BEGIN IMMEDIATE) already run one at a time.
     """
-    if conn.dialect.name == "postgresql":
-        key = int.from_bytes(hashlib.sha256(digest.encode()).digest()[:8], "big", signed=True)
-        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+    if conn.dialect.name != "postgresql":
+        return
+    for key in sorted(set(keys)):
+        number = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big", signed=True)
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": number})

@@ -1,13 +1,14 @@
 """Garbage collection and consistency checks (``dockyard gc``, ``dockyard fsck``).
 
 Garbage collection is safe while the registry serves pushes. It deletes only what is
-both unreachable and older than a grace period, and each delete re-checks both in the
-same statement, inside a write transaction that also holds the digest's lock. A push
-touches every blob and manifest it relies on in its own write transaction (see
-``RegistryService.put_manifest`` and ``finish_upload``), so either the push commits first
-and the delete no longer matches, or the delete commits first and the push sees the blob
-missing and refuses the manifest (``MANIFEST_BLOB_UNKNOWN``) instead of committing a
-manifest whose layers are gone.
+both unreachable and older than a grace period, and it re-checks both inside a write
+transaction that first takes the object's lock (``db.upsert.lock_keys``). Every write
+that relies on an object existing takes the same lock in its own transaction: a manifest
+push locks the blobs and child manifests it references and itself, a blob upload or mount
+locks its blob (see ``RegistryService``). So either the push commits first and the
+re-check finds the object in use, or the delete commits first and the push, reading after
+it, refuses the manifest (``MANIFEST_BLOB_UNKNOWN``) instead of committing one whose
+layers are gone.
 
 What is reachable: every tagged manifest; the children of a reachable index; and every
 manifest whose ``subject`` is reachable (signatures, SBOMs and other referrers live as
@@ -24,7 +25,7 @@ import sqlalchemy as sa
 
 from dockyard.db import tables as t
 from dockyard.db.engine import Database, as_utc, utcnow
-from dockyard.db.upsert import lock_digest
+from dockyard.db.upsert import blob_key, lock_keys, manifest_key
 from dockyard.oci.digest import Digest, DigestError, new_hasher
 from dockyard.oci.manifest import ManifestError, parse_manifest
 from dockyard.storage.base import BlobNotFound, BlobStore
@@ -113,6 +114,7 @@ def _collect_manifests(db: Database, cutoff: datetime, dry_run: bool, report: GC
         candidates = conn.execute(
             sa.select(
                 t.manifests.c.id,
+                t.manifests.c.repository_id,
                 t.manifests.c.digest,
                 t.namespaces.c.name.label("ns"),
                 t.repositories.c.name.label("repo"),
@@ -130,7 +132,8 @@ def _collect_manifests(db: Database, cutoff: datetime, dry_run: bool, report: GC
             doomed.add(row.id)
             continue
         with db.write() as conn:
-            # Re-check inside the write: still old, still untagged, still unreferenced.
+            # Under the manifest's lock, re-check: still old, untagged, unreferenced.
+            lock_keys(conn, [manifest_key(row.repository_id, row.digest)])
             if row.id in _reachable_manifests(conn):
                 continue
             res = conn.execute(
@@ -178,7 +181,7 @@ def _collect_blobs(
             report.blobs.append((digest, size))
             continue
         with db.write() as conn:
-            lock_digest(conn, digest)
+            lock_keys(conn, [blob_key(digest)])
             # The conditions sit on the row itself, so PostgreSQL re-checks them against
             # a push that touched the blob while this statement waited for its lock.
             res = conn.execute(
@@ -194,7 +197,7 @@ def _collect_blobs(
             report.orphans.append((digest, size))
             continue
         with db.write() as conn:
-            lock_digest(conn, digest)
+            lock_keys(conn, [blob_key(digest)])
             exists = conn.execute(
                 sa.select(t.blobs.c.digest).where(t.blobs.c.digest == digest)
             ).first()

@@ -25,7 +25,7 @@ from sqlalchemy.engine import Connection
 from dockyard.catalog.service import CatalogService, NotFound, RepoRef
 from dockyard.db import tables as t
 from dockyard.db.engine import Database, utcnow
-from dockyard.db.upsert import lock_digest, upsert
+from dockyard.db.upsert import blob_key, lock_keys, manifest_key, upsert
 from dockyard.oci import mediatypes as mt
 from dockyard.oci.digest import Digest, DigestError, Hasher, new_hasher
 from dockyard.oci.manifest import Manifest, ManifestError, parse_manifest
@@ -188,6 +188,7 @@ class RegistryService:
         if source.repository_id is None:
             return False
         with self.db.write() as conn:
+            lock_keys(conn, [blob_key(digest)])
             linked = conn.execute(
                 sa.select(t.repository_blobs.c.digest).where(
                     t.repository_blobs.c.repository_id == source.repository_id,
@@ -318,7 +319,7 @@ class RegistryService:
             with self.db.write() as conn:
                 # Publishing inside the transaction, under the digest's lock, keeps garbage
                 # collection from deleting these bytes between publish and record.
-                lock_digest(conn, str(digest))
+                lock_keys(conn, [blob_key(str(digest))])
                 self.store.upload_commit(upload_id, str(digest))
                 upsert(
                     conn,
@@ -406,9 +407,8 @@ class RegistryService:
         now = utcnow()
         with self.db.write() as conn:
             repo_id = self._ensure_repository(conn, ref)
-            self._check_references(conn, repo_id, manifest)
-            # Touching an existing manifest (not just reading it) locks its row, so that
-            # garbage collection cannot delete it between here and the tag's insert.
+            self._check_references(conn, repo_id, digest, manifest)
+            # Touching an existing manifest marks it as in use, for the gc grace period.
             manifest_id = conn.execute(
                 sa.update(t.manifests)
                 .where(t.manifests.c.repository_id == repo_id, t.manifests.c.digest == digest)
@@ -438,11 +438,19 @@ class RegistryService:
         return digest, manifest
 
     @staticmethod
-    def _check_references(conn: Connection, repo_id: int, manifest: Manifest) -> None:
+    def _check_references(conn: Connection, repo_id: int, digest: str, manifest: Manifest) -> None:
         blob_digests = sorted({str(d.digest) for d in manifest.blobs})
+        child_digests = sorted({str(d.digest) for d in manifest.children})
+        # Everything this manifest relies on stays put until the commit: garbage
+        # collection takes the same locks before it deletes.
+        lock_keys(
+            conn,
+            [blob_key(d) for d in blob_digests]
+            + [manifest_key(repo_id, d) for d in child_digests]
+            + [manifest_key(repo_id, digest)],
+        )
         if blob_digests:
-            # Touching the blobs inside this write transaction is what keeps garbage
-            # collection from deleting them between this check and the commit.
+            # Marks them as in use, for the grace period of garbage collection.
             conn.execute(
                 sa.update(t.blobs)
                 .where(t.blobs.c.digest.in_(blob_digests))
@@ -450,11 +458,7 @@ class RegistryService:
             )
         checks = (
             (blob_digests, t.repository_blobs, "the manifest references blob"),
-            (
-                sorted({str(d.digest) for d in manifest.children}),
-                t.manifests,
-                "the index references manifest",
-            ),
+            (child_digests, t.manifests, "the index references manifest"),
         )
         for digests, table, what in checks:
             if not digests:
