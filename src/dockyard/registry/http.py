@@ -82,8 +82,9 @@ class RegistryHTTP:
         self.public_url = public_url.rstrip("/")
 
     async def _read(self, func: Callable[..., T], *args: Any) -> T:
-        """Run a small read: inline when the database answers from local memory-mapped
-        pages (SQLite, where a thread hop costs more than the query), else in a thread."""
+        """Run a small database-only read: inline when the database answers from local
+        pages (SQLite, where a thread hop costs more than the query), else in a thread.
+        Anything that touches the blob store goes through :func:`run` instead."""
         if self.registry.db.inline_reads:
             return func(*args)
         return await to_thread.run_sync(func, *args)
@@ -442,7 +443,8 @@ class RegistryHTTP:
         if digest_param and not mount:
             parse_digest(digest_param)  # before opening a session
             upload_id = await run(self.registry.start_upload, ref)
-            ref = await self._read(self.catalog.resolve, ref.name)  # it may be new
+            if not ref.exists:  # the upload created it
+                ref = await self._read(self.catalog.resolve, ref.name)
             try:
                 await self._append(request, ref, upload_id, None)
                 digest = await run(self.registry.finish_upload, ref, upload_id, digest_param)
@@ -480,7 +482,7 @@ class RegistryHTTP:
     ) -> Response:
         await self._authorize(request, caller, ref, "push")
         if method == "GET":
-            size = await self._read(self.registry.upload_size, ref, upload_id)
+            size = await run(self.registry.upload_size, ref, upload_id)  # asks the store
             return Response(status_code=204, headers=upload_headers(ref, upload_id, size))
         if method == "PATCH":
             start = _content_range_start(request)
