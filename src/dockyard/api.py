@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from anyio import to_thread
 from starlette.requests import Request
@@ -12,6 +13,7 @@ from dockyard.iam.authz import ANONYMOUS, Principal
 from dockyard.iam.identity import IdentityService, parse_basic
 
 PROBLEM = "application/problem+json"
+T = TypeVar("T")
 
 
 class ApiError(Exception):
@@ -49,3 +51,12 @@ async def json_body(request: Request) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise ApiError(400, "Bad Request", "the body must be a JSON object")
     return body
+
+
+async def call_service(func: Callable[[], T], *errors: type[Exception]) -> T:
+    """Run a blocking service call in a worker thread; its domain errors (each with an
+    HTTP ``status``) become problem responses."""
+    try:
+        return await to_thread.run_sync(func)
+    except errors as exc:
+        raise ApiError(getattr(exc, "status", 400), type(exc).__name__, str(exc)) from exc

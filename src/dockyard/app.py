@@ -23,6 +23,8 @@ from dockyard.catalog.http import NamespaceRoutes
 from dockyard.catalog.service import CatalogService
 from dockyard.config import Settings, load_settings
 from dockyard.db.engine import Database
+from dockyard.iam.accounts import AccountService
+from dockyard.iam.http import AccountRoutes
 from dockyard.iam.identity import IdentityService
 from dockyard.iam.tokens import TokenService, load_or_create_key
 from dockyard.observability import Metrics, ObservabilityMiddleware, setup_logging
@@ -41,6 +43,7 @@ class Services:
     store: BlobStore
     catalog: CatalogService
     identity: IdentityService
+    accounts: AccountService
     registry: RegistryService
 
     def close(self) -> None:
@@ -60,6 +63,7 @@ def open_services(settings: Settings, *, migrate: bool = False) -> Services:
         store=store,
         catalog=catalog,
         identity=IdentityService(db),
+        accounts=AccountService(db),
         registry=RegistryService(db, store, catalog),
     )
 
@@ -124,6 +128,7 @@ def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:
         return PlainTextResponse("not found" if status == 404 else "error", status_code=status)
 
     namespaces = NamespaceRoutes(services.catalog, services.identity, settings.region)
+    accounts = AccountRoutes(services.accounts, services.identity, settings.region)
     routes = [
         Route("/healthz", healthz),
         Route("/readyz", readyz),
@@ -131,6 +136,7 @@ def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:
         Route("/auth/token", registry_http.token, methods=["GET", "POST"]),
         Route("/auth/jwks", jwks),
         *namespaces.routes(),
+        *accounts.routes(),
     ]
     app = Starlette(
         routes=routes,

@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from dockyard.api import ApiError, caller, json_body
+from dockyard.api import ApiError, call_service, caller, json_body
 from dockyard.catalog.service import CatalogError, CatalogService, Namespace
 from dockyard.iam import actions
 from dockyard.iam.arn import namespace_arn
@@ -39,10 +39,18 @@ class NamespaceRoutes:
             Route("/api/v1/namespaces/{name}", self.one, methods=["GET", "DELETE"]),
         ]
 
-    async def _require(self, request: Request, action: str, name: str) -> Principal:
+    async def _require(
+        self, request: Request, action: str, name: str, *, existing: bool = True
+    ) -> Principal:
+        """Authorize ``action`` on namespace ``name``: an existing namespace is its
+        owner's resource; a new one (``existing=False``) will be the caller's."""
         principal = await caller(request, self.identity)
-        account = principal.account_id if principal.account_id is not None else 0
-        if is_allowed(principal, action, Resource(namespace_arn(self.region, account, name))):
+        account: int | str | None = principal.account_id
+        if existing:
+            owner = await to_thread.run_sync(self.catalog.namespace_account, name)
+            account = owner if owner is not None else account
+        arn = namespace_arn(self.region, account if account is not None else "*", name)
+        if is_allowed(principal, action, Resource(arn)):
             return principal
         if principal.is_anonymous:
             raise ApiError(401, "Unauthorized", "log in first (HTTP Basic credentials)")
@@ -54,29 +62,36 @@ class NamespaceRoutes:
             name = body.get("name")
             if not isinstance(name, str):
                 raise ApiError(400, "Bad Request", "name (a string) is required")
-            principal = await self._require(request, actions.CREATE_NAMESPACE, name)
+            principal = await self._require(request, actions.CREATE_NAMESPACE, name, existing=False)
             kind = body.get("default_repository_type", "private")
             if kind not in ("public", "private"):
                 raise ApiError(400, "Bad Request", "default_repository_type is public or private")
             auto = body.get("auto_create_repository", True)
             if not isinstance(auto, bool):
                 raise ApiError(400, "Bad Request", "auto_create_repository must be a boolean")
-            ns = await self._call(
+            ns = await call_service(
                 lambda: self.catalog.create_namespace(
                     name,
                     account_id=principal.account_id,
                     auto_create=auto,
                     default_public=kind == "public",
-                )
+                    enforce_quota=not principal.is_admin,
+                ),
+                CatalogError,
             )
             return JSONResponse(namespace_json(ns), status_code=201)
-        await self._require(request, "cr:ListNamespace", "*")
+        principal = await self._require(request, "cr:ListNamespace", "*", existing=False)
+        # The administrator sees every account's namespaces; anyone else their own.
+        account = None if principal.is_admin else principal.account_id
         try:
             limit = min(int(request.query_params.get("limit", "100")), 1000)
         except ValueError as exc:
             raise ApiError(400, "Bad Request", "limit must be an integer") from exc
         after = request.query_params.get("after") or None
-        items = await self._call(lambda: self.catalog.list_namespaces(limit=limit, after=after))
+        items = await call_service(
+            lambda: self.catalog.list_namespaces(limit=limit, after=after, account_id=account),
+            CatalogError,
+        )
         page: dict[str, Any] = {"items": [namespace_json(n) for n in items]}
         if len(items) == limit:
             page["next"] = f"/api/v1/namespaces?limit={limit}&after={items[-1].name}"
@@ -86,15 +101,8 @@ class NamespaceRoutes:
         name = request.path_params["name"]
         if request.method == "DELETE":
             await self._require(request, "cr:DeleteNamespace", name)
-            await self._call(lambda: self.catalog.delete_namespace(name))
+            await call_service(lambda: self.catalog.delete_namespace(name), CatalogError)
             return Response(status_code=204)
         await self._require(request, "cr:GetNamespace", name)
-        ns = await self._call(lambda: self.catalog.get_namespace(name))
+        ns = await call_service(lambda: self.catalog.get_namespace(name), CatalogError)
         return JSONResponse(namespace_json(ns))
-
-    @staticmethod
-    async def _call(func: Any) -> Any:
-        try:
-            return await to_thread.run_sync(func)
-        except CatalogError as exc:
-            raise ApiError(exc.status, type(exc).__name__, str(exc)) from exc

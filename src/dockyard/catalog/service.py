@@ -38,6 +38,10 @@ class Invalid(CatalogError):
     status = 400
 
 
+class QuotaExceeded(CatalogError):
+    status = 403
+
+
 @dataclass(frozen=True, slots=True)
 class Namespace:
     id: int
@@ -114,7 +118,10 @@ class CatalogService:
         account_id: int | None = None,
         auto_create: bool = True,
         default_public: bool = False,
+        enforce_quota: bool = True,
     ) -> Namespace:
+        """Create a namespace for ``account_id``, within the account's namespace quota
+        unless ``enforce_quota`` is off (the instance administrator is not bound by it)."""
         try:
             check_component(name, "namespace")
         except NameError_ as exc:
@@ -123,6 +130,8 @@ class CatalogService:
             raise Invalid("a namespace name has 2 to 30 characters")
         try:
             with self.db.write() as conn:
+                if account_id is not None and enforce_quota:
+                    self._check_namespace_quota(conn, account_id)
                 conn.execute(
                     sa.insert(t.namespaces).values(
                         name=name,
@@ -136,6 +145,28 @@ class CatalogService:
             raise Conflict(f"namespace {name!r} already exists") from exc
         return self.get_namespace(name)
 
+    @staticmethod
+    def _check_namespace_quota(conn: Connection, account_id: int) -> None:
+        quota = conn.execute(
+            sa.select(t.accounts.c.namespace_quota).where(t.accounts.c.id == account_id)
+        ).scalar()
+        used = conn.execute(
+            sa.select(sa.func.count()).where(t.namespaces.c.account_id == account_id)
+        ).scalar_one()
+        if quota is not None and used >= quota:
+            raise QuotaExceeded(
+                f"the account has {used} of its {quota} namespaces; delete one, or ask the "
+                "instance administrator to raise the quota"
+            )
+
+    def namespace_account(self, name: str) -> int | None:
+        """The id of the account that owns namespace ``name`` (None when it is missing)."""
+        with self.db.read() as conn:
+            owner = conn.execute(
+                sa.select(t.namespaces.c.account_id).where(t.namespaces.c.name == name)
+            ).scalar()
+        return None if owner is None else int(owner)
+
     def get_namespace(self, name: str) -> Namespace:
         with self.db.read() as conn:
             row = conn.execute(sa.select(t.namespaces).where(t.namespaces.c.name == name)).first()
@@ -143,10 +174,15 @@ class CatalogService:
             raise NotFound(f"namespace {name!r} does not exist")
         return _namespace(row)
 
-    def list_namespaces(self, *, limit: int = 100, after: str | None = None) -> list[Namespace]:
+    def list_namespaces(
+        self, *, limit: int = 100, after: str | None = None, account_id: int | None = None
+    ) -> list[Namespace]:
+        """Namespaces in name order after ``after``; only ``account_id``'s when given."""
         q = sa.select(t.namespaces).order_by(t.namespaces.c.name).limit(limit)
         if after:
             q = q.where(t.namespaces.c.name > after)
+        if account_id is not None:
+            q = q.where(t.namespaces.c.account_id == account_id)
         with self.db.read() as conn:
             return [_namespace(r) for r in conn.execute(q)]
 

@@ -149,6 +149,7 @@ def namespace() -> None:
 @namespace.command("create")
 @instance_options
 @click.argument("name")
+@click.option("--account", default="admin", help="The owning account (default admin).")
 @click.option(
     "--private/--public",
     "private",
@@ -157,17 +158,25 @@ def namespace() -> None:
 )
 @click.option("--no-auto-create", is_flag=True, help="Refuse pushes to missing repositories.")
 @click.pass_context
-def namespace_create(ctx: click.Context, name: str, private: bool, no_auto_create: bool) -> None:
+def namespace_create(
+    ctx: click.Context, name: str, account: str, private: bool, no_auto_create: bool
+) -> None:
     """Create namespace NAME."""
     from dockyard.app import bootstrap
     from dockyard.catalog.service import CatalogError
+    from dockyard.iam.accounts import AccountError
 
     services = bootstrap(_settings(ctx))
     try:
+        owner = services.accounts.get(account)
         services.catalog.create_namespace(
-            name, auto_create=not no_auto_create, default_public=not private
+            name,
+            account_id=owner.id,
+            auto_create=not no_auto_create,
+            default_public=not private,
+            enforce_quota=False,  # the operator at the console of the instance
         )
-    except CatalogError as exc:
+    except (CatalogError, AccountError) as exc:
         raise click.ClickException(str(exc)) from exc
     finally:
         services.close()
@@ -193,6 +202,36 @@ def namespace_list(ctx: click.Context) -> None:
             after = page[-1].name
     finally:
         services.close()
+
+
+@main.group()
+def account() -> None:
+    """Manage accounts (tenants) and their root users."""
+
+
+@account.command("create")
+@instance_options
+@click.argument("name")
+@click.password_option(
+    "--password",
+    envvar="DOCKYARD_ACCOUNT_PASSWORD",
+    help="The root user's password (also DOCKYARD_ACCOUNT_PASSWORD; prompted otherwise).",
+)
+@click.option("--namespace-quota", type=int, default=3, help="Namespaces allowed (default 3).")
+@click.pass_context
+def account_create(ctx: click.Context, name: str, password: str, namespace_quota: int) -> None:
+    """Create account NAME with a root user of the same name."""
+    from dockyard.app import bootstrap
+    from dockyard.iam.accounts import AccountError
+
+    services = bootstrap(_settings(ctx))
+    try:
+        created = services.accounts.create(name, password, namespace_quota=namespace_quota)
+    except AccountError as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        services.close()
+    click.echo(f"created account {created.name} (id {created.id}); root login: {created.name}")
 
 
 @main.command()

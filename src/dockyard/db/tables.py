@@ -7,6 +7,7 @@ distribution registry, so one account cannot read another's layers by guessing d
 
 from __future__ import annotations
 
+import sqlalchemy as sa
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -38,6 +39,7 @@ accounts = Table(
     Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
     Column("name", String(64), nullable=False, unique=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("namespace_quota", Integer, nullable=False, server_default="3"),
 )
 
 users = Table(
@@ -49,6 +51,7 @@ users = Table(
     Column("password_hash", String(255), nullable=False),
     Column("is_admin", Boolean, nullable=False, default=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("is_root", Boolean, nullable=False, server_default=sa.false()),
 )
 
 namespaces = Table(

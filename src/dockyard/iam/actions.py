@@ -19,6 +19,8 @@ class Action:
 
 NAMESPACE_ARN = "acs:cr:$regionid:$accountid:repository/$namespace"
 REPOSITORY_ARN = "acs:cr:$regionid:$accountid:repository/$namespace/$repository"
+INSTANCE_ARN = "acs:cr:$regionid::instance"
+"""The instance itself: no account owns it, so only the instance administrator acts on it."""
 
 CATALOGUE: tuple[Action, ...] = (
     Action(
@@ -41,6 +43,9 @@ CATALOGUE: tuple[Action, ...] = (
     Action("cr:ListNamespace", "GET /api/v1/namespaces", NAMESPACE_ARN),
     Action("cr:GetNamespace", "GET /api/v1/namespaces/{namespace}", NAMESPACE_ARN),
     Action("cr:DeleteNamespace", "DELETE /api/v1/namespaces/{namespace}", NAMESPACE_ARN),
+    Action("cr:CreateAccount", "POST /api/v1/accounts, `dockyard account create`", INSTANCE_ARN),
+    Action("cr:ListAccount", "GET /api/v1/accounts", INSTANCE_ARN),
+    Action("cr:UpdateAccount", "PATCH /api/v1/accounts/{account} (quotas)", INSTANCE_ARN),
 )
 
 BY_NAME = {a.name: a for a in CATALOGUE}
@@ -50,6 +55,9 @@ DELETE = "cr:DeleteRepositoryImage"
 CREATE_REPOSITORY = "cr:CreateRepository"
 LIST_REPOSITORY = "cr:ListRepository"
 CREATE_NAMESPACE = "cr:CreateNamespace"
+CREATE_ACCOUNT = "cr:CreateAccount"
+LIST_ACCOUNT = "cr:ListAccount"
+UPDATE_ACCOUNT = "cr:UpdateAccount"
 
 SCOPE_ACTIONS = {"pull": PULL, "push": PUSH, "delete": DELETE}
 """Docker token scope action → catalogue action."""

@@ -9,3 +9,7 @@ def namespace_arn(region: str, account_id: int | str, namespace: str) -> str:
 
 def repository_arn(region: str, account_id: int | str, namespace: str, repository: str) -> str:
     return f"acs:cr:{region}:{account_id}:repository/{namespace}/{repository}"
+
+
+def instance_arn(region: str) -> str:
+    return f"acs:cr:{region}::instance"

@@ -2,8 +2,9 @@
 
 Every check in Dockyard — registry operations, token issuance, the management API,
 the console and the CLI — calls :func:`is_allowed`. Today it knows the instance
-administrator (everything) and anonymous callers (pull of public repositories); the
-policy engine replaces its insides without changing its callers.
+administrator (everything), each account's root user (everything in its own account,
+nothing in others') and anonymous callers (pull of public repositories); RAM users and
+the policy engine (``iam.policy``) come next, without changing the callers.
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ class Principal:
     user_id: int | None = None
     account_id: int | None = None
     is_admin: bool = False
+    """The instance administrator (root of the built-in account ``admin``)."""
+    is_root: bool = False
+    """The root user of ``account_id``: everything in that account, nothing elsewhere."""
 
     @property
     def is_anonymous(self) -> bool:
@@ -55,4 +59,15 @@ def is_allowed(
         raise ValueError(f"unknown action {action!r}; add it to dockyard.iam.actions")
     if principal.is_admin:
         return True
-    return action == actions.PULL and resource.public
+    if action == actions.PULL and resource.public:
+        return True
+    return principal.is_root and resource_account(resource.arn) in (
+        "*",
+        str(principal.account_id),
+    )
+
+
+def resource_account(arn: str) -> str:
+    """The account field of ``acs:cr:$region:$account:…`` ("" when it is not an ARN)."""
+    parts = arn.split(":", 4)
+    return parts[3] if len(parts) == 5 and parts[0] == "acs" else ""

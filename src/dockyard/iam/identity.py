@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -20,55 +21,83 @@ log = logging.getLogger(__name__)
 ADMIN = "admin"
 
 
+_USER = sa.select(
+    t.users.c.id,
+    t.users.c.name,
+    t.users.c.account_id,
+    t.users.c.password_hash,
+    t.users.c.is_admin,
+    t.users.c.is_root,
+).where(t.users.c.name == sa.bindparam("name"))
+
+
+def _principal(row: Any) -> Principal:
+    m = row._mapping
+    return Principal(
+        "user",
+        m["name"],
+        user_id=m["id"],
+        account_id=m["account_id"],
+        is_admin=bool(m["is_admin"]),
+        is_root=bool(m["is_root"]),
+    )
+
+
 class IdentityService:
     def __init__(self, db: Database) -> None:
         self.db = db
 
+    def _user(self, username: str) -> Any:
+        """The user's row (id, name, account_id, password_hash, is_admin, is_root)."""
+        with self.db.read() as conn:
+            return conn.execute(_USER, {"name": username}).first()
+
     def authenticate(self, username: str, password: str) -> Principal | None:
         """The principal these credentials belong to, or None when they are wrong."""
-        with self.db.read() as conn:
-            row = conn.execute(
-                sa.select(
-                    t.users.c.id,
-                    t.users.c.name,
-                    t.users.c.account_id,
-                    t.users.c.password_hash,
-                    t.users.c.is_admin,
-                ).where(t.users.c.name == username)
-            ).first()
+        row = self._user(username)
         if row is None or not verify_password(row.password_hash, password):
             return None
-        return Principal(
-            "user", row.name, user_id=row.id, account_id=row.account_id, is_admin=row.is_admin
-        )
+        return _principal(row)
 
     def principal_by_name(self, username: str) -> Principal | None:
-        with self.db.read() as conn:
-            row = conn.execute(
-                sa.select(
-                    t.users.c.id, t.users.c.name, t.users.c.account_id, t.users.c.is_admin
-                ).where(t.users.c.name == username)
-            ).first()
-        if row is None:
-            return None
-        return Principal(
-            "user", row.name, user_id=row.id, account_id=row.account_id, is_admin=row.is_admin
-        )
+        row = self._user(username)
+        return None if row is None else _principal(row)
 
     def ensure_admin(self, data_dir: Path, password: str = "") -> str | None:
-        """Create ``admin`` on first start; return the password when one was generated."""
+        """Create ``admin`` (root of the built-in account ``admin``) on first start;
+        return the password when one was generated."""
         with self.db.write() as conn:
+            account_id = conn.execute(
+                sa.select(t.accounts.c.id).where(t.accounts.c.name == ADMIN)
+            ).scalar()
+            if account_id is None:
+                res = conn.execute(sa.insert(t.accounts).values(name=ADMIN, created_at=utcnow()))
+                pk = res.inserted_primary_key
+                assert pk is not None
+                account_id = int(pk[0])
+            # Namespaces from before accounts existed belong to the administrator.
+            conn.execute(
+                sa.update(t.namespaces)
+                .where(t.namespaces.c.account_id.is_(None))
+                .values(account_id=account_id)
+            )
             exists = conn.execute(sa.select(t.users.c.id).where(t.users.c.name == ADMIN)).first()
             if exists is not None:
+                conn.execute(
+                    sa.update(t.users)
+                    .where(t.users.c.name == ADMIN)
+                    .values(account_id=account_id, is_root=True)
+                )
                 return None
             generated = not password
             password = password or generate_password()
             conn.execute(
                 sa.insert(t.users).values(
                     name=ADMIN,
-                    account_id=None,
+                    account_id=account_id,
                     password_hash=hash_password(password),
                     is_admin=True,
+                    is_root=True,
                     created_at=utcnow(),
                 )
             )

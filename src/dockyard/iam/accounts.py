@@ -1,0 +1,122 @@
+"""Accounts (tenants) and their root users.
+
+An account has a numeric id, a name, and a root user whose login is the account's name.
+The instance administrator ``admin`` is the root of the built-in account ``admin``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from dockyard.db import tables as t
+from dockyard.db.engine import Database, as_utc, utcnow
+from dockyard.iam.passwords import hash_password
+
+ACCOUNT_NAME = re.compile(r"[a-z][a-z0-9-]{1,30}[a-z0-9]")
+MIN_PASSWORD = 8
+DEFAULT_NAMESPACE_QUOTA = 3
+
+
+class AccountError(Exception):
+    status = 400
+
+
+class AccountInvalid(AccountError):
+    status = 400
+
+
+class AccountConflict(AccountError):
+    status = 409
+
+
+class AccountNotFound(AccountError):
+    status = 404
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    id: int
+    name: str
+    namespace_quota: int
+    created_at: datetime
+
+
+def _account(row: sa.Row[tuple[object, ...]]) -> Account:
+    m = row._mapping
+    return Account(m["id"], m["name"], m["namespace_quota"], as_utc(m["created_at"]))
+
+
+def check_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD:
+        raise AccountInvalid(f"a password has at least {MIN_PASSWORD} characters")
+
+
+class AccountService:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def create(
+        self, name: str, password: str, *, namespace_quota: int = DEFAULT_NAMESPACE_QUOTA
+    ) -> Account:
+        """Create an account and its root user (login ``name``)."""
+        if not ACCOUNT_NAME.fullmatch(name):
+            raise AccountInvalid(
+                "an account name has 3 to 32 lowercase letters, digits and '-', starting "
+                "with a letter and not ending with '-'"
+            )
+        check_password(password)
+        if namespace_quota < 0:
+            raise AccountInvalid("namespace_quota must not be negative")
+        now = utcnow()
+        try:
+            with self.db.write() as conn:
+                res = conn.execute(
+                    sa.insert(t.accounts).values(
+                        name=name, created_at=now, namespace_quota=namespace_quota
+                    )
+                )
+                pk = res.inserted_primary_key
+                assert pk is not None
+                conn.execute(
+                    sa.insert(t.users).values(
+                        name=name,
+                        account_id=int(pk[0]),
+                        password_hash=hash_password(password),
+                        is_admin=False,
+                        is_root=True,
+                        created_at=now,
+                    )
+                )
+        except IntegrityError as exc:
+            raise AccountConflict(f"an account or user named {name!r} already exists") from exc
+        return self.get(name)
+
+    def get(self, name: str) -> Account:
+        with self.db.read() as conn:
+            row = conn.execute(sa.select(t.accounts).where(t.accounts.c.name == name)).first()
+        if row is None:
+            raise AccountNotFound(f"account {name!r} does not exist")
+        return _account(row)
+
+    def list(self, *, limit: int = 100, after: str | None = None) -> list[Account]:
+        q = sa.select(t.accounts).order_by(t.accounts.c.name).limit(limit)
+        if after:
+            q = q.where(t.accounts.c.name > after)
+        with self.db.read() as conn:
+            return [_account(r) for r in conn.execute(q)]
+
+    def set_namespace_quota(self, name: str, quota: int) -> Account:
+        if quota < 0:
+            raise AccountInvalid("namespace_quota must not be negative")
+        with self.db.write() as conn:
+            res = conn.execute(
+                sa.update(t.accounts).where(t.accounts.c.name == name).values(namespace_quota=quota)
+            )
+        if res.rowcount == 0:
+            raise AccountNotFound(f"account {name!r} does not exist")
+        return self.get(name)
