@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from dockyard.config import ConfigError, Settings, load_settings
+from dockyard.iam.actions import markdown_table
 
 
 def test_defaults_need_no_configuration() -> None:
@@ -70,3 +71,8 @@ def test_missing_config_file() -> None:
 def test_postgres_url_is_used_verbatim() -> None:
     s = Settings(database_url="postgresql://u:p@127.0.0.1:5432/d")
     assert s.effective_database_url == "postgresql://u:p@127.0.0.1:5432/d"
+
+
+def test_readme_lists_every_action_of_the_catalogue() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    assert markdown_table() in readme, "regenerate the README table from iam.actions"

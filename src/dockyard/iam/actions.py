@@ -61,3 +61,10 @@ UPDATE_ACCOUNT = "cr:UpdateAccount"
 
 SCOPE_ACTIONS = {"pull": PULL, "push": PUSH, "delete": DELETE}
 """Docker token scope action → catalogue action."""
+
+
+def markdown_table() -> str:
+    """The catalogue as the README shows it (a test keeps the two the same)."""
+    rows = ["| action | guards | resource |", "| --- | --- | --- |"]
+    rows += [f"| `{a.name}` | {a.guards} | `{a.resource}` |" for a in CATALOGUE]
+    return "\n".join(rows)
