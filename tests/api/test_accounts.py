@@ -17,12 +17,16 @@ GLOBEX = ("globex", "globex-password")
 
 
 def _create_accounts(server: DockyardServer) -> None:
-    with server.client() as admin:
-        for name, password in (ACME, GLOBEX):
+    for name, password in (ACME, GLOBEX):
+        with server.client() as admin:
             r = admin.post("/api/v1/accounts", json={"name": name, "password": password})
             assert r.status_code == 201, r.text
             assert r.json()["root_login"] == name
             assert r.json()["namespace_quota"] == 3
+        with server.client(auth=(name, password)) as root:
+            # "Access Credential": the docker-login password, here the same as the console's.
+            r = root.put("/api/v1/me/registry-password", json={"password": password})
+            assert r.status_code == 204, r.text
 
 
 def _token(server: DockyardServer, auth: tuple[str, str] | None, scope: str) -> list[str]:
@@ -140,9 +144,50 @@ def test_account_cli(dockyard_server: DockyardServer) -> None:
     assert "root login: initech" in out.stdout
     dockyard_server.cli("namespace", "create", "initech-ns", "--account", "initech")
     with dockyard_server.client(auth=("initech", "initech-pw")) as root:
+        root.put("/api/v1/me/registry-password", json={"password": "initech-pw"})
         assert root.get("/api/v1/namespaces/initech-ns").status_code == 200
         image = push_image(root, "initech-ns/tps", "report")
         assert_intact(root, image, "report")
     bad = dockyard_server.cli("namespace", "create", "x-ns", "--account", "nobody", check=False)
     assert bad.returncode == 1
     assert "account 'nobody' does not exist" in bad.stderr
+
+
+def test_registry_password_is_separate(dockyard_server: DockyardServer) -> None:
+    with dockyard_server.client() as admin:
+        admin.post("/api/v1/accounts", json={"name": "acme", "password": "console-pw"})
+        # The administrator's first-start password serves the registry too.
+        assert admin.get("/v2/").status_code == 200
+    with dockyard_server.client(auth=("acme", "console-pw")) as console:
+        assert console.get("/api/v1/me").json() == {
+            "login": "acme",
+            "account_id": 2,
+            "is_root": True,
+            "is_instance_admin": False,
+        }
+        # No registry password yet: docker login is refused, with either password.
+        assert console.get("/v2/").status_code == 401
+        token = httpx.get(
+            f"{dockyard_server.url}/auth/token",
+            params={"service": "dockyard"},
+            auth=("acme", "console-pw"),
+        )
+        assert token.status_code == 401
+        r = console.put("/api/v1/me/registry-password", json={"password": "short"})
+        assert r.status_code == 400
+        assert "at least 8" in r.json()["detail"]
+        r = console.put("/api/v1/me/registry-password", json={"password": "docker-pw-1"})
+        assert r.status_code == 204
+        # The console password still opens the API, but not the registry.
+        assert console.get("/api/v1/me").status_code == 200
+        assert console.get("/v2/").status_code == 401
+    with dockyard_server.client(auth=("acme", "docker-pw-1")) as docker:
+        assert docker.get("/v2/").status_code == 200
+        assert docker.get("/api/v1/me").status_code == 401
+    with dockyard_server.client(auth=None) as anonymous:
+        assert (
+            anonymous.put(
+                "/api/v1/me/registry-password", json={"password": "whatever-1"}
+            ).status_code
+            == 401
+        )

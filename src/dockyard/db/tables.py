@@ -52,6 +52,7 @@ users = Table(
     Column("is_admin", Boolean, nullable=False, default=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("is_root", Boolean, nullable=False, server_default=sa.false()),
+    Column("registry_password_hash", String(255), nullable=True),
 )
 
 namespaces = Table(

@@ -12,7 +12,7 @@ from dockyard.api import ApiError, call_service, caller, json_body
 from dockyard.iam import actions
 from dockyard.iam.accounts import Account, AccountError, AccountService
 from dockyard.iam.arn import instance_arn
-from dockyard.iam.authz import Resource, is_allowed
+from dockyard.iam.authz import Principal, Resource, is_allowed
 from dockyard.iam.identity import IdentityService
 
 
@@ -36,7 +36,40 @@ class AccountRoutes:
         return [
             Route("/api/v1/accounts", self.list_or_create, methods=["GET", "POST"]),
             Route("/api/v1/accounts/{name}", self.one, methods=["GET", "PATCH"]),
+            Route("/api/v1/me", self.me, methods=["GET"]),
+            Route("/api/v1/me/registry-password", self.my_registry_password, methods=["PUT"]),
         ]
+
+    async def _signed_in(self, request: Request) -> Principal:
+        principal = await caller(request, self.identity)
+        if principal.is_anonymous:
+            raise ApiError(401, "Unauthorized", "log in first (HTTP Basic credentials)")
+        return principal
+
+    async def me(self, request: Request) -> Response:
+        principal = await self._signed_in(request)
+        return JSONResponse(
+            {
+                "login": principal.name,
+                "account_id": principal.account_id,
+                "is_root": principal.is_root,
+                "is_instance_admin": principal.is_admin,
+            }
+        )
+
+    async def my_registry_password(self, request: Request) -> Response:
+        """Set the caller's own ``docker login`` password ("Access Credential")."""
+        principal = await self._signed_in(request)
+        body = await json_body(request)
+        password = body.get("password")
+        if not isinstance(password, str):
+            raise ApiError(400, "Bad Request", "password (a string) is required")
+        assert principal.user_id is not None
+        user_id = principal.user_id
+        await call_service(
+            lambda: self.identity.set_registry_password(user_id, password), AccountError
+        )
+        return Response(status_code=204)
 
     async def _require(self, request: Request, action: str) -> None:
         principal = await caller(request, self.identity)

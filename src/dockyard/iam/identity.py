@@ -14,6 +14,7 @@ import sqlalchemy as sa
 
 from dockyard.db import tables as t
 from dockyard.db.engine import Database, utcnow
+from dockyard.iam.accounts import check_password
 from dockyard.iam.authz import Principal
 from dockyard.iam.passwords import generate_password, hash_password, verify_password
 
@@ -28,6 +29,7 @@ _USER = sa.select(
     t.users.c.password_hash,
     t.users.c.is_admin,
     t.users.c.is_root,
+    t.users.c.registry_password_hash,
 ).where(t.users.c.name == sa.bindparam("name"))
 
 
@@ -53,11 +55,37 @@ class IdentityService:
             return conn.execute(_USER, {"name": username}).first()
 
     def authenticate(self, username: str, password: str) -> Principal | None:
-        """The principal these credentials belong to, or None when they are wrong."""
+        """The principal whose console password this is, or None."""
         row = self._user(username)
         if row is None or not verify_password(row.password_hash, password):
             return None
         return _principal(row)
+
+    def authenticate_registry(self, username: str, password: str) -> Principal | None:
+        """The principal whose registry (``docker login``) password this is, or None.
+
+        The registry password is separate from the console password, as in the cloud
+        service. Until one is set, the instance administrator's console password serves
+        for both (its first-start password); anyone else has no registry login yet.
+        """
+        row = self._user(username)
+        if row is None:
+            return None
+        stored = row.registry_password_hash
+        if stored is None:
+            stored = row.password_hash if row.is_admin else None
+        if stored is None or not verify_password(stored, password):
+            return None
+        return _principal(row)
+
+    def set_registry_password(self, user_id: int, password: str) -> None:
+        check_password(password)
+        with self.db.write() as conn:
+            conn.execute(
+                sa.update(t.users)
+                .where(t.users.c.id == user_id)
+                .values(registry_password_hash=hash_password(password))
+            )
 
     def principal_by_name(self, username: str) -> Principal | None:
         row = self._user(username)

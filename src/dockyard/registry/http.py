@@ -133,7 +133,7 @@ class RegistryHTTP:
             username, password = creds
         principal = ANONYMOUS
         if username is not None:
-            found = await run(self.identity.authenticate, username, password or "")
+            found = await run(self.identity.authenticate_registry, username, password or "")
             if found is None:
                 return _token_error("incorrect username or password")
             principal = found
@@ -216,7 +216,7 @@ class RegistryHTTP:
         creds = parse_basic(header)
         if creds is None:
             return Caller(bad_credentials="unsupported Authorization scheme")
-        principal = await run(self.identity.authenticate, *creds)
+        principal = await run(self.identity.authenticate_registry, *creds)
         if principal is None:
             return Caller(bad_credentials="incorrect username or password")
         return Caller(principal=principal)
