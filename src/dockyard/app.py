@@ -24,8 +24,9 @@ from dockyard.catalog.service import CatalogService
 from dockyard.config import Settings, load_settings
 from dockyard.db.engine import Database
 from dockyard.iam.accounts import AccountService
-from dockyard.iam.http import AccountRoutes
+from dockyard.iam.http import AccountRoutes, RamRoutes
 from dockyard.iam.identity import IdentityService
+from dockyard.iam.ram import RamService
 from dockyard.iam.tokens import TokenService, load_or_create_key
 from dockyard.observability import Metrics, ObservabilityMiddleware, setup_logging
 from dockyard.registry.http import RegistryHTTP
@@ -129,6 +130,7 @@ def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:
 
     namespaces = NamespaceRoutes(services.catalog, services.identity, settings.region)
     accounts = AccountRoutes(services.accounts, services.identity, settings.region)
+    ram = RamRoutes(RamService(services.db), services.identity)
     routes = [
         Route("/healthz", healthz),
         Route("/readyz", readyz),
@@ -137,6 +139,7 @@ def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:
         Route("/auth/jwks", jwks),
         *namespaces.routes(),
         *accounts.routes(),
+        *ram.routes(),
     ]
     app = Starlette(
         routes=routes,

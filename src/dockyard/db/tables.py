@@ -152,3 +152,24 @@ signing_keys = Table(
     Column("private_pem", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
+
+# Policies: system ones (account_id NULL, created by migration 0004) and each account's
+# own; user_policies attaches them to users.
+policies = Table(
+    "policies",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("account_id", ForeignKey("accounts.id", ondelete="CASCADE"), nullable=True),
+    Column("name", String(128), nullable=False),
+    Column("document", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("account_id", "name", name="uq_policies_account_name"),
+)
+
+user_policies = Table(
+    "user_policies",
+    metadata,
+    Column("user_id", ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("policy_id", ForeignKey("policies.id", ondelete="CASCADE"), primary_key=True),
+)

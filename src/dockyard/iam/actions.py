@@ -19,6 +19,8 @@ class Action:
 
 NAMESPACE_ARN = "acs:cr:$regionid:$accountid:repository/$namespace"
 REPOSITORY_ARN = "acs:cr:$regionid:$accountid:repository/$namespace/$repository"
+RAM_USER_ARN = "acs:ram:*:$accountid:user/$user"
+RAM_POLICY_ARN = "acs:ram:*:$accountid:policy/$policy"
 INSTANCE_ARN = "acs:cr:$regionid::instance"
 """The instance itself: no account owns it, so only the instance administrator acts on it."""
 
@@ -43,6 +45,16 @@ CATALOGUE: tuple[Action, ...] = (
     Action("cr:ListNamespace", "GET /api/v1/namespaces", NAMESPACE_ARN),
     Action("cr:GetNamespace", "GET /api/v1/namespaces/{namespace}", NAMESPACE_ARN),
     Action("cr:DeleteNamespace", "DELETE /api/v1/namespaces/{namespace}", NAMESPACE_ARN),
+    Action("ram:CreateUser", "POST /api/v1/ram/users", RAM_USER_ARN),
+    Action("ram:ListUsers", "GET /api/v1/ram/users", RAM_USER_ARN),
+    Action("ram:UpdateUser", "PUT /api/v1/ram/users/{user}/registry-password", RAM_USER_ARN),
+    Action("ram:AttachPolicy", "PUT /api/v1/ram/users/{user}/policies/{policy}", RAM_USER_ARN),
+    Action("ram:DetachPolicy", "DELETE /api/v1/ram/users/{user}/policies/{policy}", RAM_USER_ARN),
+    Action("ram:CreatePolicy", "POST /api/v1/ram/policies", RAM_POLICY_ARN),
+    Action("ram:ListPolicies", "GET /api/v1/ram/policies", RAM_POLICY_ARN),
+    Action("ram:GetPolicy", "GET /api/v1/ram/policies/{policy}", RAM_POLICY_ARN),
+    Action("ram:UpdatePolicy", "PUT /api/v1/ram/policies/{policy}", RAM_POLICY_ARN),
+    Action("ram:DeletePolicy", "DELETE /api/v1/ram/policies/{policy}", RAM_POLICY_ARN),
     Action("cr:CreateAccount", "POST /api/v1/accounts, `dockyard account create`", INSTANCE_ARN),
     Action("cr:ListAccount", "GET /api/v1/accounts", INSTANCE_ARN),
     Action("cr:UpdateAccount", "PATCH /api/v1/accounts/{account} (quotas)", INSTANCE_ARN),

@@ -13,3 +13,8 @@ def repository_arn(region: str, account_id: int | str, namespace: str, repositor
 
 def instance_arn(region: str) -> str:
     return f"acs:cr:{region}::instance"
+
+
+def ram_arn(account_id: int | str, kind: str, name: str) -> str:
+    """``acs:ram:*:$account:user/$name`` or ``…:policy/$name``."""
+    return f"acs:ram:*:{account_id}:{kind}/{name}"

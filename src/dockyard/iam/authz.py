@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from dockyard.iam import actions
+from dockyard.iam.policy import Policy, RequestFacts, evaluate
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +26,8 @@ class Principal:
     """The instance administrator (root of the built-in account ``admin``)."""
     is_root: bool = False
     """The root user of ``account_id``: everything in that account, nothing elsewhere."""
+    policies: tuple[Policy, ...] = ()
+    """A RAM user's attached policies; they apply within its own account only."""
 
     @property
     def is_anonymous(self) -> bool:
@@ -61,10 +64,19 @@ def is_allowed(
         return True
     if action == actions.PULL and resource.public:
         return True
-    return principal.is_root and resource_account(resource.arn) in (
-        "*",
-        str(principal.account_id),
+    if principal.account_id is None:
+        return False
+    in_own_account = resource_account(resource.arn) in ("*", str(principal.account_id))
+    if principal.is_root:
+        return in_own_account
+    if not in_own_account or not principal.policies:
+        return False
+    facts = RequestFacts(
+        source_ip=context.source_ip if context else None,
+        secure_transport=context.secure_transport if context else False,
+        extra=context.extra if context else {},
     )
+    return evaluate(principal.policies, action, resource.arn, facts).allowed
 
 
 def resource_account(arn: str) -> str:

@@ -1,4 +1,5 @@
-"""Management API routes for accounts (``/api/v1/accounts``), for the administrator."""
+"""Management API routes: accounts (for the administrator), the caller's own credentials
+(``/api/v1/me``), and RAM users and policies within an account (``/api/v1/ram``)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ from starlette.routing import Route
 from dockyard.api import ApiError, call_service, caller, json_body
 from dockyard.iam import actions
 from dockyard.iam.accounts import Account, AccountError, AccountService
-from dockyard.iam.arn import instance_arn
+from dockyard.iam.arn import instance_arn, ram_arn
 from dockyard.iam.authz import Principal, Resource, is_allowed
 from dockyard.iam.identity import IdentityService
+from dockyard.iam.ram import RamService, RamUser, StoredPolicy
 
 
 def account_json(account: Account) -> dict[str, Any]:
@@ -123,3 +125,140 @@ class AccountRoutes:
         return JSONResponse(
             account_json(await call_service(lambda: self.accounts.get(name), AccountError))
         )
+
+
+def ram_user_json(user: RamUser) -> dict[str, Any]:
+    return {
+        "name": user.name,
+        "login": user.login,
+        "has_registry_password": user.has_registry_password,
+        "policies": list(user.policies),
+        "created_at": user.created_at.isoformat(),
+    }
+
+
+def policy_json(policy: StoredPolicy) -> dict[str, Any]:
+    return {
+        "name": policy.name,
+        "type": policy.kind,
+        "document": policy.document,
+        "updated_at": policy.updated_at.isoformat(),
+    }
+
+
+class RamRoutes:
+    """RAM users and policies of the caller's own account."""
+
+    def __init__(self, ram: RamService, identity: IdentityService) -> None:
+        self.ram = ram
+        self.identity = identity
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/api/v1/ram/users", self.users, methods=["GET", "POST"]),
+            Route(
+                "/api/v1/ram/users/{user}/registry-password",
+                self.registry_password,
+                methods=["PUT"],
+            ),
+            Route(
+                "/api/v1/ram/users/{user}/policies/{policy}",
+                self.attachment,
+                methods=["PUT", "DELETE"],
+            ),
+            Route("/api/v1/ram/policies", self.policies, methods=["GET", "POST"]),
+            Route("/api/v1/ram/policies/{policy}", self.policy, methods=["GET", "PUT", "DELETE"]),
+        ]
+
+    async def _require(
+        self, request: Request, action: str, kind: str, name: str
+    ) -> tuple[int, str]:
+        """Authorize ``action`` on a RAM user or policy of the caller's account; return
+        the account's id and name."""
+        principal = await caller(request, self.identity)
+        if principal.is_anonymous or principal.account_id is None:
+            raise ApiError(401, "Unauthorized", "log in first (HTTP Basic credentials)")
+        if not is_allowed(principal, action, Resource(ram_arn(principal.account_id, kind, name))):
+            raise ApiError(403, "Forbidden", f"you may not do {action} on {kind} {name!r}")
+        return principal.account_id, principal.name.rsplit("@", 1)[-1]
+
+    async def users(self, request: Request) -> Response:
+        if request.method == "POST":
+            body = await json_body(request)
+            name, password = body.get("name"), body.get("password")
+            if not isinstance(name, str) or not isinstance(password, str | None):
+                raise ApiError(400, "Bad Request", "name (a string) is required")
+            account_id, account = await self._require(request, "ram:CreateUser", "user", name)
+            user = await call_service(
+                lambda: self.ram.create_user(account_id, account, name, password), AccountError
+            )
+            return JSONResponse(ram_user_json(user), status_code=201)
+        account_id, _ = await self._require(request, "ram:ListUsers", "user", "*")
+        after = request.query_params.get("after") or None
+        users = await call_service(
+            lambda: self.ram.list_users(account_id, after=after), AccountError
+        )
+        page: dict[str, Any] = {"items": [ram_user_json(u) for u in users]}
+        if len(users) == 100:
+            page["next"] = f"/api/v1/ram/users?after={users[-1].login}"
+        return JSONResponse(page)
+
+    async def registry_password(self, request: Request) -> Response:
+        name = request.path_params["user"]
+        account_id, account = await self._require(request, "ram:UpdateUser", "user", name)
+        body = await json_body(request)
+        password = body.get("password")
+        if not isinstance(password, str):
+            raise ApiError(400, "Bad Request", "password (a string) is required")
+        await call_service(
+            lambda: self.ram.set_registry_password(account_id, f"{name}@{account}", password),
+            AccountError,
+        )
+        return Response(status_code=204)
+
+    async def attachment(self, request: Request) -> Response:
+        name, policy = request.path_params["user"], request.path_params["policy"]
+        attach = request.method == "PUT"
+        action = "ram:AttachPolicy" if attach else "ram:DetachPolicy"
+        account_id, account = await self._require(request, action, "user", name)
+        await call_service(
+            lambda: self.ram.attach(account_id, f"{name}@{account}", policy, attached=attach),
+            AccountError,
+        )
+        return Response(status_code=204)
+
+    async def policies(self, request: Request) -> Response:
+        if request.method == "POST":
+            body = await json_body(request)
+            name, document = body.get("name"), body.get("document")
+            if not isinstance(name, str) or document is None:
+                raise ApiError(400, "Bad Request", "name and document are required")
+            account_id, _ = await self._require(request, "ram:CreatePolicy", "policy", name)
+            created = await call_service(
+                lambda: self.ram.put_policy(account_id, name, document, create_only=True),
+                AccountError,
+            )
+            return JSONResponse(policy_json(created), status_code=201)
+        account_id, _ = await self._require(request, "ram:ListPolicies", "policy", "*")
+        items = await call_service(lambda: self.ram.list_policies(account_id), AccountError)
+        return JSONResponse({"items": [policy_json(p) for p in items]})
+
+    async def policy(self, request: Request) -> Response:
+        name = request.path_params["policy"]
+        if request.method == "PUT":
+            account_id, _ = await self._require(request, "ram:UpdatePolicy", "policy", name)
+            body = await json_body(request)
+            document = body.get("document")
+            if document is None:
+                raise ApiError(400, "Bad Request", "document is required")
+            updated = await call_service(
+                lambda: self.ram.put_policy(account_id, name, document), AccountError
+            )
+            return JSONResponse(policy_json(updated))
+        if request.method == "DELETE":
+            account_id, _ = await self._require(request, "ram:DeletePolicy", "policy", name)
+            await call_service(lambda: self.ram.delete_policy(account_id, name), AccountError)
+            return Response(status_code=204)
+        account_id, _ = await self._require(request, "ram:GetPolicy", "policy", name)
+        found = await call_service(lambda: self.ram.get_policy(account_id, name), AccountError)
+        return JSONResponse(policy_json(found))

@@ -17,6 +17,8 @@ from dockyard.db.engine import Database, utcnow
 from dockyard.iam.accounts import check_password
 from dockyard.iam.authz import Principal
 from dockyard.iam.passwords import generate_password, hash_password, verify_password
+from dockyard.iam.policy import Policy
+from dockyard.iam.ram import policies_of
 
 log = logging.getLogger(__name__)
 ADMIN = "admin"
@@ -33,7 +35,7 @@ _USER = sa.select(
 ).where(t.users.c.name == sa.bindparam("name"))
 
 
-def _principal(row: Any) -> Principal:
+def _principal(row: Any, policies: tuple[Policy, ...] = ()) -> Principal:
     m = row._mapping
     return Principal(
         "user",
@@ -42,6 +44,7 @@ def _principal(row: Any) -> Principal:
         account_id=m["account_id"],
         is_admin=bool(m["is_admin"]),
         is_root=bool(m["is_root"]),
+        policies=policies,
     )
 
 
@@ -49,17 +52,20 @@ class IdentityService:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def _user(self, username: str) -> Any:
-        """The user's row (id, name, account_id, password_hash, is_admin, is_root)."""
+    def _user(self, username: str) -> tuple[Any, tuple[Policy, ...]]:
+        """The user's row and, for a RAM user, its attached policies."""
         with self.db.read() as conn:
-            return conn.execute(_USER, {"name": username}).first()
+            row = conn.execute(_USER, {"name": username}).first()
+            if row is None or row.is_root or row.is_admin:
+                return row, ()
+            return row, policies_of(conn, row.id)
 
     def authenticate(self, username: str, password: str) -> Principal | None:
         """The principal whose console password this is, or None."""
-        row = self._user(username)
+        row, policies = self._user(username)
         if row is None or not verify_password(row.password_hash, password):
             return None
-        return _principal(row)
+        return _principal(row, policies)
 
     def authenticate_registry(self, username: str, password: str) -> Principal | None:
         """The principal whose registry (``docker login``) password this is, or None.
@@ -68,7 +74,7 @@ class IdentityService:
         service. Until one is set, the instance administrator's console password serves
         for both (its first-start password); anyone else has no registry login yet.
         """
-        row = self._user(username)
+        row, policies = self._user(username)
         if row is None:
             return None
         stored = row.registry_password_hash
@@ -76,7 +82,7 @@ class IdentityService:
             stored = row.password_hash if row.is_admin else None
         if stored is None or not verify_password(stored, password):
             return None
-        return _principal(row)
+        return _principal(row, policies)
 
     def set_registry_password(self, user_id: int, password: str) -> None:
         check_password(password)
@@ -88,8 +94,8 @@ class IdentityService:
             )
 
     def principal_by_name(self, username: str) -> Principal | None:
-        row = self._user(username)
-        return None if row is None else _principal(row)
+        row, policies = self._user(username)
+        return None if row is None else _principal(row, policies)
 
     def ensure_admin(self, data_dir: Path, password: str = "") -> str | None:
         """Create ``admin`` (root of the built-in account ``admin``) on first start;
