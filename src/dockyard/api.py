@@ -11,6 +11,7 @@ from starlette.responses import JSONResponse
 
 from dockyard.iam.authz import ANONYMOUS, Principal
 from dockyard.iam.identity import IdentityService, parse_basic
+from dockyard.iam.tokens import TokenError, TokenService
 
 PROBLEM = "application/problem+json"
 T = TypeVar("T")
@@ -30,17 +31,35 @@ def problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
     return JSONResponse(body, status_code=status, media_type=PROBLEM)
 
 
-async def caller(request: Request, identity: IdentityService) -> Principal:
-    header = request.headers.get("authorization")
-    if not header:
-        return ANONYMOUS
-    creds = parse_basic(header)
-    if creds is None:
-        raise ApiError(401, "Unauthorized", "use HTTP Basic credentials")
-    principal = await to_thread.run_sync(identity.authenticate, *creds)
-    if principal is None:
-        raise ApiError(401, "Unauthorized", "incorrect username or password")
-    return principal
+class ApiAuth:
+    """Who calls the management API: a session token from ``/api/v1/auth/login``
+    (``Authorization: Bearer``) or HTTP Basic with a login name and console password."""
+
+    def __init__(self, identity: IdentityService, tokens: TokenService) -> None:
+        self.identity = identity
+        self.tokens = tokens
+
+    async def principal(self, request: Request) -> Principal:
+        header = request.headers.get("authorization")
+        if not header:
+            return ANONYMOUS
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() == "bearer":
+            try:
+                session = self.tokens.verify(value.strip(), audience=self.tokens.api_audience)
+            except TokenError as exc:
+                raise ApiError(401, "Unauthorized", str(exc)) from exc
+            found = await to_thread.run_sync(self.identity.principal_by_name, session.subject)
+            if found is None:
+                raise ApiError(401, "Unauthorized", "the session's user no longer exists")
+            return found
+        creds = parse_basic(header)
+        if creds is None:
+            raise ApiError(401, "Unauthorized", "use HTTP Basic credentials or a Bearer token")
+        principal = await to_thread.run_sync(self.identity.authenticate, *creds)
+        if principal is None:
+            raise ApiError(401, "Unauthorized", "incorrect username or password")
+        return principal
 
 
 async def json_body(request: Request) -> dict[str, Any]:

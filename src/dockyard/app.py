@@ -18,7 +18,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from dockyard.api import ApiError, problem
+from dockyard.api import ApiAuth, ApiError, problem
 from dockyard.catalog.http import NamespaceRoutes
 from dockyard.catalog.service import CatalogService
 from dockyard.config import Settings, load_settings
@@ -128,9 +128,10 @@ def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:
             )
         return PlainTextResponse("not found" if status == 404 else "error", status_code=status)
 
-    namespaces = NamespaceRoutes(services.catalog, services.identity, settings.region)
-    accounts = AccountRoutes(services.accounts, services.identity, settings.region)
-    ram = RamRoutes(RamService(services.db), services.identity)
+    auth = ApiAuth(services.identity, tokens)
+    namespaces = NamespaceRoutes(services.catalog, auth, settings.region)
+    accounts = AccountRoutes(services.accounts, auth, settings.region)
+    ram = RamRoutes(RamService(services.db), auth)
     routes = [
         Route("/healthz", healthz),
         Route("/readyz", readyz),

@@ -9,12 +9,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from dockyard.api import ApiError, call_service, caller, json_body
+from dockyard.api import ApiAuth, ApiError, call_service, json_body
 from dockyard.catalog.service import CatalogError, CatalogService, Namespace
 from dockyard.iam import actions
 from dockyard.iam.arn import namespace_arn
 from dockyard.iam.authz import Principal, Resource, is_allowed
-from dockyard.iam.identity import IdentityService
 
 
 def namespace_json(ns: Namespace) -> dict[str, Any]:
@@ -28,9 +27,9 @@ def namespace_json(ns: Namespace) -> dict[str, Any]:
 
 
 class NamespaceRoutes:
-    def __init__(self, catalog: CatalogService, identity: IdentityService, region: str) -> None:
+    def __init__(self, catalog: CatalogService, auth: ApiAuth, region: str) -> None:
         self.catalog = catalog
-        self.identity = identity
+        self.auth = auth
         self.region = region
 
     def routes(self) -> list[Route]:
@@ -44,7 +43,7 @@ class NamespaceRoutes:
     ) -> Principal:
         """Authorize ``action`` on namespace ``name``: an existing namespace is its
         owner's resource; a new one (``existing=False``) will be the caller's."""
-        principal = await caller(request, self.identity)
+        principal = await self.auth.principal(request)
         account: int | str | None = principal.account_id
         if existing:
             owner = await to_thread.run_sync(self.catalog.namespace_account, name)

@@ -3,19 +3,28 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
+from anyio import to_thread
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from dockyard.api import ApiError, call_service, caller, json_body
+from dockyard.api import ApiAuth, ApiError, call_service, json_body
 from dockyard.iam import actions
 from dockyard.iam.accounts import Account, AccountError, AccountService
 from dockyard.iam.arn import instance_arn, ram_arn
 from dockyard.iam.authz import Principal, Resource, is_allowed
-from dockyard.iam.identity import IdentityService
 from dockyard.iam.ram import RamService, RamUser, StoredPolicy
+from dockyard.iam.tokens import TEMP_USER
+
+SESSION_SECONDS = 8 * 3600
+TEMPORARY_LOGIN_SECONDS = 3600
+
+
+def _iso(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).isoformat().replace("+00:00", "Z")
 
 
 def account_json(account: Account) -> dict[str, Any]:
@@ -29,21 +38,52 @@ def account_json(account: Account) -> dict[str, Any]:
 
 
 class AccountRoutes:
-    def __init__(self, accounts: AccountService, identity: IdentityService, region: str) -> None:
+    def __init__(self, accounts: AccountService, auth: ApiAuth, region: str) -> None:
         self.accounts = accounts
-        self.identity = identity
+        self.auth = auth
+        self.identity = auth.identity
         self.region = region
 
     def routes(self) -> list[Route]:
         return [
             Route("/api/v1/accounts", self.list_or_create, methods=["GET", "POST"]),
             Route("/api/v1/accounts/{name}", self.one, methods=["GET", "PATCH"]),
+            Route("/api/v1/auth/login", self.login, methods=["POST"]),
+            Route("/api/v1/tokens", self.temporary_login, methods=["POST"]),
             Route("/api/v1/me", self.me, methods=["GET"]),
             Route("/api/v1/me/registry-password", self.my_registry_password, methods=["PUT"]),
         ]
 
+    async def login(self, request: Request) -> Response:
+        """A session token for ``Authorization: Bearer`` on the management API."""
+        body = await json_body(request)
+        username, password = body.get("username"), body.get("password")
+        if not isinstance(username, str) or not isinstance(password, str):
+            raise ApiError(400, "Bad Request", "username and password (strings) are required")
+        principal = await to_thread.run_sync(self.identity.authenticate, username, password)
+        if principal is None:
+            raise ApiError(401, "Unauthorized", "incorrect username or password")
+        tokens = self.auth.tokens
+        token, ttl, issued = tokens.issue(
+            principal.name, audience=tokens.api_audience, ttl=SESSION_SECONDS
+        )
+        return JSONResponse({"token": token, "expires_at": _iso(issued + ttl)})
+
+    async def temporary_login(self, request: Request) -> Response:
+        """``GetAuthorizationToken``: a registry login valid for an hour, as ``cr_temp_user``,
+        that carries exactly the caller's permissions (evaluated when it is used)."""
+        principal = await self._signed_in(request)
+        tokens = self.auth.tokens
+        password, ttl, issued = tokens.issue(
+            principal.name, audience=tokens.login_audience, ttl=TEMPORARY_LOGIN_SECONDS
+        )
+        return JSONResponse(
+            {"username": TEMP_USER, "password": password, "expires_at": _iso(issued + ttl)},
+            status_code=201,
+        )
+
     async def _signed_in(self, request: Request) -> Principal:
-        principal = await caller(request, self.identity)
+        principal = await self.auth.principal(request)
         if principal.is_anonymous:
             raise ApiError(401, "Unauthorized", "log in first (HTTP Basic credentials)")
         return principal
@@ -74,7 +114,7 @@ class AccountRoutes:
         return Response(status_code=204)
 
     async def _require(self, request: Request, action: str) -> None:
-        principal = await caller(request, self.identity)
+        principal = await self.auth.principal(request)
         if is_allowed(principal, action, Resource(instance_arn(self.region))):
             return
         if principal.is_anonymous:
@@ -149,9 +189,9 @@ def policy_json(policy: StoredPolicy) -> dict[str, Any]:
 class RamRoutes:
     """RAM users and policies of the caller's own account."""
 
-    def __init__(self, ram: RamService, identity: IdentityService) -> None:
+    def __init__(self, ram: RamService, auth: ApiAuth) -> None:
         self.ram = ram
-        self.identity = identity
+        self.auth = auth
 
     def routes(self) -> list[Route]:
         return [
@@ -175,7 +215,7 @@ class RamRoutes:
     ) -> tuple[int, str]:
         """Authorize ``action`` on a RAM user or policy of the caller's account; return
         the account's id and name."""
-        principal = await caller(request, self.identity)
+        principal = await self.auth.principal(request)
         if principal.is_anonymous or principal.account_id is None:
             raise ApiError(401, "Unauthorized", "log in first (HTTP Basic credentials)")
         if not is_allowed(principal, action, Resource(ram_arn(principal.account_id, kind, name))):

@@ -28,6 +28,8 @@ from dockyard.db import tables as t
 from dockyard.db.engine import Database, utcnow
 
 ALGORITHM = "ES256"
+TEMP_USER = "cr_temp_user"
+"""The ``docker login`` user name of temporary registry logins."""
 
 
 class TokenError(ValueError):
@@ -49,6 +51,7 @@ class VerifiedToken:
     subject: str
     grants: tuple[Grant, ...]
     expires_at: float
+    audience: str = ""
 
     def allows(self, type_: str, name: str, action: str) -> bool:
         return any(
@@ -107,26 +110,49 @@ class TokenService:
         self._cache: dict[str, VerifiedToken] = {}
         self._lock = threading.Lock()
 
-    def issue(self, subject: str, grants: Iterable[Grant]) -> tuple[str, int, float]:
-        """Return (token, expires_in, issued_at)."""
+    @property
+    def api_audience(self) -> str:
+        """Audience of management-API session tokens (``/api/v1/auth/login``)."""
+        return f"{self.service}-api"
+
+    @property
+    def login_audience(self) -> str:
+        """Audience of temporary registry passwords (``POST /api/v1/tokens``)."""
+        return f"{self.service}-registry-login"
+
+    def issue(
+        self,
+        subject: str,
+        grants: Iterable[Grant] = (),
+        *,
+        audience: str | None = None,
+        ttl: int | None = None,
+    ) -> tuple[str, int, float]:
+        """Return (token, expires_in, issued_at). The audience defaults to the registry
+        service (a Docker registry token); API sessions and temporary registry passwords
+        use their own, so that one kind is never accepted as another."""
         now = time.time()
+        ttl = self.ttl if ttl is None else ttl
         claims = {
             "iss": self.service,
             "sub": subject,
-            "aud": self.service,
-            "exp": int(now) + self.ttl,
+            "aud": audience or self.service,
+            "exp": int(now) + ttl,
             "nbf": int(now) - 5,
             "iat": int(now),
             "jti": secrets.token_urlsafe(16),
             "access": [g.to_json() for g in grants],
         }
         token = jwt.encode(claims, self._key, algorithm=ALGORITHM, headers={"kid": self.kid})
-        return token, self.ttl, now
+        return token, ttl, now
 
-    def verify(self, token: str) -> VerifiedToken:
+    def verify(self, token: str, *, audience: str | None = None) -> VerifiedToken:
         now = time.time()
+        audience = audience or self.service
         cached = self._cache.get(token)
         if cached is not None:
+            if cached.audience != audience:
+                raise TokenError("the token is not meant for this use")
             if cached.expires_at > now:
                 return cached
             raise TokenError("the token has expired")
@@ -138,18 +164,21 @@ class TokenService:
                 token,
                 self._public,
                 algorithms=[ALGORITHM],
-                audience=self.service,
+                audience=audience,
                 issuer=self.service,
                 options={"require": ["exp", "iat", "sub"]},
             )
         except jwt.ExpiredSignatureError as exc:
             raise TokenError("the token has expired") from exc
+        except jwt.InvalidAudienceError as exc:
+            raise TokenError("the token is not meant for this use") from exc
         except jwt.PyJWTError as exc:
             raise TokenError(f"the token is invalid: {exc}") from exc
         verified = VerifiedToken(
             subject=str(claims["sub"]),
             grants=_parse_grants(claims.get("access", [])),
             expires_at=float(claims["exp"]),
+            audience=audience,
         )
         with self._lock:
             if len(self._cache) > 50_000:

@@ -28,7 +28,14 @@ from dockyard.iam import actions
 from dockyard.iam.arn import repository_arn
 from dockyard.iam.authz import ANONYMOUS, Context, Principal, Resource, is_allowed
 from dockyard.iam.identity import IdentityService, parse_basic
-from dockyard.iam.tokens import Grant, TokenError, TokenService, VerifiedToken, parse_scope
+from dockyard.iam.tokens import (
+    TEMP_USER,
+    Grant,
+    TokenError,
+    TokenService,
+    VerifiedToken,
+    parse_scope,
+)
 from dockyard.oci import mediatypes as mt
 from dockyard.oci.manifest import MAX_MANIFEST_BYTES
 from dockyard.oci.reference import NameError_, RepositoryName
@@ -133,7 +140,7 @@ class RegistryHTTP:
             username, password = creds
         principal = ANONYMOUS
         if username is not None:
-            found = await run(self.identity.authenticate_registry, username, password or "")
+            found = await self._registry_login(username, password or "")
             if found is None:
                 return _token_error("incorrect username or password")
             principal = found
@@ -216,10 +223,22 @@ class RegistryHTTP:
         creds = parse_basic(header)
         if creds is None:
             return Caller(bad_credentials="unsupported Authorization scheme")
-        principal = await run(self.identity.authenticate_registry, *creds)
+        principal = await self._registry_login(*creds)
         if principal is None:
             return Caller(bad_credentials="incorrect username or password")
         return Caller(principal=principal)
+
+    async def _registry_login(self, username: str, password: str) -> Principal | None:
+        """``docker login`` credentials: a registry password, or a temporary login
+        (``cr_temp_user`` and a password from ``POST /api/v1/tokens``), which acts with
+        the current permissions of the user who asked for it."""
+        if username == TEMP_USER:
+            try:
+                login = self.tokens.verify(password, audience=self.tokens.login_audience)
+            except TokenError:
+                return None
+            return await run(self.identity.principal_by_name, login.subject)
+        return await run(self.identity.authenticate_registry, username, password)
 
     def _challenge(self, request: Request, scope: str | None, error: str | None = None) -> str:
         base = self.public_url or f"{request.url.scheme}://{request.headers.get('host', '')}"
