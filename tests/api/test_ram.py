@@ -154,3 +154,46 @@ def test_policy_documents_are_validated(dockyard_server: DockyardServer) -> None
         assert "Good" not in names
     with dockyard_server.client(auth=None) as anonymous:
         assert anonymous.get("/api/v1/ram/policies").status_code == 401
+
+
+def test_access_keys(dockyard_server: DockyardServer) -> None:
+    _setup(dockyard_server)
+    with dockyard_server.client(auth=ROOT) as root:
+        root.post("/api/v1/ram/users", json={"name": "ci"})
+        root.put("/api/v1/ram/users/ci/policies/AliyunContainerRegistryFullAccess")
+        first = root.post("/api/v1/ram/users/ci/access-keys")
+        assert first.status_code == 201
+        key = first.json()
+        assert key["access_key_id"].startswith("LTAI")
+        second = root.post("/api/v1/ram/users/ci/access-keys")
+        assert second.status_code == 201
+        third = root.post("/api/v1/ram/users/ci/access-keys")
+        assert third.status_code == 409
+        assert "2 access keys" in third.json()["detail"]
+        listed = root.get("/api/v1/ram/users/ci/access-keys").json()["items"]
+        assert {k["access_key_id"] for k in listed} == {
+            key["access_key_id"],
+            second.json()["access_key_id"],
+        }
+        # The secret is never shown again.
+        assert "access_key_secret" not in str(listed)
+    login = (key["access_key_id"], key["access_key_secret"])
+    with dockyard_server.client(auth=login) as ci:
+        assert ci.get("/api/v1/me").json()["login"] == "ci@acme"
+        assert ci.get("/v2/").status_code == 200
+        push_image(ci, "acme-apps/built", "1")
+        assert ci.get("/v2/globex-apps/web/manifests/v1").status_code == 403
+    with dockyard_server.client(auth=(key["access_key_id"], "wrong-secret")) as bad:
+        assert bad.get("/v2/").status_code == 401
+        assert bad.get("/api/v1/me").status_code == 401
+    with dockyard_server.client(auth=ROOT) as root:
+        assert (
+            root.delete(f"/api/v1/ram/users/ci/access-keys/{key['access_key_id']}").status_code
+            == 204
+        )
+        assert (
+            root.delete(f"/api/v1/ram/users/ci/access-keys/{key['access_key_id']}").status_code
+            == 404
+        )
+    with dockyard_server.client(auth=login) as revoked:
+        assert revoked.get("/v2/").status_code == 401

@@ -173,3 +173,15 @@ user_policies = Table(
     Column("user_id", ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
     Column("policy_id", ForeignKey("policies.id", ondelete="CASCADE"), primary_key=True),
 )
+
+# Access keys: AccessKeyId (the primary key, not secret) and a hashed AccessKeySecret;
+# at most two per user. Either works as a login: for the API and for docker login.
+access_keys = Table(
+    "access_keys",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("user_id", ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("secret_hash", String(255), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ix_access_keys_user", "user_id"),
+)

@@ -50,6 +50,11 @@ CATALOGUE: tuple[Action, ...] = (
     Action("ram:UpdateUser", "PUT /api/v1/ram/users/{user}/registry-password", RAM_USER_ARN),
     Action("ram:AttachPolicy", "PUT /api/v1/ram/users/{user}/policies/{policy}", RAM_USER_ARN),
     Action("ram:DetachPolicy", "DELETE /api/v1/ram/users/{user}/policies/{policy}", RAM_USER_ARN),
+    Action("ram:CreateAccessKey", "POST /api/v1/ram/users/{user}/access-keys", RAM_USER_ARN),
+    Action("ram:ListAccessKeys", "GET /api/v1/ram/users/{user}/access-keys", RAM_USER_ARN),
+    Action(
+        "ram:DeleteAccessKey", "DELETE /api/v1/ram/users/{user}/access-keys/{key}", RAM_USER_ARN
+    ),
     Action("ram:CreatePolicy", "POST /api/v1/ram/policies", RAM_POLICY_ARN),
     Action("ram:ListPolicies", "GET /api/v1/ram/policies", RAM_POLICY_ARN),
     Action("ram:GetPolicy", "GET /api/v1/ram/policies/{policy}", RAM_POLICY_ARN),

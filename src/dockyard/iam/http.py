@@ -206,6 +206,14 @@ class RamRoutes:
                 self.attachment,
                 methods=["PUT", "DELETE"],
             ),
+            Route(
+                "/api/v1/ram/users/{user}/access-keys", self.access_keys, methods=["GET", "POST"]
+            ),
+            Route(
+                "/api/v1/ram/users/{user}/access-keys/{key}",
+                self.delete_access_key,
+                methods=["DELETE"],
+            ),
             Route("/api/v1/ram/policies", self.policies, methods=["GET", "POST"]),
             Route("/api/v1/ram/policies/{policy}", self.policy, methods=["GET", "PUT", "DELETE"]),
         ]
@@ -263,6 +271,34 @@ class RamRoutes:
         account_id, account = await self._require(request, action, "user", name)
         await call_service(
             lambda: self.ram.attach(account_id, f"{name}@{account}", policy, attached=attach),
+            AccountError,
+        )
+        return Response(status_code=204)
+
+    async def access_keys(self, request: Request) -> Response:
+        name = request.path_params["user"]
+        if request.method == "POST":
+            account_id, account = await self._require(request, "ram:CreateAccessKey", "user", name)
+            key_id, secret = await call_service(
+                lambda: self.ram.create_access_key(account_id, f"{name}@{account}"), AccountError
+            )
+            # The secret is shown in this response and never again.
+            return JSONResponse(
+                {"access_key_id": key_id, "access_key_secret": secret}, status_code=201
+            )
+        account_id, account = await self._require(request, "ram:ListAccessKeys", "user", name)
+        keys = await call_service(
+            lambda: self.ram.list_access_keys(account_id, f"{name}@{account}"), AccountError
+        )
+        return JSONResponse(
+            {"items": [{"access_key_id": k, "created_at": c.isoformat()} for k, c in keys]}
+        )
+
+    async def delete_access_key(self, request: Request) -> Response:
+        name, key_id = request.path_params["user"], request.path_params["key"]
+        account_id, account = await self._require(request, "ram:DeleteAccessKey", "user", name)
+        await call_service(
+            lambda: self.ram.delete_access_key(account_id, f"{name}@{account}", key_id),
             AccountError,
         )
         return Response(status_code=204)

@@ -6,6 +6,7 @@ import base64
 import binascii
 import logging
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,10 @@ _USER = sa.select(
 ).where(t.users.c.name == sa.bindparam("name"))
 
 
+_USER_BY_ID = sa.select(*_USER.selected_columns).where(t.users.c.id == sa.bindparam("id"))
+ACCESS_KEY_ID = re.compile(r"LTAI[0-9A-F]{20}")
+
+
 def _principal(row: Any, policies: tuple[Policy, ...] = ()) -> Principal:
     m = row._mapping
     return Principal(
@@ -56,12 +61,31 @@ class IdentityService:
         """The user's row and, for a RAM user, its attached policies."""
         with self.db.read() as conn:
             row = conn.execute(_USER, {"name": username}).first()
-            if row is None or row.is_root or row.is_admin:
-                return row, ()
-            return row, policies_of(conn, row.id)
+            return self._with_policies(conn, row)
+
+    def _with_policies(self, conn: Any, row: Any) -> tuple[Any, tuple[Policy, ...]]:
+        if row is None or row.is_root or row.is_admin:
+            return row, ()
+        return row, policies_of(conn, row.id)
+
+    def _access_key(self, key_id: str, secret: str) -> Principal | None:
+        """The user an access key belongs to, when the secret is right."""
+        with self.db.read() as conn:
+            found = conn.execute(
+                sa.select(t.access_keys.c.secret_hash, t.access_keys.c.user_id).where(
+                    t.access_keys.c.id == key_id
+                )
+            ).first()
+            if found is None or not verify_password(found.secret_hash, secret):
+                return None
+            row = conn.execute(_USER_BY_ID, {"id": found.user_id}).first()
+            row, policies = self._with_policies(conn, row)
+        return None if row is None else _principal(row, policies)
 
     def authenticate(self, username: str, password: str) -> Principal | None:
-        """The principal whose console password this is, or None."""
+        """The principal whose console password (or access key) this is, or None."""
+        if ACCESS_KEY_ID.fullmatch(username):
+            return self._access_key(username, password)
         row, policies = self._user(username)
         if row is None or not verify_password(row.password_hash, password):
             return None
@@ -73,7 +97,10 @@ class IdentityService:
         The registry password is separate from the console password, as in the cloud
         service. Until one is set, the instance administrator's console password serves
         for both (its first-start password); anyone else has no registry login yet.
+        An access key works here too.
         """
+        if ACCESS_KEY_ID.fullmatch(username):
+            return self._access_key(username, password)
         row, policies = self._user(username)
         if row is None:
             return None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -25,6 +26,7 @@ from dockyard.iam.passwords import generate_password, hash_password
 from dockyard.iam.policy import Policy, PolicyError, parse_policy
 
 USER_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+MAX_ACCESS_KEYS = 2
 POLICY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
@@ -152,6 +154,52 @@ class RamService:
                 .where(t.users.c.id == user_id)
                 .values(registry_password_hash=hash_password(password))
             )
+
+    # -- access keys -----------------------------------------------------------------
+
+    def create_access_key(self, account_id: int, login: str) -> tuple[str, str]:
+        """A new (AccessKeyId, AccessKeySecret); the secret is shown this once."""
+        key_id = "LTAI" + secrets.token_hex(10).upper()
+        secret = secrets.token_urlsafe(24)
+        with self.db.write() as conn:
+            user_id = self._user_id(conn, account_id, login)
+            held = conn.execute(
+                sa.select(sa.func.count()).where(t.access_keys.c.user_id == user_id)
+            ).scalar_one()
+            if held >= MAX_ACCESS_KEYS:
+                raise AccountConflict(
+                    f"{login} already has {MAX_ACCESS_KEYS} access keys; delete one first"
+                )
+            conn.execute(
+                sa.insert(t.access_keys).values(
+                    id=key_id,
+                    user_id=user_id,
+                    secret_hash=hash_password(secret),
+                    created_at=utcnow(),
+                )
+            )
+        return key_id, secret
+
+    def list_access_keys(self, account_id: int, login: str) -> list[tuple[str, datetime]]:
+        with self.db.read() as conn:
+            user_id = self._user_id(conn, account_id, login)
+            rows = conn.execute(
+                sa.select(t.access_keys.c.id, t.access_keys.c.created_at)
+                .where(t.access_keys.c.user_id == user_id)
+                .order_by(t.access_keys.c.created_at)
+            ).all()
+        return [(r.id, as_utc(r.created_at)) for r in rows]
+
+    def delete_access_key(self, account_id: int, login: str, key_id: str) -> None:
+        with self.db.write() as conn:
+            user_id = self._user_id(conn, account_id, login)
+            res = conn.execute(
+                sa.delete(t.access_keys).where(
+                    t.access_keys.c.id == key_id, t.access_keys.c.user_id == user_id
+                )
+            )
+        if res.rowcount == 0:
+            raise RamNotFound(f"access key {key_id!r} does not exist")
 
     # -- policies --------------------------------------------------------------------
 
