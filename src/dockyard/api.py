@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any, TypeVar
+from urllib.parse import urlencode
 
 from anyio import to_thread
 from starlette.requests import Request
@@ -79,3 +80,21 @@ async def call_service(func: Callable[[], T], *errors: type[Exception]) -> T:
         return await to_thread.run_sync(func)
     except errors as exc:
         raise ApiError(getattr(exc, "status", 400), type(exc).__name__, str(exc)) from exc
+
+
+def page_params(
+    request: Request, *, default: int = 100, most: int = 1000
+) -> tuple[int, str | None]:
+    """``?limit=`` (at most ``most``) and ``?after=`` (the last key of the previous page)."""
+    raw = request.query_params.get("limit", str(default))
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 6 and 1 <= int(raw) <= most):
+        raise ApiError(400, "Bad Request", f"limit must be an integer from 1 to {most}")
+    return int(raw), request.query_params.get("after") or None
+
+
+def page(items: list[dict[str, Any]], limit: int, path: str, key: str) -> dict[str, Any]:
+    """A listing: ``items``, and ``next`` (the URL of the following page) when it is full."""
+    body: dict[str, Any] = {"items": items}
+    if len(items) == limit:
+        body["next"] = f"{path}?{urlencode({'limit': limit, 'after': items[-1][key]})}"
+    return body

@@ -115,3 +115,13 @@ def test_push_into_namespace_without_auto_create_explains(dockyard_server: Docky
         r = c.post("/v2/nowhere/app/blobs/uploads/")
         assert r.status_code == 404
         assert "namespace 'nowhere' does not exist" in r.json()["errors"][0]["message"]
+
+
+@all_backends_module
+def test_listing_limits_are_checked(registry: DockyardServer) -> None:
+    with registry.client() as c:
+        for bad in ("0", "-1", "abc", "1001", "²", "99999999999"):
+            r = c.get("/api/v1/namespaces", params={"limit": bad})
+            assert r.status_code == 400, bad
+            assert "limit must be an integer" in r.json()["detail"]
+        assert c.get("/api/v1/namespaces", params={"limit": "1000"}).status_code == 200

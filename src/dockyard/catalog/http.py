@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from dockyard.api import ApiAuth, ApiError, call_service, json_body
+from dockyard.api import ApiAuth, ApiError, call_service, json_body, page, page_params
 from dockyard.catalog.service import CatalogError, CatalogService, Namespace
 from dockyard.iam import actions
 from dockyard.iam.arn import namespace_arn
@@ -82,19 +82,14 @@ class NamespaceRoutes:
         principal = await self._require(request, "cr:ListNamespace", "*", existing=False)
         # The administrator sees every account's namespaces; anyone else their own.
         account = None if principal.is_admin else principal.account_id
-        try:
-            limit = min(int(request.query_params.get("limit", "100")), 1000)
-        except ValueError as exc:
-            raise ApiError(400, "Bad Request", "limit must be an integer") from exc
-        after = request.query_params.get("after") or None
+        limit, after = page_params(request)
         items = await call_service(
             lambda: self.catalog.list_namespaces(limit=limit, after=after, account_id=account),
             CatalogError,
         )
-        page: dict[str, Any] = {"items": [namespace_json(n) for n in items]}
-        if len(items) == limit:
-            page["next"] = f"/api/v1/namespaces?limit={limit}&after={items[-1].name}"
-        return JSONResponse(page)
+        return JSONResponse(
+            page([namespace_json(n) for n in items], limit, "/api/v1/namespaces", "name")
+        )
 
     async def one(self, request: Request) -> Response:
         name = request.path_params["name"]

@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from dockyard.api import ApiAuth, ApiError, call_service, json_body
+from dockyard.api import ApiAuth, ApiError, call_service, json_body, page, page_params
 from dockyard.iam import actions
 from dockyard.iam.accounts import Account, AccountError, AccountService
 from dockyard.iam.arn import instance_arn, ram_arn
@@ -136,18 +136,13 @@ class AccountRoutes:
             )
             return JSONResponse(account_json(account), status_code=201)
         await self._require(request, actions.LIST_ACCOUNT)
-        try:
-            limit = min(int(request.query_params.get("limit", "100")), 1000)
-        except ValueError as exc:
-            raise ApiError(400, "Bad Request", "limit must be an integer") from exc
-        after = request.query_params.get("after") or None
+        limit, after = page_params(request)
         items = await call_service(
             lambda: self.accounts.list(limit=limit, after=after), AccountError
         )
-        page: dict[str, Any] = {"items": [account_json(a) for a in items]}
-        if len(items) == limit:
-            page["next"] = f"/api/v1/accounts?limit={limit}&after={items[-1].name}"
-        return JSONResponse(page)
+        return JSONResponse(
+            page([account_json(a) for a in items], limit, "/api/v1/accounts", "name")
+        )
 
     async def one(self, request: Request) -> Response:
         name = request.path_params["name"]
@@ -242,14 +237,13 @@ class RamRoutes:
             )
             return JSONResponse(ram_user_json(user), status_code=201)
         account_id, _ = await self._require(request, "ram:ListUsers", "user", "*")
-        after = request.query_params.get("after") or None
+        limit, after = page_params(request)
         users = await call_service(
-            lambda: self.ram.list_users(account_id, after=after), AccountError
+            lambda: self.ram.list_users(account_id, limit=limit, after=after), AccountError
         )
-        page: dict[str, Any] = {"items": [ram_user_json(u) for u in users]}
-        if len(users) == 100:
-            page["next"] = f"/api/v1/ram/users?after={users[-1].login}"
-        return JSONResponse(page)
+        return JSONResponse(
+            page([ram_user_json(u) for u in users], limit, "/api/v1/ram/users", "login")
+        )
 
     async def registry_password(self, request: Request) -> Response:
         name = request.path_params["user"]
