@@ -93,6 +93,8 @@ def test_policies_decide_what_a_ram_user_may_do(dockyard_server: DockyardServer)
         assert r.status_code == 201, r.text
         assert r.json()["type"] == "custom"
         assert root.put("/api/v1/ram/users/dev/policies/PushButNotProd").status_code == 204
+        # Attaching again changes nothing (and is no error).
+        assert root.put("/api/v1/ram/users/dev/policies/PushButNotProd").status_code == 204
         assert _actions(dockyard_server, DEV, "acme-apps/web") == ["pull", "push"]
         assert _actions(dockyard_server, DEV, "acme-apps/prod") == []
         assert _actions(dockyard_server, DEV, "globex-apps/web") == []

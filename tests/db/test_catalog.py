@@ -10,15 +10,10 @@ from threading import Barrier
 import pytest
 import sqlalchemy as sa
 
-from dockyard.catalog.service import (
-    CatalogService,
-    Conflict,
-    Invalid,
-    NotFound,
-    parse_repository_name,
-)
+from dockyard.catalog.service import CatalogService, parse_repository_name
 from dockyard.db import tables as t
 from dockyard.db.engine import Database, utcnow
+from dockyard.errors import Conflict, Invalid, NotFound
 from tests.db.conftest import run_concurrently
 
 

@@ -10,7 +10,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from dockyard.api import ApiAuth, ApiError, call_service, json_body, page, page_params
-from dockyard.catalog.service import CatalogError, CatalogService, Namespace
+from dockyard.catalog.service import CatalogService, Namespace
+from dockyard.errors import ServiceError
 from dockyard.iam import actions
 from dockyard.iam.arn import namespace_arn
 from dockyard.iam.authz import Principal, Resource, is_allowed
@@ -76,7 +77,7 @@ class NamespaceRoutes:
                     default_public=kind == "public",
                     enforce_quota=not principal.is_admin,
                 ),
-                CatalogError,
+                ServiceError,
             )
             return JSONResponse(namespace_json(ns), status_code=201)
         principal = await self._require(request, "cr:ListNamespace", "*", existing=False)
@@ -85,7 +86,7 @@ class NamespaceRoutes:
         limit, after = page_params(request)
         items = await call_service(
             lambda: self.catalog.list_namespaces(limit=limit, after=after, account_id=account),
-            CatalogError,
+            ServiceError,
         )
         return JSONResponse(
             page([namespace_json(n) for n in items], limit, "/api/v1/namespaces", "name")
@@ -95,8 +96,8 @@ class NamespaceRoutes:
         name = request.path_params["name"]
         if request.method == "DELETE":
             await self._require(request, "cr:DeleteNamespace", name)
-            await call_service(lambda: self.catalog.delete_namespace(name), CatalogError)
+            await call_service(lambda: self.catalog.delete_namespace(name), ServiceError)
             return Response(status_code=204)
         await self._require(request, "cr:GetNamespace", name)
-        ns = await call_service(lambda: self.catalog.get_namespace(name), CatalogError)
+        ns = await call_service(lambda: self.catalog.get_namespace(name), ServiceError)
         return JSONResponse(namespace_json(ns))

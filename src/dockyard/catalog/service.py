@@ -17,29 +17,12 @@ from sqlalchemy.exc import IntegrityError
 from dockyard.db import tables as t
 from dockyard.db.engine import Database, as_utc, utcnow
 from dockyard.db.upsert import upsert
+from dockyard.errors import Conflict, Forbidden, Invalid, NotFound
 from dockyard.oci.reference import NameError_, RepositoryName, check_component
 
 
-class CatalogError(Exception):
-    """Base of catalog errors; ``status`` is the HTTP status the API maps it to."""
-
-    status = 400
-
-
-class NotFound(CatalogError):
-    status = 404
-
-
-class Conflict(CatalogError):
-    status = 409
-
-
-class Invalid(CatalogError):
-    status = 400
-
-
-class QuotaExceeded(CatalogError):
-    status = 403
+class QuotaExceeded(Forbidden):
+    """The account holds as many namespaces as its quota allows."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -163,8 +163,7 @@ def namespace_create(
 ) -> None:
     """Create namespace NAME."""
     from dockyard.app import bootstrap
-    from dockyard.catalog.service import CatalogError
-    from dockyard.iam.accounts import AccountError
+    from dockyard.errors import ServiceError
 
     services = bootstrap(_settings(ctx))
     try:
@@ -176,7 +175,7 @@ def namespace_create(
             default_public=not private,
             enforce_quota=False,  # the operator at the console of the instance
         )
-    except (CatalogError, AccountError) as exc:
+    except ServiceError as exc:
         raise click.ClickException(str(exc)) from exc
     finally:
         services.close()
@@ -222,12 +221,12 @@ def account() -> None:
 def account_create(ctx: click.Context, name: str, password: str, namespace_quota: int) -> None:
     """Create account NAME with a root user of the same name."""
     from dockyard.app import bootstrap
-    from dockyard.iam.accounts import AccountError
+    from dockyard.errors import ServiceError
 
     services = bootstrap(_settings(ctx))
     try:
         created = services.accounts.create(name, password, namespace_quota=namespace_quota)
-    except AccountError as exc:
+    except ServiceError as exc:
         raise click.ClickException(str(exc)) from exc
     finally:
         services.close()

@@ -15,27 +15,12 @@ from sqlalchemy.exc import IntegrityError
 
 from dockyard.db import tables as t
 from dockyard.db.engine import Database, as_utc, utcnow
+from dockyard.errors import Conflict, Invalid, NotFound
 from dockyard.iam.passwords import hash_password
 
 ACCOUNT_NAME = re.compile(r"[a-z][a-z0-9-]{1,30}[a-z0-9]")
 MIN_PASSWORD = 8
 DEFAULT_NAMESPACE_QUOTA = 3
-
-
-class AccountError(Exception):
-    status = 400
-
-
-class AccountInvalid(AccountError):
-    status = 400
-
-
-class AccountConflict(AccountError):
-    status = 409
-
-
-class AccountNotFound(AccountError):
-    status = 404
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +38,7 @@ def _account(row: sa.Row[tuple[object, ...]]) -> Account:
 
 def check_password(password: str) -> None:
     if len(password) < MIN_PASSWORD:
-        raise AccountInvalid(f"a password has at least {MIN_PASSWORD} characters")
+        raise Invalid(f"a password has at least {MIN_PASSWORD} characters")
 
 
 class AccountService:
@@ -65,13 +50,13 @@ class AccountService:
     ) -> Account:
         """Create an account and its root user (login ``name``)."""
         if not ACCOUNT_NAME.fullmatch(name):
-            raise AccountInvalid(
+            raise Invalid(
                 "an account name has 3 to 32 lowercase letters, digits and '-', starting "
                 "with a letter and not ending with '-'"
             )
         check_password(password)
         if namespace_quota < 0:
-            raise AccountInvalid("namespace_quota must not be negative")
+            raise Invalid("namespace_quota must not be negative")
         now = utcnow()
         try:
             with self.db.write() as conn:
@@ -93,14 +78,14 @@ class AccountService:
                     )
                 )
         except IntegrityError as exc:
-            raise AccountConflict(f"an account or user named {name!r} already exists") from exc
+            raise Conflict(f"an account or user named {name!r} already exists") from exc
         return self.get(name)
 
     def get(self, name: str) -> Account:
         with self.db.read() as conn:
             row = conn.execute(sa.select(t.accounts).where(t.accounts.c.name == name)).first()
         if row is None:
-            raise AccountNotFound(f"account {name!r} does not exist")
+            raise NotFound(f"account {name!r} does not exist")
         return _account(row)
 
     def list(self, *, limit: int = 100, after: str | None = None) -> list[Account]:
@@ -112,11 +97,11 @@ class AccountService:
 
     def set_namespace_quota(self, name: str, quota: int) -> Account:
         if quota < 0:
-            raise AccountInvalid("namespace_quota must not be negative")
+            raise Invalid("namespace_quota must not be negative")
         with self.db.write() as conn:
             res = conn.execute(
                 sa.update(t.accounts).where(t.accounts.c.name == name).values(namespace_quota=quota)
             )
         if res.rowcount == 0:
-            raise AccountNotFound(f"account {name!r} does not exist")
+            raise NotFound(f"account {name!r} does not exist")
         return self.get(name)

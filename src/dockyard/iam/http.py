@@ -12,8 +12,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from dockyard.api import ApiAuth, ApiError, call_service, json_body, page, page_params
+from dockyard.errors import ServiceError
 from dockyard.iam import actions
-from dockyard.iam.accounts import Account, AccountError, AccountService
+from dockyard.iam.accounts import Account, AccountService
 from dockyard.iam.arn import instance_arn, ram_arn
 from dockyard.iam.authz import Principal, Resource, is_allowed
 from dockyard.iam.ram import RamService, RamUser, StoredPolicy
@@ -109,7 +110,7 @@ class AccountRoutes:
         assert principal.user_id is not None
         user_id = principal.user_id
         await call_service(
-            lambda: self.identity.set_registry_password(user_id, password), AccountError
+            lambda: self.identity.set_registry_password(user_id, password), ServiceError
         )
         return Response(status_code=204)
 
@@ -132,13 +133,13 @@ class AccountRoutes:
             if not isinstance(quota, int) or isinstance(quota, bool):
                 raise ApiError(400, "Bad Request", "namespace_quota must be an integer")
             account = await call_service(
-                lambda: self.accounts.create(name, password, namespace_quota=quota), AccountError
+                lambda: self.accounts.create(name, password, namespace_quota=quota), ServiceError
             )
             return JSONResponse(account_json(account), status_code=201)
         await self._require(request, actions.LIST_ACCOUNT)
         limit, after = page_params(request)
         items = await call_service(
-            lambda: self.accounts.list(limit=limit, after=after), AccountError
+            lambda: self.accounts.list(limit=limit, after=after), ServiceError
         )
         return JSONResponse(
             page([account_json(a) for a in items], limit, "/api/v1/accounts", "name")
@@ -153,12 +154,12 @@ class AccountRoutes:
             if not isinstance(quota, int) or isinstance(quota, bool):
                 raise ApiError(400, "Bad Request", "namespace_quota (an integer) is required")
             account = await call_service(
-                lambda: self.accounts.set_namespace_quota(name, quota), AccountError
+                lambda: self.accounts.set_namespace_quota(name, quota), ServiceError
             )
             return JSONResponse(account_json(account))
         await self._require(request, actions.LIST_ACCOUNT)
         return JSONResponse(
-            account_json(await call_service(lambda: self.accounts.get(name), AccountError))
+            account_json(await call_service(lambda: self.accounts.get(name), ServiceError))
         )
 
 
@@ -233,13 +234,13 @@ class RamRoutes:
                 raise ApiError(400, "Bad Request", "name (a string) is required")
             account_id, account = await self._require(request, "ram:CreateUser", "user", name)
             user = await call_service(
-                lambda: self.ram.create_user(account_id, account, name, password), AccountError
+                lambda: self.ram.create_user(account_id, account, name, password), ServiceError
             )
             return JSONResponse(ram_user_json(user), status_code=201)
         account_id, _ = await self._require(request, "ram:ListUsers", "user", "*")
         limit, after = page_params(request)
         users = await call_service(
-            lambda: self.ram.list_users(account_id, limit=limit, after=after), AccountError
+            lambda: self.ram.list_users(account_id, limit=limit, after=after), ServiceError
         )
         return JSONResponse(
             page([ram_user_json(u) for u in users], limit, "/api/v1/ram/users", "login")
@@ -254,7 +255,7 @@ class RamRoutes:
             raise ApiError(400, "Bad Request", "password (a string) is required")
         await call_service(
             lambda: self.ram.set_registry_password(account_id, f"{name}@{account}", password),
-            AccountError,
+            ServiceError,
         )
         return Response(status_code=204)
 
@@ -265,7 +266,7 @@ class RamRoutes:
         account_id, account = await self._require(request, action, "user", name)
         await call_service(
             lambda: self.ram.attach(account_id, f"{name}@{account}", policy, attached=attach),
-            AccountError,
+            ServiceError,
         )
         return Response(status_code=204)
 
@@ -274,7 +275,7 @@ class RamRoutes:
         if request.method == "POST":
             account_id, account = await self._require(request, "ram:CreateAccessKey", "user", name)
             key_id, secret = await call_service(
-                lambda: self.ram.create_access_key(account_id, f"{name}@{account}"), AccountError
+                lambda: self.ram.create_access_key(account_id, f"{name}@{account}"), ServiceError
             )
             # The secret is shown in this response and never again.
             return JSONResponse(
@@ -282,7 +283,7 @@ class RamRoutes:
             )
         account_id, account = await self._require(request, "ram:ListAccessKeys", "user", name)
         keys = await call_service(
-            lambda: self.ram.list_access_keys(account_id, f"{name}@{account}"), AccountError
+            lambda: self.ram.list_access_keys(account_id, f"{name}@{account}"), ServiceError
         )
         return JSONResponse(
             {"items": [{"access_key_id": k, "created_at": c.isoformat()} for k, c in keys]}
@@ -293,7 +294,7 @@ class RamRoutes:
         account_id, account = await self._require(request, "ram:DeleteAccessKey", "user", name)
         await call_service(
             lambda: self.ram.delete_access_key(account_id, f"{name}@{account}", key_id),
-            AccountError,
+            ServiceError,
         )
         return Response(status_code=204)
 
@@ -306,11 +307,11 @@ class RamRoutes:
             account_id, _ = await self._require(request, "ram:CreatePolicy", "policy", name)
             created = await call_service(
                 lambda: self.ram.put_policy(account_id, name, document, create_only=True),
-                AccountError,
+                ServiceError,
             )
             return JSONResponse(policy_json(created), status_code=201)
         account_id, _ = await self._require(request, "ram:ListPolicies", "policy", "*")
-        items = await call_service(lambda: self.ram.list_policies(account_id), AccountError)
+        items = await call_service(lambda: self.ram.list_policies(account_id), ServiceError)
         return JSONResponse({"items": [policy_json(p) for p in items]})
 
     async def policy(self, request: Request) -> Response:
@@ -322,13 +323,13 @@ class RamRoutes:
             if document is None:
                 raise ApiError(400, "Bad Request", "document is required")
             updated = await call_service(
-                lambda: self.ram.put_policy(account_id, name, document), AccountError
+                lambda: self.ram.put_policy(account_id, name, document), ServiceError
             )
             return JSONResponse(policy_json(updated))
         if request.method == "DELETE":
             account_id, _ = await self._require(request, "ram:DeletePolicy", "policy", name)
-            await call_service(lambda: self.ram.delete_policy(account_id, name), AccountError)
+            await call_service(lambda: self.ram.delete_policy(account_id, name), ServiceError)
             return Response(status_code=204)
         account_id, _ = await self._require(request, "ram:GetPolicy", "policy", name)
-        found = await call_service(lambda: self.ram.get_policy(account_id, name), AccountError)
+        found = await call_service(lambda: self.ram.get_policy(account_id, name), ServiceError)
         return JSONResponse(policy_json(found))

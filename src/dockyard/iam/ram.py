@@ -21,17 +21,15 @@ from sqlalchemy.exc import IntegrityError
 
 from dockyard.db import tables as t
 from dockyard.db.engine import Database, as_utc, utcnow
-from dockyard.iam.accounts import AccountConflict, AccountError, AccountInvalid, check_password
+from dockyard.db.upsert import upsert
+from dockyard.errors import Conflict, Invalid, NotFound
+from dockyard.iam.accounts import check_password
 from dockyard.iam.passwords import generate_password, hash_password
 from dockyard.iam.policy import Policy, PolicyError, parse_policy
 
 USER_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 MAX_ACCESS_KEYS = 2
 POLICY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
-
-
-class RamNotFound(AccountError):
-    status = 404
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,9 +61,7 @@ class RamService:
         self, account_id: int, account_name: str, name: str, password: str | None
     ) -> RamUser:
         if not USER_NAME.fullmatch(name):
-            raise AccountInvalid(
-                "a RAM user name has 1 to 64 lowercase letters, digits, '.', '_' and '-'"
-            )
+            raise Invalid("a RAM user name has 1 to 64 lowercase letters, digits, '.', '_' and '-'")
         if password is not None:
             check_password(password)
         login = f"{name}@{account_name}"
@@ -83,7 +79,7 @@ class RamService:
                     )
                 )
         except IntegrityError as exc:
-            raise AccountConflict(f"user {login!r} already exists") from exc
+            raise Conflict(f"user {login!r} already exists") from exc
         return self.get_user(account_id, account_name, name)
 
     def _user_id(self, conn: Connection, account_id: int, login: str) -> int:
@@ -95,13 +91,13 @@ class RamService:
             )
         ).scalar()
         if user_id is None:
-            raise RamNotFound(f"RAM user {login!r} does not exist")
+            raise NotFound(f"RAM user {login!r} does not exist")
         return int(user_id)
 
     def get_user(self, account_id: int, account_name: str, name: str) -> RamUser:
         users = self.list_users(account_id, only=f"{name}@{account_name}")
         if not users:
-            raise RamNotFound(f"RAM user {name}@{account_name} does not exist")
+            raise NotFound(f"RAM user {name}@{account_name} does not exist")
         return users[0]
 
     def list_users(
@@ -167,7 +163,7 @@ class RamService:
                 sa.select(sa.func.count()).where(t.access_keys.c.user_id == user_id)
             ).scalar_one()
             if held >= MAX_ACCESS_KEYS:
-                raise AccountConflict(
+                raise Conflict(
                     f"{login} already has {MAX_ACCESS_KEYS} access keys; delete one first"
                 )
             conn.execute(
@@ -199,7 +195,7 @@ class RamService:
                 )
             )
         if res.rowcount == 0:
-            raise RamNotFound(f"access key {key_id!r} does not exist")
+            raise NotFound(f"access key {key_id!r} does not exist")
 
     # -- policies --------------------------------------------------------------------
 
@@ -221,7 +217,7 @@ class RamService:
                 sa.select(t.policies).where(self._visible(account_id), t.policies.c.name == name)
             ).first()
         if row is None:
-            raise RamNotFound(f"policy {name!r} does not exist")
+            raise NotFound(f"policy {name!r} does not exist")
         return _stored(row)
 
     def put_policy(
@@ -229,11 +225,11 @@ class RamService:
     ) -> StoredPolicy:
         """Create a custom policy, or replace its document; refuse a malformed one."""
         if not POLICY_NAME.fullmatch(name):
-            raise AccountInvalid("a policy name has 1 to 128 letters, digits, '.', '_', '-'")
+            raise Invalid("a policy name has 1 to 128 letters, digits, '.', '_', '-'")
         try:
             policy = parse_policy(document)
         except PolicyError as exc:
-            raise AccountInvalid(f"the policy document is invalid: {exc}") from exc
+            raise Invalid(f"the policy document is invalid: {exc}") from exc
         text = json.dumps(policy.document)
         now = utcnow()
         with self.db.write() as conn:
@@ -243,7 +239,7 @@ class RamService:
                 )
             ).first()
             if existing is not None and (create_only or existing.account_id is None):
-                raise AccountConflict(
+                raise Conflict(
                     f"policy {name!r} already exists"
                     + (
                         " (a system policy cannot be changed)"
@@ -277,7 +273,7 @@ class RamService:
                 )
             )
         if res.rowcount == 0:
-            raise RamNotFound(f"custom policy {name!r} does not exist")
+            raise NotFound(f"custom policy {name!r} does not exist")
 
     def attach(self, account_id: int, login: str, policy: str, *, attached: bool) -> None:
         with self.db.write() as conn:
@@ -288,14 +284,10 @@ class RamService:
                 )
             ).scalar()
             if policy_id is None:
-                raise RamNotFound(f"policy {policy!r} does not exist")
+                raise NotFound(f"policy {policy!r} does not exist")
             link = {"user_id": user_id, "policy_id": policy_id}
             if attached:
-                conn.execute(
-                    sa.insert(t.user_policies)
-                    .values(**link)
-                    .prefix_with("OR IGNORE", dialect="sqlite")
-                )
+                upsert(conn, t.user_policies, link, keys=("user_id", "policy_id"))
             else:
                 conn.execute(
                     sa.delete(t.user_policies).where(

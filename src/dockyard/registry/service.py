@@ -22,10 +22,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from dockyard.catalog.service import CatalogService, NotFound, RepoRef
+from dockyard.catalog.service import CatalogService, RepoRef
 from dockyard.db import tables as t
 from dockyard.db.engine import Database, utcnow
 from dockyard.db.upsert import blob_key, lock_keys, manifest_key, upsert
+from dockyard.errors import NotFound
 from dockyard.oci import mediatypes as mt
 from dockyard.oci.digest import Digest, DigestError, Hasher, new_hasher
 from dockyard.oci.manifest import Manifest, ManifestError, parse_manifest
