@@ -18,6 +18,7 @@ long as the image they describe). A blob is reachable when a manifest references
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -176,34 +177,42 @@ def _collect_blobs(
         ).all()
         candidates = [(r.digest, r.size) for r in old if r.digest not in kept]
         known = set(conn.execute(sa.select(t.blobs.c.digest)).scalars())
+
+    def unreferenced(conn: sa.Connection, digest: str) -> bool:
+        res = conn.execute(
+            sa.delete(t.blobs).where(t.blobs.c.digest == digest, *_unreferenced(cutoff))
+        )
+        return bool(res.rowcount)
+
+    def unrecorded(conn: sa.Connection, digest: str) -> bool:
+        found = conn.execute(sa.select(t.blobs.c.digest).where(t.blobs.c.digest == digest))
+        return found.first() is None
+
+    _sweep(db, store, candidates, unreferenced, dry_run, report.blobs)
+    stored = [(d, size) for d, size in store.iter_blobs() if d not in known]
+    _sweep(db, store, stored, unrecorded, dry_run, report.orphans)
+
+
+def _sweep(
+    db: Database,
+    store: BlobStore,
+    candidates: list[tuple[str, int]],
+    still_garbage: Callable[[sa.Connection, str], bool],
+    dry_run: bool,
+    removed: list[tuple[str, int]],
+) -> None:
+    """Delete each candidate blob whose ``still_garbage`` re-check holds under its lock
+    (the re-check may delete the blob's row itself); record what went in ``removed``."""
     for digest, size in candidates:
         if dry_run:
-            report.blobs.append((digest, size))
+            removed.append((digest, size))
             continue
         with db.write() as conn:
+            # Under the blob's lock, the re-check reads whatever a push committed first.
             lock_keys(conn, [blob_key(digest)])
-            # The conditions sit on the row itself, so PostgreSQL re-checks them against
-            # a push that touched the blob while this statement waited for its lock.
-            res = conn.execute(
-                sa.delete(t.blobs).where(t.blobs.c.digest == digest, *_unreferenced(cutoff))
-            )
-            if res.rowcount:
+            if still_garbage(conn, digest):
                 store.delete(digest)
-                report.blobs.append((digest, size))
-    for digest, size in list(store.iter_blobs()):
-        if digest in known:
-            continue
-        if dry_run:
-            report.orphans.append((digest, size))
-            continue
-        with db.write() as conn:
-            lock_keys(conn, [blob_key(digest)])
-            exists = conn.execute(
-                sa.select(t.blobs.c.digest).where(t.blobs.c.digest == digest)
-            ).first()
-            if exists is None:
-                store.delete(digest)
-                report.orphans.append((digest, size))
+                removed.append((digest, size))
 
 
 def _collect_uploads(store: BlobStore, cutoff: datetime, dry_run: bool, report: GCReport) -> None:
