@@ -161,10 +161,4 @@ def load_settings(
     return settings
 
 
-def describe() -> list[tuple[str, str, str]]:
-    """(setting, default, environment variable) for the README and ``--help``."""
-    defaults = Settings()
-    return [(name, str(getattr(defaults, name)), f"DOCKYARD_{name.upper()}") for name in _FIELDS]
-
-
-__all__ = ["ConfigError", "Settings", "describe", "load_settings"]
+__all__ = ["ConfigError", "Settings", "load_settings"]

@@ -58,8 +58,3 @@ def new_hasher(algorithm: str = "sha256") -> Hasher:
     if algorithm not in _HEX_LENGTHS:
         raise DigestError(f"digest algorithm {algorithm!r} is not supported (sha256, sha512)")
     return hashlib.new(algorithm)
-
-
-def is_digest(text: str) -> bool:
-    """True when ``text`` looks like a digest rather than a tag (it contains a colon)."""
-    return ":" in text

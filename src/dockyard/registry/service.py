@@ -27,7 +27,6 @@ from dockyard.db import tables as t
 from dockyard.db.engine import Database, utcnow
 from dockyard.db.upsert import blob_key, lock_keys, manifest_key, upsert
 from dockyard.errors import NotFound
-from dockyard.oci import mediatypes as mt
 from dockyard.oci.digest import Digest, DigestError, Hasher, new_hasher
 from dockyard.oci.manifest import Manifest, ManifestError, parse_manifest
 from dockyard.oci.reference import NameError_, RepositoryName, check_tag
@@ -602,6 +601,3 @@ def upload_headers(ref: RepoRef, upload_id: str, size: int) -> dict[str, str]:
         "Range": f"0-{max(size - 1, 0)}",
         "Docker-Upload-UUID": upload_id,
     }
-
-
-EMPTY_INDEX_MEDIA_TYPE = mt.OCI_INDEX
