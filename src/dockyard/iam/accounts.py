@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from dockyard.db import tables as t
@@ -39,6 +40,16 @@ def _account(row: sa.Row[tuple[object, ...]]) -> Account:
 def check_password(password: str) -> None:
     if len(password) < MIN_PASSWORD:
         raise Invalid(f"a password has at least {MIN_PASSWORD} characters")
+
+
+def store_registry_password(conn: Connection, user_id: int, password: str) -> None:
+    """Set a user's ``docker login`` password, inside the caller's write transaction."""
+    check_password(password)
+    conn.execute(
+        sa.update(t.users)
+        .where(t.users.c.id == user_id)
+        .values(registry_password_hash=hash_password(password))
+    )
 
 
 class AccountService:

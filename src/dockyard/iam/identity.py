@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from dockyard.db import tables as t
 from dockyard.db.engine import Database, utcnow
-from dockyard.iam.accounts import check_password
+from dockyard.iam.accounts import store_registry_password
 from dockyard.iam.authz import Principal
 from dockyard.iam.passwords import generate_password, hash_password, verify_password
 from dockyard.iam.policy import Policy
@@ -112,13 +112,8 @@ class IdentityService:
         return _principal(row, policies)
 
     def set_registry_password(self, user_id: int, password: str) -> None:
-        check_password(password)
         with self.db.write() as conn:
-            conn.execute(
-                sa.update(t.users)
-                .where(t.users.c.id == user_id)
-                .values(registry_password_hash=hash_password(password))
-            )
+            store_registry_password(conn, user_id, password)
 
     def principal_by_name(self, username: str) -> Principal | None:
         row, policies = self._user(username)

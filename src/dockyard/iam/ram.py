@@ -23,7 +23,7 @@ from dockyard.db import tables as t
 from dockyard.db.engine import Database, as_utc, utcnow
 from dockyard.db.upsert import upsert
 from dockyard.errors import Conflict, Invalid, NotFound
-from dockyard.iam.accounts import check_password
+from dockyard.iam.accounts import check_password, store_registry_password
 from dockyard.iam.passwords import generate_password, hash_password
 from dockyard.iam.policy import Policy, PolicyError, parse_policy
 
@@ -142,14 +142,8 @@ class RamService:
         ]
 
     def set_registry_password(self, account_id: int, login: str, password: str) -> None:
-        check_password(password)
         with self.db.write() as conn:
-            user_id = self._user_id(conn, account_id, login)
-            conn.execute(
-                sa.update(t.users)
-                .where(t.users.c.id == user_id)
-                .values(registry_password_hash=hash_password(password))
-            )
+            store_registry_password(conn, self._user_id(conn, account_id, login), password)
 
     # -- access keys -----------------------------------------------------------------
 
