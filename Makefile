@@ -7,8 +7,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-TEST_TOOLS := buildah skopeo podman busybox
-TEST_PACKAGES := buildah skopeo podman busybox-static uidmap fuse-overlayfs postgresql
+TEST_TOOLS := buildah skopeo podman busybox chromium
+TEST_PACKAGES := buildah skopeo podman busybox-static uidmap fuse-overlayfs postgresql chromium
 BENCH_PACKAGES := docker-registry wrk hey
 
 .PHONY: serve test lint bench system-test-deps system-bench-deps clean

@@ -40,6 +40,7 @@ accounts = Table(
     Column("name", String(64), nullable=False, unique=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("namespace_quota", Integer, nullable=False, server_default="3"),
+    Column("repository_quota", Integer, nullable=False, server_default="300"),
 )
 
 users = Table(
@@ -76,6 +77,7 @@ repositories = Table(
     Column("summary", String(1024), nullable=False, default=""),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("detail", Text, nullable=False, server_default=""),
     UniqueConstraint("namespace_id", "name", name="uq_repositories_namespace_name"),
 )
 
@@ -153,8 +155,11 @@ signing_keys = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
-# Policies: system ones (account_id NULL, created by migration 0004) and each account's
-# own; user_policies attaches them to users.
+# Policies: system ones (account_id NULL, created by migration 0004), each account's
+# custom ones, and the ones the system manages for repository and namespace permissions
+# (managed_resource: the ARN, managed_role: read-only, write or admin). document is the
+# default version's; policy_versions keeps the versions of custom policies.
+# user_policies, group_policies and role_policies attach them.
 policies = Table(
     "policies",
     metadata,
@@ -164,7 +169,19 @@ policies = Table(
     Column("document", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("version", Integer, nullable=False, server_default="1"),
+    Column("managed_resource", String(512), nullable=True),
+    Column("managed_role", String(16), nullable=True),
     UniqueConstraint("account_id", "name", name="uq_policies_account_name"),
+)
+
+policy_versions = Table(
+    "policy_versions",
+    metadata,
+    Column("policy_id", ForeignKey("policies.id", ondelete="CASCADE"), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("document", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
 user_policies = Table(
@@ -184,4 +201,85 @@ access_keys = Table(
     Column("secret_hash", String(255), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Index("ix_access_keys_user", "user_id"),
+)
+
+
+groups = Table(
+    "groups",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("account_id", ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("description", String(1024), nullable=False, server_default=""),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("account_id", "name", name="uq_groups_account_name"),
+)
+
+group_members = Table(
+    "group_members",
+    metadata,
+    Column("group_id", ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True),
+    Column("user_id", ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Index("ix_group_members_user", "user_id"),
+)
+
+group_policies = Table(
+    "group_policies",
+    metadata,
+    Column("group_id", ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True),
+    Column("policy_id", ForeignKey("policies.id", ondelete="CASCADE"), primary_key=True),
+)
+
+# RAM roles: assumed through STS by whoever the trust policy names.
+roles = Table(
+    "roles",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("account_id", ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("description", String(1024), nullable=False, server_default=""),
+    Column("trust_policy", Text, nullable=False),
+    Column("max_session_seconds", Integer, nullable=False, server_default="3600"),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("account_id", "name", name="uq_roles_account_name"),
+)
+
+role_policies = Table(
+    "role_policies",
+    metadata,
+    Column("role_id", ForeignKey("roles.id", ondelete="CASCADE"), primary_key=True),
+    Column("policy_id", ForeignKey("policies.id", ondelete="CASCADE"), primary_key=True),
+)
+
+# STS credentials from AssumeRole: AccessKeyId ``STS.…``, a hashed secret, the role and
+# the optional inline policy that narrows it, until expires_at.
+sts_sessions = Table(
+    "sts_sessions",
+    metadata,
+    Column("access_key_id", String(64), primary_key=True),
+    Column("secret_hash", String(255), nullable=False),
+    Column("role_id", ForeignKey("roles.id", ondelete="CASCADE"), nullable=False),
+    Column("session_name", String(64), nullable=False),
+    Column("policy", Text, nullable=True),
+    Column("assumed_by", String(200), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Index("ix_sts_sessions_expires", "expires_at"),
+)
+
+# Every change and every denied attempt: who, what, on what, when, from where.
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("account_id", ForeignKey("accounts.id", ondelete="CASCADE"), nullable=True),
+    Column("actor", String(200), nullable=False),
+    Column("action", String(128), nullable=False),
+    Column("resource", String(1024), nullable=False),
+    Column("source_ip", String(64), nullable=False, server_default=""),
+    Column("allowed", Boolean, nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("detail", Text, nullable=False, server_default=""),
+    Index("ix_audit_log_account", "account_id", "id"),
 )

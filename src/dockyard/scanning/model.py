@@ -1,0 +1,53 @@
+"""The records the scanning modules pass to each other."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+SEVERITIES = ("High", "Medium", "Low", "Unknown")
+"""Every finding's level is exactly one of these, most severe first."""
+
+
+@dataclass(frozen=True, slots=True)
+class OperatingSystem:
+    family: str
+    """``ID`` from /etc/os-release: ``debian``, ``ubuntu``, ``alpine``, ``rhel``, …"""
+    version: str
+    """``VERSION_ID`` from /etc/os-release: ``12``, ``3.18.4``, ``9.3``, …"""
+
+
+@dataclass(frozen=True, slots=True)
+class Package:
+    name: str
+    version: str
+    ecosystem: str
+    """The OSV ecosystem the package is matched in: ``Debian:12``, ``Alpine:v3.18``,
+    ``PyPI``, ``npm``, ``Rocky Linux:9``, …"""
+    source_name: str = ""
+    """The source package it was built from (Debian ``Source:``, Alpine origin, source RPM
+    name); empty where the ecosystem has none."""
+    source_version: str = ""
+    layer: str = ""
+    """Digest of the layer that added the package (the last layer that wrote its record)."""
+    path: str = ""
+    """Where in the image the package's record was found."""
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    id: str
+    package: Package
+    severity: str
+    """One of :data:`SEVERITIES`."""
+    fixed_version: str = ""
+    aliases: tuple[str, ...] = ()
+    summary: str = ""
+
+
+@dataclass(slots=True)
+class ScanResult:
+    name: str
+    digest: str
+    os: OperatingSystem | None
+    packages: list[Package] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
