@@ -21,6 +21,10 @@ NAMESPACE_ARN = "acs:cr:$regionid:$accountid:repository/$namespace"
 REPOSITORY_ARN = "acs:cr:$regionid:$accountid:repository/$namespace/$repository"
 RAM_USER_ARN = "acs:ram:*:$accountid:user/$user"
 RAM_POLICY_ARN = "acs:ram:*:$accountid:policy/$policy"
+RAM_GROUP_ARN = "acs:ram:*:$accountid:group/$group"
+RAM_ROLE_ARN = "acs:ram:*:$accountid:role/$role"
+RAM_ANY_ARN = "acs:ram:*:$accountid:{user,group,role}/$name"
+AUDIT_ARN = "acs:cr:$regionid:$accountid:audit"
 INSTANCE_ARN = "acs:cr:$regionid::instance"
 """The instance itself: no account owns it, so only the instance administrator acts on it."""
 
@@ -37,29 +41,99 @@ CATALOGUE: tuple[Action, ...] = (
         "cr:DeleteRepositoryImage", "registry DELETE of manifests, tags and blobs", REPOSITORY_ARN
     ),
     Action("cr:CreateRepository", "creating a repository (also by a first push)", REPOSITORY_ARN),
-    Action("cr:ListRepository", "registry _catalog; listing repositories", REPOSITORY_ARN),
-    Action("cr:GetRepository", "reading a repository's settings", REPOSITORY_ARN),
+    Action("cr:ListRepository", "registry _catalog; GET /api/v1/repositories", REPOSITORY_ARN),
+    Action("cr:GetRepository", "GET /api/v1/repositories/{namespace}/{repository}", REPOSITORY_ARN),
+    Action(
+        "cr:UpdateRepository",
+        "PATCH /api/v1/repositories/{namespace}/{repository} (type, summary, detail)",
+        REPOSITORY_ARN,
+    ),
+    Action(
+        "cr:DeleteRepository",
+        "DELETE /api/v1/repositories/{namespace}/{repository}",
+        REPOSITORY_ARN,
+    ),
+    Action(
+        "cr:ListRepositoryTag",
+        "GET /api/v1/repositories/{namespace}/{repository}/tags",
+        REPOSITORY_ARN,
+    ),
+    Action(
+        "cr:GetRepositoryTag",
+        "GET /api/v1/repositories/{namespace}/{repository}/tags/{tag}",
+        REPOSITORY_ARN,
+    ),
+    Action(
+        "cr:ListRepositoryPermission",
+        "GET …/permissions of a repository or namespace",
+        REPOSITORY_ARN,
+    ),
+    Action(
+        "cr:SetRepositoryPermission",
+        "PUT/DELETE …/permissions/{user-or-group} of a repository or namespace",
+        REPOSITORY_ARN,
+    ),
     Action(
         "cr:CreateNamespace", "POST /api/v1/namespaces, `dockyard namespace create`", NAMESPACE_ARN
     ),
     Action("cr:ListNamespace", "GET /api/v1/namespaces", NAMESPACE_ARN),
     Action("cr:GetNamespace", "GET /api/v1/namespaces/{namespace}", NAMESPACE_ARN),
+    Action(
+        "cr:UpdateNamespace",
+        "PATCH /api/v1/namespaces/{namespace} (auto-create, default type)",
+        NAMESPACE_ARN,
+    ),
     Action("cr:DeleteNamespace", "DELETE /api/v1/namespaces/{namespace}", NAMESPACE_ARN),
+    Action("cr:ReadAuditLog", "GET /api/v1/audit", AUDIT_ARN),
     Action("ram:CreateUser", "POST /api/v1/ram/users", RAM_USER_ARN),
     Action("ram:ListUsers", "GET /api/v1/ram/users", RAM_USER_ARN),
-    Action("ram:UpdateUser", "PUT /api/v1/ram/users/{user}/registry-password", RAM_USER_ARN),
-    Action("ram:AttachPolicy", "PUT /api/v1/ram/users/{user}/policies/{policy}", RAM_USER_ARN),
-    Action("ram:DetachPolicy", "DELETE /api/v1/ram/users/{user}/policies/{policy}", RAM_USER_ARN),
+    Action("ram:GetUser", "GET /api/v1/ram/users/{user}", RAM_USER_ARN),
+    Action(
+        "ram:UpdateUser",
+        "PATCH /api/v1/ram/users/{user}, PUT …/registry-password",
+        RAM_USER_ARN,
+    ),
+    Action("ram:DeleteUser", "DELETE /api/v1/ram/users/{user}", RAM_USER_ARN),
     Action("ram:CreateAccessKey", "POST /api/v1/ram/users/{user}/access-keys", RAM_USER_ARN),
     Action("ram:ListAccessKeys", "GET /api/v1/ram/users/{user}/access-keys", RAM_USER_ARN),
     Action(
         "ram:DeleteAccessKey", "DELETE /api/v1/ram/users/{user}/access-keys/{key}", RAM_USER_ARN
     ),
+    Action("ram:CreateGroup", "POST /api/v1/ram/groups", RAM_GROUP_ARN),
+    Action("ram:ListGroups", "GET /api/v1/ram/groups", RAM_GROUP_ARN),
+    Action("ram:GetGroup", "GET /api/v1/ram/groups/{group}", RAM_GROUP_ARN),
+    Action("ram:DeleteGroup", "DELETE /api/v1/ram/groups/{group}", RAM_GROUP_ARN),
+    Action("ram:AddUserToGroup", "PUT /api/v1/ram/groups/{group}/members/{user}", RAM_GROUP_ARN),
+    Action(
+        "ram:RemoveUserFromGroup",
+        "DELETE /api/v1/ram/groups/{group}/members/{user}",
+        RAM_GROUP_ARN,
+    ),
+    Action("ram:CreateRole", "POST /api/v1/ram/roles", RAM_ROLE_ARN),
+    Action("ram:ListRoles", "GET /api/v1/ram/roles", RAM_ROLE_ARN),
+    Action("ram:GetRole", "GET /api/v1/ram/roles/{role}", RAM_ROLE_ARN),
+    Action("ram:UpdateRole", "PATCH /api/v1/ram/roles/{role} (trust policy)", RAM_ROLE_ARN),
+    Action("ram:DeleteRole", "DELETE /api/v1/ram/roles/{role}", RAM_ROLE_ARN),
+    Action(
+        "ram:AttachPolicy",
+        "PUT /api/v1/ram/{users,groups,roles}/{name}/policies/{policy}",
+        RAM_ANY_ARN,
+    ),
+    Action(
+        "ram:DetachPolicy",
+        "DELETE /api/v1/ram/{users,groups,roles}/{name}/policies/{policy}",
+        RAM_ANY_ARN,
+    ),
     Action("ram:CreatePolicy", "POST /api/v1/ram/policies", RAM_POLICY_ARN),
     Action("ram:ListPolicies", "GET /api/v1/ram/policies", RAM_POLICY_ARN),
-    Action("ram:GetPolicy", "GET /api/v1/ram/policies/{policy}", RAM_POLICY_ARN),
-    Action("ram:UpdatePolicy", "PUT /api/v1/ram/policies/{policy}", RAM_POLICY_ARN),
+    Action("ram:GetPolicy", "GET /api/v1/ram/policies/{policy} and its versions", RAM_POLICY_ARN),
+    Action("ram:UpdatePolicy", "PUT /api/v1/ram/policies/{policy} (a new version)", RAM_POLICY_ARN),
     Action("ram:DeletePolicy", "DELETE /api/v1/ram/policies/{policy}", RAM_POLICY_ARN),
+    Action(
+        "sts:AssumeRole",
+        "POST /api/v1/sts/assume-role (also needs the role's trust policy to allow the caller)",
+        RAM_ROLE_ARN,
+    ),
     Action("cr:CreateAccount", "POST /api/v1/accounts, `dockyard account create`", INSTANCE_ARN),
     Action("cr:ListAccount", "GET /api/v1/accounts", INSTANCE_ARN),
     Action("cr:UpdateAccount", "PATCH /api/v1/accounts/{account} (quotas)", INSTANCE_ARN),
