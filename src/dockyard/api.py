@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import urlencode
 
@@ -10,8 +11,11 @@ from anyio import to_thread
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from dockyard.iam.authz import ANONYMOUS, Principal
+from dockyard.audit import DECISION, Decision, decision
+from dockyard.iam.authz import ANONYMOUS, Context, Principal, Resource, is_allowed
 from dockyard.iam.identity import IdentityService, parse_basic
+from dockyard.iam.sts import is_sts_key
+from dockyard.iam.throttle import LoginThrottled
 from dockyard.iam.tokens import TokenError, TokenService
 
 PROBLEM = "application/problem+json"
@@ -19,28 +23,60 @@ T = TypeVar("T")
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, title: str, detail: str, **extra: Any) -> None:
+    def __init__(
+        self,
+        status: int,
+        title: str,
+        detail: str,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
         super().__init__(detail)
         self.status = status
         self.title = title
         self.detail = detail
+        self.headers = headers or {}
         self.extra = extra
 
 
-def problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
+def problem(
+    status: int, title: str, detail: str, headers: dict[str, str] | None = None, **extra: Any
+) -> JSONResponse:
     body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
-    return JSONResponse(body, status_code=status, media_type=PROBLEM)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
+
+
+SECURITY_TOKEN_HEADER = "x-dockyard-security-token"  # noqa: S105 (a header name)
+
+
+def request_context(request: Request) -> Context:
+    """The request facts policy conditions look at."""
+    client = request.client
+    return Context(
+        source_ip=client.host if client else None,
+        secure_transport=request.url.scheme == "https",
+    )
 
 
 class ApiAuth:
-    """Who calls the management API: a session token from ``/api/v1/auth/login``
-    (``Authorization: Bearer``) or HTTP Basic with a login name and console password."""
+    """Who calls the management API, and whether they may: a session token from
+    ``/api/v1/auth/login`` (``Authorization: Bearer``), or HTTP Basic with a login name
+    and console password, an AccessKeyId and its secret, or STS credentials (with their
+    SecurityToken in ``X-Dockyard-Security-Token``)."""
 
     def __init__(self, identity: IdentityService, tokens: TokenService) -> None:
         self.identity = identity
         self.tokens = tokens
 
     async def principal(self, request: Request) -> Principal:
+        cached = request.scope.get("dockyard.principal")
+        if isinstance(cached, Principal):
+            return cached
+        found = await self._authenticate(request)
+        request.scope["dockyard.principal"] = found
+        return found
+
+    async def _authenticate(self, request: Request) -> Principal:
         header = request.headers.get("authorization")
         if not header:
             return ANONYMOUS
@@ -49,18 +85,79 @@ class ApiAuth:
             try:
                 session = self.tokens.verify(value.strip(), audience=self.tokens.api_audience)
             except TokenError as exc:
-                raise ApiError(401, "Unauthorized", str(exc)) from exc
+                raise self._refused(request, str(exc)) from exc
             found = await to_thread.run_sync(self.identity.principal_by_name, session.subject)
             if found is None:
-                raise ApiError(401, "Unauthorized", "the session's user no longer exists")
+                raise self._refused(request, "the session's user or credentials no longer exist")
             return found
         creds = parse_basic(header)
         if creds is None:
             raise ApiError(401, "Unauthorized", "use HTTP Basic credentials or a Bearer token")
-        principal = await to_thread.run_sync(self.identity.authenticate, *creds)
+        username, password = creds
+        if is_sts_key(username):
+            token = request.headers.get(SECURITY_TOKEN_HEADER, "")
+            try:
+                proof = self.tokens.verify(token, audience=self.tokens.sts_audience)
+            except TokenError as exc:
+                raise self._refused(
+                    request,
+                    f"STS credentials need their SecurityToken in X-Dockyard-Security-Token: {exc}",
+                ) from exc
+            if proof.subject != username:
+                raise self._refused(request, "the SecurityToken belongs to other credentials")
+        return await self.check_password(request, username, password)
+
+    async def check_password(
+        self, request: Request, username: str, password: str, *, registry: bool = False
+    ) -> Principal:
+        """A console (or registry) password check under brute-force protection; 401 or 429
+        (recorded in the audit log) when it fails."""
+        client = request.client
+        try:
+            principal = await to_thread.run_sync(
+                lambda: self.identity.login(
+                    username, password, source_ip=client.host if client else None, registry=registry
+                )
+            )
+        except LoginThrottled as exc:
+            request.scope[DECISION] = Decision(username[:200], "auth:Login", "", False)
+            raise ApiError(
+                429, "Too Many Requests", str(exc), headers={"Retry-After": str(exc.retry_after)}
+            ) from exc
         if principal is None:
-            raise ApiError(401, "Unauthorized", "incorrect username or password")
+            raise self._refused(request, "incorrect username or password", username)
         return principal
+
+    @staticmethod
+    def _refused(request: Request, detail: str, actor: str = "") -> ApiError:
+        request.scope[DECISION] = Decision(actor[:200] or "anonymous", "auth:Login", "", False)
+        return ApiError(401, "Unauthorized", detail)
+
+    async def signed_in(self, request: Request) -> Principal:
+        principal = await self.principal(request)
+        if principal.is_anonymous:
+            raise ApiError(
+                401, "Unauthorized", "log in first (HTTP Basic credentials or a Bearer token)"
+            )
+        return principal
+
+    async def authorize(
+        self, request: Request, action: str, arn: str, *, public: bool = False
+    ) -> Principal:
+        """The one check every management route makes: 401 when an anonymous caller is
+        refused, 403 otherwise; the decision goes to the audit log."""
+        principal = await self.principal(request)
+        allowed = is_allowed(
+            principal, action, Resource(arn, public=public), request_context(request)
+        )
+        request.scope[DECISION] = decision(principal, action, arn, allowed)
+        if allowed:
+            return principal
+        if principal.is_anonymous:
+            raise ApiError(
+                401, "Unauthorized", "log in first (HTTP Basic credentials or a Bearer token)"
+            )
+        raise ApiError(403, "Forbidden", f"{principal.name} may not do {action} on {arn}")
 
 
 async def json_body(request: Request) -> dict[str, Any]:
@@ -80,6 +177,13 @@ async def call_service(func: Callable[[], T], *errors: type[Exception]) -> T:
         return await to_thread.run_sync(func)
     except errors as exc:
         raise ApiError(getattr(exc, "status", 400), type(exc).__name__, str(exc)) from exc
+
+
+def iso(moment: datetime | float) -> str:
+    """An instant as the API writes it: ISO 8601 in UTC with a ``Z``."""
+    if not isinstance(moment, datetime):
+        moment = datetime.fromtimestamp(moment, UTC)
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def page_params(

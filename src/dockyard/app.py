@@ -14,19 +14,23 @@ from anyio import to_thread
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from dockyard.api import ApiAuth, ApiError, problem
+from dockyard.audit import AuditLog, AuditMiddleware
 from dockyard.catalog.http import NamespaceRoutes
 from dockyard.catalog.service import CatalogService
 from dockyard.config import Settings, load_settings
+from dockyard.console import create_console
 from dockyard.db.engine import Database
 from dockyard.iam.accounts import AccountService
-from dockyard.iam.http import AccountRoutes, RamRoutes
+from dockyard.iam.http import AccountRoutes, PermissionRoutes, RamRoutes
 from dockyard.iam.identity import IdentityService
+from dockyard.iam.permissions import PermissionService
 from dockyard.iam.ram import RamService
+from dockyard.iam.sts import StsService
 from dockyard.iam.tokens import TokenService, load_or_create_key
 from dockyard.observability import Metrics, ObservabilityMiddleware, setup_logging
 from dockyard.registry.http import RegistryHTTP
@@ -46,6 +50,10 @@ class Services:
     identity: IdentityService
     accounts: AccountService
     registry: RegistryService
+    ram: RamService
+    permissions: PermissionService
+    sts: StsService
+    audit: AuditLog
 
     def close(self) -> None:
         self.db.dispose()
@@ -66,6 +74,10 @@ def open_services(settings: Settings, *, migrate: bool = False) -> Services:
         identity=IdentityService(db),
         accounts=AccountService(db),
         registry=RegistryService(db, store, catalog),
+        ram=RamService(db),
+        permissions=PermissionService(db),
+        sts=StsService(db),
+        audit=AuditLog(db),
     )
 
 
@@ -116,7 +128,7 @@ def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:
 
     async def api_error(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, ApiError)
-        return problem(exc.status, exc.title, exc.detail, **exc.extra)
+        return problem(exc.status, exc.title, exc.detail, exc.headers, **exc.extra)
 
     async def not_found(request: Request, exc: Exception) -> Response:
         status = getattr(exc, "status_code", 404)
@@ -130,8 +142,19 @@ def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:
 
     auth = ApiAuth(services.identity, tokens)
     namespaces = NamespaceRoutes(services.catalog, auth, settings.region)
-    accounts = AccountRoutes(services.accounts, auth, settings.region)
-    ram = RamRoutes(RamService(services.db), auth)
+    registry_host = settings.public_url.split("://", 1)[-1].rstrip("/")
+    accounts = AccountRoutes(
+        services.accounts,
+        services.ram,
+        services.sts,
+        services.audit,
+        auth,
+        region=settings.region,
+        registry_host=registry_host,
+        allow_signup=settings.allow_signup,
+    )
+    ram = RamRoutes(services.ram, auth)
+    permissions = PermissionRoutes(services.permissions, services.catalog, auth, settings.region)
     routes = [
         Route("/healthz", healthz),
         Route("/readyz", readyz),
@@ -141,12 +164,14 @@ def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:
         *namespaces.routes(),
         *accounts.routes(),
         *ram.routes(),
+        *permissions.routes(),
     ]
     app = Starlette(
         routes=routes,
         exception_handlers={ApiError: api_error, 404: not_found, 405: not_found},
     )
     app.state.services = services
+    console = create_console(app, settings)
 
     async def dispatch(scope: Scope, receive: Receive, send: Send) -> None:
         # /v2/ goes straight to the registry: it answers every path under it in the OCI
@@ -154,10 +179,14 @@ def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:
         path: str = scope.get("path", "")
         if scope["type"] == "http" and (path == "/v2" or path.startswith("/v2/")):
             await registry_http(scope, receive, send)
+        elif scope["type"] == "http" and (path == "/console" or path.startswith("/console/")):
+            await console(scope, receive, send)
+        elif scope["type"] == "http" and path == "/":
+            await RedirectResponse("/console/", status_code=307)(scope, receive, send)
         else:
             await app(scope, receive, send)
 
-    return ObservabilityMiddleware(dispatch, metrics)
+    return ObservabilityMiddleware(AuditMiddleware(dispatch, services.audit), metrics)
 
 
 def create_app_from_env() -> ASGIApp:

@@ -42,6 +42,8 @@ class Settings:
     """The token service name (``service=`` in the auth challenge, ``aud`` in tokens)."""
     token_ttl: int = 300
     """Lifetime of registry bearer tokens, seconds."""
+    allow_signup: bool = False
+    """Let anyone create an account (and become its root) on the console's sign-up page."""
     admin_password: str = ""
     """Password of the instance administrator ``admin`` on first start; empty: generated."""
     workers: int = 1

@@ -161,9 +161,16 @@ def test_registry_password_is_separate(dockyard_server: DockyardServer) -> None:
     with dockyard_server.client(auth=("acme", "console-pw")) as console:
         assert console.get("/api/v1/me").json() == {
             "login": "acme",
+            "arn": "acs:ram::2:root",
+            "account": "acme",
             "account_id": 2,
             "is_root": True,
             "is_instance_admin": False,
+            "is_sts": False,
+            "namespace_quota": 3,
+            "repository_quota": 300,
+            "namespace_count": 0,
+            "repository_count": 0,
         }
         # No registry password yet: docker login is refused, with either password.
         assert console.get("/v2/").status_code == 401

@@ -22,6 +22,7 @@ from dockyard.iam.passwords import hash_password
 ACCOUNT_NAME = re.compile(r"[a-z][a-z0-9-]{1,30}[a-z0-9]")
 MIN_PASSWORD = 8
 DEFAULT_NAMESPACE_QUOTA = 3
+DEFAULT_REPOSITORY_QUOTA = 300
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,11 +31,24 @@ class Account:
     name: str
     namespace_quota: int
     created_at: datetime
+    repository_quota: int = DEFAULT_REPOSITORY_QUOTA
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    namespaces: int
+    repositories: int
 
 
 def _account(row: sa.Row[tuple[object, ...]]) -> Account:
     m = row._mapping
-    return Account(m["id"], m["name"], m["namespace_quota"], as_utc(m["created_at"]))
+    return Account(
+        m["id"],
+        m["name"],
+        m["namespace_quota"],
+        as_utc(m["created_at"]),
+        m["repository_quota"],
+    )
 
 
 def check_password(password: str) -> None:
@@ -57,7 +71,12 @@ class AccountService:
         self.db = db
 
     def create(
-        self, name: str, password: str, *, namespace_quota: int = DEFAULT_NAMESPACE_QUOTA
+        self,
+        name: str,
+        password: str,
+        *,
+        namespace_quota: int = DEFAULT_NAMESPACE_QUOTA,
+        repository_quota: int = DEFAULT_REPOSITORY_QUOTA,
     ) -> Account:
         """Create an account and its root user (login ``name``)."""
         if not ACCOUNT_NAME.fullmatch(name):
@@ -66,14 +85,16 @@ class AccountService:
                 "with a letter and not ending with '-'"
             )
         check_password(password)
-        if namespace_quota < 0:
-            raise Invalid("namespace_quota must not be negative")
+        _check_quotas(namespace_quota, repository_quota)
         now = utcnow()
         try:
             with self.db.write() as conn:
                 res = conn.execute(
                     sa.insert(t.accounts).values(
-                        name=name, created_at=now, namespace_quota=namespace_quota
+                        name=name,
+                        created_at=now,
+                        namespace_quota=namespace_quota,
+                        repository_quota=repository_quota,
                     )
                 )
                 pk = res.inserted_primary_key
@@ -106,13 +127,49 @@ class AccountService:
         with self.db.read() as conn:
             return [_account(r) for r in conn.execute(q)]
 
-    def set_namespace_quota(self, name: str, quota: int) -> Account:
-        if quota < 0:
-            raise Invalid("namespace_quota must not be negative")
+    def set_quotas(
+        self,
+        name: str,
+        *,
+        namespace_quota: int | None = None,
+        repository_quota: int | None = None,
+    ) -> Account:
+        _check_quotas(namespace_quota, repository_quota)
+        values = {
+            key: value
+            for key, value in (
+                ("namespace_quota", namespace_quota),
+                ("repository_quota", repository_quota),
+            )
+            if value is not None
+        }
         with self.db.write() as conn:
             res = conn.execute(
-                sa.update(t.accounts).where(t.accounts.c.name == name).values(namespace_quota=quota)
+                sa.update(t.accounts)
+                .where(t.accounts.c.name == name)
+                .values(values or {t.accounts.c.name: name})
             )
         if res.rowcount == 0:
             raise NotFound(f"account {name!r} does not exist")
         return self.get(name)
+
+    def usage(self, account_id: int) -> Usage:
+        """How many namespaces and repositories the account holds (against its quotas)."""
+        with self.db.read() as conn:
+            namespaces = conn.execute(
+                sa.select(sa.func.count()).where(t.namespaces.c.account_id == account_id)
+            ).scalar_one()
+            repositories = conn.execute(
+                sa.select(sa.func.count())
+                .select_from(t.repositories.join(t.namespaces))
+                .where(t.namespaces.c.account_id == account_id)
+            ).scalar_one()
+        return Usage(int(namespaces), int(repositories))
+
+
+def _check_quotas(*quotas: int | None) -> None:
+    for quota in quotas:
+        if quota is not None and (
+            not isinstance(quota, int) or isinstance(quota, bool) or not 0 <= quota <= 1_000_000
+        ):
+            raise Invalid("a quota is an integer from 0 to 1000000")

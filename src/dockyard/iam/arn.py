@@ -16,5 +16,14 @@ def instance_arn(region: str) -> str:
 
 
 def ram_arn(account_id: int | str, kind: str, name: str) -> str:
-    """``acs:ram:*:$account:user/$name`` or ``…:policy/$name``."""
-    return f"acs:ram:*:{account_id}:{kind}/{name}"
+    """``acs:ram::$account:user/$name`` (or ``group/``, ``role/``, ``policy/``)."""
+    return f"acs:ram::{account_id}:{kind}/{name}"
+
+
+def root_arn(account_id: int | str) -> str:
+    """The identity of an account's root user, as trust policies name it."""
+    return f"acs:ram::{account_id}:root"
+
+
+def audit_arn(region: str, account_id: int | str) -> str:
+    return f"acs:cr:{region}:{account_id}:audit"

@@ -1,14 +1,22 @@
 """The one authorization decision: may this principal do this action on this resource?
 
 Every check in Dockyard — registry operations, token issuance, the management API,
-the console and the CLI — calls :func:`is_allowed`. Today it knows the instance
-administrator (everything), each account's root user (everything in its own account,
-nothing in others') and anonymous callers (pull of public repositories); RAM users and
-the policy engine (``iam.policy``) come next, without changing the callers.
+the console and the CLI — calls :func:`is_allowed`:
+
+- the instance administrator may do everything;
+- anyone may pull a public repository (and nothing else without other permission);
+- an account's root user may do everything in its own account and nothing in others';
+- a RAM user may do what the policies attached to it and to its groups allow, within its
+  own account (repository and namespace permissions are such policies, managed by the
+  system); an explicit Deny beats any Allow;
+- STS credentials act as their role (its attached policies) in the role's account, and
+  an inline session policy can only narrow that: both must allow. Expired credentials
+  may do nothing.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -27,7 +35,16 @@ class Principal:
     is_root: bool = False
     """The root user of ``account_id``: everything in that account, nothing elsewhere."""
     policies: tuple[Policy, ...] = ()
-    """A RAM user's attached policies; they apply within its own account only."""
+    """A RAM user's policies (its own and its groups'), or an STS session's role's; they
+    apply within the principal's own account only."""
+    session_policy: Policy | None = None
+    """STS: the inline policy given to AssumeRole, which can only narrow."""
+    expires_at: float | None = None
+    """STS: when the credentials stop working (epoch seconds)."""
+    account_name: str = ""
+    arn: str = ""
+    """The identity's ARN: ``acs:ram::$account:root``, ``…:user/$name`` or
+    ``…:assumed-role/$role/$session`` (what trust policies and the audit log name)."""
 
     @property
     def is_anonymous(self) -> bool:
@@ -66,7 +83,14 @@ def is_allowed(
         return True
     if principal.account_id is None:
         return False
-    in_own_account = resource_account(resource.arn) in ("*", str(principal.account_id))
+    if principal.expires_at is not None and principal.expires_at <= time.time():
+        return False
+    # Assuming a role is asked of one's own account (may I assume roles?) whatever
+    # account the role is in; the role's trust policy then decides on the other side.
+    in_own_account = action in CROSS_ACCOUNT_ACTIONS or resource_account(resource.arn) in (
+        "*",
+        str(principal.account_id),
+    )
     if principal.is_root:
         return in_own_account
     if not in_own_account or not principal.policies:
@@ -76,7 +100,13 @@ def is_allowed(
         secure_transport=context.secure_transport if context else False,
         extra=context.extra if context else {},
     )
-    return evaluate(principal.policies, action, resource.arn, facts).allowed
+    if not evaluate(principal.policies, action, resource.arn, facts).allowed:
+        return False
+    session = principal.session_policy
+    return session is None or evaluate((session,), action, resource.arn, facts).allowed
+
+
+CROSS_ACCOUNT_ACTIONS = frozenset({"sts:AssumeRole"})
 
 
 def resource_account(arn: str) -> str:

@@ -1,31 +1,43 @@
-"""Management API routes: accounts (for the administrator), the caller's own credentials
-(``/api/v1/me``), and RAM users and policies within an account (``/api/v1/ram``)."""
+"""Management API routes for identities: accounts (for the administrator), sign-in and
+the caller's own credentials (``/api/v1/me``), RAM users, groups, roles and policies
+within an account (``/api/v1/ram``), STS (``/api/v1/sts``) and the audit log."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from anyio import to_thread
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from dockyard.api import ApiAuth, ApiError, call_service, json_body, page, page_params
+from dockyard import __version__
+from dockyard.api import (
+    ApiAuth,
+    ApiError,
+    call_service,
+    iso,
+    json_body,
+    page,
+    page_params,
+    request_context,
+)
+from dockyard.audit import DECISION, AuditLog, decision, entry_json
+from dockyard.catalog.service import CatalogService
 from dockyard.errors import ServiceError
 from dockyard.iam import actions
 from dockyard.iam.accounts import Account, AccountService
-from dockyard.iam.arn import instance_arn, ram_arn
-from dockyard.iam.authz import Principal, Resource, is_allowed
-from dockyard.iam.ram import RamService, RamUser, StoredPolicy
+from dockyard.iam.arn import audit_arn, instance_arn, namespace_arn, ram_arn, repository_arn
+from dockyard.iam.authz import Principal
+from dockyard.iam.permissions import Permission, PermissionService
+from dockyard.iam.ram import HOLDERS, RamGroup, RamRole, RamService, RamUser, StoredPolicy
+from dockyard.iam.sts import StsService, is_sts_key
 from dockyard.iam.tokens import TEMP_USER
+from dockyard.oci.reference import NameError_, RepositoryName, check_component
 
 SESSION_SECONDS = 8 * 3600
 TEMPORARY_LOGIN_SECONDS = 3600
-
-
-def _iso(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp, UTC).isoformat().replace("+00:00", "Z")
+EDITION = "Dockyard self-hosted"
 
 
 def account_json(account: Account) -> dict[str, Any]:
@@ -34,26 +46,98 @@ def account_json(account: Account) -> dict[str, Any]:
         "name": account.name,
         "root_login": account.name,
         "namespace_quota": account.namespace_quota,
-        "created_at": account.created_at.isoformat(),
+        "repository_quota": account.repository_quota,
+        "created_at": iso(account.created_at),
     }
 
 
+def _required(body: dict[str, Any], key: str) -> str:
+    value = body.get(key)
+    if not isinstance(value, str):
+        raise ApiError(400, "Bad Request", f"{key} (a string) is required")
+    return value
+
+
+def _optional(body: dict[str, Any], key: str) -> str | None:
+    value = body.get(key)
+    if value is not None and not isinstance(value, str):
+        raise ApiError(400, "Bad Request", f"{key} must be a string")
+    return value
+
+
+def _integer(body: dict[str, Any], key: str) -> int | None:
+    value = body.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ApiError(400, "Bad Request", f"{key} must be an integer")
+    return value
+
+
 class AccountRoutes:
-    def __init__(self, accounts: AccountService, auth: ApiAuth, region: str) -> None:
+    """Accounts, sign-in, temporary logins, the caller's own credentials, STS and audit."""
+
+    def __init__(
+        self,
+        accounts: AccountService,
+        ram: RamService,
+        sts: StsService,
+        audit: AuditLog,
+        auth: ApiAuth,
+        *,
+        region: str,
+        registry_host: str,
+        allow_signup: bool,
+    ) -> None:
         self.accounts = accounts
+        self.ram = ram
+        self.sts = sts
+        self.audit = audit
         self.auth = auth
         self.identity = auth.identity
         self.region = region
+        self.registry_host = registry_host
+        self.allow_signup = allow_signup
 
     def routes(self) -> list[Route]:
         return [
+            Route("/api/v1/instance", self.instance, methods=["GET"]),
+            Route("/api/v1/signup", self.signup, methods=["POST"]),
             Route("/api/v1/accounts", self.list_or_create, methods=["GET", "POST"]),
             Route("/api/v1/accounts/{name}", self.one, methods=["GET", "PATCH"]),
             Route("/api/v1/auth/login", self.login, methods=["POST"]),
             Route("/api/v1/tokens", self.temporary_login, methods=["POST"]),
             Route("/api/v1/me", self.me, methods=["GET"]),
             Route("/api/v1/me/registry-password", self.my_registry_password, methods=["PUT"]),
+            Route("/api/v1/me/access-keys", self.my_access_keys, methods=["GET", "POST"]),
+            Route("/api/v1/me/access-keys/{key}", self.delete_my_access_key, methods=["DELETE"]),
+            Route("/api/v1/sts/assume-role", self.assume_role, methods=["POST"]),
+            Route("/api/v1/audit", self.audit_log, methods=["GET"]),
         ]
+
+    async def instance(self, request: Request) -> Response:
+        """The instance: region, edition, version and the registry's address."""
+        host = self.registry_host or request.headers.get("host", "")
+        return JSONResponse(
+            {
+                "region": self.region,
+                "edition": EDITION,
+                "version": __version__,
+                "registry_host": host,
+                "signup_enabled": self.allow_signup,
+            }
+        )
+
+    async def signup(self, request: Request) -> Response:
+        """Create an account and become its root, when the instance allows sign-up."""
+        if not self.allow_signup:
+            raise ApiError(
+                403, "Forbidden", "sign-up is off on this instance; ask its administrator"
+            )
+        body = await json_body(request)
+        name, password = _required(body, "name"), _required(body, "password")
+        account = await call_service(lambda: self.accounts.create(name, password), ServiceError)
+        return JSONResponse(account_json(account), status_code=201)
 
     async def login(self, request: Request) -> Response:
         """A session token for ``Authorization: Bearer`` on the management API."""
@@ -61,82 +145,185 @@ class AccountRoutes:
         username, password = body.get("username"), body.get("password")
         if not isinstance(username, str) or not isinstance(password, str):
             raise ApiError(400, "Bad Request", "username and password (strings) are required")
-        principal = await to_thread.run_sync(self.identity.authenticate, username, password)
-        if principal is None:
-            raise ApiError(401, "Unauthorized", "incorrect username or password")
+        principal = await self.auth.check_password(request, username, password)
         tokens = self.auth.tokens
-        token, ttl, issued = tokens.issue(
-            principal.name, audience=tokens.api_audience, ttl=SESSION_SECONDS
-        )
-        return JSONResponse({"token": token, "expires_at": _iso(issued + ttl)})
+        ttl = _remaining(principal, SESSION_SECONDS)
+        token, ttl, issued = tokens.issue(principal.name, audience=tokens.api_audience, ttl=ttl)
+        return JSONResponse({"token": token, "expires_at": iso(issued + ttl)})
 
     async def temporary_login(self, request: Request) -> Response:
-        """``GetAuthorizationToken``: a registry login valid for an hour, as ``cr_temp_user``,
-        that carries exactly the caller's permissions (evaluated when it is used)."""
-        principal = await self._signed_in(request)
+        """``GetAuthorizationToken``: a registry login as ``cr_temp_user`` valid for an
+        hour (or what remains of the STS credentials that ask), which carries exactly the
+        caller's permissions (evaluated when it is used)."""
+        principal = await self.auth.signed_in(request)
         tokens = self.auth.tokens
+        ttl = _remaining(principal, TEMPORARY_LOGIN_SECONDS)
         password, ttl, issued = tokens.issue(
-            principal.name, audience=tokens.login_audience, ttl=TEMPORARY_LOGIN_SECONDS
+            principal.name, audience=tokens.login_audience, ttl=ttl
         )
         return JSONResponse(
-            {"username": TEMP_USER, "password": password, "expires_at": _iso(issued + ttl)},
+            {"username": TEMP_USER, "password": password, "expires_at": iso(issued + ttl)},
             status_code=201,
         )
 
-    async def _signed_in(self, request: Request) -> Principal:
-        principal = await self.auth.principal(request)
-        if principal.is_anonymous:
-            raise ApiError(401, "Unauthorized", "log in first (HTTP Basic credentials)")
-        return principal
-
     async def me(self, request: Request) -> Response:
-        principal = await self._signed_in(request)
-        return JSONResponse(
-            {
-                "login": principal.name,
-                "account_id": principal.account_id,
-                "is_root": principal.is_root,
-                "is_instance_admin": principal.is_admin,
+        """The caller, its account's quotas and what it uses of them."""
+        principal = await self.auth.signed_in(request)
+        body: dict[str, Any] = {
+            "login": principal.name,
+            "arn": principal.arn,
+            "account_id": principal.account_id,
+            "account": principal.account_name,
+            "is_root": principal.is_root,
+            "is_instance_admin": principal.is_admin,
+            "is_sts": is_sts_key(principal.name),
+        }
+        if principal.expires_at is not None:
+            body["expires_at"] = iso(principal.expires_at)
+        account_id, account_name = principal.account_id, principal.account_name
+        if account_id is not None and account_name:
+            account = await call_service(lambda: self.accounts.get(account_name), ServiceError)
+            usage = await call_service(lambda: self.accounts.usage(account_id), ServiceError)
+            body |= {
+                "namespace_quota": account.namespace_quota,
+                "repository_quota": account.repository_quota,
+                "namespace_count": usage.namespaces,
+                "repository_count": usage.repositories,
             }
-        )
+        return JSONResponse(body)
+
+    async def _own_user(self, request: Request) -> int:
+        principal = await self.auth.signed_in(request)
+        if principal.user_id is None:
+            raise ApiError(
+                403, "Forbidden", "STS credentials have no password or access keys of their own"
+            )
+        return principal.user_id
 
     async def my_registry_password(self, request: Request) -> Response:
         """Set the caller's own ``docker login`` password ("Access Credential")."""
-        principal = await self._signed_in(request)
+        user_id = await self._own_user(request)
         body = await json_body(request)
-        password = body.get("password")
-        if not isinstance(password, str):
-            raise ApiError(400, "Bad Request", "password (a string) is required")
-        assert principal.user_id is not None
-        user_id = principal.user_id
+        password = _required(body, "password")
         await call_service(
             lambda: self.identity.set_registry_password(user_id, password), ServiceError
         )
         return Response(status_code=204)
 
-    async def _require(self, request: Request, action: str) -> None:
-        principal = await self.auth.principal(request)
-        if is_allowed(principal, action, Resource(instance_arn(self.region))):
-            return
-        if principal.is_anonymous:
-            raise ApiError(401, "Unauthorized", "log in first (HTTP Basic credentials)")
-        raise ApiError(403, "Forbidden", "only the instance administrator manages accounts")
+    async def my_access_keys(self, request: Request) -> Response:
+        """The caller's own access keys (root or RAM user); a new secret is shown once."""
+        user_id = await self._own_user(request)
+        if request.method == "POST":
+            key_id, secret = await call_service(
+                lambda: self.ram.create_access_key(user_id), ServiceError
+            )
+            return JSONResponse(
+                {"access_key_id": key_id, "access_key_secret": secret}, status_code=201
+            )
+        keys = await call_service(lambda: self.ram.list_access_keys(user_id), ServiceError)
+        return JSONResponse({"items": [_key_json(k, c) for k, c in keys]})
+
+    async def delete_my_access_key(self, request: Request) -> Response:
+        user_id = await self._own_user(request)
+        key_id = request.path_params["key"]
+        await call_service(lambda: self.ram.delete_access_key(user_id, key_id), ServiceError)
+        return Response(status_code=204)
+
+    async def assume_role(self, request: Request) -> Response:
+        """``AssumeRole``: STS credentials for a role whose trust policy allows the caller."""
+        principal = await self.auth.signed_in(request)
+        body = await json_body(request)
+        role_arn = body.get("role_arn", body.get("RoleArn"))
+        session_name = body.get("role_session_name", body.get("RoleSessionName"))
+        duration = body.get("duration_seconds", body.get("DurationSeconds"))
+        policy = body.get("policy", body.get("Policy"))
+        if not isinstance(role_arn, str) or not isinstance(session_name, str):
+            raise ApiError(
+                400, "Bad Request", "role_arn and role_session_name (strings) are required"
+            )
+        context = request_context(request)
+        # The service decides (the caller's own permission, then the trust policy); the
+        # status of the response tells the audit log whether it was allowed.
+        request.scope[DECISION] = decision(principal, "sts:AssumeRole", role_arn, True)
+        creds = await call_service(
+            lambda: self.sts.assume_role(
+                principal, role_arn, session_name, duration, policy, context
+            ),
+            ServiceError,
+        )
+        tokens = self.auth.tokens
+        ttl = max(1, int(creds.expires_at.timestamp() - datetime.now().timestamp()))
+        security_token, _, _ = tokens.issue(
+            creds.access_key_id, audience=tokens.sts_audience, ttl=ttl
+        )
+        return JSONResponse(
+            {
+                "access_key_id": creds.access_key_id,
+                "access_key_secret": creds.access_key_secret,
+                "security_token": security_token,
+                "expiration": iso(creds.expires_at),
+                "assumed_role_user": {"arn": creds.assumed_role_arn},
+            },
+            status_code=201,
+        )
+
+    async def audit_log(self, request: Request) -> Response:
+        """The audit log of the caller's account, newest first (the instance
+        administrator: every account, or ``?account=``)."""
+        principal = await self.auth.signed_in(request)
+        account_id = principal.account_id
+        await self.auth.authorize(
+            request, "cr:ReadAuditLog", audit_arn(self.region, account_id or 0)
+        )
+        query = request.query_params
+        if principal.is_admin:
+            account_id = None
+            if query.get("account"):
+                named = query["account"]
+                account_id = (await call_service(lambda: self.accounts.get(named), ServiceError)).id
+        limit, after = page_params(request)
+        if after is not None and not after.isdigit():
+            raise ApiError(400, "Bad Request", "after must be an audit record id")
+        allowed = {"true": True, "false": False, None: None}.get(query.get("allowed"), "bad")
+        if allowed == "bad":
+            raise ApiError(400, "Bad Request", "allowed must be true or false")
+        since, until = _time(query.get("since"), "since"), _time(query.get("until"), "until")
+        entries = await call_service(
+            lambda: self.audit.list(
+                account_id,
+                limit=limit,
+                before=int(after) if after else None,
+                actor=query.get("actor") or None,
+                action=query.get("action") or None,
+                allowed=allowed if isinstance(allowed, bool) else None,
+                since=since,
+                until=until,
+            ),
+            ServiceError,
+        )
+        return JSONResponse(page([entry_json(e) for e in entries], limit, "/api/v1/audit", "id"))
+
+    async def _admin(self, request: Request, action: str) -> None:
+        await self.auth.authorize(request, action, instance_arn(self.region))
 
     async def list_or_create(self, request: Request) -> Response:
         if request.method == "POST":
-            await self._require(request, actions.CREATE_ACCOUNT)
+            await self._admin(request, actions.CREATE_ACCOUNT)
             body = await json_body(request)
-            name, password = body.get("name"), body.get("password")
-            if not isinstance(name, str) or not isinstance(password, str):
-                raise ApiError(400, "Bad Request", "name and password (strings) are required")
-            quota = body.get("namespace_quota", 3)
-            if not isinstance(quota, int) or isinstance(quota, bool):
-                raise ApiError(400, "Bad Request", "namespace_quota must be an integer")
+            name, password = _required(body, "name"), _required(body, "password")
+            namespace_quota = _integer(body, "namespace_quota")
+            repository_quota = _integer(body, "repository_quota")
             account = await call_service(
-                lambda: self.accounts.create(name, password, namespace_quota=quota), ServiceError
+                lambda: self.accounts.create(
+                    name,
+                    password,
+                    namespace_quota=3 if namespace_quota is None else namespace_quota,
+                    repository_quota=300 if repository_quota is None else repository_quota,
+                ),
+                ServiceError,
             )
             return JSONResponse(account_json(account), status_code=201)
-        await self._require(request, actions.LIST_ACCOUNT)
+        await self._admin(request, actions.LIST_ACCOUNT)
         limit, after = page_params(request)
         items = await call_service(
             lambda: self.accounts.list(limit=limit, after=after), ServiceError
@@ -148,19 +335,45 @@ class AccountRoutes:
     async def one(self, request: Request) -> Response:
         name = request.path_params["name"]
         if request.method == "PATCH":
-            await self._require(request, actions.UPDATE_ACCOUNT)
+            await self._admin(request, actions.UPDATE_ACCOUNT)
             body = await json_body(request)
-            quota = body.get("namespace_quota")
-            if not isinstance(quota, int) or isinstance(quota, bool):
-                raise ApiError(400, "Bad Request", "namespace_quota (an integer) is required")
+            namespace_quota = _integer(body, "namespace_quota")
+            repository_quota = _integer(body, "repository_quota")
+            if namespace_quota is None and repository_quota is None:
+                raise ApiError(
+                    400, "Bad Request", "give namespace_quota and/or repository_quota (integers)"
+                )
             account = await call_service(
-                lambda: self.accounts.set_namespace_quota(name, quota), ServiceError
+                lambda: self.accounts.set_quotas(
+                    name, namespace_quota=namespace_quota, repository_quota=repository_quota
+                ),
+                ServiceError,
             )
             return JSONResponse(account_json(account))
-        await self._require(request, actions.LIST_ACCOUNT)
+        await self._admin(request, actions.LIST_ACCOUNT)
         return JSONResponse(
             account_json(await call_service(lambda: self.accounts.get(name), ServiceError))
         )
+
+
+def _remaining(principal: Principal, ttl: int) -> int:
+    """``ttl``, cut to what remains of the caller's STS credentials."""
+    if principal.expires_at is None:
+        return ttl
+    return max(1, min(ttl, int(principal.expires_at - datetime.now().timestamp())))
+
+
+def _time(text: str | None, name: str) -> datetime | None:
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise ApiError(400, "Bad Request", f"{name} must be an ISO 8601 time") from exc
+
+
+def _key_json(key_id: str, created: datetime) -> dict[str, Any]:
+    return {"access_key_id": key_id, "created_at": iso(created)}
 
 
 def ram_user_json(user: RamUser) -> dict[str, Any]:
@@ -169,69 +382,97 @@ def ram_user_json(user: RamUser) -> dict[str, Any]:
         "login": user.login,
         "has_registry_password": user.has_registry_password,
         "policies": list(user.policies),
-        "created_at": user.created_at.isoformat(),
+        "created_at": iso(user.created_at),
+    }
+
+
+def group_json(group: RamGroup) -> dict[str, Any]:
+    return {
+        "name": group.name,
+        "description": group.description,
+        "members": list(group.members),
+        "policies": list(group.policies),
+        "created_at": iso(group.created_at),
+    }
+
+
+def role_json(role: RamRole) -> dict[str, Any]:
+    return {
+        "name": role.name,
+        "arn": role.arn,
+        "description": role.description,
+        "trust_policy": role.trust_policy,
+        "max_session_seconds": role.max_session_seconds,
+        "policies": list(role.policies),
+        "created_at": iso(role.created_at),
     }
 
 
 def policy_json(policy: StoredPolicy) -> dict[str, Any]:
-    return {
+    body = {
         "name": policy.name,
         "type": policy.kind,
         "document": policy.document,
-        "updated_at": policy.updated_at.isoformat(),
+        "version": policy.version,
+        "updated_at": iso(policy.updated_at),
     }
+    if policy.managed_resource is not None:
+        body |= {"resource": policy.managed_resource, "role": policy.managed_role}
+    return body
 
 
 class RamRoutes:
-    """RAM users and policies of the caller's own account."""
+    """RAM users, groups, roles and policies of the caller's own account."""
 
     def __init__(self, ram: RamService, auth: ApiAuth) -> None:
         self.ram = ram
         self.auth = auth
 
     def routes(self) -> list[Route]:
+        r = "/api/v1/ram"
         return [
-            Route("/api/v1/ram/users", self.users, methods=["GET", "POST"]),
+            Route(f"{r}/users", self.users, methods=["GET", "POST"]),
+            Route(f"{r}/users/{{user}}", self.user, methods=["GET", "DELETE"]),
+            Route(f"{r}/users/{{user}}/registry-password", self.registry_password, methods=["PUT"]),
+            Route(f"{r}/users/{{user}}/access-keys", self.access_keys, methods=["GET", "POST"]),
             Route(
-                "/api/v1/ram/users/{user}/registry-password",
-                self.registry_password,
-                methods=["PUT"],
-            ),
-            Route(
-                "/api/v1/ram/users/{user}/policies/{policy}",
-                self.attachment,
-                methods=["PUT", "DELETE"],
-            ),
-            Route(
-                "/api/v1/ram/users/{user}/access-keys", self.access_keys, methods=["GET", "POST"]
-            ),
-            Route(
-                "/api/v1/ram/users/{user}/access-keys/{key}",
+                f"{r}/users/{{user}}/access-keys/{{key}}",
                 self.delete_access_key,
                 methods=["DELETE"],
             ),
-            Route("/api/v1/ram/policies", self.policies, methods=["GET", "POST"]),
-            Route("/api/v1/ram/policies/{policy}", self.policy, methods=["GET", "PUT", "DELETE"]),
+            Route(f"{r}/groups", self.groups, methods=["GET", "POST"]),
+            Route(f"{r}/groups/{{group}}", self.group, methods=["GET", "DELETE"]),
+            Route(f"{r}/groups/{{group}}/members/{{user}}", self.member, methods=["PUT", "DELETE"]),
+            Route(f"{r}/roles", self.roles, methods=["GET", "POST"]),
+            Route(f"{r}/roles/{{role}}", self.role, methods=["GET", "PATCH", "DELETE"]),
+            Route(
+                f"{r}/{{kind:str}}/{{holder}}/policies/{{policy}}",
+                self.attachment,
+                methods=["PUT", "DELETE"],
+            ),
+            Route(f"{r}/policies", self.policies, methods=["GET", "POST"]),
+            Route(f"{r}/policies/{{policy}}", self.policy, methods=["GET", "PUT", "DELETE"]),
+            Route(f"{r}/policies/{{policy}}/versions", self.versions, methods=["GET"]),
         ]
 
     async def _require(
         self, request: Request, action: str, kind: str, name: str
     ) -> tuple[int, str]:
-        """Authorize ``action`` on a RAM user or policy of the caller's account; return
-        the account's id and name."""
-        principal = await self.auth.principal(request)
-        if principal.is_anonymous or principal.account_id is None:
-            raise ApiError(401, "Unauthorized", "log in first (HTTP Basic credentials)")
-        if not is_allowed(principal, action, Resource(ram_arn(principal.account_id, kind, name))):
-            raise ApiError(403, "Forbidden", f"you may not do {action} on {kind} {name!r}")
-        return principal.account_id, principal.name.rsplit("@", 1)[-1]
+        """Authorize ``action`` on a RAM user, group, role or policy of the caller's
+        account; return the account's id and name."""
+        principal = await self.auth.signed_in(request)
+        if principal.account_id is None:
+            raise ApiError(403, "Forbidden", "this caller belongs to no account")
+        await self.auth.authorize(request, action, ram_arn(principal.account_id, kind, name))
+        return principal.account_id, principal.account_name
+
+    # -- users -----------------------------------------------------------------------
 
     async def users(self, request: Request) -> Response:
         if request.method == "POST":
             body = await json_body(request)
-            name, password = body.get("name"), body.get("password")
-            if not isinstance(name, str) or not isinstance(password, str | None):
-                raise ApiError(400, "Bad Request", "name (a string) is required")
+            name = _required(body, "name")
+            password = _optional(body, "password")
             account_id, account = await self._require(request, "ram:CreateUser", "user", name)
             user = await call_service(
                 lambda: self.ram.create_user(account_id, account, name, password), ServiceError
@@ -246,54 +487,172 @@ class RamRoutes:
             page([ram_user_json(u) for u in users], limit, "/api/v1/ram/users", "login")
         )
 
+    async def user(self, request: Request) -> Response:
+        name = request.path_params["user"]
+        if request.method == "DELETE":
+            account_id, account = await self._require(request, "ram:DeleteUser", "user", name)
+            await call_service(
+                lambda: self.ram.delete_user(account_id, f"{name}@{account}"), ServiceError
+            )
+            return Response(status_code=204)
+        account_id, account = await self._require(request, "ram:GetUser", "user", name)
+        user = await call_service(
+            lambda: self.ram.get_user(account_id, account, name), ServiceError
+        )
+        return JSONResponse(ram_user_json(user))
+
     async def registry_password(self, request: Request) -> Response:
         name = request.path_params["user"]
         account_id, account = await self._require(request, "ram:UpdateUser", "user", name)
         body = await json_body(request)
-        password = body.get("password")
-        if not isinstance(password, str):
-            raise ApiError(400, "Bad Request", "password (a string) is required")
+        password = _required(body, "password")
         await call_service(
             lambda: self.ram.set_registry_password(account_id, f"{name}@{account}", password),
             ServiceError,
         )
         return Response(status_code=204)
 
-    async def attachment(self, request: Request) -> Response:
-        name, policy = request.path_params["user"], request.path_params["policy"]
-        attach = request.method == "PUT"
-        action = "ram:AttachPolicy" if attach else "ram:DetachPolicy"
+    async def _user_id(self, request: Request, action: str) -> int:
+        name = request.path_params["user"]
         account_id, account = await self._require(request, action, "user", name)
-        await call_service(
-            lambda: self.ram.attach(account_id, f"{name}@{account}", policy, attached=attach),
-            ServiceError,
+        return await call_service(
+            lambda: self.ram.user_id(account_id, f"{name}@{account}"), ServiceError
         )
-        return Response(status_code=204)
 
     async def access_keys(self, request: Request) -> Response:
-        name = request.path_params["user"]
         if request.method == "POST":
-            account_id, account = await self._require(request, "ram:CreateAccessKey", "user", name)
+            user_id = await self._user_id(request, "ram:CreateAccessKey")
             key_id, secret = await call_service(
-                lambda: self.ram.create_access_key(account_id, f"{name}@{account}"), ServiceError
+                lambda: self.ram.create_access_key(user_id), ServiceError
             )
             # The secret is shown in this response and never again.
             return JSONResponse(
                 {"access_key_id": key_id, "access_key_secret": secret}, status_code=201
             )
-        account_id, account = await self._require(request, "ram:ListAccessKeys", "user", name)
-        keys = await call_service(
-            lambda: self.ram.list_access_keys(account_id, f"{name}@{account}"), ServiceError
-        )
-        return JSONResponse(
-            {"items": [{"access_key_id": k, "created_at": c.isoformat()} for k, c in keys]}
-        )
+        user_id = await self._user_id(request, "ram:ListAccessKeys")
+        keys = await call_service(lambda: self.ram.list_access_keys(user_id), ServiceError)
+        return JSONResponse({"items": [_key_json(k, c) for k, c in keys]})
 
     async def delete_access_key(self, request: Request) -> Response:
-        name, key_id = request.path_params["user"], request.path_params["key"]
-        account_id, account = await self._require(request, "ram:DeleteAccessKey", "user", name)
+        user_id = await self._user_id(request, "ram:DeleteAccessKey")
+        key_id = request.path_params["key"]
+        await call_service(lambda: self.ram.delete_access_key(user_id, key_id), ServiceError)
+        return Response(status_code=204)
+
+    # -- groups ----------------------------------------------------------------------
+
+    async def groups(self, request: Request) -> Response:
+        if request.method == "POST":
+            body = await json_body(request)
+            name = _required(body, "name")
+            description = _optional(body, "description") or ""
+            account_id, _ = await self._require(request, "ram:CreateGroup", "group", name)
+            group = await call_service(
+                lambda: self.ram.create_group(account_id, name, description), ServiceError
+            )
+            return JSONResponse(group_json(group), status_code=201)
+        account_id, _ = await self._require(request, "ram:ListGroups", "group", "*")
+        limit, after = page_params(request)
+        groups = await call_service(
+            lambda: self.ram.list_groups(account_id, limit=limit, after=after), ServiceError
+        )
+        return JSONResponse(
+            page([group_json(g) for g in groups], limit, "/api/v1/ram/groups", "name")
+        )
+
+    async def group(self, request: Request) -> Response:
+        name = request.path_params["group"]
+        if request.method == "DELETE":
+            account_id, _ = await self._require(request, "ram:DeleteGroup", "group", name)
+            await call_service(lambda: self.ram.delete_group(account_id, name), ServiceError)
+            return Response(status_code=204)
+        account_id, _ = await self._require(request, "ram:GetGroup", "group", name)
+        group = await call_service(lambda: self.ram.get_group(account_id, name), ServiceError)
+        return JSONResponse(group_json(group))
+
+    async def member(self, request: Request) -> Response:
+        group, user = request.path_params["group"], request.path_params["user"]
+        add = request.method == "PUT"
+        action = "ram:AddUserToGroup" if add else "ram:RemoveUserFromGroup"
+        account_id, account = await self._require(request, action, "group", group)
+        login = user if "@" in user else f"{user}@{account}"
         await call_service(
-            lambda: self.ram.delete_access_key(account_id, f"{name}@{account}", key_id),
+            lambda: self.ram.set_membership(account_id, group, login, member=add), ServiceError
+        )
+        return Response(status_code=204)
+
+    # -- roles -----------------------------------------------------------------------
+
+    async def roles(self, request: Request) -> Response:
+        if request.method == "POST":
+            body = await json_body(request)
+            name = _required(body, "name")
+            description = _optional(body, "description") or ""
+            seconds = _integer(body, "max_session_seconds")
+            trust = body.get("trust_policy")
+            if trust is None:
+                raise ApiError(400, "Bad Request", "trust_policy (a policy document) is required")
+            account_id, _ = await self._require(request, "ram:CreateRole", "role", name)
+            role = await call_service(
+                lambda: self.ram.create_role(
+                    account_id,
+                    name,
+                    trust,
+                    description=description,
+                    max_session_seconds=3600 if seconds is None else seconds,
+                ),
+                ServiceError,
+            )
+            return JSONResponse(role_json(role), status_code=201)
+        account_id, _ = await self._require(request, "ram:ListRoles", "role", "*")
+        limit, after = page_params(request)
+        roles = await call_service(
+            lambda: self.ram.list_roles(account_id, limit=limit, after=after), ServiceError
+        )
+        return JSONResponse(page([role_json(r) for r in roles], limit, "/api/v1/ram/roles", "name"))
+
+    async def role(self, request: Request) -> Response:
+        name = request.path_params["role"]
+        if request.method == "DELETE":
+            account_id, _ = await self._require(request, "ram:DeleteRole", "role", name)
+            await call_service(lambda: self.ram.delete_role(account_id, name), ServiceError)
+            return Response(status_code=204)
+        if request.method == "PATCH":
+            account_id, _ = await self._require(request, "ram:UpdateRole", "role", name)
+            body = await json_body(request)
+            description = _optional(body, "description")
+            seconds = _integer(body, "max_session_seconds")
+            trust = body.get("trust_policy")
+            role = await call_service(
+                lambda: self.ram.update_role(
+                    account_id,
+                    name,
+                    trust_policy=trust,
+                    description=description,
+                    max_session_seconds=seconds,
+                ),
+                ServiceError,
+            )
+            return JSONResponse(role_json(role))
+        account_id, _ = await self._require(request, "ram:GetRole", "role", name)
+        role = await call_service(lambda: self.ram.get_role(account_id, name), ServiceError)
+        return JSONResponse(role_json(role))
+
+    # -- policies --------------------------------------------------------------------
+
+    async def attachment(self, request: Request) -> Response:
+        plural, holder = request.path_params["kind"], request.path_params["holder"]
+        policy = request.path_params["policy"]
+        kind = plural.removesuffix("s")
+        if plural != f"{kind}s" or kind not in HOLDERS:
+            raise ApiError(404, "Not Found", f"no such route: {request.url.path}")
+        attach = request.method == "PUT"
+        action = "ram:AttachPolicy" if attach else "ram:DetachPolicy"
+        account_id, account = await self._require(request, action, kind, holder)
+        if kind == "user":
+            holder = f"{holder}@{account}"
+        await call_service(
+            lambda: self.ram.attach(account_id, kind, holder, policy, attached=attach),
             ServiceError,
         )
         return Response(status_code=204)
@@ -311,7 +670,10 @@ class RamRoutes:
             )
             return JSONResponse(policy_json(created), status_code=201)
         account_id, _ = await self._require(request, "ram:ListPolicies", "policy", "*")
-        items = await call_service(lambda: self.ram.list_policies(account_id), ServiceError)
+        kind = request.query_params.get("type") or None
+        items = await call_service(
+            lambda: self.ram.list_policies(account_id, kind=kind), ServiceError
+        )
         return JSONResponse({"items": [policy_json(p) for p in items]})
 
     async def policy(self, request: Request) -> Response:
@@ -333,3 +695,101 @@ class RamRoutes:
         account_id, _ = await self._require(request, "ram:GetPolicy", "policy", name)
         found = await call_service(lambda: self.ram.get_policy(account_id, name), ServiceError)
         return JSONResponse(policy_json(found))
+
+    async def versions(self, request: Request) -> Response:
+        name = request.path_params["policy"]
+        account_id, _ = await self._require(request, "ram:GetPolicy", "policy", name)
+        versions = await call_service(
+            lambda: self.ram.policy_versions(account_id, name), ServiceError
+        )
+        return JSONResponse(
+            {"items": [{"version": v, "document": d, "created_at": iso(c)} for v, d, c in versions]}
+        )
+
+
+def permission_json(permission: Permission) -> dict[str, Any]:
+    return {
+        "subject_type": permission.subject_type,
+        "subject": permission.subject,
+        "role": permission.role,
+        "policy": permission.policy,
+    }
+
+
+class PermissionRoutes:
+    """Read-only, write and admin permissions of RAM users and groups on a repository
+    or a namespace (policies the system manages)."""
+
+    def __init__(
+        self, permissions: PermissionService, catalog: CatalogService, auth: ApiAuth, region: str
+    ) -> None:
+        self.permissions = permissions
+        self.catalog = catalog
+        self.auth = auth
+        self.region = region
+
+    def routes(self) -> list[Route]:
+        routes = []
+        for base in (
+            "/api/v1/repositories/{namespace}/{repository}/permissions",
+            "/api/v1/namespaces/{namespace}/permissions",
+        ):
+            routes += [
+                Route(base, self.list, methods=["GET"]),
+                Route(f"{base}/{{subject}}", self.one, methods=["PUT", "DELETE"]),
+            ]
+        return routes
+
+    async def _target(self, request: Request, action: str) -> tuple[int, str, bool]:
+        """Authorize ``action`` on the repository or namespace in the path; return its
+        account, its ARN and whether it is a namespace."""
+        namespace = request.path_params["namespace"]
+        repository = request.path_params.get("repository")
+        try:
+            if repository is None:
+                check_component(namespace)
+            else:
+                name = RepositoryName.parse(f"{namespace}/{repository}")
+        except NameError_ as exc:
+            raise ApiError(400, "Bad Request", str(exc)) from exc
+        if repository is None:
+            account_id = await call_service(
+                lambda: self.catalog.namespace_account(namespace), ServiceError
+            )
+            exists = account_id is not None
+            what = f"namespace {namespace!r}"
+        else:
+            ref = await call_service(lambda: self.catalog.resolve(name), ServiceError)
+            account_id, exists = ref.account_id, ref.exists
+            what = f"repository {namespace}/{repository}"
+        owner = account_id if account_id is not None else 0
+        arn = (
+            namespace_arn(self.region, owner, namespace)
+            if repository is None
+            else repository_arn(self.region, owner, namespace, repository)
+        )
+        await self.auth.authorize(request, action, arn)
+        if not exists or account_id is None:
+            raise ApiError(404, "Not Found", f"{what} does not exist")
+        return account_id, arn, repository is None
+
+    async def list(self, request: Request) -> Response:
+        account_id, arn, _ = await self._target(request, "cr:ListRepositoryPermission")
+        found = await call_service(lambda: self.permissions.list(account_id, arn), ServiceError)
+        return JSONResponse({"items": [permission_json(p) for p in found]})
+
+    async def one(self, request: Request) -> Response:
+        account_id, arn, is_namespace = await self._target(request, "cr:SetRepositoryPermission")
+        subject = request.path_params["subject"]
+        if request.method == "DELETE":
+            await call_service(
+                lambda: self.permissions.revoke(account_id, arn, subject), ServiceError
+            )
+            return Response(status_code=204)
+        body = await json_body(request)
+        role = _required(body, "role")
+        granted = await call_service(
+            lambda: self.permissions.grant(account_id, arn, subject, role, namespace=is_namespace),
+            ServiceError,
+        )
+        return JSONResponse(permission_json(granted))

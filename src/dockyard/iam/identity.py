@@ -14,48 +14,120 @@ from typing import Any
 import sqlalchemy as sa
 
 from dockyard.db import tables as t
-from dockyard.db.engine import Database, utcnow
+from dockyard.db.engine import Database, as_utc, utcnow
 from dockyard.iam.accounts import store_registry_password
+from dockyard.iam.arn import root_arn
 from dockyard.iam.authz import Principal
 from dockyard.iam.passwords import generate_password, hash_password, verify_password
-from dockyard.iam.policy import Policy
-from dockyard.iam.ram import policies_of
+from dockyard.iam.policy import Policy, parse_policy
+from dockyard.iam.ram import policies_of, role_policies_of
+from dockyard.iam.sts import is_sts_key
+from dockyard.iam.throttle import LoginThrottle
 
 log = logging.getLogger(__name__)
 ADMIN = "admin"
 
 
-_USER = sa.select(
-    t.users.c.id,
-    t.users.c.name,
-    t.users.c.account_id,
-    t.users.c.password_hash,
-    t.users.c.is_admin,
-    t.users.c.is_root,
-    t.users.c.registry_password_hash,
-).where(t.users.c.name == sa.bindparam("name"))
+_USER = (
+    sa.select(
+        t.users.c.id,
+        t.users.c.name,
+        t.users.c.account_id,
+        t.users.c.password_hash,
+        t.users.c.is_admin,
+        t.users.c.is_root,
+        t.users.c.registry_password_hash,
+        t.accounts.c.name.label("account_name"),
+    )
+    .select_from(t.users.outerjoin(t.accounts))
+    .where(t.users.c.name == sa.bindparam("name"))
+)
 
 
-_USER_BY_ID = sa.select(*_USER.selected_columns).where(t.users.c.id == sa.bindparam("id"))
+_USER_BY_ID = (
+    sa.select(*_USER.selected_columns)
+    .select_from(t.users.outerjoin(t.accounts))
+    .where(t.users.c.id == sa.bindparam("id"))
+)
+_STS_SESSION = (
+    sa.select(
+        t.sts_sessions.c.secret_hash,
+        t.sts_sessions.c.session_name,
+        t.sts_sessions.c.policy,
+        t.sts_sessions.c.expires_at,
+        t.roles.c.id.label("role_id"),
+        t.roles.c.name.label("role_name"),
+        t.roles.c.account_id,
+        t.accounts.c.name.label("account_name"),
+    )
+    .select_from(t.sts_sessions.join(t.roles).join(t.accounts))
+    .where(t.sts_sessions.c.access_key_id == sa.bindparam("key"))
+)
 ACCESS_KEY_ID = re.compile(r"LTAI[0-9A-F]{20}")
 
 
 def _principal(row: Any, policies: tuple[Policy, ...] = ()) -> Principal:
     m = row._mapping
+    account_id = m["account_id"]
+    if m["is_root"]:
+        arn = root_arn(account_id)
+    else:
+        arn = f"acs:ram::{account_id}:user/{m['name'].split('@')[0]}"
     return Principal(
         "user",
         m["name"],
         user_id=m["id"],
-        account_id=m["account_id"],
+        account_id=account_id,
         is_admin=bool(m["is_admin"]),
         is_root=bool(m["is_root"]),
         policies=policies,
+        account_name=m["account_name"] or "",
+        arn=arn,
     )
 
 
 class IdentityService:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, throttle: LoginThrottle | None = None) -> None:
         self.db = db
+        self.throttle = throttle or LoginThrottle()
+
+    def login(
+        self, username: str, password: str, *, source_ip: str | None, registry: bool = False
+    ) -> Principal | None:
+        """Check a password (console or, with ``registry``, ``docker login``) under the
+        brute-force protection: raise :class:`LoginThrottled` while locked out."""
+        self.throttle.check(username, source_ip)
+        check = self.authenticate_registry if registry else self.authenticate
+        principal = check(username, password)
+        if principal is None:
+            self.throttle.failed(username, source_ip)
+        else:
+            self.throttle.succeeded(username)
+        return principal
+
+    def _sts(self, key_id: str, secret: str | None) -> Principal | None:
+        """The principal of live STS credentials (the secret checked when given)."""
+        with self.db.read() as conn:
+            row = conn.execute(_STS_SESSION, {"key": key_id}).first()
+            if row is None:
+                return None
+            expires = as_utc(row.expires_at)
+            if expires <= utcnow():
+                return None
+            if secret is not None and not verify_password(row.secret_hash, secret):
+                return None
+            policies = role_policies_of(conn, row.role_id)
+        session = None if row.policy is None else parse_policy(row.policy)
+        return Principal(
+            "user",
+            key_id,
+            account_id=row.account_id,
+            policies=policies,
+            session_policy=session,
+            expires_at=expires.timestamp(),
+            account_name=row.account_name,
+            arn=f"acs:ram::{row.account_id}:assumed-role/{row.role_name}/{row.session_name}",
+        )
 
     def _user(self, username: str) -> tuple[Any, tuple[Policy, ...]]:
         """The user's row and, for a RAM user, its attached policies."""
@@ -83,9 +155,12 @@ class IdentityService:
         return None if row is None else _principal(row, policies)
 
     def authenticate(self, username: str, password: str) -> Principal | None:
-        """The principal whose console password (or access key) this is, or None."""
+        """The principal whose console password (or access key, or STS credentials)
+        this is, or None."""
         if ACCESS_KEY_ID.fullmatch(username):
             return self._access_key(username, password)
+        if is_sts_key(username):
+            return self._sts(username, password)
         row, policies = self._user(username)
         if row is None or not verify_password(row.password_hash, password):
             return None
@@ -97,10 +172,12 @@ class IdentityService:
         The registry password is separate from the console password, as in the cloud
         service. Until one is set, the instance administrator's console password serves
         for both (its first-start password); anyone else has no registry login yet.
-        An access key works here too.
+        An access key, or STS credentials (AccessKeyId and AccessKeySecret), work here too.
         """
         if ACCESS_KEY_ID.fullmatch(username):
             return self._access_key(username, password)
+        if is_sts_key(username):
+            return self._sts(username, password)
         row, policies = self._user(username)
         if row is None:
             return None
@@ -116,6 +193,9 @@ class IdentityService:
             store_registry_password(conn, user_id, password)
 
     def principal_by_name(self, username: str) -> Principal | None:
+        """The principal a token was issued to (for STS credentials: while they last)."""
+        if is_sts_key(username):
+            return self._sts(username, None)
         row, policies = self._user(username)
         return None if row is None else _principal(row, policies)
 

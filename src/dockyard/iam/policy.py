@@ -156,6 +156,9 @@ class Statement:
     actions: tuple[str, ...]
     resources: tuple[str, ...]
     tests: tuple[_Test, ...] = ()
+    principals: tuple[str, ...] = ()
+    """Trust policies only: the identity ARNs (``acs:ram::$account:root``,
+    ``acs:ram::$account:user/$name``, wildcards allowed) the statement is about."""
 
     def matches(self, action: str, resource: str, facts: RequestFacts) -> bool:
         return (
@@ -171,6 +174,10 @@ class Policy:
     document: dict[str, Any]
     """The document as given (for display), after validation."""
 
+    @property
+    def document_json(self) -> str:
+        return json.dumps(self.document)
+
 
 def _strings(raw: Any, where: str) -> tuple[str, ...]:
     if isinstance(raw, str):
@@ -183,10 +190,26 @@ def _strings(raw: Any, where: str) -> tuple[str, ...]:
     return tuple(raw)
 
 
-def _statement(raw: Any, where: str) -> Statement:
+def _principals(raw: Any, where: str) -> tuple[str, ...]:
+    if not isinstance(raw, dict) or not raw:
+        raise PolicyError(f'{where} must be an object such as {{"RAM": ["acs:ram::ACCOUNT:root"]}}')
+    unknown = sorted(set(raw) - {"RAM"})
+    if unknown:
+        raise PolicyError(f"{where}.{unknown[0]} is not a principal type (RAM)")
+    arns = _strings(raw["RAM"], f"{where}.RAM")
+    for arn in arns:
+        if not re.fullmatch(r"acs:ram::[0-9*?]+:(root|user/.+|assumed-role/.+)", arn):
+            raise PolicyError(
+                f"{where}.RAM: {arn!r} must be acs:ram::ACCOUNT:root or acs:ram::ACCOUNT:user/NAME"
+            )
+    return arns
+
+
+def _statement(raw: Any, where: str, *, trust: bool = False) -> Statement:
     if not isinstance(raw, dict):
         raise PolicyError(f"{where} must be an object")
-    allowed_keys = {"Effect", "Action", "Resource", "Condition", "Sid"}
+    allowed_keys = {"Effect", "Action", "Condition", "Sid"}
+    allowed_keys |= {"Principal"} if trust else {"Resource"}
     unknown = sorted(set(raw) - allowed_keys)
     if unknown:
         raise PolicyError(
@@ -201,7 +224,12 @@ def _statement(raw: Any, where: str) -> Statement:
             raise PolicyError(
                 f"{where}.Action: {action!r} must look like service:Verb (e.g. cr:PullRepository)"
             )
-    resources = _strings(raw.get("Resource"), f"{where}.Resource")
+    if trust:
+        principals = _principals(raw.get("Principal"), f"{where}.Principal")
+        resources: tuple[str, ...] = ("*",)
+    else:
+        principals = ()
+        resources = _strings(raw.get("Resource"), f"{where}.Resource")
     tests: list[_Test] = []
     condition = raw.get("Condition")
     if condition is not None:
@@ -216,11 +244,16 @@ def _statement(raw: Any, where: str) -> Statement:
                 value = str(raw_value).lower() if isinstance(raw_value, bool) else raw_value
                 values = _strings(value, f"{here}.{key}")
                 tests.append(_operator_test(operator, key, values, f"{here}.{key}"))
-    return Statement(effect, actions, resources, tuple(tests))
+    return Statement(effect, actions, resources, tuple(tests), principals)
 
 
-def parse_policy(document: str | bytes | dict[str, Any]) -> Policy:
-    """Validate a policy document; raise :class:`PolicyError` naming the bad field."""
+def parse_policy(document: str | bytes | dict[str, Any], *, trust: bool = False) -> Policy:
+    """Validate a policy document; raise :class:`PolicyError` naming the bad field.
+
+    ``trust=True`` reads a role's trust policy: statements name a ``Principal``
+    (``{"RAM": [identity ARNs]}``) instead of a ``Resource``, and the action is
+    ``sts:AssumeRole``.
+    """
     if isinstance(document, str | bytes):
         if len(document) > MAX_DOCUMENT_BYTES:
             raise PolicyError(f"a policy document has at most {MAX_DOCUMENT_BYTES} bytes")
@@ -238,7 +271,7 @@ def parse_policy(document: str | bytes | dict[str, Any]) -> Policy:
     raw = document.get("Statement")
     if not isinstance(raw, list) or not raw:
         raise PolicyError("Statement must be a non-empty list")
-    statements = tuple(_statement(s, f"Statement[{i}]") for i, s in enumerate(raw))
+    statements = tuple(_statement(s, f"Statement[{i}]", trust=trust) for i, s in enumerate(raw))
     return Policy(statements, document)
 
 
@@ -256,6 +289,27 @@ def evaluate(
                 return Decision.DENY
             allowed = True
     return Decision.ALLOW if allowed else Decision.IMPLICIT_DENY
+
+
+def trusts(
+    trust_policy: Policy, caller_arns: Iterable[str], facts: RequestFacts | None = None
+) -> bool:
+    """Whether a role's trust policy lets any of the caller's identity ARNs assume it:
+    an explicit Deny beats any Allow, nothing allowed means no."""
+    facts = facts or RequestFacts()
+    arns = tuple(caller_arns)
+    allowed = False
+    for statement in trust_policy.statements:
+        if not (
+            any(wildcard_match(a, "sts:AssumeRole", ignore_case=True) for a in statement.actions)
+            and any(wildcard_match(p, arn) for p in statement.principals for arn in arns)
+            and all(test.check(facts.value(test.key)) for test in statement.tests)
+        ):
+            continue
+        if statement.effect == "Deny":
+            return False
+        allowed = True
+    return allowed
 
 
 FULL_ACCESS = parse_policy(

@@ -1,9 +1,16 @@
-"""RAM users and policies inside an account.
+"""RAM users, groups, roles and policies inside an account.
 
 A RAM user's login is ``name@account``. It has a console password (optional), a separate
-registry password for ``docker login``, and the policies attached to it, which decide
-what it may do in its own account (``iam.authz``). Policies are the two system policies
-(shared by every account) and each account's own custom ones.
+registry password for ``docker login``, up to two access keys, and the policies attached
+to it and to its groups, which decide what it may do in its own account
+(``iam.authz``). A role has a trust policy (who may assume it through STS) and attached
+policies (what its sessions may do).
+
+Policies are the two system policies (shared by every account), each account's custom
+ones (versioned: an update adds a version and makes it the default; the last
+:data:`MAX_POLICY_VERSIONS` are kept), and the ones the system manages for repository
+and namespace permissions (``iam.permissions``), which are shown but changed only through
+those permissions.
 """
 
 from __future__ import annotations
@@ -28,8 +35,21 @@ from dockyard.iam.passwords import generate_password, hash_password
 from dockyard.iam.policy import Policy, PolicyError, parse_policy
 
 USER_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+GROUP_OR_ROLE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 MAX_ACCESS_KEYS = 2
 POLICY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+MAX_POLICY_VERSIONS = 5
+MIN_SESSION_SECONDS = 900
+MAX_SESSION_SECONDS = 43_200
+MAX_DESCRIPTION = 1024
+
+# The tables behind each kind of policy holder: its table, its attachment table and the
+# attachment's column naming it.
+HOLDERS: dict[str, tuple[sa.Table, sa.Table, str]] = {
+    "user": (t.users, t.user_policies, "user_id"),
+    "group": (t.groups, t.group_policies, "group_id"),
+    "role": (t.roles, t.role_policies, "role_id"),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,9 +66,57 @@ class RamUser:
 class StoredPolicy:
     name: str
     kind: str
-    """``system`` or ``custom``."""
+    """``system``, ``custom`` or ``managed`` (a repository or namespace permission)."""
     document: dict[str, Any]
     updated_at: datetime
+    version: int = 1
+    managed_resource: str | None = None
+    managed_role: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RamGroup:
+    name: str
+    description: str
+    members: tuple[str, ...]
+    """Member logins (``name@account``)."""
+    policies: tuple[str, ...]
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RamRole:
+    id: int
+    name: str
+    arn: str
+    description: str
+    trust_policy: dict[str, Any]
+    max_session_seconds: int
+    policies: tuple[str, ...]
+    created_at: datetime
+
+
+def role_arn(account_id: int, name: str) -> str:
+    return f"acs:ram::{account_id}:role/{name}"
+
+
+def _check_description(description: str) -> None:
+    if len(description) > MAX_DESCRIPTION:
+        raise Invalid(f"a description has at most {MAX_DESCRIPTION} characters")
+
+
+def _check_session_seconds(seconds: int) -> None:
+    if not MIN_SESSION_SECONDS <= seconds <= MAX_SESSION_SECONDS:
+        raise Invalid(
+            f"max_session_seconds must be from {MIN_SESSION_SECONDS} to {MAX_SESSION_SECONDS}"
+        )
+
+
+def _parse_trust(document: Any) -> Policy:
+    try:
+        return parse_policy(document, trust=True)
+    except PolicyError as exc:
+        raise Invalid(f"the trust policy is invalid: {exc}") from exc
 
 
 class RamService:
@@ -120,15 +188,7 @@ class RamService:
             q = q.where(t.users.c.name == only)
         with self.db.read() as conn:
             rows = conn.execute(q).all()
-            attached: dict[int, list[str]] = {}
-            if rows:
-                for user_id, policy in conn.execute(
-                    sa.select(t.user_policies.c.user_id, t.policies.c.name)
-                    .select_from(t.user_policies.join(t.policies))
-                    .where(t.user_policies.c.user_id.in_([r.id for r in rows]))
-                    .order_by(t.policies.c.name)
-                ):
-                    attached.setdefault(user_id, []).append(policy)
+            attached = _attached(conn, "user", [r.id for r in rows])
         return [
             RamUser(
                 id=r.id,
@@ -145,20 +205,29 @@ class RamService:
         with self.db.write() as conn:
             store_registry_password(conn, self._user_id(conn, account_id, login), password)
 
-    # -- access keys -----------------------------------------------------------------
+    def delete_user(self, account_id: int, login: str) -> None:
+        """Delete a RAM user with its access keys, attachments and group memberships."""
+        with self.db.write() as conn:
+            user_id = self._user_id(conn, account_id, login)
+            conn.execute(sa.delete(t.users).where(t.users.c.id == user_id))
 
-    def create_access_key(self, account_id: int, login: str) -> tuple[str, str]:
+    def user_id(self, account_id: int, login: str) -> int:
+        with self.db.read() as conn:
+            return self._user_id(conn, account_id, login)
+
+    # -- access keys (of any user, root included, by id) ---------------------------------
+
+    def create_access_key(self, user_id: int) -> tuple[str, str]:
         """A new (AccessKeyId, AccessKeySecret); the secret is shown this once."""
         key_id = "LTAI" + secrets.token_hex(10).upper()
         secret = secrets.token_urlsafe(24)
         with self.db.write() as conn:
-            user_id = self._user_id(conn, account_id, login)
             held = conn.execute(
                 sa.select(sa.func.count()).where(t.access_keys.c.user_id == user_id)
             ).scalar_one()
             if held >= MAX_ACCESS_KEYS:
                 raise Conflict(
-                    f"{login} already has {MAX_ACCESS_KEYS} access keys; delete one first"
+                    f"a user has at most {MAX_ACCESS_KEYS} access keys; delete one first"
                 )
             conn.execute(
                 sa.insert(t.access_keys).values(
@@ -170,9 +239,8 @@ class RamService:
             )
         return key_id, secret
 
-    def list_access_keys(self, account_id: int, login: str) -> list[tuple[str, datetime]]:
+    def list_access_keys(self, user_id: int) -> list[tuple[str, datetime]]:
         with self.db.read() as conn:
-            user_id = self._user_id(conn, account_id, login)
             rows = conn.execute(
                 sa.select(t.access_keys.c.id, t.access_keys.c.created_at)
                 .where(t.access_keys.c.user_id == user_id)
@@ -180,9 +248,8 @@ class RamService:
             ).all()
         return [(r.id, as_utc(r.created_at)) for r in rows]
 
-    def delete_access_key(self, account_id: int, login: str, key_id: str) -> None:
+    def delete_access_key(self, user_id: int, key_id: str) -> None:
         with self.db.write() as conn:
-            user_id = self._user_id(conn, account_id, login)
             res = conn.execute(
                 sa.delete(t.access_keys).where(
                     t.access_keys.c.id == key_id, t.access_keys.c.user_id == user_id
@@ -191,18 +258,217 @@ class RamService:
         if res.rowcount == 0:
             raise NotFound(f"access key {key_id!r} does not exist")
 
+    # -- groups ----------------------------------------------------------------------
+
+    def create_group(self, account_id: int, name: str, description: str = "") -> RamGroup:
+        if not GROUP_OR_ROLE_NAME.fullmatch(name):
+            raise Invalid("a group name has 1 to 64 letters, digits, '.', '_' and '-'")
+        _check_description(description)
+        try:
+            with self.db.write() as conn:
+                conn.execute(
+                    sa.insert(t.groups).values(
+                        account_id=account_id,
+                        name=name,
+                        description=description,
+                        created_at=utcnow(),
+                    )
+                )
+        except IntegrityError as exc:
+            raise Conflict(f"group {name!r} already exists") from exc
+        return self.get_group(account_id, name)
+
+    def list_groups(
+        self,
+        account_id: int,
+        *,
+        limit: int = 100,
+        after: str | None = None,
+        only: str | None = None,
+    ) -> list[RamGroup]:
+        q = (
+            sa.select(t.groups)
+            .where(t.groups.c.account_id == account_id)
+            .order_by(t.groups.c.name)
+            .limit(limit)
+        )
+        if after:
+            q = q.where(t.groups.c.name > after)
+        if only is not None:
+            q = q.where(t.groups.c.name == only)
+        with self.db.read() as conn:
+            rows = conn.execute(q).all()
+            ids = [r.id for r in rows]
+            members: dict[int, list[str]] = {}
+            for group_id, login in conn.execute(
+                sa.select(t.group_members.c.group_id, t.users.c.name)
+                .select_from(t.group_members.join(t.users))
+                .where(t.group_members.c.group_id.in_(ids))
+                .order_by(t.users.c.name)
+            ):
+                members.setdefault(group_id, []).append(login)
+            attached = _attached(conn, "group", ids)
+        return [
+            RamGroup(
+                name=r.name,
+                description=r.description,
+                members=tuple(members.get(r.id, ())),
+                policies=tuple(attached.get(r.id, ())),
+                created_at=as_utc(r.created_at),
+            )
+            for r in rows
+        ]
+
+    def get_group(self, account_id: int, name: str) -> RamGroup:
+        found = self.list_groups(account_id, only=name)
+        if not found:
+            raise NotFound(f"group {name!r} does not exist")
+        return found[0]
+
+    def delete_group(self, account_id: int, name: str) -> None:
+        with self.db.write() as conn:
+            group_id = holder_id(conn, "group", account_id, name)
+            conn.execute(sa.delete(t.groups).where(t.groups.c.id == group_id))
+
+    def set_membership(self, account_id: int, group: str, login: str, *, member: bool) -> None:
+        with self.db.write() as conn:
+            group_id = holder_id(conn, "group", account_id, group)
+            user_id = self._user_id(conn, account_id, login)
+            link = {"group_id": group_id, "user_id": user_id}
+            if member:
+                upsert(conn, t.group_members, link, keys=("group_id", "user_id"))
+            else:
+                conn.execute(
+                    sa.delete(t.group_members).where(
+                        t.group_members.c.group_id == group_id,
+                        t.group_members.c.user_id == user_id,
+                    )
+                )
+
+    # -- roles -----------------------------------------------------------------------
+
+    def create_role(
+        self,
+        account_id: int,
+        name: str,
+        trust_policy: Any,
+        *,
+        description: str = "",
+        max_session_seconds: int = 3600,
+    ) -> RamRole:
+        if not GROUP_OR_ROLE_NAME.fullmatch(name):
+            raise Invalid("a role name has 1 to 64 letters, digits, '.', '_' and '-'")
+        trust = _parse_trust(trust_policy)
+        _check_description(description)
+        _check_session_seconds(max_session_seconds)
+        try:
+            with self.db.write() as conn:
+                conn.execute(
+                    sa.insert(t.roles).values(
+                        account_id=account_id,
+                        name=name,
+                        description=description,
+                        trust_policy=json.dumps(trust.document),
+                        max_session_seconds=max_session_seconds,
+                        created_at=utcnow(),
+                    )
+                )
+        except IntegrityError as exc:
+            raise Conflict(f"role {name!r} already exists") from exc
+        return self.get_role(account_id, name)
+
+    def update_role(
+        self,
+        account_id: int,
+        name: str,
+        *,
+        trust_policy: Any = None,
+        description: str | None = None,
+        max_session_seconds: int | None = None,
+    ) -> RamRole:
+        values: dict[str, Any] = {}
+        if trust_policy is not None:
+            values["trust_policy"] = json.dumps(_parse_trust(trust_policy).document)
+        if description is not None:
+            _check_description(description)
+            values["description"] = description
+        if max_session_seconds is not None:
+            _check_session_seconds(max_session_seconds)
+            values["max_session_seconds"] = max_session_seconds
+        with self.db.write() as conn:
+            role_id = holder_id(conn, "role", account_id, name)
+            if values:
+                conn.execute(sa.update(t.roles).where(t.roles.c.id == role_id).values(**values))
+        return self.get_role(account_id, name)
+
+    def list_roles(
+        self,
+        account_id: int,
+        *,
+        limit: int = 100,
+        after: str | None = None,
+        only: str | None = None,
+    ) -> list[RamRole]:
+        q = (
+            sa.select(t.roles)
+            .where(t.roles.c.account_id == account_id)
+            .order_by(t.roles.c.name)
+            .limit(limit)
+        )
+        if after:
+            q = q.where(t.roles.c.name > after)
+        if only is not None:
+            q = q.where(t.roles.c.name == only)
+        with self.db.read() as conn:
+            rows = conn.execute(q).all()
+            attached = _attached(conn, "role", [r.id for r in rows])
+        return [
+            RamRole(
+                id=r.id,
+                name=r.name,
+                arn=role_arn(account_id, r.name),
+                description=r.description,
+                trust_policy=json.loads(r.trust_policy),
+                max_session_seconds=r.max_session_seconds,
+                policies=tuple(attached.get(r.id, ())),
+                created_at=as_utc(r.created_at),
+            )
+            for r in rows
+        ]
+
+    def get_role(self, account_id: int, name: str) -> RamRole:
+        found = self.list_roles(account_id, only=name)
+        if not found:
+            raise NotFound(f"role {name!r} does not exist")
+        return found[0]
+
+    def delete_role(self, account_id: int, name: str) -> None:
+        """Delete a role; the STS credentials of its sessions stop working with it."""
+        with self.db.write() as conn:
+            role_id = holder_id(conn, "role", account_id, name)
+            conn.execute(sa.delete(t.roles).where(t.roles.c.id == role_id))
+
     # -- policies --------------------------------------------------------------------
 
     def _visible(self, account_id: int) -> sa.ColumnElement[bool]:
         return sa.or_(t.policies.c.account_id.is_(None), t.policies.c.account_id == account_id)
 
-    def list_policies(self, account_id: int) -> list[StoredPolicy]:
+    def list_policies(self, account_id: int, *, kind: str | None = None) -> list[StoredPolicy]:
+        """System, custom and managed policies visible in the account (``kind`` narrows)."""
+        q = sa.select(t.policies).where(self._visible(account_id))
+        if kind == "system":
+            q = q.where(t.policies.c.account_id.is_(None))
+        elif kind == "custom":
+            q = q.where(
+                t.policies.c.account_id.is_not(None), t.policies.c.managed_resource.is_(None)
+            )
+        elif kind == "managed":
+            q = q.where(t.policies.c.managed_resource.is_not(None))
+        elif kind is not None:
+            raise Invalid("type must be system, custom or managed")
+        q = q.order_by(t.policies.c.account_id.is_not(None), t.policies.c.name)
         with self.db.read() as conn:
-            rows = conn.execute(
-                sa.select(t.policies)
-                .where(self._visible(account_id))
-                .order_by(t.policies.c.account_id.is_not(None), t.policies.c.name)
-            ).all()
+            rows = conn.execute(q).all()
         return [_stored(r) for r in rows]
 
     def get_policy(self, account_id: int, name: str) -> StoredPolicy:
@@ -214,10 +480,30 @@ class RamService:
             raise NotFound(f"policy {name!r} does not exist")
         return _stored(row)
 
+    def policy_versions(
+        self, account_id: int, name: str
+    ) -> list[tuple[int, dict[str, Any], datetime]]:
+        """A policy's kept versions, newest first: (version, document, created_at)."""
+        with self.db.read() as conn:
+            row = conn.execute(
+                sa.select(t.policies).where(self._visible(account_id), t.policies.c.name == name)
+            ).first()
+            if row is None:
+                raise NotFound(f"policy {name!r} does not exist")
+            if row.account_id is None or row.managed_resource is not None:
+                return [(row.version, json.loads(row.document), as_utc(row.updated_at))]
+            versions = conn.execute(
+                sa.select(t.policy_versions)
+                .where(t.policy_versions.c.policy_id == row.id)
+                .order_by(t.policy_versions.c.version.desc())
+            ).all()
+        return [(v.version, json.loads(v.document), as_utc(v.created_at)) for v in versions]
+
     def put_policy(
         self, account_id: int, name: str, document: Any, *, create_only: bool = False
     ) -> StoredPolicy:
-        """Create a custom policy, or replace its document; refuse a malformed one."""
+        """Create a custom policy, or add a new default version of it; refuse a malformed
+        document (naming the bad field), a system policy and a managed one."""
         if not POLICY_NAME.fullmatch(name):
             raise Invalid("a policy name has 1 to 128 letters, digits, '.', '_', '-'")
         try:
@@ -228,75 +514,155 @@ class RamService:
         now = utcnow()
         with self.db.write() as conn:
             existing = conn.execute(
-                sa.select(t.policies.c.id, t.policies.c.account_id).where(
-                    self._visible(account_id), t.policies.c.name == name
-                )
+                sa.select(
+                    t.policies.c.id,
+                    t.policies.c.account_id,
+                    t.policies.c.version,
+                    t.policies.c.managed_resource,
+                ).where(self._visible(account_id), t.policies.c.name == name)
             ).first()
-            if existing is not None and (create_only or existing.account_id is None):
+            if existing is not None and existing.account_id is None:
+                raise Conflict(f"policy {name!r} is a system policy and cannot be changed")
+            if existing is not None and existing.managed_resource is not None:
                 raise Conflict(
-                    f"policy {name!r} already exists"
-                    + (
-                        " (a system policy cannot be changed)"
-                        if existing.account_id is None
-                        else ""
-                    )
+                    f"policy {name!r} is managed by the system; change the repository or "
+                    "namespace permission instead"
                 )
+            if existing is not None and create_only:
+                raise Conflict(f"policy {name!r} already exists")
             if existing is None:
-                conn.execute(
+                res = conn.execute(
                     sa.insert(t.policies).values(
                         account_id=account_id,
                         name=name,
                         document=text,
                         created_at=now,
                         updated_at=now,
+                        version=1,
                     )
                 )
+                pk = res.inserted_primary_key
+                assert pk is not None
+                policy_id, version = int(pk[0]), 1
             else:
+                policy_id, version = existing.id, existing.version + 1
                 conn.execute(
                     sa.update(t.policies)
-                    .where(t.policies.c.id == existing.id)
-                    .values(document=text, updated_at=now)
+                    .where(t.policies.c.id == policy_id)
+                    .values(document=text, updated_at=now, version=version)
                 )
+            conn.execute(
+                sa.insert(t.policy_versions).values(
+                    policy_id=policy_id, version=version, document=text, created_at=now
+                )
+            )
+            conn.execute(
+                sa.delete(t.policy_versions).where(
+                    t.policy_versions.c.policy_id == policy_id,
+                    t.policy_versions.c.version <= version - MAX_POLICY_VERSIONS,
+                )
+            )
         return self.get_policy(account_id, name)
 
     def delete_policy(self, account_id: int, name: str) -> None:
         with self.db.write() as conn:
-            res = conn.execute(
-                sa.delete(t.policies).where(
+            row = conn.execute(
+                sa.select(t.policies.c.id, t.policies.c.managed_resource).where(
                     t.policies.c.account_id == account_id, t.policies.c.name == name
                 )
-            )
-        if res.rowcount == 0:
-            raise NotFound(f"custom policy {name!r} does not exist")
+            ).first()
+            if row is None:
+                raise NotFound(f"custom policy {name!r} does not exist")
+            if row.managed_resource is not None:
+                raise Conflict(
+                    f"policy {name!r} is managed by the system; revoke the permission instead"
+                )
+            conn.execute(sa.delete(t.policies).where(t.policies.c.id == row.id))
 
-    def attach(self, account_id: int, login: str, policy: str, *, attached: bool) -> None:
+    def attach(
+        self, account_id: int, kind: str, holder: str, policy: str, *, attached: bool
+    ) -> None:
+        """Attach a policy to (or detach it from) a user (by login), group or role."""
+        _, links, column = HOLDERS[kind]
         with self.db.write() as conn:
-            user_id = self._user_id(conn, account_id, login)
-            policy_id = conn.execute(
-                sa.select(t.policies.c.id).where(
+            holder_key = (
+                self._user_id(conn, account_id, holder)
+                if kind == "user"
+                else holder_id(conn, kind, account_id, holder)
+            )
+            row = conn.execute(
+                sa.select(t.policies.c.id, t.policies.c.managed_resource).where(
                     self._visible(account_id), t.policies.c.name == policy
                 )
-            ).scalar()
-            if policy_id is None:
+            ).first()
+            if row is None:
                 raise NotFound(f"policy {policy!r} does not exist")
-            link = {"user_id": user_id, "policy_id": policy_id}
+            if row.managed_resource is not None:
+                raise Conflict(
+                    f"policy {policy!r} is managed by the system; grant the repository or "
+                    "namespace permission instead"
+                )
+            link = {column: holder_key, "policy_id": row.id}
             if attached:
-                upsert(conn, t.user_policies, link, keys=("user_id", "policy_id"))
+                upsert(conn, links, link, keys=(column, "policy_id"))
             else:
                 conn.execute(
-                    sa.delete(t.user_policies).where(
-                        t.user_policies.c.user_id == user_id,
-                        t.user_policies.c.policy_id == policy_id,
+                    sa.delete(links).where(
+                        links.c[column] == holder_key, links.c.policy_id == row.id
                     )
                 )
 
 
+def holder_id(conn: Connection, kind: str, account_id: int, name: str) -> int:
+    """The id of a group or role of the account, by name."""
+    table = HOLDERS[kind][0]
+    found = conn.execute(
+        sa.select(table.c.id).where(table.c.account_id == account_id, table.c.name == name)
+    ).scalar()
+    if found is None:
+        raise NotFound(f"{kind} {name!r} does not exist")
+    return int(found)
+
+
+def _attached(conn: Connection, kind: str, ids: list[int]) -> dict[int, list[str]]:
+    """Names of the policies attached to each of these users, groups or roles."""
+    _, links, column = HOLDERS[kind]
+    attached: dict[int, list[str]] = {}
+    if not ids:
+        return attached
+    for holder_id, policy in conn.execute(
+        sa.select(links.c[column], t.policies.c.name)
+        .select_from(links.join(t.policies))
+        .where(links.c[column].in_(ids))
+        .order_by(t.policies.c.name)
+    ):
+        attached.setdefault(holder_id, []).append(policy)
+    return attached
+
+
 def policies_of(conn: Connection, user_id: int) -> tuple[Policy, ...]:
-    """The parsed policies attached to a user."""
+    """The parsed policies attached to a user and to the groups it belongs to."""
+    own = sa.select(t.policies.c.document).select_from(t.user_policies.join(t.policies))
+    own = own.where(t.user_policies.c.user_id == user_id)
+    via_groups = (
+        sa.select(t.policies.c.document)
+        .select_from(
+            t.group_members.join(
+                t.group_policies, t.group_policies.c.group_id == t.group_members.c.group_id
+            ).join(t.policies, t.policies.c.id == t.group_policies.c.policy_id)
+        )
+        .where(t.group_members.c.user_id == user_id)
+    )
+    docs = conn.execute(sa.union(own, via_groups)).scalars()
+    return tuple(_parse_cached(d) for d in docs)
+
+
+def role_policies_of(conn: Connection, role_id: int) -> tuple[Policy, ...]:
+    """The parsed policies attached to a role."""
     docs = conn.execute(
         sa.select(t.policies.c.document)
-        .select_from(t.user_policies.join(t.policies))
-        .where(t.user_policies.c.user_id == user_id)
+        .select_from(t.role_policies.join(t.policies))
+        .where(t.role_policies.c.role_id == role_id)
     ).scalars()
     return tuple(_parse_cached(d) for d in docs)
 
@@ -314,9 +680,18 @@ def _parse_cached(document: str) -> Policy:
 
 
 def _stored(row: Any) -> StoredPolicy:
+    if row.account_id is None:
+        kind = "system"
+    elif row.managed_resource is not None:
+        kind = "managed"
+    else:
+        kind = "custom"
     return StoredPolicy(
         name=row.name,
-        kind="system" if row.account_id is None else "custom",
+        kind=kind,
         document=json.loads(row.document),
         updated_at=as_utc(row.updated_at),
+        version=row.version,
+        managed_resource=row.managed_resource,
+        managed_role=row.managed_role,
     )

@@ -116,6 +116,11 @@ class TokenService:
         return f"{self.service}-api"
 
     @property
+    def sts_audience(self) -> str:
+        """Audience of STS SecurityTokens (``POST /api/v1/sts/assume-role``)."""
+        return f"{self.service}-sts"
+
+    @property
     def login_audience(self) -> str:
         """Audience of temporary registry passwords (``POST /api/v1/tokens``)."""
         return f"{self.service}-registry-login"

@@ -11,6 +11,7 @@ import contextlib
 import json
 import logging
 import re
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,11 +24,13 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from dockyard.audit import DECISION, Decision, decision
 from dockyard.catalog.service import CatalogService, RepoRef
 from dockyard.iam import actions
 from dockyard.iam.arn import repository_arn
 from dockyard.iam.authz import ANONYMOUS, Context, Principal, Resource, is_allowed
 from dockyard.iam.identity import IdentityService, parse_basic
+from dockyard.iam.throttle import LoginThrottled
 from dockyard.iam.tokens import (
     TEMP_USER,
     Grant,
@@ -140,7 +143,10 @@ class RegistryHTTP:
             username, password = creds
         principal = ANONYMOUS
         if username is not None:
-            found = await self._registry_login(username, password or "")
+            try:
+                found = await self._registry_login(request, username, password or "")
+            except RegistryError as exc:
+                return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
             if found is None:
                 return _token_error("incorrect username or password")
             principal = found
@@ -158,8 +164,17 @@ class RegistryHTTP:
             )
             if granted is not None:
                 grants.append(granted)
+                refused = set(scope.actions) - set(granted.actions) - {"*"}
+                if refused and not principal.is_anonymous:
+                    request.scope[DECISION] = decision(
+                        principal, "registry:Token", str(scope), False
+                    )
+                    request.scope[DECISION].detail = f"not granted: {','.join(sorted(refused))}"
         subject = principal.name or "anonymous"
-        token, expires_in, issued = self.tokens.issue(subject, grants)
+        ttl = self.tokens.ttl
+        if principal.expires_at is not None:  # STS credentials: no longer than they last
+            ttl = max(1, min(ttl, int(principal.expires_at - time.time())))
+        token, expires_in, issued = self.tokens.issue(subject, grants, ttl=ttl)
         body = {
             "token": token,
             "access_token": token,
@@ -223,22 +238,55 @@ class RegistryHTTP:
         creds = parse_basic(header)
         if creds is None:
             return Caller(bad_credentials="unsupported Authorization scheme")
-        principal = await self._registry_login(*creds)
+        principal = await self._registry_login(request, *creds)
         if principal is None:
             return Caller(bad_credentials="incorrect username or password")
         return Caller(principal=principal)
 
-    async def _registry_login(self, username: str, password: str) -> Principal | None:
-        """``docker login`` credentials: a registry password, or a temporary login
-        (``cr_temp_user`` and a password from ``POST /api/v1/tokens``), which acts with
-        the current permissions of the user who asked for it."""
+    async def _registry_login(
+        self, request: Request, username: str, password: str
+    ) -> Principal | None:
+        """``docker login`` credentials: a registry password, an access key, STS
+        credentials, or a temporary login (``cr_temp_user`` and a password from
+        ``POST /api/v1/tokens``), which acts with the current permissions of the user who
+        asked for it. Password checks are under brute-force protection; a refused login
+        is recorded in the audit log."""
         if username == TEMP_USER:
             try:
                 login = self.tokens.verify(password, audience=self.tokens.login_audience)
             except TokenError:
-                return None
-            return await run(self.identity.principal_by_name, login.subject)
-        return await run(self.identity.authenticate_registry, username, password)
+                found = None
+            else:
+                found = await run(self.identity.principal_by_name, login.subject)
+        else:
+            client = request.client
+            try:
+                found = await run(
+                    lambda: self.identity.login(
+                        username,
+                        password,
+                        source_ip=client.host if client else None,
+                        registry=True,
+                    )
+                )
+            except LoginThrottled as exc:
+                request.scope[DECISION] = Decision(username[:200], "auth:Login", "", False)
+                raise RegistryError(
+                    "TOOMANYREQUESTS", str(exc), headers={"Retry-After": str(exc.retry_after)}
+                ) from exc
+        if found is None:
+            request.scope[DECISION] = Decision(username[:200], "auth:Login", "", False)
+        return found
+
+    def _changed(
+        self, request: Request, caller: Caller, ref: RepoRef, action: str, detail: str
+    ) -> None:
+        """Leave the audit record of a change for the middleware to write."""
+        entry = decision(caller.principal, action, self._resource(ref).arn, True)
+        if caller.principal is None and caller.token is not None:
+            entry.actor = caller.token.subject
+        entry.detail = detail
+        request.scope[DECISION] = entry
 
     def _challenge(self, request: Request, scope: str | None, error: str | None = None) -> str:
         base = self.public_url or f"{request.url.scheme}://{request.headers.get('host', '')}"
@@ -281,10 +329,14 @@ class RegistryHTTP:
                     principal, actions.CREATE_REPOSITORY, resource, _context(request)
                 )
             ):
+                request.scope[DECISION] = decision(
+                    principal, actions.CREATE_REPOSITORY, resource.arn, False
+                )
                 raise RegistryError("DENIED", f"you may not create repository {ref.name}")
             return
         if caller.principal is None:
             raise self._unauthorized(request, caller, scope)
+        request.scope[DECISION] = decision(principal, action, resource.arn, False)
         raise RegistryError("DENIED", f"you may not {scope_action} {ref.name}")
 
     # -- dispatch --------------------------------------------------------------------
@@ -399,10 +451,12 @@ class RegistryHTTP:
             }
             if manifest.subject is not None:
                 headers["OCI-Subject"] = str(manifest.subject.digest)
+            self._changed(request, caller, ref, actions.PUSH, f"manifest {reference} {digest}")
             return Response(status_code=201, headers=headers)
         if method == "DELETE":
             await self._authorize(request, caller, ref, "delete")
             await run(self.registry.delete_manifest, ref, reference)
+            self._changed(request, caller, ref, actions.DELETE, f"manifest {reference}")
             return Response(status_code=202)
         raise _method_not_allowed()
 
@@ -414,6 +468,7 @@ class RegistryHTTP:
         if method == "DELETE":
             await self._authorize(request, caller, ref, "delete")
             await run(self.registry.delete_blob, ref, digest)
+            self._changed(request, caller, ref, actions.DELETE, f"blob {digest}")
             return Response(status_code=202, headers={"Docker-Content-Digest": digest})
         if method not in ("GET", "HEAD"):
             raise _method_not_allowed()

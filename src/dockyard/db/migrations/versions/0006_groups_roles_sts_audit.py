@@ -66,7 +66,7 @@ def upgrade() -> None:
         "SELECT id, 1, document, updated_at FROM policies WHERE account_id IS NOT NULL"
     )
     for table in ("groups", "roles"):
-        extra = (
+        extra: list[sa.Column[int] | sa.Column[str]] = (
             [
                 sa.Column("trust_policy", sa.Text(), nullable=False),
                 sa.Column(

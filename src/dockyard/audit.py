@@ -1,0 +1,194 @@
+"""The audit log: every change and every denied attempt — who, what, on what, when, from
+where, allowed or denied — readable by each account's administrators.
+
+The management API records through :class:`AuditMiddleware`: a route's authorization
+decision (``ApiAuth.authorize``) is left on the request, and once the response has gone
+out the middleware writes it when the request changed something (any method but GET and
+HEAD) or was refused (401, 403, 429). The registry records pushed and deleted manifests,
+deleted blobs, refused operations and refused logins itself.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from anyio import to_thread
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from dockyard.db import tables as t
+from dockyard.db.engine import Database, as_utc, utcnow
+from dockyard.iam.authz import Principal, resource_account
+
+log = logging.getLogger(__name__)
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+REFUSED = frozenset({401, 403, 429})
+DECISION = "dockyard.audit"
+"""The ASGI scope key where a request's authorization decision waits to be recorded."""
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    id: int
+    at: datetime
+    account_id: int | None
+    actor: str
+    action: str
+    resource: str
+    source_ip: str
+    allowed: bool
+    status: int
+    detail: str
+
+
+@dataclass(slots=True)
+class Decision:
+    """What a request asked and what was decided, until the response says how it ended."""
+
+    actor: str
+    action: str
+    resource: str
+    allowed: bool
+    account_id: int | None = None
+    detail: str = ""
+
+
+def decision(principal: Principal | None, action: str, resource: str, allowed: bool) -> Decision:
+    owner = resource_account(resource)
+    account_id = int(owner) if owner.isdigit() else None
+    if account_id is None and principal is not None:
+        account_id = principal.account_id
+    actor = "anonymous"
+    if principal is not None and not principal.is_anonymous:
+        actor = principal.name
+        if principal.name.startswith("STS."):
+            actor = f"{principal.arn} ({principal.name})"
+    return Decision(actor, action, resource, allowed, account_id)
+
+
+class AuditLog:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def record(self, entry: Decision, *, status: int, source_ip: str | None) -> None:
+        try:
+            with self.db.write() as conn:
+                account_id = entry.account_id
+                if account_id is None and entry.actor != "anonymous":
+                    # A refused login: the account of the login name tried, if it exists.
+                    account_id = conn.execute(
+                        sa.select(t.users.c.account_id).where(t.users.c.name == entry.actor)
+                    ).scalar()
+                conn.execute(
+                    sa.insert(t.audit_log).values(
+                        at=utcnow(),
+                        account_id=account_id,
+                        actor=entry.actor[:200],
+                        action=entry.action[:128],
+                        resource=entry.resource[:1024],
+                        source_ip=(source_ip or "")[:64],
+                        allowed=entry.allowed and status not in REFUSED,
+                        status=status,
+                        detail=entry.detail[:2000],
+                    )
+                )
+        except Exception:
+            # The audit log never turns a done request into a failed one; it says so.
+            log.exception("could not write an audit record: %s", entry)
+
+    def list(
+        self,
+        account_id: int | None,
+        *,
+        limit: int = 100,
+        before: int | None = None,
+        actor: str | None = None,
+        action: str | None = None,
+        allowed: bool | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[AuditEntry]:
+        """Newest first; ``account_id`` None means every account (the instance admin)."""
+        q = sa.select(t.audit_log).order_by(t.audit_log.c.id.desc()).limit(limit)
+        if account_id is not None:
+            q = q.where(t.audit_log.c.account_id == account_id)
+        if before is not None:
+            q = q.where(t.audit_log.c.id < before)
+        if actor:
+            q = q.where(t.audit_log.c.actor == actor)
+        if action:
+            q = q.where(t.audit_log.c.action == action)
+        if allowed is not None:
+            q = q.where(t.audit_log.c.allowed.is_(allowed))
+        if since is not None:
+            q = q.where(t.audit_log.c.at >= since)
+        if until is not None:
+            q = q.where(t.audit_log.c.at < until)
+        with self.db.read() as conn:
+            rows = conn.execute(q).all()
+        return [
+            AuditEntry(
+                id=r.id,
+                at=as_utc(r.at),
+                account_id=r.account_id,
+                actor=r.actor,
+                action=r.action,
+                resource=r.resource,
+                source_ip=r.source_ip,
+                allowed=bool(r.allowed),
+                status=r.status,
+                detail=r.detail,
+            )
+            for r in rows
+        ]
+
+
+class AuditMiddleware:
+    """Writes the audit record a request left (management API and registry alike) once
+    the response has gone out."""
+
+    def __init__(self, app: ASGIApp, audit: AuditLog) -> None:
+        self.app = app
+        self.audit = audit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 500
+
+        async def watch(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        finally:
+            entry: Decision | None = scope.get(DECISION)
+            if entry is not None and (scope["method"] not in SAFE_METHODS or status in REFUSED):
+                client = scope.get("client")
+                await to_thread.run_sync(
+                    lambda: self.audit.record(
+                        entry, status=status, source_ip=client[0] if client else None
+                    )
+                )
+
+
+def entry_json(entry: AuditEntry) -> dict[str, Any]:
+    return {
+        "id": entry.id,
+        "at": entry.at.isoformat(),
+        "account_id": entry.account_id,
+        "actor": entry.actor,
+        "action": entry.action,
+        "resource": entry.resource,
+        "source_ip": entry.source_ip,
+        "allowed": entry.allowed,
+        "status": entry.status,
+        "detail": entry.detail,
+    }

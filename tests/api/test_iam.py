@@ -1,0 +1,391 @@
+"""Groups, roles and STS, repository and namespace permissions, the audit log, login
+brute-force protection, and the instance, sign-up and own-access-key routes."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+
+from tests.fixtures.oci import push_image
+from tests.fixtures.server import DockyardServer, running_server
+
+PROBLEM = "application/problem+json"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockyardServer]:
+    base = tmp_path_factory.mktemp("iam")
+    with running_server(base, {"DOCKYARD_ALLOW_SIGNUP": "true"}, remove=True) as started:
+        yield started
+
+
+def _account(server: DockyardServer, name: str) -> tuple[str, str]:
+    """A new account with a namespace ``NAME-ns`` holding ``NAME-ns/app:v1``; its root's
+    console and registry password are ``NAME-password``."""
+    root = (name, f"{name}-password")
+    with server.client() as admin:
+        assert (
+            admin.post("/api/v1/accounts", json={"name": name, "password": root[1]}).status_code
+            == 201
+        )
+    with server.client(auth=root) as client:
+        assert (
+            client.put("/api/v1/me/registry-password", json={"password": root[1]}).status_code
+            == 204
+        )
+        assert client.post("/api/v1/namespaces", json={"name": f"{name}-ns"}).status_code == 201
+        push_image(client, f"{name}-ns/app", "v1")
+    return root
+
+
+def _user(server: DockyardServer, root: tuple[str, str], name: str) -> tuple[str, str]:
+    """A RAM user with console password and registry password ``NAME-secret-pw``."""
+    with server.client(auth=root) as client:
+        r = client.post("/api/v1/ram/users", json={"name": name, "password": f"{name}-secret-pw"})
+        assert r.status_code == 201, r.text
+        r = client.put(
+            f"/api/v1/ram/users/{name}/registry-password", json={"password": f"{name}-secret-pw"}
+        )
+        assert r.status_code == 204
+    return f"{name}@{root[0]}", f"{name}-secret-pw"
+
+
+def _granted(server: DockyardServer, auth: tuple[str, str], repository: str) -> list[str]:
+    r = httpx.get(
+        f"{server.url}/auth/token",
+        params={"service": "dockyard", "scope": f"repository:{repository}:pull,push,delete"},
+        auth=auth,
+    )
+    assert r.status_code == 200, r.text
+    claims = jwt.decode(r.json()["token"], options={"verify_signature": False})
+    return sorted(a for grant in claims["access"] for a in grant["actions"])
+
+
+def _account_id(server: DockyardServer, root: tuple[str, str]) -> int:
+    with server.client(auth=root) as client:
+        return int(client.get("/api/v1/me").json()["account_id"])
+
+
+def _trust(*principals: str) -> dict[str, Any]:
+    return {
+        "Version": "1",
+        "Statement": [
+            {"Effect": "Allow", "Action": "sts:AssumeRole", "Principal": {"RAM": list(principals)}}
+        ],
+    }
+
+
+def test_instance_and_signup(server: DockyardServer) -> None:
+    info = httpx.get(f"{server.url}/api/v1/instance").json()
+    assert info["region"] == "local"
+    assert info["signup_enabled"] is True
+    assert info["registry_host"] == server.host
+    r = httpx.post(f"{server.url}/api/v1/signup", json={"name": "newco", "password": "newco-pw-1"})
+    assert r.status_code == 201, r.text
+    with server.client(auth=("newco", "newco-pw-1")) as client:
+        assert client.get("/api/v1/me").json()["is_root"] is True
+    r = httpx.post(f"{server.url}/api/v1/signup", json={"name": "newco", "password": "other-pw-1"})
+    assert r.status_code == 409
+
+
+def test_groups_carry_policies_to_their_members(server: DockyardServer) -> None:
+    root = _account(server, "grp")
+    dev = _user(server, root, "dev")
+    assert _granted(server, dev, "grp-ns/app") == []
+    with server.client(auth=root) as client:
+        r = client.post("/api/v1/ram/groups", json={"name": "readers", "description": "pullers"})
+        assert r.status_code == 201, r.text
+        assert client.post("/api/v1/ram/groups", json={"name": "readers"}).status_code == 409
+        assert client.post("/api/v1/ram/groups", json={"name": "bad name"}).status_code == 400
+        assert client.put("/api/v1/ram/groups/readers/members/dev").status_code == 204
+        assert client.put("/api/v1/ram/groups/readers/members/ghost").status_code == 404
+        r = client.put("/api/v1/ram/groups/readers/policies/AliyunContainerRegistryReadOnlyAccess")
+        assert r.status_code == 204
+        group = client.get("/api/v1/ram/groups/readers").json()
+        assert group["members"] == ["dev@grp"]
+        assert group["policies"] == ["AliyunContainerRegistryReadOnlyAccess"]
+    assert _granted(server, dev, "grp-ns/app") == ["pull"]
+    with server.client(auth=root) as client:
+        assert client.delete("/api/v1/ram/groups/readers/members/dev").status_code == 204
+    assert _granted(server, dev, "grp-ns/app") == []
+    with server.client(auth=root) as client:
+        assert client.delete("/api/v1/ram/groups/readers").status_code == 204
+        assert client.get("/api/v1/ram/groups/readers").status_code == 404
+
+
+def test_repository_permissions_are_managed_policies(server: DockyardServer) -> None:
+    root = _account(server, "perm")
+    dev = _user(server, root, "dev")
+    with server.client(auth=root) as client:
+        base = "/api/v1/repositories/perm-ns/app/permissions"
+        r = client.put(f"{base}/dev", json={"role": "read-only"})
+        assert r.status_code == 200, r.text
+        assert r.json()["subject"] == "dev@perm"
+        assert client.put(f"{base}/dev", json={"role": "owner"}).status_code == 400
+        assert client.put(f"{base}/nobody", json={"role": "write"}).status_code == 404
+        assert (
+            client.put(
+                "/api/v1/repositories/perm-ns/missing/permissions/dev", json={"role": "write"}
+            ).status_code
+            == 404
+        )
+        listed = client.get(base).json()["items"]
+        assert [(p["subject_type"], p["subject"], p["role"]) for p in listed] == [
+            ("user", "dev@perm", "read-only")
+        ]
+        managed = client.get("/api/v1/ram/policies", params={"type": "managed"}).json()["items"]
+        assert [p["role"] for p in managed] == ["read-only"]
+        policy = managed[0]["name"]
+        # Managed policies are changed only through the permission.
+        assert client.delete(f"/api/v1/ram/policies/{policy}").status_code == 409
+        r = client.put(f"/api/v1/ram/users/dev/policies/{policy}")
+        assert r.status_code == 409
+    assert _granted(server, dev, "perm-ns/app") == ["pull"]
+    assert _granted(server, dev, "perm-ns/other") == []
+    with server.client(auth=root) as client:
+        assert client.put(f"{base}/dev", json={"role": "write"}).status_code == 200
+        assert [p["role"] for p in client.get(base).json()["items"]] == ["write"]
+    assert _granted(server, dev, "perm-ns/app") == ["pull", "push"]
+    with server.client(auth=root) as client:
+        assert client.delete(f"{base}/dev").status_code == 204
+        assert client.delete(f"{base}/dev").status_code == 404
+        # A namespace permission covers every repository in it, new ones too.
+        r = client.put("/api/v1/namespaces/perm-ns/permissions/dev", json={"role": "admin"})
+        assert r.status_code == 200
+    assert _granted(server, dev, "perm-ns/app") == ["delete", "pull", "push"]
+    assert _granted(server, dev, "perm-ns/brand-new") == ["delete", "pull", "push"]
+    # The RAM user cannot manage permissions on another account's repositories.
+    other = _account(server, "permx")
+    with server.client(auth=other) as client:
+        assert client.get(base).status_code == 403
+
+
+def test_policy_versions(server: DockyardServer) -> None:
+    root = _account(server, "vers")
+    doc = {"Version": "1", "Statement": [{"Effect": "Allow", "Action": "cr:Get*", "Resource": "*"}]}
+    with server.client(auth=root) as client:
+        assert (
+            client.post("/api/v1/ram/policies", json={"name": "p", "document": doc}).status_code
+            == 201
+        )
+        for n in range(6):
+            doc["Statement"][0]["Action"] = f"cr:List{n}"
+            r = client.put("/api/v1/ram/policies/p", json={"document": doc})
+            assert r.status_code == 200
+        assert r.json()["version"] == 7
+        versions = client.get("/api/v1/ram/policies/p/versions").json()["items"]
+        assert [v["version"] for v in versions] == [7, 6, 5, 4, 3]
+        assert versions[0]["document"]["Statement"][0]["Action"] == "cr:List5"
+        r = client.put(
+            "/api/v1/ram/policies/p", json={"document": {"Version": "1", "Statement": [{}]}}
+        )
+        assert r.status_code == 400
+        assert "Statement[0].Effect" in r.json()["detail"]
+
+
+def test_assume_role_within_and_across_accounts(server: DockyardServer) -> None:
+    owner = _account(server, "owner")
+    guest = _account(server, "guest")
+    owner_id, guest_id = _account_id(server, owner), _account_id(server, guest)
+    role_arn = f"acs:ram::{owner_id}:role/puller"
+    with server.client(auth=owner) as client:
+        r = client.post(
+            "/api/v1/ram/roles",
+            json={"name": "puller", "trust_policy": _trust(f"acs:ram::{guest_id}:root")},
+        )
+        assert r.status_code == 201, r.text
+        assert r.json()["arn"] == role_arn
+        bad = {"Version": "1", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole"}]}
+        r = client.post("/api/v1/ram/roles", json={"name": "x", "trust_policy": bad})
+        assert r.status_code == 400
+        assert "Principal" in r.json()["detail"]
+        r = client.put("/api/v1/ram/roles/puller/policies/AliyunContainerRegistryReadOnlyAccess")
+        assert r.status_code == 204
+        # The owner's own root is not in the trust policy.
+        r = client.post(
+            "/api/v1/sts/assume-role", json={"role_arn": role_arn, "role_session_name": "s1"}
+        )
+        assert r.status_code == 403
+    with server.client(auth=guest) as client:
+        for body, status in [
+            ({"role_arn": "nope", "role_session_name": "s1"}, 400),
+            ({"role_arn": role_arn, "role_session_name": "s"}, 400),
+            ({"role_arn": role_arn, "role_session_name": "s1", "duration_seconds": 899}, 400),
+            ({"role_arn": role_arn, "role_session_name": "s1", "duration_seconds": 3601}, 400),
+            ({"role_arn": f"acs:ram::{owner_id}:role/ghost", "role_session_name": "s1"}, 404),
+        ]:
+            assert client.post("/api/v1/sts/assume-role", json=body).status_code == status, body
+        r = client.post(
+            "/api/v1/sts/assume-role",
+            json={"role_arn": role_arn, "role_session_name": "ci-job", "duration_seconds": 900},
+        )
+        assert r.status_code == 201, r.text
+        creds = r.json()
+    assert creds["access_key_id"].startswith("STS.")
+    assert creds["assumed_role_user"]["arn"] == f"acs:ram::{owner_id}:assumed-role/puller/ci-job"
+    sts = (creds["access_key_id"], creds["access_key_secret"])
+    # On the API: the SecurityToken is required with STS credentials.
+    with httpx.Client(base_url=server.url, auth=sts) as client:
+        assert client.get("/api/v1/me").status_code == 401
+        headers = {"X-Dockyard-Security-Token": creds["security_token"]}
+        me = client.get("/api/v1/me", headers=headers).json()
+        assert me["is_sts"] is True
+        assert me["account_id"] == owner_id
+        # Read-only on the owner's account: may list, may not create.
+        assert client.get("/api/v1/namespaces", headers=headers).status_code == 200
+        r = client.post("/api/v1/namespaces", headers=headers, json={"name": "sts-made"})
+        assert r.status_code == 403
+        r = client.post("/api/v1/tokens", headers=headers)
+        assert r.status_code == 201
+        # A temporary login lasts no longer than the credentials.
+        temp = r.json()
+    # docker login with the STS pair: pull in the role's account only.
+    assert _granted(server, sts, "owner-ns/app") == ["pull"]
+    assert _granted(server, sts, "guest-ns/app") == []
+    assert _granted(server, ("cr_temp_user", temp["password"]), "owner-ns/app") == ["pull"]
+    claims = jwt.decode(temp["password"], options={"verify_signature": False})
+    assert claims["exp"] - claims["iat"] <= 900
+
+
+def test_inline_policy_narrows_and_expiry_ends_sts(server: DockyardServer) -> None:
+    root = _account(server, "narrow")
+    account_id = _account_id(server, root)
+    role_arn = f"acs:ram::{account_id}:role/admin-role"
+    with server.client(auth=root) as client:
+        r = client.post(
+            "/api/v1/ram/roles",
+            json={"name": "admin-role", "trust_policy": _trust(f"acs:ram::{account_id}:root")},
+        )
+        assert r.status_code == 201
+        client.put("/api/v1/ram/roles/admin-role/policies/AliyunContainerRegistryFullAccess")
+        inline = {
+            "Version": "1",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Action": "cr:PullRepository",
+                    "Resource": f"acs:cr:*:{account_id}:repository/narrow-ns/*",
+                }
+            ],
+        }
+        r = client.post(
+            "/api/v1/sts/assume-role",
+            json={"role_arn": role_arn, "role_session_name": "narrowed", "policy": inline},
+        )
+        assert r.status_code == 201, r.text
+        narrowed = r.json()
+        r = client.post(
+            "/api/v1/sts/assume-role",
+            json={"role_arn": role_arn, "role_session_name": "full"},
+        )
+        full = r.json()
+        r = client.post(
+            "/api/v1/sts/assume-role",
+            json={"role_arn": role_arn, "role_session_name": "x", "policy": {"Version": "2"}},
+        )
+        assert r.status_code == 400
+    assert _granted(
+        server, (full["access_key_id"], full["access_key_secret"]), "narrow-ns/app"
+    ) == [
+        "delete",
+        "pull",
+        "push",
+    ]
+    narrowed_pair = (narrowed["access_key_id"], narrowed["access_key_secret"])
+    assert _granted(server, narrowed_pair, "narrow-ns/app") == ["pull"]
+    # Expire the full credentials (as time would) and they stop working everywhere.
+    db = sqlite3.connect(Path(server.data_dir) / "dockyard.db")
+    with db:
+        db.execute(
+            "UPDATE sts_sessions SET expires_at = '2000-01-01 00:00:00.000000' "
+            "WHERE access_key_id = ?",
+            (full["access_key_id"],),
+        )
+    db.close()
+    r = httpx.get(
+        f"{server.url}/auth/token",
+        params={"service": "dockyard", "scope": "repository:narrow-ns/app:pull"},
+        auth=(full["access_key_id"], full["access_key_secret"]),
+    )
+    assert r.status_code == 401
+    r = httpx.get(
+        f"{server.url}/api/v1/me",
+        auth=(full["access_key_id"], full["access_key_secret"]),
+        headers={"X-Dockyard-Security-Token": full["security_token"]},
+    )
+    assert r.status_code == 401
+
+
+def test_own_access_keys_work_for_root(server: DockyardServer) -> None:
+    root = _account(server, "keys")
+    with server.client(auth=root) as client:
+        r = client.post("/api/v1/me/access-keys")
+        assert r.status_code == 201
+        key = r.json()
+        listed = client.get("/api/v1/me/access-keys").json()["items"]
+        assert [k["access_key_id"] for k in listed] == [key["access_key_id"]]
+        assert "access_key_secret" not in listed[0]
+    pair = (key["access_key_id"], key["access_key_secret"])
+    assert _granted(server, pair, "keys-ns/app") == ["delete", "pull", "push"]
+    with server.client(auth=root) as client:
+        assert client.delete(f"/api/v1/me/access-keys/{key['access_key_id']}").status_code == 204
+    assert httpx.get(f"{server.url}/api/v1/me", auth=pair).status_code == 401
+
+
+def test_audit_log_records_changes_and_denials(server: DockyardServer) -> None:
+    root = _account(server, "aud")
+    dev = _user(server, root, "dev")
+    with httpx.Client(base_url=server.url, auth=dev) as client:
+        assert client.post("/api/v1/namespaces", json={"name": "aud-dev"}).status_code == 403
+    r = httpx.get(f"{server.url}/api/v1/me", auth=("dev@aud", "wrong-password"))
+    assert r.status_code == 401
+    with server.client(auth=root) as client:
+        entries = client.get("/api/v1/audit").json()["items"]
+        denied = client.get("/api/v1/audit", params={"allowed": "false"}).json()["items"]
+        assert client.get("/api/v1/audit", params={"allowed": "maybe"}).status_code == 400
+    actions = [(e["actor"], e["action"], e["allowed"]) for e in entries]
+    # The push in _account is recorded (registry), as is the namespace creation (API).
+    assert ("aud", "cr:PushRepository", True) in actions
+    assert ("aud", "cr:CreateNamespace", True) in actions
+    assert ("dev@aud", "ram:CreateUser", True) not in actions
+    assert ("aud", "ram:CreateUser", True) in actions
+    assert ("dev@aud", "cr:CreateNamespace", False) in actions
+    assert ("dev@aud", "auth:Login", False) in actions
+    assert all(not e["allowed"] for e in denied)
+    assert {e["source_ip"] for e in entries} == {"127.0.0.1"}
+    # A RAM user without permission may not read the log; another account sees none of it.
+    with httpx.Client(base_url=server.url, auth=dev) as client:
+        assert client.get("/api/v1/audit").status_code == 403
+    other = _account(server, "audx")
+    with server.client(auth=other) as client:
+        assert all(
+            e["account_id"] != _account_id(server, root)
+            for e in client.get("/api/v1/audit").json()["items"]
+        )
+
+
+def test_logins_are_locked_after_repeated_failures(server: DockyardServer) -> None:
+    root = _account(server, "brute")
+    for _ in range(10):
+        r = httpx.get(f"{server.url}/api/v1/me", auth=("brute", "guess"))
+        assert r.status_code == 401
+    # Locked now: even the right password is refused, on the API and on docker login.
+    r = httpx.get(f"{server.url}/api/v1/me", auth=root)
+    assert r.status_code == 429
+    assert int(r.headers["retry-after"]) > 0
+    assert r.headers["content-type"] == PROBLEM
+    r = httpx.post(
+        f"{server.url}/api/v1/auth/login", json={"username": "brute", "password": root[1]}
+    )
+    assert r.status_code == 429
+    r = httpx.get(f"{server.url}/auth/token", params={"service": "dockyard"}, auth=root)
+    assert r.status_code == 429
+    # Other users are not affected.
+    with server.client() as admin:
+        assert admin.get("/api/v1/me").status_code == 200
