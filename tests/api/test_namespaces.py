@@ -14,18 +14,18 @@ def test_create_list_get_delete(registry: DockyardServer) -> None:
         r = c.post("/api/v1/namespaces", json={"name": "apiteam"})
         assert r.status_code == 201, r.text
         assert r.json()["name"] == "apiteam"
-        assert r.json()["auto_create_repository"] is True
-        assert r.json()["default_repository_type"] == "private"
+        assert r.json()["auto_create_repo"] is True
+        assert r.json()["default_repo_type"] == "private"
         r = c.post(
             "/api/v1/namespaces",
             json={
                 "name": "apipub",
-                "default_repository_type": "public",
-                "auto_create_repository": False,
+                "default_repo_type": "public",
+                "auto_create_repo": False,
             },
         )
         assert r.status_code == 201
-        assert c.get("/api/v1/namespaces/apipub").json()["default_repository_type"] == "public"
+        assert c.get("/api/v1/namespaces/apipub").json()["default_repo_type"] == "public"
         names = [n["name"] for n in c.get("/api/v1/namespaces").json()["items"]]
         assert {"apiteam", "apipub", "library"} <= set(names)
         assert names == sorted(names)
@@ -62,7 +62,10 @@ def test_errors_are_problem_json(registry: DockyardServer) -> None:
             ({"name": "Bad_Name"}, 400, "lowercase"),
             ({"name": "a"}, 400, "2 to 30"),
             ({}, 400, "name"),
-            ({"name": "okname", "default_repository_type": "secret"}, 400, "public or private"),
+            ({"name": "okname", "default_repo_type": "secret"}, 400, '"public" or "private"'),
+            ({"name": "okname", "auto_create_repo": "yes"}, 400, "true or false"),
+            # The old field names are refused by name rather than silently ignored.
+            ({"name": "okname", "auto_create_repository": False}, 400, "unknown field"),
         ]
         for body, status, words in cases:
             r = c.post("/api/v1/namespaces", json=body)
@@ -81,6 +84,50 @@ def test_errors_are_problem_json(registry: DockyardServer) -> None:
 
 
 @all_backends_module
+def test_patch_settings(registry: DockyardServer) -> None:
+    with registry.client() as c:
+        assert c.post("/api/v1/namespaces", json={"name": "settings"}).status_code == 201
+        r = c.patch("/api/v1/namespaces/settings", json={"default_repo_type": "public"})
+        assert r.status_code == 200, r.text
+        assert r.json()["default_repo_type"] == "public"
+        assert r.json()["auto_create_repo"] is True  # untouched
+        r = c.patch("/api/v1/namespaces/settings", json={"auto_create_repo": False})
+        assert (r.json()["auto_create_repo"], r.json()["default_repo_type"]) == (False, "public")
+        assert c.get("/api/v1/namespaces/settings").json() == r.json()
+        assert c.patch("/api/v1/namespaces/settings", json={}).json() == r.json()
+        # Auto-create off: a push to a missing repository is refused.
+        refused = c.post("/v2/settings/app/blobs/uploads/")
+        assert refused.status_code == 404
+        assert refused.json()["errors"][0]["code"] == "NAME_UNKNOWN"
+        # On again: the push creates the repository, of the namespace's default type.
+        r = c.patch("/api/v1/namespaces/settings", json={"auto_create_repo": True})
+        assert r.json()["auto_create_repo"] is True
+        assert c.post("/v2/settings/app/blobs/uploads/").status_code == 202
+        assert c.get("/api/v1/repositories/settings/app").json()["repo_type"] == "public"
+        for body, words in (
+            ({"default_repo_type": "open"}, '"public" or "private"'),
+            ({"auto_create_repo": 1}, "true or false"),
+            ({"colour": "red"}, "unknown field 'colour'"),
+        ):
+            r = c.patch("/api/v1/namespaces/settings", json=body)
+            assert r.status_code == 400, body
+            assert r.headers["content-type"] == PROBLEM
+            assert words in r.json()["detail"]
+        r = c.patch(
+            "/api/v1/namespaces/settings",
+            content=b"[",
+            headers={"content-type": "application/json"},
+        )
+        assert r.status_code == 400
+        r = c.patch("/api/v1/namespaces/missing", json={"auto_create_repo": False})
+        assert r.status_code == 404
+        assert "does not exist" in r.json()["detail"]
+    with registry.client(auth=None) as anonymous:
+        r = anonymous.patch("/api/v1/namespaces/settings", json={"auto_create_repo": False})
+        assert r.status_code == 401
+
+
+@all_backends_module
 def test_anonymous_and_wrong_password_are_refused(registry: DockyardServer) -> None:
     with registry.client(auth=None) as c:
         r = c.post("/api/v1/namespaces", json={"name": "sneaky"})
@@ -95,8 +142,8 @@ def test_cli_namespace_commands(dockyard_server: DockyardServer) -> None:
     assert "fromcli" in dockyard_server.cli("namespace", "list").stdout.split()
     with dockyard_server.client() as c:
         body = c.get("/api/v1/namespaces/fromcli").json()
-        assert body["default_repository_type"] == "public"
-        assert body["auto_create_repository"] is False
+        assert body["default_repo_type"] == "public"
+        assert body["auto_create_repo"] is False
     dup = dockyard_server.cli("namespace", "create", "fromcli", check=False)
     assert dup.returncode != 0
     assert "already exists" in dup.stderr

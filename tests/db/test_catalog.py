@@ -6,13 +6,21 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from threading import Barrier
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
-from dockyard.catalog.service import CatalogService, parse_repository_name
+from dockyard.catalog.service import (
+    CatalogService,
+    QuotaExceeded,
+    RepositoryEntry,
+    RepositoryFilter,
+    parse_repository_name,
+)
 from dockyard.db import tables as t
 from dockyard.db.engine import Database, utcnow
+from dockyard.db.upsert import upsert
 from dockyard.errors import Conflict, Invalid, NotFound
 from tests.db.conftest import run_concurrently
 
@@ -271,3 +279,333 @@ def test_list_repositories_pages_in_name_order(catalog: CatalogService) -> None:
     assert [(r[0], r[1], r[3]) for r in rows] == [
         (name, ids[name], name.startswith("a-team")) for name in sorted(names)
     ]
+
+
+# -- settings, explicit repositories, quotas -------------------------------------------
+
+
+def _account(catalog: CatalogService, name: str, *, admin: bool = False, **quotas: int) -> int:
+    """An account (with an instance-administrator user when ``admin``)."""
+    with catalog.db.write() as conn:
+        pk = conn.execute(
+            sa.insert(t.accounts).values(name=name, created_at=utcnow(), **quotas)
+        ).inserted_primary_key
+        assert pk is not None
+        if admin:
+            conn.execute(
+                sa.insert(t.users).values(
+                    name=name,
+                    account_id=pk[0],
+                    password_hash="x",
+                    is_admin=True,
+                    is_root=True,
+                    created_at=utcnow(),
+                )
+            )
+    return int(pk[0])
+
+
+def test_update_namespace(catalog: CatalogService) -> None:
+    catalog.create_namespace("team")
+    ns = catalog.update_namespace("team", default_public=True)
+    assert (ns.auto_create, ns.default_public) == (True, True)
+    ns = catalog.update_namespace("team", auto_create=False)
+    assert (ns.auto_create, ns.default_public) == (False, True)
+    assert catalog.update_namespace("team") == ns
+    assert catalog.get_namespace("team") == ns
+    with pytest.raises(NotFound):
+        catalog.update_namespace("nope", auto_create=True)
+    with pytest.raises(NotFound):
+        catalog.update_namespace("nope")
+
+
+def test_create_get_update_delete_repository(catalog: CatalogService) -> None:
+    catalog.create_namespace("team", default_public=True)
+    name = parse_repository_name("team/app")
+    repo = catalog.create_repository(name, summary="An app", detail="# App")
+    assert (repo.namespace, repo.name, repo.full_name) == ("team", "app", "team/app")
+    assert repo.is_public is True  # the namespace's default
+    assert (repo.summary, repo.detail, repo.tag_count, repo.size) == ("An app", "# App", 0, 0)
+    assert repo.created_at == repo.updated_at
+    assert repo.created_at.utcoffset() == timedelta(0)
+    assert catalog.get_repository(name) == repo
+    assert catalog.resolve(name).repository_id == repo.id
+    private = catalog.create_repository(parse_repository_name("team/secret"), public=False)
+    assert private.is_public is False
+    with pytest.raises(Conflict, match="already exists"):
+        catalog.create_repository(name)
+
+    updated = catalog.update_repository(name, summary="The app")
+    assert (updated.summary, updated.detail, updated.is_public) == ("The app", "# App", True)
+    assert updated.updated_at > repo.updated_at
+    assert updated.created_at == repo.created_at
+    updated = catalog.update_repository(name, public=False, detail="")
+    assert (updated.summary, updated.detail, updated.is_public) == ("The app", "", False)
+
+    catalog.delete_repository(name)
+    for call in (catalog.get_repository, catalog.delete_repository, catalog.update_repository):
+        with pytest.raises(NotFound, match="repository team/app does not exist"):
+            call(name)
+    with pytest.raises(NotFound, match="namespace 'ghost' does not exist; create it"):
+        catalog.create_repository(parse_repository_name("ghost/app"))
+    with pytest.raises(NotFound, match="namespace 'ghost' does not exist"):
+        catalog.get_repository(parse_repository_name("ghost/app"))
+
+
+def test_repository_text_limits(catalog: CatalogService) -> None:
+    catalog.create_namespace("team")
+    name = parse_repository_name("team/app")
+    with pytest.raises(Invalid, match="101 characters; at most 100"):
+        catalog.create_repository(name, summary="s" * 101)
+    with pytest.raises(Invalid, match="65537 bytes"):
+        catalog.create_repository(name, detail="d" * 65537)
+    with pytest.raises(Invalid, match="bytes"):
+        catalog.create_repository(name, detail="é" * 40000)  # 80,000 bytes in UTF-8
+    assert _repository_count(catalog) == 0
+    catalog.create_repository(name, summary="é" * 100, detail="d" * 65536)
+    with pytest.raises(Invalid, match="at most 100"):
+        catalog.update_repository(name, summary="s" * 101)
+    assert catalog.get_repository(name).summary == "é" * 100
+
+
+def test_repository_quota(catalog: CatalogService) -> None:
+    account = _account(catalog, "acme", repository_quota=2)
+    catalog.create_namespace("acme-a", account_id=account)
+    catalog.create_namespace("acme-b", account_id=account)
+    catalog.create_repository(parse_repository_name("acme-a/one"))
+    _ensure(catalog, "acme-b/two")  # a push creates the second one
+    with pytest.raises(QuotaExceeded) as info:
+        catalog.create_repository(parse_repository_name("acme-a/three"))
+    assert info.value.status == 403
+    assert "account 'acme' has 2 of its 2 repositories" in str(info.value)
+    assert 'PATCH /api/v1/accounts/acme {"repository_quota": N}' in str(info.value)
+    with pytest.raises(QuotaExceeded, match="2 of its 2 repositories"):
+        _ensure(catalog, "acme-b/three")
+    assert _repository_count(catalog) == 2
+    # Existing repositories are no new ones.
+    _ensure(catalog, "acme-b/two")
+    # The instance administrator (enforce_quota off) is not bound by it.
+    catalog.create_repository(parse_repository_name("acme-a/three"), enforce_quota=False)
+    # Another account's quota is its own.
+    other = _account(catalog, "globex", repository_quota=1)
+    catalog.create_namespace("globex", account_id=other)
+    _ensure(catalog, "globex/one")
+    with pytest.raises(QuotaExceeded, match="'globex' has 1 of its 1"):
+        catalog.create_repository(parse_repository_name("globex/two"))
+
+
+def test_pushes_into_the_administrators_account_ignore_the_quota(
+    catalog: CatalogService,
+) -> None:
+    account = _account(catalog, "admin", admin=True, repository_quota=1)
+    catalog.create_namespace("library", account_id=account)
+    _ensure(catalog, "library/one")
+    _ensure(catalog, "library/two")
+    assert _repository_count(catalog) == 2
+    # Through the API the administrator is exempt by enforce_quota=False; anyone else of
+    # the account is bound.
+    with pytest.raises(QuotaExceeded):
+        catalog.create_repository(parse_repository_name("library/three"))
+
+
+def test_default_repository_quota_is_300(catalog: CatalogService) -> None:
+    account = _account(catalog, "acme")
+    with catalog.db.read() as conn:
+        quota = conn.execute(
+            sa.select(t.accounts.c.repository_quota).where(t.accounts.c.id == account)
+        ).scalar_one()
+    assert quota == 300
+
+
+def test_list_repositories_filters(catalog: CatalogService) -> None:
+    acme = _account(catalog, "acme")
+    globex = _account(catalog, "globex")
+    catalog.create_namespace("acme", account_id=acme)
+    catalog.create_namespace("globex", account_id=globex)
+    for full, public in (
+        ("acme/web", True),
+        ("acme/api", False),
+        ("acme/web_1", False),
+        ("acme/webx1", False),
+        ("globex/web", False),
+    ):
+        catalog.create_repository(parse_repository_name(full), public=public)
+
+    def names(after: str | None = None, **filters: Any) -> list[str]:
+        chosen = RepositoryFilter(**filters)
+        return [e.full_name for e in catalog.list_repositories(after=after, filters=chosen)]
+
+    assert names() == ["acme/api", "acme/web", "acme/web_1", "acme/webx1", "globex/web"]
+    assert names(account_id=acme) == ["acme/api", "acme/web", "acme/web_1", "acme/webx1"]
+    assert names(account_name="globex") == ["globex/web"]
+    assert names(account_name="nobody") == []
+    assert names(namespace="globex") == ["globex/web"]
+    assert names(contains="WEB") == ["acme/web", "acme/web_1", "acme/webx1", "globex/web"]
+    assert names(contains="b_1") == ["acme/web_1"]  # LIKE wildcards are literal
+    assert names(public=True) == ["acme/web"]
+    assert names(public=False, account_id=acme, after="acme/web") == ["acme/web_1", "acme/webx1"]
+    entry = catalog.list_repositories(filters=RepositoryFilter(namespace="acme", public=True))[0]
+    assert (entry.account_id, entry.is_public) == (acme, True)
+
+
+def test_find_repositories_keeps_what_the_caller_may_see(
+    catalog: CatalogService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Small batches, so that filling a page takes several reads.
+    monkeypatch.setattr("dockyard.catalog.service._SCAN_BATCH", 3)
+    catalog.create_namespace("team")
+    all_names = [f"team/app{i:02}" for i in range(12)]
+    for full in all_names:
+        catalog.create_repository(parse_repository_name(full))
+    seen: list[str] = []
+
+    def every_third(entry: RepositoryEntry) -> bool:
+        seen.append(entry.full_name)
+        return int(entry.full_name[-2:]) % 3 == 0
+
+    page = catalog.find_repositories(every_third, limit=3)
+    assert [r.full_name for r in page] == ["team/app00", "team/app03", "team/app06"]
+    assert seen == all_names[:9]  # no further than needed
+    rest = catalog.find_repositories(every_third, limit=3, after="team/app06")
+    assert [r.full_name for r in rest] == ["team/app09"]
+    assert catalog.find_repositories(lambda _: False) == []
+    plain = catalog.find_repositories(limit=2, after="team/app10")
+    assert [r.full_name for r in plain] == ["team/app11"]
+
+
+# -- tags and sizes --------------------------------------------------------------------
+
+
+def _manifest(
+    conn: sa.Connection,
+    repository_id: int,
+    digest: str,
+    size: int,
+    *,
+    blobs: dict[str, int] | None = None,
+    children: tuple[str, ...] = (),
+    media_type: str = "application/vnd.oci.image.manifest.v1+json",
+) -> int:
+    now = utcnow()
+    for blob, blob_size in (blobs or {}).items():
+        upsert(
+            conn,
+            t.blobs,
+            {"digest": blob, "size": blob_size, "created_at": now, "touched_at": now},
+            keys=["digest"],
+        )
+        upsert(
+            conn,
+            t.repository_blobs,
+            {"repository_id": repository_id, "digest": blob, "created_at": now},
+            keys=["repository_id", "digest"],
+        )
+    pk = conn.execute(
+        sa.insert(t.manifests).values(
+            repository_id=repository_id,
+            digest=digest,
+            media_type=media_type,
+            size=size,
+            content=b"x" * size,
+            created_at=now,
+            touched_at=now,
+        )
+    ).inserted_primary_key
+    assert pk is not None
+    refs = [("blob", b) for b in blobs or {}] + [("manifest", c) for c in children]
+    for kind, ref in refs:
+        conn.execute(
+            sa.insert(t.manifest_references).values(manifest_id=pk[0], kind=kind, digest=ref)
+        )
+    return int(pk[0])
+
+
+def _tag(conn: sa.Connection, repository_id: int, name: str, manifest_id: int, at: int) -> None:
+    conn.execute(
+        sa.insert(t.tags).values(
+            repository_id=repository_id,
+            name=name,
+            manifest_id=manifest_id,
+            updated_at=utcnow() - timedelta(minutes=60 - at),
+        )
+    )
+
+
+def test_tags_with_sizes(catalog: CatalogService) -> None:
+    catalog.create_namespace("team")
+    name = parse_repository_name("team/app")
+    repo_id = _ensure(catalog, "team/app")
+    index_type = "application/vnd.oci.image.index.v1+json"
+    with catalog.db.write() as conn:
+        one = _manifest(conn, repo_id, "sha256:1", 100, blobs={"sha256:c1": 10, "sha256:l1": 1000})
+        two = _manifest(conn, repo_id, "sha256:2", 200, blobs={"sha256:c2": 20, "sha256:l1": 1000})
+        index = _manifest(
+            conn, repo_id, "sha256:i", 50, children=("sha256:1", "sha256:2"), media_type=index_type
+        )
+        _tag(conn, repo_id, "v1", one, at=1)
+        _tag(conn, repo_id, "v2", two, at=2)
+        _tag(conn, repo_id, "multi", index, at=3)
+        _tag(conn, repo_id, "also-v1", one, at=3)
+
+    tags = catalog.list_tags(name)
+    assert [x.name for x in tags] == ["also-v1", "multi", "v2", "v1"]  # latest first, then name
+    by_name = {x.name: x for x in tags}
+    assert by_name["v1"].size == 100 + 10 + 1000
+    assert by_name["v1"].digest == "sha256:1"
+    assert by_name["v2"].size == 200 + 20 + 1000
+    assert by_name["multi"].size == 50 + 1110 + 1220
+    assert by_name["multi"].media_type == index_type
+    assert by_name["v1"].pushed_at.utcoffset() == timedelta(0)
+    assert catalog.get_tag(name, "multi") == by_name["multi"]
+
+    assert [x.name for x in catalog.list_tags(name, order="name")] == [
+        "also-v1",
+        "multi",
+        "v1",
+        "v2",
+    ]
+    assert [x.name for x in catalog.list_tags(name, limit=2, after="multi")] == ["v2", "v1"]
+    assert [x.name for x in catalog.list_tags(name, limit=1, after="also-v1")] == ["multi"]
+    assert [x.name for x in catalog.list_tags(name, order="name", after="multi")] == ["v1", "v2"]
+    assert [x.name for x in catalog.list_tags(name, contains="v1")] == ["also-v1", "v1"]
+    assert catalog.list_tags(name, contains="%") == []
+    with pytest.raises(Invalid, match="list again from the start"):
+        catalog.list_tags(name, after="gone")
+
+    repo = catalog.get_repository(name)
+    assert repo.tag_count == 4
+    # Distinct blobs (l1 once) plus every manifest.
+    assert repo.size == (10 + 20 + 1000) + (100 + 200 + 50)
+    [listed] = catalog.find_repositories()
+    assert listed == repo
+
+    with pytest.raises(NotFound, match="tag 'nope' does not exist in team/app"):
+        catalog.get_tag(name, "nope")
+    with pytest.raises(Invalid, match="must match"):
+        catalog.get_tag(name, "-bad")
+    with pytest.raises(NotFound, match="repository team/other does not exist"):
+        catalog.list_tags(parse_repository_name("team/other"))
+
+
+def test_delete_tag_and_repository(catalog: CatalogService) -> None:
+    catalog.create_namespace("team")
+    name = parse_repository_name("team/app")
+    repo_id = _ensure(catalog, "team/app")
+    with catalog.db.write() as conn:
+        one = _manifest(conn, repo_id, "sha256:1", 100, blobs={"sha256:c1": 10})
+        _tag(conn, repo_id, "v1", one, at=1)
+    before = catalog.get_repository(name)
+    catalog.delete_tag(name, "v1")
+    after = catalog.get_repository(name)
+    assert after.tag_count == 0
+    assert after.updated_at > before.updated_at
+    assert after.size == before.size  # the manifest stays
+    with pytest.raises(NotFound, match="does not exist"):
+        catalog.delete_tag(name, "v1")
+
+    catalog.delete_repository(name)
+    with catalog.db.read() as conn:
+        for table in (t.manifests, t.tags, t.repository_blobs, t.manifest_references):
+            assert conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one() == 0
+        # Blobs stay for garbage collection.
+        assert conn.execute(sa.select(t.blobs.c.digest)).scalars().all() == ["sha256:c1"]

@@ -1,42 +1,158 @@
-"""Management API routes for namespaces (``/api/v1/namespaces``)."""
+"""Management API routes for namespaces (``/api/v1/namespaces``), repositories and their
+tags (``/api/v1/repositories``).
+
+Every route needs a signed-in caller (401 otherwise) that :func:`iam.authz.is_allowed`
+lets do the route's ``cr:`` action on the namespace or repository ARN (403 otherwise).
+Listings show only what the caller may see: its own account's (the instance
+administrator: every account's, ``?account=NAME`` to narrow), and for a RAM user only
+the repositories it may ``cr:ListRepository`` or ``cr:GetRepository``.
+
+Tags list the latest pushed first (``?order=pushed``, the default, as the cloud console
+shows them) or by name (``?order=name``); ``after`` is the last tag name of the previous
+page. Deleting a tag removes the tag only: the manifest stays, reachable by digest, as
+when a registry client deletes a tag.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlencode
 
 from anyio import to_thread
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from dockyard.api import ApiAuth, ApiError, call_service, json_body, page, page_params
-from dockyard.catalog.service import CatalogService, Namespace
+from dockyard.api import (
+    ApiAuth,
+    ApiError,
+    call_service,
+    iso,
+    json_body,
+    page,
+    page_params,
+    request_context,
+)
+from dockyard.catalog.service import (
+    CatalogService,
+    Namespace,
+    RepoRef,
+    Repository,
+    RepositoryEntry,
+    RepositoryFilter,
+    Tag,
+    parse_repository_name,
+)
 from dockyard.errors import ServiceError
 from dockyard.iam import actions
-from dockyard.iam.arn import namespace_arn
+from dockyard.iam.arn import namespace_arn, repository_arn
 from dockyard.iam.authz import Principal, Resource, is_allowed
+from dockyard.oci.reference import RepositoryName
+
+REPO_TYPES = ("public", "private")
 
 
 def namespace_json(ns: Namespace) -> dict[str, Any]:
     return {
         "name": ns.name,
         "account_id": ns.account_id,
-        "auto_create_repository": ns.auto_create,
-        "default_repository_type": "public" if ns.default_public else "private",
-        "created_at": ns.created_at.isoformat(),
+        "auto_create_repo": ns.auto_create,
+        "default_repo_type": _repo_type(ns.default_public),
+        "created_at": iso(ns.created_at),
     }
 
 
-class NamespaceRoutes:
+def repository_json(repo: Repository) -> dict[str, Any]:
+    return {
+        "namespace": repo.namespace,
+        "name": repo.name,
+        "full_name": repo.full_name,
+        "account_id": repo.account_id,
+        "repo_type": _repo_type(repo.is_public),
+        "summary": repo.summary,
+        "detail": repo.detail,
+        "created_at": iso(repo.created_at),
+        "updated_at": iso(repo.updated_at),
+        "tag_count": repo.tag_count,
+        "size": repo.size,
+    }
+
+
+def tag_json(tag: Tag) -> dict[str, Any]:
+    return {
+        "name": tag.name,
+        "digest": tag.digest,
+        "media_type": tag.media_type,
+        "size": tag.size,
+        "pushed_at": iso(tag.pushed_at),
+    }
+
+
+def _repo_type(public: bool) -> str:
+    return "public" if public else "private"
+
+
+def _fields(body: dict[str, Any], allowed: tuple[str, ...]) -> None:
+    unknown = sorted(set(body) - set(allowed))
+    if unknown:
+        raise ApiError(
+            400,
+            "Bad Request",
+            f"unknown field {unknown[0]!r}; the fields are {', '.join(allowed)}",
+        )
+
+
+def _optional(body: dict[str, Any], field: str, kind: type[str] | type[bool]) -> Any:
+    """``body[field]`` when it is present and of ``kind``; None when it is absent."""
+    value = body.get(field)
+    if value is not None and not isinstance(value, kind):
+        what = "a string" if kind is str else "true or false"
+        raise ApiError(400, "Bad Request", f"{field} must be {what}")
+    return value
+
+
+def _optional_type(body: dict[str, Any], field: str) -> bool | None:
+    """A ``public``/``private`` field as ``is_public`` (None when absent)."""
+    value = body.get(field)
+    if value is None:
+        return None
+    if value not in REPO_TYPES:
+        raise ApiError(400, "Bad Request", f'{field} is "public" or "private"')
+    return bool(value == "public")
+
+
+def _listing(
+    items: list[dict[str, Any]], limit: int, request: Request, key: str, filters: tuple[str, ...]
+) -> dict[str, Any]:
+    """A page (see :func:`api.page`) whose ``next`` keeps the request's filters."""
+    body = page(items, limit, request.url.path, key)
+    kept = {f: request.query_params[f] for f in filters if request.query_params.get(f)}
+    if "next" in body and kept:
+        body["next"] += "&" + urlencode(kept)
+    return body
+
+
+class _CatalogRoutes:
     def __init__(self, catalog: CatalogService, auth: ApiAuth, region: str) -> None:
         self.catalog = catalog
         self.auth = auth
         self.region = region
 
+    @staticmethod
+    def _account(principal: Principal, owner: int | None) -> int | str:
+        """The account in a resource's ARN: its owner's, or for something that does not
+        exist (yet) the caller's."""
+        if owner is not None:
+            return owner
+        return principal.account_id if principal.account_id is not None else "*"
+
+
+class NamespaceRoutes(_CatalogRoutes):
     def routes(self) -> list[Route]:
         return [
             Route("/api/v1/namespaces", self.list_or_create, methods=["GET", "POST"]),
-            Route("/api/v1/namespaces/{name}", self.one, methods=["GET", "DELETE"]),
+            Route("/api/v1/namespaces/{name}", self.one, methods=["GET", "PATCH", "DELETE"]),
         ]
 
     async def _require(
@@ -45,36 +161,28 @@ class NamespaceRoutes:
         """Authorize ``action`` on namespace ``name``: an existing namespace is its
         owner's resource; a new one (``existing=False``) will be the caller's."""
         principal = await self.auth.principal(request)
-        account: int | str | None = principal.account_id
+        owner = None
         if existing:
             owner = await to_thread.run_sync(self.catalog.namespace_account, name)
-            account = owner if owner is not None else account
-        arn = namespace_arn(self.region, account if account is not None else "*", name)
-        if is_allowed(principal, action, Resource(arn)):
-            return principal
-        if principal.is_anonymous:
-            raise ApiError(401, "Unauthorized", "log in first (HTTP Basic credentials)")
-        raise ApiError(403, "Forbidden", f"you may not do {action} on namespace {name!r}")
+        arn = namespace_arn(self.region, self._account(principal, owner), name)
+        return await self.auth.authorize(request, action, arn)
 
     async def list_or_create(self, request: Request) -> Response:
         if request.method == "POST":
             body = await json_body(request)
+            _fields(body, ("name", "auto_create_repo", "default_repo_type"))
             name = body.get("name")
             if not isinstance(name, str):
                 raise ApiError(400, "Bad Request", "name (a string) is required")
             principal = await self._require(request, actions.CREATE_NAMESPACE, name, existing=False)
-            kind = body.get("default_repository_type", "private")
-            if kind not in ("public", "private"):
-                raise ApiError(400, "Bad Request", "default_repository_type is public or private")
-            auto = body.get("auto_create_repository", True)
-            if not isinstance(auto, bool):
-                raise ApiError(400, "Bad Request", "auto_create_repository must be a boolean")
+            public = _optional_type(body, "default_repo_type")
+            auto = _optional(body, "auto_create_repo", bool)
             ns = await call_service(
                 lambda: self.catalog.create_namespace(
                     name,
                     account_id=principal.account_id,
-                    auto_create=auto,
-                    default_public=kind == "public",
+                    auto_create=True if auto is None else auto,
+                    default_public=bool(public),
                     enforce_quota=not principal.is_admin,
                 ),
                 ServiceError,
@@ -98,6 +206,188 @@ class NamespaceRoutes:
             await self._require(request, "cr:DeleteNamespace", name)
             await call_service(lambda: self.catalog.delete_namespace(name), ServiceError)
             return Response(status_code=204)
+        if request.method == "PATCH":
+            await self._require(request, "cr:UpdateNamespace", name)
+            body = await json_body(request)
+            _fields(body, ("auto_create_repo", "default_repo_type"))
+            auto = _optional(body, "auto_create_repo", bool)
+            public = _optional_type(body, "default_repo_type")
+            ns = await call_service(
+                lambda: self.catalog.update_namespace(
+                    name, auto_create=auto, default_public=public
+                ),
+                ServiceError,
+            )
+            return JSONResponse(namespace_json(ns))
         await self._require(request, "cr:GetNamespace", name)
         ns = await call_service(lambda: self.catalog.get_namespace(name), ServiceError)
         return JSONResponse(namespace_json(ns))
+
+
+class RepositoryRoutes(_CatalogRoutes):
+    def routes(self) -> list[Route]:
+        base = "/api/v1/repositories"
+        one = base + "/{namespace}/{repository}"
+        return [
+            Route(base, self.list_or_create, methods=["GET", "POST"]),
+            Route(one, self.one, methods=["GET", "PATCH", "DELETE"]),
+            Route(one + "/tags", self.tags, methods=["GET"]),
+            Route(one + "/tags/{tag}", self.tag, methods=["GET", "DELETE"]),
+        ]
+
+    async def _require(
+        self, request: Request, principal: Principal, action: str, name: RepositoryName
+    ) -> RepoRef:
+        """Authorize ``action`` on repository ``name`` (its owner's resource, or for a
+        repository in a missing namespace the caller's)."""
+        ref = await to_thread.run_sync(self.catalog.resolve, name)
+        arn = repository_arn(
+            self.region, self._account(principal, ref.account_id), name.namespace, name.repository
+        )
+        await self.auth.authorize(request, action, arn, public=ref.is_public)
+        return ref
+
+    async def _named(self, request: Request, action: str) -> RepositoryName:
+        """The repository in the path, once the caller may do ``action`` on it."""
+        principal = await self.auth.signed_in(request)
+        text = f"{request.path_params['namespace']}/{request.path_params['repository']}"
+        name = _parse_name(text)
+        await self._require(request, principal, action, name)
+        return name
+
+    async def list_or_create(self, request: Request) -> Response:
+        principal = await self.auth.signed_in(request)
+        if request.method == "POST":
+            return await self._create(request, principal)
+        limit, after = page_params(request)
+        query = request.query_params
+        public = _optional_type({"repo_type": query.get("repo_type") or None}, "repo_type")
+        # The administrator sees every account's (``?account=`` narrows); anyone else
+        # its own account's (a root: all of them, with no check per item), and a RAM
+        # user (or STS session) only what its policies let it see.
+        filters = RepositoryFilter(
+            account_id=None if principal.is_admin else principal.account_id,
+            account_name=query.get("account") or None,
+            namespace=query.get("namespace") or None,
+            contains=query.get("q") or None,
+            public=public,
+        )
+        keep = (
+            None if principal.is_admin or principal.is_root else self._visible(request, principal)
+        )
+        items = await call_service(
+            lambda: self.catalog.find_repositories(keep, limit=limit, after=after, filters=filters),
+            ServiceError,
+        )
+        body = _listing(
+            [repository_json(r) for r in items],
+            limit,
+            request,
+            "full_name",
+            ("account", "namespace", "q", "repo_type"),
+        )
+        return JSONResponse(body)
+
+    def _visible(self, request: Request, principal: Principal) -> Callable[[RepositoryEntry], bool]:
+        """Whether the caller may see a repository of its account: list or get it."""
+        context = request_context(request)
+
+        def keep(entry: RepositoryEntry) -> bool:
+            namespace, _, repository = entry.full_name.partition("/")
+            account = self._account(principal, entry.account_id)
+            arn = repository_arn(self.region, account, namespace, repository)
+            resource = Resource(arn, public=entry.is_public)
+            return any(
+                is_allowed(principal, action, resource, context)
+                for action in (actions.LIST_REPOSITORY, "cr:GetRepository")
+            )
+
+        return keep
+
+    async def _create(self, request: Request, principal: Principal) -> Response:
+        body = await json_body(request)
+        _fields(body, ("namespace", "name", "repo_type", "summary", "detail"))
+        namespace, repository = body.get("namespace"), body.get("name")
+        if not isinstance(namespace, str) or not isinstance(repository, str):
+            raise ApiError(400, "Bad Request", "namespace and name (strings) are required")
+        name = _parse_name(f"{namespace}/{repository}")
+        public = _optional_type(body, "repo_type")
+        summary = _optional(body, "summary", str) or ""
+        detail = _optional(body, "detail", str) or ""
+        await self._require(request, principal, actions.CREATE_REPOSITORY, name)
+        created = await call_service(
+            lambda: self.catalog.create_repository(
+                name,
+                public=public,
+                summary=summary,
+                detail=detail,
+                enforce_quota=not principal.is_admin,
+            ),
+            ServiceError,
+        )
+        return JSONResponse(
+            repository_json(created),
+            status_code=201,
+            headers={"Location": f"/api/v1/repositories/{name}"},
+        )
+
+    async def one(self, request: Request) -> Response:
+        if request.method == "DELETE":
+            name = await self._named(request, "cr:DeleteRepository")
+            await call_service(lambda: self.catalog.delete_repository(name), ServiceError)
+            return Response(status_code=204)
+        if request.method == "PATCH":
+            name = await self._named(request, "cr:UpdateRepository")
+            body = await json_body(request)
+            _fields(body, ("repo_type", "summary", "detail"))
+            public = _optional_type(body, "repo_type")
+            summary = _optional(body, "summary", str)
+            detail = _optional(body, "detail", str)
+            updated = await call_service(
+                lambda: self.catalog.update_repository(
+                    name, public=public, summary=summary, detail=detail
+                ),
+                ServiceError,
+            )
+            return JSONResponse(repository_json(updated))
+        name = await self._named(request, "cr:GetRepository")
+        found = await call_service(lambda: self.catalog.get_repository(name), ServiceError)
+        return JSONResponse(repository_json(found))
+
+    async def tags(self, request: Request) -> Response:
+        name = await self._named(request, "cr:ListRepositoryTag")
+        limit, after = page_params(request)
+        order = request.query_params.get("order") or "pushed"
+        if order not in ("pushed", "name"):
+            raise ApiError(400, "Bad Request", 'order is "pushed" (the default) or "name"')
+        contains = request.query_params.get("q") or None
+        items = await call_service(
+            lambda: self.catalog.list_tags(
+                name,
+                limit=limit,
+                after=after,
+                contains=contains,
+                order="name" if order == "name" else "pushed",
+            ),
+            ServiceError,
+        )
+        return JSONResponse(
+            _listing([tag_json(x) for x in items], limit, request, "name", ("q", "order"))
+        )
+
+    async def tag(self, request: Request) -> Response:
+        tag = request.path_params["tag"]
+        if request.method == "DELETE":
+            name = await self._named(request, actions.DELETE)
+            await call_service(lambda: self.catalog.delete_tag(name, tag), ServiceError)
+            return Response(status_code=204)
+        name = await self._named(request, "cr:GetRepositoryTag")
+        found = await call_service(lambda: self.catalog.get_tag(name, tag), ServiceError)
+        return JSONResponse(tag_json(found))
+
+
+def _parse_name(text: str) -> RepositoryName:
+    try:
+        return parse_repository_name(text)
+    except ServiceError as exc:
+        raise ApiError(exc.status, type(exc).__name__, str(exc)) from exc

@@ -1,14 +1,18 @@
-"""Namespaces and repositories.
+"""Namespaces, repositories and their tags.
 
 A namespace is created explicitly (CLI or management API); a repository is created by
 the first push into an existing namespace whose "automatically create repository"
-setting is on, or explicitly.
+setting is on, or explicitly. Both are counted against a per-account quota
+(``accounts.namespace_quota``, ``accounts.repository_quota``) that the instance
+administrator can raise.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, Literal, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -18,11 +22,17 @@ from dockyard.db import tables as t
 from dockyard.db.engine import Database, as_utc, utcnow
 from dockyard.db.upsert import upsert
 from dockyard.errors import Conflict, Forbidden, Invalid, NotFound
-from dockyard.oci.reference import NameError_, RepositoryName, check_component
+from dockyard.oci.reference import NameError_, RepositoryName, check_component, check_tag
+
+SUMMARY_MAX_CHARS = 100
+"""A repository's summary, as in the cloud console."""
+DETAIL_MAX_BYTES = 64 * 1024
+"""A repository's detail (markdown), in UTF-8 bytes."""
+_SCAN_BATCH = 500
 
 
 class QuotaExceeded(Forbidden):
-    """The account holds as many namespaces as its quota allows."""
+    """The account holds as many namespaces (or repositories) as its quota allows."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +62,77 @@ class RepoRef:
         return self.repository_id is not None
 
 
+class RepositoryEntry(NamedTuple):
+    """One line of the catalog: what deciding who may see a repository needs."""
+
+    full_name: str
+    id: int
+    account_id: int | None
+    is_public: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Repository:
+    id: int
+    namespace: str
+    name: str
+    account_id: int | None
+    is_public: bool
+    summary: str
+    detail: str
+    created_at: datetime
+    updated_at: datetime
+    tag_count: int
+    size: int
+    """Bytes: the distinct blobs linked to the repository plus its manifests."""
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class Tag:
+    name: str
+    digest: str
+    media_type: str
+    size: int
+    """The manifest plus the blobs it references (config, layers); for an index, plus
+    each child manifest with its blobs."""
+    pushed_at: datetime
+
+
+TagOrder = Literal["pushed", "name"]
+
+
+@dataclass(frozen=True, slots=True)
+class RepositoryFilter:
+    """Which repositories a listing shows; None (or empty) leaves a filter out."""
+
+    account_id: int | None = None
+    account_name: str | None = None
+    namespace: str | None = None
+    contains: str | None = None
+    """A substring of the repository's name (not of its namespace)."""
+    public: bool | None = None
+
+    def apply(self, q: sa.Select[Any]) -> sa.Select[Any]:
+        if self.account_id is not None:
+            q = q.where(t.namespaces.c.account_id == self.account_id)
+        if self.account_name is not None:
+            owner = sa.select(t.accounts.c.id).where(t.accounts.c.name == self.account_name)
+            q = q.where(t.namespaces.c.account_id == owner.scalar_subquery())
+        if self.namespace is not None:
+            q = q.where(t.namespaces.c.name == self.namespace)
+        if self.contains:
+            # Names are lowercase; lowering the filter makes it match alike on every
+            # database (LIKE ignores case on SQLite only).
+            q = q.where(t.repositories.c.name.contains(self.contains.lower(), autoescape=True))
+        if self.public is not None:
+            q = q.where(t.repositories.c.is_public == self.public)
+        return q
+
+
 def _namespace(row: sa.Row[tuple[object, ...]]) -> Namespace:
     m = row._mapping
     return Namespace(
@@ -61,6 +142,72 @@ def _namespace(row: sa.Row[tuple[object, ...]]) -> Namespace:
         auto_create=m["auto_create"],
         default_public=m["default_public"],
         created_at=as_utc(m["created_at"]),
+    )
+
+
+_FULL_NAME = (t.namespaces.c.name + "/" + t.repositories.c.name).label("full")
+_REPOSITORY_DETAILS = sa.select(
+    t.repositories,
+    t.namespaces.c.name.label("namespace"),
+    t.namespaces.c.account_id,
+    sa.select(sa.func.count())
+    .where(t.tags.c.repository_id == t.repositories.c.id)
+    .scalar_subquery()
+    .label("tag_count"),
+    sa.select(sa.func.coalesce(sa.func.sum(t.blobs.c.size), 0))
+    .select_from(t.repository_blobs.join(t.blobs))
+    .where(t.repository_blobs.c.repository_id == t.repositories.c.id)
+    .scalar_subquery()
+    .label("blob_bytes"),
+    sa.select(sa.func.coalesce(sa.func.sum(t.manifests.c.size), 0))
+    .where(t.manifests.c.repository_id == t.repositories.c.id)
+    .scalar_subquery()
+    .label("manifest_bytes"),
+).select_from(t.repositories.join(t.namespaces))
+
+
+def _repository(row: sa.Row[tuple[object, ...]]) -> Repository:
+    m = row._mapping
+    return Repository(
+        id=m["id"],
+        namespace=m["namespace"],
+        name=m["name"],
+        account_id=m["account_id"],
+        is_public=bool(m["is_public"]),
+        summary=m["summary"],
+        detail=m["detail"],
+        created_at=as_utc(m["created_at"]),
+        updated_at=as_utc(m["updated_at"]),
+        tag_count=int(m["tag_count"]),
+        size=int(m["blob_bytes"]) + int(m["manifest_bytes"]),
+    )
+
+
+def _check_description(summary: str | None, detail: str | None) -> None:
+    if summary is not None and len(summary) > SUMMARY_MAX_CHARS:
+        raise Invalid(
+            f"the summary has {len(summary)} characters; at most {SUMMARY_MAX_CHARS} are allowed"
+        )
+    if detail is not None and len(detail.encode()) > DETAIL_MAX_BYTES:
+        raise Invalid(
+            f"the detail has {len(detail.encode())} bytes (UTF-8); at most "
+            f"{DETAIL_MAX_BYTES} (64 KiB) are allowed"
+        )
+
+
+def _check_tag(tag: str) -> None:
+    try:
+        check_tag(tag)
+    except NameError_ as exc:
+        raise Invalid(str(exc)) from exc
+
+
+def touch_repository(conn: Connection, repository_id: int) -> None:
+    """Mark the repository as changed now (its ``updated_at``)."""
+    conn.execute(
+        sa.update(t.repositories)
+        .where(t.repositories.c.id == repository_id)
+        .values(updated_at=utcnow())
     )
 
 
@@ -130,17 +277,8 @@ class CatalogService:
 
     @staticmethod
     def _check_namespace_quota(conn: Connection, account_id: int) -> None:
-        quota = conn.execute(
-            sa.select(t.accounts.c.namespace_quota).where(t.accounts.c.id == account_id)
-        ).scalar()
-        used = conn.execute(
-            sa.select(sa.func.count()).where(t.namespaces.c.account_id == account_id)
-        ).scalar_one()
-        if quota is not None and used >= quota:
-            raise QuotaExceeded(
-                f"the account has {used} of its {quota} namespaces; delete one, or ask the "
-                "instance administrator to raise the quota"
-            )
+        used = sa.select(sa.func.count()).where(t.namespaces.c.account_id == account_id)
+        _check_quota(conn, account_id, t.accounts.c.namespace_quota, used, "namespaces")
 
     def namespace_account(self, name: str) -> int | None:
         """The id of the account that owns namespace ``name`` (None when it is missing)."""
@@ -168,6 +306,21 @@ class CatalogService:
             q = q.where(t.namespaces.c.account_id == account_id)
         with self.db.read() as conn:
             return [_namespace(r) for r in conn.execute(q)]
+
+    def update_namespace(
+        self, name: str, *, auto_create: bool | None = None, default_public: bool | None = None
+    ) -> Namespace:
+        """Change the settings given (None leaves one as it is)."""
+        values = {"auto_create": auto_create, "default_public": default_public}
+        changes = {k: v for k, v in values.items() if v is not None}
+        if changes:
+            with self.db.write() as conn:
+                res = conn.execute(
+                    sa.update(t.namespaces).where(t.namespaces.c.name == name).values(**changes)
+                )
+            if res.rowcount == 0:
+                raise NotFound(f"namespace {name!r} does not exist")
+        return self.get_namespace(name)
 
     def delete_namespace(self, name: str) -> None:
         with self.db.write() as conn:
@@ -214,6 +367,10 @@ class CatalogService:
                 f"{ref.name.namespace!r} does not create repositories on push; create it "
                 "in the console or with POST /api/v1/repositories"
             )
+        if current.account_id is not None:
+            # The push does not say who pushes (a token names only its subject), so the
+            # exemption goes by account: the administrator's own is not bound by quotas.
+            self._check_repository_quota(conn, current.account_id, exempt_admin=True)
         now = utcnow()
         # On PostgreSQL write transactions run side by side: another push may have
         # inserted this repository and not committed yet. ON CONFLICT DO NOTHING waits
@@ -239,23 +396,325 @@ class CatalogService:
         ).scalar_one()
         return int(repository_id)
 
+    @staticmethod
+    def _check_repository_quota(
+        conn: Connection, account_id: int, *, exempt_admin: bool = False
+    ) -> None:
+        used = (
+            sa.select(sa.func.count())
+            .select_from(t.repositories.join(t.namespaces))
+            .where(t.namespaces.c.account_id == account_id)
+        )
+        _check_quota(
+            conn,
+            account_id,
+            t.accounts.c.repository_quota,
+            used,
+            "repositories",
+            exempt_admin=exempt_admin,
+        )
+
+    def create_repository(
+        self,
+        name: RepositoryName,
+        *,
+        public: bool | None = None,
+        summary: str = "",
+        detail: str = "",
+        enforce_quota: bool = True,
+    ) -> Repository:
+        """Create ``name`` in its (existing) namespace, public or private as asked or
+        else as the namespace's default type, within the owning account's repository
+        quota unless ``enforce_quota`` is off (the instance administrator)."""
+        _check_description(summary, detail)
+        try:
+            with self.db.write() as conn:
+                ref = self.resolve(name, conn)
+                if ref.namespace_id is None:
+                    raise NotFound(
+                        f"namespace {name.namespace!r} does not exist; create it first "
+                        "(POST /api/v1/namespaces or dockyard namespace create "
+                        f"{name.namespace})"
+                    )
+                if ref.exists:
+                    raise Conflict(f"repository {name} already exists")
+                if enforce_quota and ref.account_id is not None:
+                    self._check_repository_quota(conn, ref.account_id)
+                now = utcnow()
+                conn.execute(
+                    sa.insert(t.repositories).values(
+                        namespace_id=ref.namespace_id,
+                        name=name.repository,
+                        is_public=ref.default_public if public is None else public,
+                        summary=summary,
+                        detail=detail,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+        except IntegrityError as exc:
+            raise Conflict(f"repository {name} already exists") from exc
+        return self.get_repository(name)
+
+    def _repository_id(self, conn: Connection, name: RepositoryName) -> int:
+        ref = self.resolve(name, conn)
+        if ref.repository_id is not None:
+            return ref.repository_id
+        if ref.namespace_id is None:
+            raise NotFound(f"namespace {name.namespace!r} does not exist")
+        raise NotFound(f"repository {name} does not exist")
+
+    def get_repository(self, name: RepositoryName) -> Repository:
+        with self.db.read() as conn:
+            repository_id = self._repository_id(conn, name)
+            row = conn.execute(
+                _REPOSITORY_DETAILS.where(t.repositories.c.id == repository_id)
+            ).one()
+        return _repository(row)
+
+    def update_repository(
+        self,
+        name: RepositoryName,
+        *,
+        public: bool | None = None,
+        summary: str | None = None,
+        detail: str | None = None,
+    ) -> Repository:
+        """Change what is given (None leaves it as it is); ``updated_at`` becomes now."""
+        _check_description(summary, detail)
+        values = {"is_public": public, "summary": summary, "detail": detail}
+        changes = {k: v for k, v in values.items() if v is not None}
+        with self.db.write() as conn:
+            repository_id = self._repository_id(conn, name)
+            conn.execute(
+                sa.update(t.repositories)
+                .where(t.repositories.c.id == repository_id)
+                .values(**changes, updated_at=utcnow())
+            )
+        return self.get_repository(name)
+
+    def delete_repository(self, name: RepositoryName) -> None:
+        """Delete the repository with its tags and manifests; the blobs stay for
+        ``dockyard gc`` to collect once nothing references them."""
+        with self.db.write() as conn:
+            repository_id = self._repository_id(conn, name)
+            conn.execute(sa.delete(t.repositories).where(t.repositories.c.id == repository_id))
+
     def list_repositories(
-        self, *, limit: int = 100, after: str | None = None
-    ) -> list[tuple[str, int, int | None, bool]]:
-        """``(namespace/name, repository id, account id, is_public)`` in name order."""
-        full = (t.namespaces.c.name + "/" + t.repositories.c.name).label("full")
+        self,
+        *,
+        limit: int = 100,
+        after: str | None = None,
+        filters: RepositoryFilter | None = None,
+    ) -> list[RepositoryEntry]:
+        """Repositories in ``namespace/name`` order after ``after``, narrowed by
+        ``filters``."""
         q = (
             sa.select(
-                full, t.repositories.c.id, t.namespaces.c.account_id, t.repositories.c.is_public
+                _FULL_NAME,
+                t.repositories.c.id,
+                t.namespaces.c.account_id,
+                t.repositories.c.is_public,
             )
             .select_from(t.repositories.join(t.namespaces))
-            .order_by(full)
+            .order_by(_FULL_NAME)
             .limit(limit)
         )
         if after:
-            q = q.where(full > after)
+            q = q.where(after < _FULL_NAME)
+        if filters is not None:
+            q = filters.apply(q)
         with self.db.read() as conn:
-            return [(r[0], r[1], r[2], bool(r[3])) for r in conn.execute(q)]
+            return [RepositoryEntry(r[0], r[1], r[2], bool(r[3])) for r in conn.execute(q)]
+
+    def find_repositories(
+        self,
+        keep: Callable[[RepositoryEntry], bool] | None = None,
+        *,
+        limit: int = 100,
+        after: str | None = None,
+        filters: RepositoryFilter | None = None,
+    ) -> list[Repository]:
+        """Up to ``limit`` repositories, as :meth:`list_repositories` orders and filters
+        them, that ``keep`` accepts (a permission check, say): the catalog is read in
+        batches until the page is full, and the details (tag count, size) are computed
+        for the chosen ones only."""
+        chosen: list[RepositoryEntry] = []
+        cursor = after
+        batch_size = limit if keep is None else max(limit, _SCAN_BATCH)
+        while len(chosen) < limit:
+            batch = self.list_repositories(limit=batch_size, after=cursor, filters=filters)
+            wanted = batch if keep is None else [e for e in batch if keep(e)]
+            chosen.extend(wanted[: limit - len(chosen)])
+            if len(batch) < batch_size:
+                break
+            cursor = batch[-1].full_name
+        if not chosen:
+            return []
+        with self.db.read() as conn:
+            rows = conn.execute(
+                _REPOSITORY_DETAILS.where(t.repositories.c.id.in_([e.id for e in chosen]))
+            ).all()
+        by_id = {row.id: _repository(row) for row in rows}
+        # A repository deleted between the two reads is left out.
+        return [by_id[e.id] for e in chosen if e.id in by_id]
+
+    # -- tags ------------------------------------------------------------------------
+
+    def list_tags(
+        self,
+        name: RepositoryName,
+        *,
+        limit: int = 100,
+        after: str | None = None,
+        contains: str | None = None,
+        order: TagOrder = "pushed",
+    ) -> list[Tag]:
+        """Tags of ``name``: the latest pushed first (``order="pushed"``, ties by name)
+        or by name; after the tag named ``after`` (the last of the previous page);
+        only those whose name contains ``contains`` when given."""
+        tags = t.tags.c
+        q = _TAGS.limit(limit)
+        if contains:
+            q = q.where(tags.name.contains(contains, autoescape=True))
+        with self.db.read() as conn:
+            repository_id = self._repository_id(conn, name)
+            q = q.where(tags.repository_id == repository_id)
+            if order == "name":
+                q = q.order_by(tags.name)
+                if after:
+                    q = q.where(tags.name > after)
+            else:
+                q = q.order_by(tags.updated_at.desc(), tags.name)
+                if after:
+                    cut = conn.execute(
+                        sa.select(tags.updated_at).where(
+                            tags.repository_id == repository_id, tags.name == after
+                        )
+                    ).scalar()
+                    if cut is None:
+                        raise Invalid(
+                            f"after names tag {after[:128]!r}, which is not in {name} "
+                            "(any more); list again from the start"
+                        )
+                    q = q.where(
+                        sa.or_(
+                            tags.updated_at < cut,
+                            sa.and_(tags.updated_at == cut, tags.name > after),
+                        )
+                    )
+            rows = conn.execute(q).all()
+            sizes = _tree_sizes(conn, repository_id, {r.manifest_id: r.size for r in rows})
+        return [_tag(r, sizes[r.manifest_id]) for r in rows]
+
+    def get_tag(self, name: RepositoryName, tag: str) -> Tag:
+        _check_tag(tag)
+        with self.db.read() as conn:
+            repository_id = self._repository_id(conn, name)
+            row = conn.execute(
+                _TAGS.where(t.tags.c.repository_id == repository_id, t.tags.c.name == tag)
+            ).first()
+            if row is None:
+                raise NotFound(f"tag {tag!r} does not exist in {name}")
+            sizes = _tree_sizes(conn, repository_id, {row.manifest_id: row.size})
+        return _tag(row, sizes[row.manifest_id])
+
+    def delete_tag(self, name: RepositoryName, tag: str) -> None:
+        """Remove the tag; the manifest stays, reachable by digest (as when a registry
+        client deletes a tag)."""
+        _check_tag(tag)
+        with self.db.write() as conn:
+            repository_id = self._repository_id(conn, name)
+            res = conn.execute(
+                sa.delete(t.tags).where(
+                    t.tags.c.repository_id == repository_id, t.tags.c.name == tag
+                )
+            )
+            if res.rowcount == 0:
+                raise NotFound(f"tag {tag!r} does not exist in {name}")
+            touch_repository(conn, repository_id)
+
+
+_TAGS = sa.select(
+    t.tags.c.name,
+    t.tags.c.updated_at,
+    t.manifests.c.id.label("manifest_id"),
+    t.manifests.c.digest,
+    t.manifests.c.media_type,
+    t.manifests.c.size,
+).select_from(t.tags.join(t.manifests, t.tags.c.manifest_id == t.manifests.c.id))
+
+
+def _tag(row: Any, size: int) -> Tag:
+    return Tag(row.name, row.digest, row.media_type, size, as_utc(row.updated_at))
+
+
+def _tree_sizes(conn: Connection, repository_id: int, manifests: dict[int, int]) -> dict[int, int]:
+    """Manifest id → its size plus its blobs', plus each child manifest's (an index's
+    entries) with the child's blobs. ``manifests`` maps the ids to their own sizes."""
+    refs = t.manifest_references.c
+    children = conn.execute(
+        sa.select(refs.manifest_id, t.manifests.c.id, t.manifests.c.size)
+        .select_from(
+            t.manifest_references.join(
+                t.manifests,
+                sa.and_(
+                    t.manifests.c.repository_id == repository_id,
+                    t.manifests.c.digest == refs.digest,
+                ),
+            )
+        )
+        .where(refs.kind == "manifest", refs.manifest_id.in_(list(manifests)))
+    ).all()
+    own = dict(manifests) | {child_id: size for _, child_id, size in children}
+    blob_bytes = _blob_bytes(conn, own)
+    total = {m: own[m] + blob_bytes.get(m, 0) for m in manifests}
+    for parent, child_id, _ in children:
+        total[parent] += own[child_id] + blob_bytes.get(child_id, 0)
+    return total
+
+
+def _blob_bytes(conn: Connection, manifest_ids: Iterable[int]) -> dict[int, int]:
+    """Manifest id → the bytes of the distinct blobs it references (config, layers)."""
+    refs = t.manifest_references.c
+    rows = conn.execute(
+        sa.select(refs.manifest_id, sa.func.sum(t.blobs.c.size))
+        .select_from(t.manifest_references.join(t.blobs, t.blobs.c.digest == refs.digest))
+        .where(refs.kind == "blob", refs.manifest_id.in_(list(manifest_ids)))
+        .group_by(refs.manifest_id)
+    ).all()
+    return {int(m): int(total) for m, total in rows}
+
+
+def _check_quota(
+    conn: Connection,
+    account_id: int,
+    column: sa.Column[int],
+    used_query: sa.Select[Any],
+    noun: str,
+    *,
+    exempt_admin: bool = False,
+) -> None:
+    """Refuse one more of ``noun`` when ``used_query`` counts as many as the account's
+    quota ``column`` allows (the instance administrator's account is exempt when asked)."""
+    administrator = (
+        sa.exists()
+        .where(t.users.c.account_id == t.accounts.c.id, t.users.c.is_admin.is_(True))
+        .label("administrator")
+    )
+    row = conn.execute(
+        sa.select(t.accounts.c.name, column, administrator).where(t.accounts.c.id == account_id)
+    ).first()
+    if row is None or (exempt_admin and row.administrator):
+        return
+    account, quota = row[0], row[1]
+    used = conn.execute(used_query).scalar_one()
+    if used >= quota:
+        raise QuotaExceeded(
+            f"account {account!r} has {used} of its {quota} {noun} (its quota); delete one, "
+            "or ask the instance administrator to raise the quota with "
+            f'PATCH /api/v1/accounts/{account} {{"{column.name}": N}}'
+        )
 
 
 def parse_repository_name(text: str) -> RepositoryName:

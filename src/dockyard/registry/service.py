@@ -26,7 +26,7 @@ from dockyard.catalog.service import CatalogService, RepoRef
 from dockyard.db import tables as t
 from dockyard.db.engine import Database, utcnow
 from dockyard.db.upsert import blob_key, lock_keys, manifest_key, upsert
-from dockyard.errors import NotFound
+from dockyard.errors import Forbidden, NotFound
 from dockyard.oci.digest import Digest, DigestError, Hasher, new_hasher
 from dockyard.oci.manifest import Manifest, ManifestError, parse_manifest
 from dockyard.oci.reference import NameError_, RepositoryName, check_tag
@@ -152,6 +152,8 @@ class RegistryService:
             return self.catalog.ensure_repository(conn, ref)
         except NotFound as exc:
             raise name_unknown(str(ref.name), str(exc)) from exc
+        except Forbidden as exc:  # the account's repository quota
+            raise RegistryError("DENIED", str(exc)) from exc
 
     # -- blobs -----------------------------------------------------------------------
 
