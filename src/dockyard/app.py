@@ -25,7 +25,7 @@ from dockyard.catalog.service import CatalogService
 from dockyard.config import Settings, load_settings
 from dockyard.db.engine import Database
 from dockyard.iam.accounts import AccountService
-from dockyard.iam.http import AccountRoutes, PermissionRoutes, RamRoutes
+from dockyard.iam.http import AccountRoutes, RamRoutes
 from dockyard.iam.identity import IdentityService
 from dockyard.iam.permissions import PermissionService
 from dockyard.iam.ram import RamService
@@ -140,7 +140,7 @@ def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:
         return PlainTextResponse("not found" if status == 404 else "error", status_code=status)
 
     auth = ApiAuth(services.identity, tokens)
-    namespaces = NamespaceRoutes(services.catalog, auth, settings.region)
+    namespaces = NamespaceRoutes(services.catalog, services.permissions, auth, settings.region)
     registry_host = settings.public_url.split("://", 1)[-1].rstrip("/")
     accounts = AccountRoutes(
         services.accounts,
@@ -153,7 +153,6 @@ def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:
         allow_signup=settings.allow_signup,
     )
     ram = RamRoutes(services.ram, auth)
-    permissions = PermissionRoutes(services.permissions, services.catalog, auth, settings.region)
     routes = [
         Route("/healthz", healthz),
         Route("/readyz", readyz),
@@ -161,10 +160,9 @@ def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:
         Route("/auth/token", registry_http.token, methods=["GET", "POST"]),
         Route("/auth/jwks", jwks),
         *namespaces.routes(),
-        *RepositoryRoutes(services.catalog, auth, settings.region).routes(),
+        *RepositoryRoutes(services.catalog, services.permissions, auth, settings.region).routes(),
         *accounts.routes(),
         *ram.routes(),
-        *permissions.routes(),
     ]
     app = Starlette(
         routes=routes,

@@ -164,6 +164,15 @@ def test_repository_permissions_are_managed_policies(server: DockyardServer) -> 
     other = _account(server, "permx")
     with server.client(auth=other) as client:
         assert client.get(base).status_code == 403
+    # Deleting the repository, then the namespace, takes their permissions along.
+    with server.client(auth=root) as client:
+        managed = client.get("/api/v1/ram/policies", params={"type": "managed"}).json()["items"]
+        assert len(managed) == 3  # read-only and write on the repository, admin on the namespace
+        assert client.delete("/api/v1/repositories/perm-ns/app").status_code == 204
+        managed = client.get("/api/v1/ram/policies", params={"type": "managed"}).json()["items"]
+        assert [p["role"] for p in managed] == ["admin"]
+        assert client.delete("/api/v1/namespaces/perm-ns").status_code == 204
+        assert client.get("/api/v1/ram/policies", params={"type": "managed"}).json()["items"] == []
 
 
 def test_policy_versions(server: DockyardServer) -> None:

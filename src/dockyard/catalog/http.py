@@ -1,5 +1,7 @@
 """Management API routes for namespaces (``/api/v1/namespaces``), repositories and their
-tags (``/api/v1/repositories``).
+tags (``/api/v1/repositories``), and the permissions of RAM users and groups on both
+(``…/permissions``: read-only, write or admin, kept as policies the system manages; see
+``iam.permissions``).
 
 Every route needs a signed-in caller (401 otherwise) that :func:`iam.authz.is_allowed`
 lets do the route's ``cr:`` action on the namespace or repository ARN (403 otherwise).
@@ -48,6 +50,7 @@ from dockyard.errors import ServiceError
 from dockyard.iam import actions
 from dockyard.iam.arn import namespace_arn, repository_arn
 from dockyard.iam.authz import Principal, Resource, is_allowed
+from dockyard.iam.permissions import Permission, PermissionService
 from dockyard.oci.reference import RepositoryName
 
 REPO_TYPES = ("public", "private")
@@ -133,11 +136,57 @@ def _listing(
     return body
 
 
+def permission_json(permission: Permission) -> dict[str, Any]:
+    return {
+        "subject_type": permission.subject_type,
+        "subject": permission.subject,
+        "role": permission.role,
+        "policy": permission.policy,
+    }
+
+
 class _CatalogRoutes:
-    def __init__(self, catalog: CatalogService, auth: ApiAuth, region: str) -> None:
+    def __init__(
+        self, catalog: CatalogService, permissions: PermissionService, auth: ApiAuth, region: str
+    ) -> None:
         self.catalog = catalog
+        self.permissions = permissions
         self.auth = auth
         self.region = region
+
+    async def _permissions(
+        self, request: Request, account_id: int | None, arn: str, *, namespace: bool
+    ) -> Response:
+        """List, grant or revoke permissions on a namespace or repository the caller has
+        been authorized for (``cr:ListRepositoryPermission`` or
+        ``cr:SetRepositoryPermission``)."""
+        if account_id is None:
+            raise ApiError(404, "Not Found", f"{arn} does not exist")
+        subject = request.path_params.get("subject")
+        if subject is None:
+            found = await call_service(lambda: self.permissions.list(account_id, arn), ServiceError)
+            return JSONResponse({"items": [permission_json(p) for p in found]})
+        if request.method == "DELETE":
+            await call_service(
+                lambda: self.permissions.revoke(account_id, arn, subject), ServiceError
+            )
+            return Response(status_code=204)
+        body = await json_body(request)
+        _fields(body, ("role",))
+        role = _optional(body, "role", str)
+        if role is None:
+            raise ApiError(400, "Bad Request", "role (read-only, write or admin) is required")
+        granted = await call_service(
+            lambda: self.permissions.grant(account_id, arn, subject, role, namespace=namespace),
+            ServiceError,
+        )
+        return JSONResponse(permission_json(granted))
+
+    @staticmethod
+    def _permission_action(request: Request) -> str:
+        if request.method == "GET":
+            return "cr:ListRepositoryPermission"
+        return "cr:SetRepositoryPermission"
 
     @staticmethod
     def _account(principal: Principal, owner: int | None) -> int | str:
@@ -153,7 +202,20 @@ class NamespaceRoutes(_CatalogRoutes):
         return [
             Route("/api/v1/namespaces", self.list_or_create, methods=["GET", "POST"]),
             Route("/api/v1/namespaces/{name}", self.one, methods=["GET", "PATCH", "DELETE"]),
+            Route("/api/v1/namespaces/{name}/permissions", self.permission, methods=["GET"]),
+            Route(
+                "/api/v1/namespaces/{name}/permissions/{subject}",
+                self.permission,
+                methods=["PUT", "DELETE"],
+            ),
         ]
+
+    async def permission(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        await self._require(request, self._permission_action(request), name)
+        owner = await to_thread.run_sync(self.catalog.namespace_account, name)
+        arn = namespace_arn(self.region, owner if owner is not None else 0, name)
+        return await self._permissions(request, owner, arn, namespace=True)
 
     async def _require(
         self, request: Request, action: str, name: str, *, existing: bool = True
@@ -204,7 +266,11 @@ class NamespaceRoutes(_CatalogRoutes):
         name = request.path_params["name"]
         if request.method == "DELETE":
             await self._require(request, "cr:DeleteNamespace", name)
+            owner = await to_thread.run_sync(self.catalog.namespace_account, name)
             await call_service(lambda: self.catalog.delete_namespace(name), ServiceError)
+            if owner is not None:  # its permissions go with it
+                arn = namespace_arn(self.region, owner, name)
+                await call_service(lambda: self.permissions.forget(owner, arn), ServiceError)
             return Response(status_code=204)
         if request.method == "PATCH":
             await self._require(request, "cr:UpdateNamespace", name)
@@ -233,7 +299,23 @@ class RepositoryRoutes(_CatalogRoutes):
             Route(one, self.one, methods=["GET", "PATCH", "DELETE"]),
             Route(one + "/tags", self.tags, methods=["GET"]),
             Route(one + "/tags/{tag}", self.tag, methods=["GET", "DELETE"]),
+            Route(one + "/permissions", self.permission, methods=["GET"]),
+            Route(one + "/permissions/{subject}", self.permission, methods=["PUT", "DELETE"]),
         ]
+
+    async def permission(self, request: Request) -> Response:
+        principal = await self.auth.signed_in(request)
+        text = f"{request.path_params['namespace']}/{request.path_params['repository']}"
+        name = _parse_name(text)
+        ref = await self._require(request, principal, self._permission_action(request), name)
+        arn = self._arn(ref)
+        return await self._permissions(
+            request, ref.account_id if ref.exists else None, arn, namespace=False
+        )
+
+    def _arn(self, ref: RepoRef) -> str:
+        account = ref.account_id if ref.account_id is not None else 0
+        return repository_arn(self.region, account, ref.name.namespace, ref.name.repository)
 
     async def _require(
         self, request: Request, principal: Principal, action: str, name: RepositoryName
@@ -334,7 +416,11 @@ class RepositoryRoutes(_CatalogRoutes):
     async def one(self, request: Request) -> Response:
         if request.method == "DELETE":
             name = await self._named(request, "cr:DeleteRepository")
+            ref = await to_thread.run_sync(self.catalog.resolve, name)
             await call_service(lambda: self.catalog.delete_repository(name), ServiceError)
+            if ref.account_id is not None:  # its permissions go with it
+                owner, arn = ref.account_id, self._arn(ref)
+                await call_service(lambda: self.permissions.forget(owner, arn), ServiceError)
             return Response(status_code=204)
         if request.method == "PATCH":
             name = await self._named(request, "cr:UpdateRepository")

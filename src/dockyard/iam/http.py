@@ -23,17 +23,14 @@ from dockyard.api import (
     request_context,
 )
 from dockyard.audit import DECISION, AuditLog, decision, entry_json
-from dockyard.catalog.service import CatalogService
 from dockyard.errors import ServiceError
 from dockyard.iam import actions
 from dockyard.iam.accounts import Account, AccountService
-from dockyard.iam.arn import audit_arn, instance_arn, namespace_arn, ram_arn, repository_arn
+from dockyard.iam.arn import audit_arn, instance_arn, ram_arn
 from dockyard.iam.authz import Principal
-from dockyard.iam.permissions import Permission, PermissionService
 from dockyard.iam.ram import HOLDERS, RamGroup, RamRole, RamService, RamUser, StoredPolicy
 from dockyard.iam.sts import StsService, is_sts_key
 from dockyard.iam.tokens import TEMP_USER
-from dockyard.oci.reference import NameError_, RepositoryName, check_component
 
 SESSION_SECONDS = 8 * 3600
 TEMPORARY_LOGIN_SECONDS = 3600
@@ -705,91 +702,3 @@ class RamRoutes:
         return JSONResponse(
             {"items": [{"version": v, "document": d, "created_at": iso(c)} for v, d, c in versions]}
         )
-
-
-def permission_json(permission: Permission) -> dict[str, Any]:
-    return {
-        "subject_type": permission.subject_type,
-        "subject": permission.subject,
-        "role": permission.role,
-        "policy": permission.policy,
-    }
-
-
-class PermissionRoutes:
-    """Read-only, write and admin permissions of RAM users and groups on a repository
-    or a namespace (policies the system manages)."""
-
-    def __init__(
-        self, permissions: PermissionService, catalog: CatalogService, auth: ApiAuth, region: str
-    ) -> None:
-        self.permissions = permissions
-        self.catalog = catalog
-        self.auth = auth
-        self.region = region
-
-    def routes(self) -> list[Route]:
-        routes = []
-        for base in (
-            "/api/v1/repositories/{namespace}/{repository}/permissions",
-            "/api/v1/namespaces/{namespace}/permissions",
-        ):
-            routes += [
-                Route(base, self.list, methods=["GET"]),
-                Route(f"{base}/{{subject}}", self.one, methods=["PUT", "DELETE"]),
-            ]
-        return routes
-
-    async def _target(self, request: Request, action: str) -> tuple[int, str, bool]:
-        """Authorize ``action`` on the repository or namespace in the path; return its
-        account, its ARN and whether it is a namespace."""
-        namespace = request.path_params["namespace"]
-        repository = request.path_params.get("repository")
-        try:
-            if repository is None:
-                check_component(namespace)
-            else:
-                name = RepositoryName.parse(f"{namespace}/{repository}")
-        except NameError_ as exc:
-            raise ApiError(400, "Bad Request", str(exc)) from exc
-        if repository is None:
-            account_id = await call_service(
-                lambda: self.catalog.namespace_account(namespace), ServiceError
-            )
-            exists = account_id is not None
-            what = f"namespace {namespace!r}"
-        else:
-            ref = await call_service(lambda: self.catalog.resolve(name), ServiceError)
-            account_id, exists = ref.account_id, ref.exists
-            what = f"repository {namespace}/{repository}"
-        owner = account_id if account_id is not None else 0
-        arn = (
-            namespace_arn(self.region, owner, namespace)
-            if repository is None
-            else repository_arn(self.region, owner, namespace, repository)
-        )
-        await self.auth.authorize(request, action, arn)
-        if not exists or account_id is None:
-            raise ApiError(404, "Not Found", f"{what} does not exist")
-        return account_id, arn, repository is None
-
-    async def list(self, request: Request) -> Response:
-        account_id, arn, _ = await self._target(request, "cr:ListRepositoryPermission")
-        found = await call_service(lambda: self.permissions.list(account_id, arn), ServiceError)
-        return JSONResponse({"items": [permission_json(p) for p in found]})
-
-    async def one(self, request: Request) -> Response:
-        account_id, arn, is_namespace = await self._target(request, "cr:SetRepositoryPermission")
-        subject = request.path_params["subject"]
-        if request.method == "DELETE":
-            await call_service(
-                lambda: self.permissions.revoke(account_id, arn, subject), ServiceError
-            )
-            return Response(status_code=204)
-        body = await json_body(request)
-        role = _required(body, "role")
-        granted = await call_service(
-            lambda: self.permissions.grant(account_id, arn, subject, role, namespace=is_namespace),
-            ServiceError,
-        )
-        return JSONResponse(permission_json(granted))
