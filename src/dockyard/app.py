@@ -32,6 +32,7 @@ from dockyard.iam.ram import RamService
 from dockyard.iam.sts import StsService
 from dockyard.iam.tokens import TokenService, load_or_create_key
 from dockyard.observability import Metrics, ObservabilityMiddleware, setup_logging
+from dockyard.openapi import openapi_document
 from dockyard.registry.http import RegistryHTTP
 from dockyard.registry.service import RegistryService
 from dockyard.storage.base import BlobStore
@@ -125,6 +126,10 @@ def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:
     async def jwks(_: Request) -> Response:
         return JSONResponse(tokens.jwks())
 
+    async def openapi(_: Request) -> Response:
+        """The OpenAPI document of this management API."""
+        return JSONResponse(openapi_document(app.routes))
+
     async def api_error(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, ApiError)
         return problem(exc.status, exc.title, exc.detail, exc.headers, **exc.extra)
@@ -159,6 +164,7 @@ def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:
         Route("/metrics", metrics_endpoint),
         Route("/auth/token", registry_http.token, methods=["GET", "POST"]),
         Route("/auth/jwks", jwks),
+        Route("/api/v1/openapi.json", openapi),
         *namespaces.routes(),
         *RepositoryRoutes(services.catalog, services.permissions, auth, settings.region).routes(),
         *accounts.routes(),

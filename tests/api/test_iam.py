@@ -3,6 +3,7 @@ brute-force protection, and the instance, sign-up and own-access-key routes."""
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -398,3 +399,29 @@ def test_logins_are_locked_after_repeated_failures(server: DockyardServer) -> No
     # Other users are not affected.
     with server.client() as admin:
         assert admin.get("/api/v1/me").status_code == 200
+
+
+def test_openapi_document_lists_every_route(server: DockyardServer) -> None:
+    r = httpx.get(f"{server.url}/api/v1/openapi.json")
+    assert r.status_code == 200
+    doc = r.json()
+    assert doc["openapi"] == "3.1.0"
+    paths = doc["paths"]
+    for path, method in [
+        ("/api/v1/namespaces", "post"),
+        ("/api/v1/repositories/{namespace}/{repository}/tags/{tag}", "delete"),
+        ("/api/v1/repositories/{namespace}/{repository}/permissions/{subject}", "put"),
+        ("/api/v1/ram/{kind}/{holder}/policies/{policy}", "put"),
+        ("/api/v1/sts/assume-role", "post"),
+        ("/api/v1/audit", "get"),
+    ]:
+        assert method in paths[path], (path, method)
+    login = paths["/api/v1/auth/login"]["post"]
+    assert login["summary"].startswith("A session token")
+    assert "401" in login["responses"]
+    ids = [op["operationId"] for ops in paths.values() for op in ops.values()]
+    assert len(ids) == len(set(ids))
+    # The parameters of each path are declared.
+    for path, ops in paths.items():
+        names = {p["name"] for op in ops.values() for p in op["parameters"] if p["in"] == "path"}
+        assert names == set(re.findall(r"{(\w+)}", path)), path
