@@ -8,6 +8,7 @@ and the server's CPU time (the registry process and its workers, from /proc).
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -22,7 +23,7 @@ from typing import Any, TypeVar
 
 import _loadgen
 import httpx
-from _servers import BenchError, Registry
+from _servers import ADMIN_PASSWORD, ADMIN_USER, NAMESPACE, BenchError, Registry
 
 MiB = 1024 * 1024
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -534,6 +535,37 @@ class Workload:
         # Always 0 here: any non-2xx response has already failed the run.
         self.out.figures["manifest_non2xx"] = got_load.non_2xx + head_load.non_2xx
 
+    def policies(self) -> None:
+        """5b. Dockyard only: the manifest GET of phase 5 as a RAM user whose access comes
+        from policies (custom ones, a group's, a namespace permission), next to the
+        administrator, with a bearer token and with Basic credentials on every request."""
+        if not self.registry.needs_auth:
+            return
+        sizes = self.sizes
+        self._say(f"manifest GET with policies, {sizes.manifest_seconds}s per figure")
+        user = _policy_user(self.registry)
+        path = f"/v2/{REPO_MANIFEST}/manifests/latest"
+        url = self.registry.base_url + path
+        accept = {"Accept": OCI_MANIFEST}
+        admin = (ADMIN_USER, ADMIN_PASSWORD)
+        cases = {
+            "policy_token_rps": {**accept, **_token(self.registry, user, REPO_MANIFEST)},
+            "admin_basic_rps": {**accept, "Authorization": _basic(*admin)},
+            "policy_basic_rps": {**accept, "Authorization": _basic(*user)},
+        }
+        for key, headers in cases.items():
+            with httpx.Client(timeout=30.0) as http:
+                _expect(http.get(url, headers=headers), 200, f"GET manifest ({key})")
+            load = _loadgen.wrk(
+                url,
+                threads=sizes.wrk_threads,
+                connections=sizes.manifest_connections,
+                seconds=sizes.manifest_seconds,
+                headers=headers,
+                what=f"manifest GET ({key})",
+            )
+            self.out.figures[key] = load.rps
+
     def images(self) -> None:
         """6. Many small images, each a unique config, layer and tagged manifest."""
         sizes, images = self.sizes, self.data.images
@@ -599,6 +631,57 @@ class Workload:
         self.out.figures["peak_rss_mib"] = self.registry.peak_rss_mib()
 
 
+def _basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def _token(registry: Registry, auth: tuple[str, str], repository: str) -> dict[str, str]:
+    response = httpx.get(
+        f"{registry.base_url}/auth/token",
+        params={"service": "dockyard", "scope": f"repository:{repository}:pull"},
+        auth=auth,
+        timeout=30.0,
+    )
+    token = _expect(response, 200, "token for the RAM user").json()["token"]
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _policy_user(registry: Registry) -> tuple[str, str]:
+    """A RAM user of the administrator's account that may pull from the bench namespace
+    only through its policies: two custom ones (an Allow with a condition, a Deny on
+    another namespace), a group's read-only policy and a namespace permission."""
+    password = "bench-ram-user-pw"  # noqa: S105 -- a throwaway server on loopback
+    with httpx.Client(
+        base_url=registry.base_url, auth=(ADMIN_USER, ADMIN_PASSWORD), timeout=30.0
+    ) as api:
+
+        def call(method: str, path: str, body: Any = None) -> None:
+            response = api.request(method, path, json=body)
+            if response.status_code >= 300:
+                raise BenchError(f"{method} {path}: {response.status_code} {response.text[:300]}")
+
+        call("POST", "/api/v1/ram/users", {"name": "bencher", "password": password})
+        call("PUT", "/api/v1/ram/users/bencher/registry-password", {"password": password})
+        allow = {
+            "Effect": "Allow",
+            "Action": ["cr:Get*", "cr:PullRepository"],
+            "Resource": "acs:cr:*:*:repository/bench/*",
+            "Condition": {"IpAddress": {"acs:SourceIp": ["127.0.0.0/8", "::1"]}},
+        }
+        deny = {"Effect": "Deny", "Action": "cr:*", "Resource": "acs:cr:*:*:repository/secret/*"}
+        for name, statement in (("bench-allow", allow), ("bench-deny", deny)):
+            document = {"Version": "1", "Statement": [statement]}
+            call("POST", "/api/v1/ram/policies", {"name": name, "document": document})
+            call("PUT", f"/api/v1/ram/users/bencher/policies/{name}")
+        call("POST", "/api/v1/ram/groups", {"name": "bench-readers"})
+        call("PUT", "/api/v1/ram/groups/bench-readers/members/bencher")
+        call(
+            "PUT", "/api/v1/ram/groups/bench-readers/policies/AliyunContainerRegistryReadOnlyAccess"
+        )
+        call("PUT", f"/api/v1/namespaces/{NAMESPACE}/permissions/bencher", {"role": "read-only"})
+    return f"bencher@{ADMIN_USER}", password
+
+
 STEPS: list[Callable[[Workload], None]] = [
     Workload.push_small,
     Workload.push_large,
@@ -606,6 +689,7 @@ STEPS: list[Callable[[Workload], None]] = [
     Workload.pull_first,
     Workload.pull_second,
     Workload.manifests,
+    Workload.policies,
     Workload.images,
     Workload.tags,
     Workload.memory,

@@ -204,6 +204,33 @@ def report(
         f"The machine has {os.cpu_count()} cores shared by all three: when other stays "
         "well above 0, something else was competing and the figures are disturbed.",
     ]
+    ours = outcomes["dockyard"].figures if "dockyard" in outcomes else {}
+    if "policy_token_rps" in ours:
+        base = ours.get("manifest_get_rps")
+        access = [
+            ["administrator, bearer token (phase 5)", fmt(base), "1.00x"],
+            [
+                "RAM user with policies, bearer token",
+                fmt(ours["policy_token_rps"]),
+                ratio(ours["policy_token_rps"], base),
+            ],
+            ["administrator, Basic on every request", fmt(ours["admin_basic_rps"]), "1.00x"],
+            [
+                "RAM user with policies, Basic on every request",
+                fmt(ours["policy_basic_rps"]),
+                ratio(ours["policy_basic_rps"], ours["admin_basic_rps"]),
+            ],
+        ]
+        parts += [
+            "",
+            "### Dockyard: manifest GET with policies (req/s, ↑)",
+            "",
+            table(["caller", "req/s", "vs the administrator"], access),
+            "",
+            "The RAM user may pull only through its policies: two custom ones (an Allow "
+            "with an IpAddress condition, a Deny elsewhere), its group's read-only policy "
+            "and a namespace permission.",
+        ]
     notes: list[str] = []
     for slot in SLOTS:
         for note in outcomes[slot].notes if slot in outcomes else []:
