@@ -14,7 +14,7 @@ from anyio import to_thread
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -23,6 +23,7 @@ from dockyard.audit import AuditLog, AuditMiddleware
 from dockyard.catalog.http import NamespaceRoutes, RepositoryRoutes
 from dockyard.catalog.service import CatalogService
 from dockyard.config import Settings, load_settings
+from dockyard.console import create_console
 from dockyard.db.engine import Database
 from dockyard.iam.accounts import AccountService
 from dockyard.iam.http import AccountRoutes, RamRoutes
@@ -175,6 +176,7 @@ def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:
         exception_handlers={ApiError: api_error, 404: not_found, 405: not_found},
     )
     app.state.services = services
+    console = create_console(app, settings)
 
     async def dispatch(scope: Scope, receive: Receive, send: Send) -> None:
         # /v2/ goes straight to the registry: it answers every path under it in the OCI
@@ -182,6 +184,10 @@ def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:
         path: str = scope.get("path", "")
         if scope["type"] == "http" and (path == "/v2" or path.startswith("/v2/")):
             await registry_http(scope, receive, send)
+        elif scope["type"] == "http" and (path == "/console" or path.startswith("/console/")):
+            await console(scope, receive, send)
+        elif scope["type"] == "http" and path == "/":
+            await RedirectResponse("/console/", status_code=307)(scope, receive, send)
         else:
             await app(scope, receive, send)
 

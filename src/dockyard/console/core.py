@@ -1,0 +1,337 @@
+"""What every console page shares: the request context, the page wrapper (session,
+CSRF, errors), templates and their filters."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, quote, urlencode, urlsplit
+
+import jinja2
+from markupsafe import Markup, escape
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.types import ASGIApp
+
+import dockyard
+from dockyard.config import Settings
+from dockyard.console.client import ApiClient, ApiProblem, SessionExpired
+from dockyard.console.markdown import render_markdown
+from dockyard.console.session import (
+    SESSION_COOKIE,
+    Flash,
+    clear_flash,
+    clear_session,
+    csrf_ok,
+    csrf_token,
+    read_flash,
+    set_flash,
+)
+
+HERE = Path(__file__).parent
+PREFIX = "/console"
+
+Handler = Callable[["Ctx"], Awaitable[Response]]
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def _route_key(path: str) -> str:
+    return re.sub(r"\{[^}]*\}", "{}", path)
+
+
+def api_routes(api: ASGIApp) -> set[tuple[str, str]]:
+    """(path with ``{}`` for parameters, method) of every route the API app has."""
+    found: set[tuple[str, str]] = set()
+    for route in getattr(api, "routes", []):
+        path = getattr(route, "path", None)
+        methods = getattr(route, "methods", None) or set()
+        if isinstance(path, str):
+            for method in methods:
+                found.add((_route_key(path), str(method)))
+    return found
+
+
+# -- template filters ------------------------------------------------------------------
+
+
+def human_size(value: Any) -> str:
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return "—"
+    size = float(value)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{int(size)} B" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} TiB"  # pragma: no cover - the loop always returns
+
+
+def short_digest(value: Any) -> str:
+    if not isinstance(value, str) or ":" not in value:
+        return str(value or "—")
+    algorithm, _, hexpart = value.partition(":")
+    return f"{algorithm}:{hexpart[:12]}"
+
+
+def when(value: Any) -> str:
+    """An ISO 8601 time as ``YYYY-MM-DD HH:MM:SS UTC``."""
+    if not isinstance(value, str) or not value:
+        return "—"
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return value
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def seg(value: Any) -> str:
+    return quote(str(value), safe="")
+
+
+def make_env() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(HERE / "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(
+        size=human_size,
+        short_digest=short_digest,
+        when=when,
+        q=seg,
+        markdown=lambda text: Markup(render_markdown(str(text or ""))),  # noqa: S704
+    )
+    return env
+
+
+# -- the console and a request's context -----------------------------------------------
+
+
+@dataclass
+class Console:
+    api: ASGIApp
+    settings: Settings
+    env: jinja2.Environment = field(default_factory=make_env)
+    routes: set[tuple[str, str]] = field(default_factory=set)
+
+    def same_origin(self, request: Request) -> bool:
+        return same_origin(request, self.settings.public_url)
+
+    def has(self, path: str, method: str = "GET") -> bool:
+        """Whether the management API offers ``method path`` (parameters as ``{…}``)."""
+        return (_route_key(path), method) in self.routes
+
+    def client(self, request: Request, token: str | None) -> ApiClient:
+        peer = request.client
+        # The browser's address is what the API sees; an unknown peer is no address.
+        address = (peer.host, peer.port) if peer else ("0.0.0.0", 0)  # noqa: S104
+        return ApiClient(
+            self.api,
+            client=address,
+            scheme=request.url.scheme,
+            token=token,
+            host=request.headers.get("host"),
+        )
+
+    async def instance(self, api: ApiClient, request: Request) -> dict[str, Any]:
+        info: dict[str, Any] = {
+            "region": self.settings.region,
+            "edition": "Personal Edition",
+            "version": dockyard.__version__,
+            "registry_host": registry_host(self.settings, request),
+            "signup_enabled": False,
+        }
+        if self.has("/api/v1/instance"):
+            try:
+                found = await api.get("/api/v1/instance")
+            except ApiProblem:
+                found = None
+            if isinstance(found, dict):
+                info.update({k: v for k, v in found.items() if v is not None})
+        return info
+
+    def render(self, request: Request, template: str, status: int = 200, **values: Any) -> Response:
+        html = self.env.get_template(template).render(request=request, **values)
+        return HTMLResponse(html, status_code=status)
+
+    def page(self, handler: Handler) -> Endpoint:
+        """A signed-in page: session from the cookie, CSRF on POST, API errors shown."""
+
+        async def endpoint(request: Request) -> Response:
+            if request.method == "POST" and not self.same_origin(request):
+                return self.render(
+                    request,
+                    "error.html",
+                    403,
+                    ctx=None,
+                    title="Forbidden",
+                    message="The form came from another site and was refused.",
+                )
+            token = request.cookies.get(SESSION_COOKIE)
+            if not token:
+                return sign_in_redirect(request, None)
+            api = self.client(request, token)
+            ctx: Ctx | None = None
+            try:
+                form: dict[str, str] = {}
+                if request.method == "POST":
+                    form = await read_form(request)
+                    if not csrf_ok(token, form.get("csrf", "")):
+                        return self.render(
+                            request,
+                            "error.html",
+                            403,
+                            ctx=None,
+                            title="Forbidden",
+                            message="The form's security token does not match your session. "
+                            "Reload the page and try again.",
+                        )
+                me = await api.get("/api/v1/me")
+                instance = await self.instance(api, request)
+                ctx = Ctx(self, request, api, token, me, instance, form)
+                return await handler(ctx)
+            except SessionExpired:
+                return sign_in_redirect(
+                    request, "Your session has expired or is no longer valid. Sign in again."
+                )
+            except ApiProblem as exc:
+                if ctx is None:
+                    raise
+                return ctx.render(
+                    "error.html",
+                    exc.status if exc.status >= 400 else 500,
+                    title=_TITLES.get(exc.status, "Something went wrong"),
+                    message=exc.detail,
+                )
+            finally:
+                await api.aclose()
+
+        return endpoint
+
+
+_TITLES = {400: "Bad request", 403: "Not allowed", 404: "Not found", 409: "Conflict"}
+
+
+@dataclass
+class Ctx:
+    console: Console
+    request: Request
+    api: ApiClient
+    token: str
+    me: dict[str, Any]
+    instance: dict[str, Any]
+    form: dict[str, str]
+    flash: Flash | None = None
+
+    def __post_init__(self) -> None:
+        self.flash = read_flash(self.request)
+
+    @property
+    def csrf(self) -> str:
+        return csrf_token(self.token)
+
+    def has(self, path: str, method: str = "GET") -> bool:
+        return self.console.has(path, method)
+
+    def param(self, name: str) -> str:
+        return str(self.request.path_params[name])
+
+    def query(self, name: str, default: str = "") -> str:
+        return self.request.query_params.get(name, default)
+
+    def render(self, template: str, status: int = 200, **values: Any) -> Response:
+        response = self.console.render(self.request, template, status, ctx=self, **values)
+        if self.flash is not None:
+            clear_flash(response, self.request)
+        return response
+
+    def redirect(self, url: str, text: str | None = None, kind: str = "success") -> Response:
+        response = RedirectResponse(url, status_code=303)
+        if text:
+            set_flash(response, self.request, text, kind)
+        return response
+
+
+async def read_form(request: Request) -> dict[str, str]:
+    form = await request.form(max_files=0, max_fields=200)
+    return {key: value for key, value in form.items() if isinstance(value, str)}
+
+
+def same_origin(request: Request, public_url: str = "") -> bool:
+    """Whether a POST's ``Origin`` (when the browser sends one) is this site: the host
+    the request came to, or the configured public URL's (behind a proxy that rewrites
+    ``Host``)."""
+    origin = request.headers.get("origin")
+    if origin is None:
+        return True
+    if origin == "null":
+        return False
+    allowed = {request.headers.get("host", "")}
+    if public_url:
+        allowed.add(urlsplit(public_url).netloc)
+    return urlsplit(origin).netloc in allowed
+
+
+def safe_next(target: str | None) -> str:
+    """A console path to go to after signing in; anything else goes to the start page."""
+    if (
+        target
+        and target.startswith(PREFIX + "/")
+        and not target.startswith("//")
+        and "\\" not in target
+        and "://" not in target
+    ):
+        return target
+    return PREFIX + "/"
+
+
+def sign_in_redirect(request: Request, message: str | None) -> Response:
+    target = request.url.path
+    if request.url.query:
+        target += "?" + request.url.query
+    if request.method != "GET":
+        target = PREFIX + "/"
+    url = f"{PREFIX}/sign-in?{urlencode({'next': target})}"
+    response = RedirectResponse(url, status_code=303)
+    if request.cookies.get(SESSION_COOKIE):
+        clear_session(response, request)
+    if message:
+        set_flash(response, request, message, "info")
+    return response
+
+
+def registry_host(settings: Settings, request: Request) -> str:
+    if settings.public_url:
+        return urlsplit(settings.public_url).netloc or settings.public_url
+    return request.headers.get("host", settings.listen)
+
+
+def next_after(body: Any) -> str | None:
+    """The ``after`` of a listing's next page, if it has one."""
+    if not isinstance(body, dict) or not isinstance(body.get("next"), str):
+        return None
+    values = parse_qs(urlsplit(body["next"]).query).get("after")
+    return values[0] if values else None
+
+
+def page_url(request: Request, **changes: str | None) -> str:
+    """This page's URL with some query parameters changed (``None`` removes one)."""
+    params = dict(request.query_params)
+    for key, value in changes.items():
+        if value is None:
+            params.pop(key, None)
+        else:
+            params[key] = value
+    query = urlencode(params)
+    return request.url.path + (f"?{query}" if query else "")
+
+
+def escape_text(value: str) -> str:
+    return str(escape(value))

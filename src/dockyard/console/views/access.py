@@ -1,0 +1,246 @@
+"""The caller's own credentials ("Access Credential"), accounts for the instance
+administrator, and the audit log."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.responses import Response
+from starlette.routing import Route
+
+from dockyard.console.client import ApiProblem
+from dockyard.console.core import PREFIX, Console, Ctx, next_after, page_url, seg
+
+AUDIT_FILTERS = ("actor", "action", "allowed", "since", "until", "account")
+
+
+def routes(console: Console) -> list[Route]:
+    page = console.page
+    found = [
+        Route(f"{PREFIX}/credentials", page(credentials)),
+        Route(
+            f"{PREFIX}/credentials/registry-password",
+            page(my_registry_password),
+            methods=["POST"],
+        ),
+        Route(f"{PREFIX}/credentials/temporary", page(temporary_login), methods=["POST"]),
+        Route(f"{PREFIX}/credentials/access-keys", page(my_key_create), methods=["POST"]),
+        Route(
+            f"{PREFIX}/credentials/access-keys/{{key}}/delete",
+            page(my_key_delete),
+            methods=["POST"],
+        ),
+        Route(f"{PREFIX}/accounts", page(accounts), methods=["GET", "POST"]),
+        Route(f"{PREFIX}/accounts/{{name}}/quota", page(account_quota), methods=["POST"]),
+        Route(f"{PREFIX}/audit", page(audit)),
+    ]
+    needs = {
+        f"{PREFIX}/credentials/access-keys": ("/api/v1/me/access-keys", "POST"),
+        f"{PREFIX}/credentials/access-keys/{{key}}/delete": (
+            "/api/v1/me/access-keys/{}",
+            "DELETE",
+        ),
+        f"{PREFIX}/audit": ("/api/v1/audit", "GET"),
+    }
+    return [r for r in found if r.path not in needs or console.has(*needs[r.path])]
+
+
+# -- Access Credential -------------------------------------------------------------------
+
+
+async def _credentials_page(
+    ctx: Ctx,
+    status: int = 200,
+    *,
+    errors: dict[str, str] | None = None,
+    temporary: dict[str, Any] | None = None,
+    new_key: dict[str, Any] | None = None,
+) -> Response:
+    keys: list[dict[str, Any]] | None = None
+    if ctx.has("/api/v1/me/access-keys"):
+        try:
+            body = await ctx.api.get("/api/v1/me/access-keys")
+            keys = list(body.get("items", []))
+        except ApiProblem as exc:
+            if exc.status != 403:  # STS sessions have no keys of their own
+                raise
+    return ctx.render(
+        "credentials.html",
+        status,
+        nav="credentials",
+        errors=errors or {},
+        temporary=temporary,
+        keys=keys,
+        new_key=new_key,
+        host=ctx.instance["registry_host"],
+    )
+
+
+async def credentials(ctx: Ctx) -> Response:
+    return await _credentials_page(ctx)
+
+
+async def my_registry_password(ctx: Ctx) -> Response:
+    password, confirm = ctx.form.get("password", ""), ctx.form.get("confirm", "")
+    error = None
+    if not password:
+        error = "Enter a password."
+    elif password != confirm:
+        error = "The two passwords differ."
+    else:
+        try:
+            await ctx.api.put("/api/v1/me/registry-password", {"password": password})
+        except ApiProblem as exc:
+            error = exc.detail
+    if error:
+        return await _credentials_page(ctx, 400, errors={"registry_password": error})
+    return ctx.redirect(
+        f"{PREFIX}/credentials",
+        "Registry password set: use it with docker login from now on.",
+    )
+
+
+async def temporary_login(ctx: Ctx) -> Response:
+    try:
+        found = await ctx.api.post("/api/v1/tokens")
+    except ApiProblem as exc:
+        return await _credentials_page(ctx, exc.status, errors={"temporary": exc.detail})
+    # Rendered in this response only: the password is never kept by the console.
+    return await _credentials_page(ctx, 201, temporary=found)
+
+
+async def my_key_create(ctx: Ctx) -> Response:
+    try:
+        created = await ctx.api.post("/api/v1/me/access-keys")
+    except ApiProblem as exc:
+        return await _credentials_page(ctx, exc.status, errors={"access_keys": exc.detail})
+    return await _credentials_page(ctx, 201, new_key=created)
+
+
+async def my_key_delete(ctx: Ctx) -> Response:
+    key = ctx.param("key")
+    try:
+        await ctx.api.delete(f"/api/v1/me/access-keys/{seg(key)}")
+    except ApiProblem as exc:
+        return ctx.redirect(f"{PREFIX}/credentials", exc.detail, "error")
+    return ctx.redirect(f"{PREFIX}/credentials", f"Access key {key} deleted.")
+
+
+# -- accounts (instance administrator) ---------------------------------------------------
+
+
+def _int(text: str) -> int | None:
+    text = text.strip()
+    if text.isascii() and text.isdigit() and len(text) <= 9:
+        return int(text)
+    return None
+
+
+async def _accounts_page(
+    ctx: Ctx, status: int = 200, *, errors: dict[str, str] | None = None, **values: Any
+) -> Response:
+    body = await ctx.api.get("/api/v1/accounts", {"after": ctx.query("after"), "limit": "50"})
+    following = next_after(body)
+    defaults = {"name": "", "namespace_quota": "3", "repository_quota": "300", "edit": ""}
+    return ctx.render(
+        "accounts.html",
+        status,
+        nav="accounts",
+        items=body.get("items", []),
+        next_url=page_url(ctx.request, after=following) if following else None,
+        errors=errors or {},
+        values={**defaults, **values},
+        open_create=bool(errors and "create" in errors) or ctx.query("create") == "1",
+    )
+
+
+async def accounts(ctx: Ctx) -> Response:
+    if ctx.request.method == "GET":
+        return await _accounts_page(ctx)
+    name = ctx.form.get("name", "").strip()
+    password, confirm = ctx.form.get("password", ""), ctx.form.get("confirm", "")
+    quota_text = ctx.form.get("namespace_quota", "3")
+    repo_text = ctx.form.get("repository_quota", "300")
+    values = {"name": name, "namespace_quota": quota_text, "repository_quota": repo_text}
+    error = None
+    quota, repo_quota = _int(quota_text), _int(repo_text)
+    if not name:
+        error = "Enter an account name."
+    elif not password:
+        error = "Enter a password for the account's root user."
+    elif password != confirm:
+        error = "The two passwords differ."
+    elif quota is None or repo_quota is None:
+        error = "Quotas are whole numbers."
+    else:
+        try:
+            await ctx.api.post(
+                "/api/v1/accounts",
+                {
+                    "name": name,
+                    "password": password,
+                    "namespace_quota": quota,
+                    "repository_quota": repo_quota,
+                },
+            )
+        except ApiProblem as exc:
+            error = exc.detail
+    if error:
+        return await _accounts_page(ctx, 400, errors={"create": error}, **values)
+    return ctx.redirect(f"{PREFIX}/accounts", f"Account {name} created.")
+
+
+async def account_quota(ctx: Ctx) -> Response:
+    name = ctx.param("name")
+    change: dict[str, int] = {}
+    error = None
+    for key in ("namespace_quota", "repository_quota"):
+        text = ctx.form.get(key)
+        if text is None or not text.strip():
+            continue
+        value = _int(text)
+        if value is None:
+            error = f"The {key.replace('_', ' ')} is a whole number."
+            break
+        change[key] = value
+    if error is None and not change:
+        error = "Enter a quota."
+    if error is None:
+        try:
+            await ctx.api.patch(f"/api/v1/accounts/{seg(name)}", change)
+        except ApiProblem as exc:
+            error = exc.detail
+    if error:
+        return await _accounts_page(ctx, 400, errors={name: error}, edit=name)
+    return ctx.redirect(f"{PREFIX}/accounts", f"Quota of {name} saved.")
+
+
+# -- audit log ---------------------------------------------------------------------------
+
+
+async def audit(ctx: Ctx) -> Response:
+    filters = {key: ctx.query(key) for key in AUDIT_FILTERS}
+    body = await ctx.api.get(
+        "/api/v1/audit", {**filters, "after": ctx.query("after"), "limit": "50"}
+    )
+    following = next_after(body)
+    return ctx.render(
+        "audit.html",
+        nav="audit",
+        items=[_audit_json(e) for e in body.get("items", [])],
+        filters=filters,
+        next_url=page_url(ctx.request, after=following) if following else None,
+    )
+
+
+def _audit_json(entry: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "at": entry.get("at"),
+        "actor": entry.get("actor") or "anonymous",
+        "action": entry.get("action") or "",
+        "resource": entry.get("resource") or "",
+        "source_ip": entry.get("source_ip") or "",
+        "allowed": bool(entry.get("allowed")),
+        "status": entry.get("status"),
+        "detail": entry.get("detail") or "",
+    }

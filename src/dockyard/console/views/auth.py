@@ -1,0 +1,184 @@
+"""Signing in, signing up and signing out."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from dockyard.console.client import ApiProblem
+from dockyard.console.core import PREFIX, Console, read_form, safe_next
+from dockyard.console.session import (
+    SESSION_COOKIE,
+    clear_flash,
+    clear_session,
+    csrf_ok,
+    read_flash,
+    set_flash,
+    set_session,
+)
+
+
+def routes(console: Console) -> list[Route]:
+    pages = AuthPages(console)
+    return [
+        Route(f"{PREFIX}/sign-in", pages.sign_in, methods=["GET", "POST"]),
+        Route(f"{PREFIX}/sign-up", pages.sign_up, methods=["GET", "POST"]),
+        Route(f"{PREFIX}/sign-out", pages.sign_out, methods=["POST"]),
+    ]
+
+
+class AuthPages:
+    def __init__(self, console: Console) -> None:
+        self.console = console
+
+    async def show(
+        self, request: Request, template: str, status: int = 200, **values: Any
+    ) -> Response:
+        api = self.console.client(request, None)
+        try:
+            instance = await self.console.instance(api, request)
+        finally:
+            await api.aclose()
+        flash = read_flash(request)
+        response = self.console.render(
+            request, template, status, ctx=None, instance=instance, flash=flash, **values
+        )
+        if flash is not None:
+            clear_flash(response, request)
+        return response
+
+    async def signed_in(self, request: Request, username: str, password: str) -> Response:
+        api = self.console.client(request, None)
+        try:
+            session = await api.post(
+                "/api/v1/auth/login", {"username": username, "password": password}
+            )
+        finally:
+            await api.aclose()
+        response = RedirectResponse(safe_next(request.query_params.get("next")), 303)
+        set_session(response, request, session["token"], _seconds_until(session["expires_at"]))
+        return response
+
+    async def sign_in(self, request: Request) -> Response:
+        target = safe_next(request.query_params.get("next"))
+        if request.method == "GET":
+            return await self.show(request, "sign_in.html", username="", error=None, next=target)
+        if not self.console.same_origin(request):
+            return await self.show(
+                request,
+                "sign_in.html",
+                403,
+                username="",
+                next=target,
+                error="The form came from another site and was refused.",
+            )
+        form = await read_form(request)
+        username = form.get("username", "").strip()
+        password = form.get("password", "")
+        if not username or not password:
+            return await self.show(
+                request,
+                "sign_in.html",
+                400,
+                username=username,
+                next=target,
+                error="Enter your login name and your password.",
+            )
+        try:
+            return await self.signed_in(request, username, password)
+        except ApiProblem as exc:
+            return await self.show(
+                request,
+                "sign_in.html",
+                exc.status,
+                username=username,
+                next=target,
+                error=_sign_in_message(exc),
+            )
+
+    async def sign_up(self, request: Request) -> Response:
+        api = self.console.client(request, None)
+        try:
+            instance = await self.console.instance(api, request)
+        finally:
+            await api.aclose()
+        if not instance.get("signup_enabled") or not self.console.has("/api/v1/signup", "POST"):
+            response = RedirectResponse(f"{PREFIX}/sign-in", 303)
+            set_flash(response, request, "This instance does not accept sign-ups.", "info")
+            return response
+        if request.method == "GET":
+            return await self.show(request, "sign_up.html", name="", errors={})
+        if not self.console.same_origin(request):
+            return await self.show(
+                request,
+                "sign_up.html",
+                403,
+                name="",
+                errors={"form": "The form came from another site and was refused."},
+            )
+        form = await read_form(request)
+        name = form.get("name", "").strip()
+        password, confirm = form.get("password", ""), form.get("confirm", "")
+        errors: dict[str, str] = {}
+        if not name:
+            errors["name"] = "Choose an account name."
+        if not password:
+            errors["password"] = "Choose a password."  # noqa: S105 - a message
+        elif password != confirm:
+            errors["confirm"] = "The two passwords differ."
+        if errors:
+            return await self.show(request, "sign_up.html", 400, name=name, errors=errors)
+        api = self.console.client(request, None)
+        try:
+            await api.post("/api/v1/signup", {"name": name, "password": password})
+        except ApiProblem as exc:
+            return await self.show(
+                request, "sign_up.html", exc.status, name=name, errors={"form": exc.detail}
+            )
+        finally:
+            await api.aclose()
+        try:
+            return await self.signed_in(request, name, password)
+        except ApiProblem:
+            response = RedirectResponse(f"{PREFIX}/sign-in", 303)
+            set_flash(response, request, "Your account is ready: sign in.", "success")
+            return response
+
+    async def sign_out(self, request: Request) -> Response:
+        token = request.cookies.get(SESSION_COOKIE, "")
+        form = await read_form(request)
+        if (
+            not token
+            or not self.console.same_origin(request)
+            or not csrf_ok(token, form.get("csrf", ""))
+        ):
+            return self.console.render(
+                request,
+                "error.html",
+                403,
+                ctx=None,
+                title="Forbidden",
+                message="The sign-out form does not match your session.",
+            )
+        response = RedirectResponse(f"{PREFIX}/sign-in", 303)
+        clear_session(response, request)
+        set_flash(response, request, "You have signed out.", "info")
+        return response
+
+
+def _sign_in_message(exc: ApiProblem) -> str:
+    if exc.status == 401:
+        return "Incorrect login name or password."
+    return exc.detail
+
+
+def _seconds_until(expires_at: str) -> int:
+    try:
+        end = datetime.fromisoformat(expires_at.replace("Z", "+00:00"))
+    except ValueError:
+        return 3600
+    return int((end - datetime.now(UTC)).total_seconds())

@@ -1,0 +1,538 @@
+"""The instance overview, namespaces and repositories."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.responses import Response
+from starlette.routing import Route
+
+from dockyard.console.client import ApiProblem
+from dockyard.console.core import PREFIX, Console, Ctx, next_after, page_url, seg
+from dockyard.oci.reference import COMPONENT
+
+ROLES = ("read-only", "write", "admin")
+
+
+def routes(console: Console) -> list[Route]:
+    page = console.page
+    ns = f"{PREFIX}/namespaces/{{ns}}"
+    repo = f"{PREFIX}/repositories/{{ns}}/{{repo}}"
+    found = [
+        Route(f"{PREFIX}/", page(overview)),
+        Route(f"{PREFIX}/namespaces", page(namespaces), methods=["GET", "POST"]),
+        Route(ns, page(namespace)),
+        Route(f"{ns}/settings", page(namespace_settings), methods=["POST"]),
+        Route(f"{ns}/delete", page(namespace_delete), methods=["POST"]),
+        Route(f"{ns}/permissions", page(namespace_grant), methods=["POST"]),
+        Route(f"{ns}/permissions/{{who}}/revoke", page(namespace_revoke), methods=["POST"]),
+        Route(f"{PREFIX}/repositories", page(repositories)),
+        Route(f"{PREFIX}/repositories/new", page(repository_new), methods=["GET", "POST"]),
+        Route(repo, page(repository)),
+        Route(f"{repo}/edit", page(repository_edit), methods=["POST"]),
+        Route(f"{repo}/delete", page(repository_delete), methods=["POST"]),
+        Route(f"{repo}/tags/{{tag}}/delete", page(tag_delete), methods=["POST"]),
+        Route(f"{repo}/permissions", page(repository_grant), methods=["POST"]),
+        Route(f"{repo}/permissions/{{who}}/revoke", page(repository_revoke), methods=["POST"]),
+    ]
+    # A page exists only where the API behind it does.
+    needs = {
+        f"{ns}/settings": ("/api/v1/namespaces/{}", "PATCH"),
+        f"{ns}/permissions": ("/api/v1/namespaces/{}/permissions/{}", "PUT"),
+        f"{ns}/permissions/{{who}}/revoke": ("/api/v1/namespaces/{}/permissions/{}", "DELETE"),
+        f"{PREFIX}/repositories": ("/api/v1/repositories", "GET"),
+        f"{PREFIX}/repositories/new": ("/api/v1/repositories", "POST"),
+        repo: ("/api/v1/repositories/{}/{}", "GET"),
+        f"{repo}/edit": ("/api/v1/repositories/{}/{}", "PATCH"),
+        f"{repo}/delete": ("/api/v1/repositories/{}/{}", "DELETE"),
+        f"{repo}/tags/{{tag}}/delete": ("/api/v1/repositories/{}/{}/tags/{}", "DELETE"),
+        f"{repo}/permissions": ("/api/v1/repositories/{}/{}/permissions/{}", "PUT"),
+        f"{repo}/permissions/{{who}}/revoke": (
+            "/api/v1/repositories/{}/{}/permissions/{}",
+            "DELETE",
+        ),
+    }
+    return [r for r in found if r.path not in needs or console.has(*needs[r.path])]
+
+
+# -- helpers -----------------------------------------------------------------------------
+
+
+async def _all(ctx: Ctx, path: str, params: dict[str, str] | None = None) -> tuple[list[Any], bool]:
+    """Up to 1,000 items of a listing, and whether there are more."""
+    body = await ctx.api.get(path, {"limit": "1000", **(params or {})})
+    return list(body.get("items", [])), bool(body.get("next"))
+
+
+def _count(ctx: Ctx, key: str) -> int | None:
+    """A number from ``/api/v1/me`` (quotas and usage of the caller's account)."""
+    value = ctx.me.get(key)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    return None
+
+
+def ns_json(item: dict[str, Any]) -> dict[str, Any]:
+    return {
+        **item,
+        "auto_create_repo": bool(item.get("auto_create_repo", True)),
+        "default_repo_type": item.get("default_repo_type") or "private",
+    }
+
+
+def repo_json(item: dict[str, Any]) -> dict[str, Any]:
+    """A repository as the templates use it, whatever optional fields the API sends."""
+    kind = item.get("repo_type") or item.get("repository_type") or item.get("type")
+    if kind is None and "public" in item:
+        kind = "public" if item["public"] else "private"
+    return {
+        **item,
+        "namespace": item.get("namespace", ""),
+        "name": item.get("name", ""),
+        "repo_type": kind or "private",
+        "summary": item.get("summary") or "",
+        "detail": item.get("detail") or "",
+        "created_at": item.get("created_at"),
+        "updated_at": item.get("updated_at"),
+        "tag_count": item.get("tag_count"),
+        "size": item.get("size"),
+    }
+
+
+def tag_json(item: dict[str, Any]) -> dict[str, Any]:
+    return {
+        **item,
+        "tag": item.get("name") or item.get("tag") or "",
+        "digest": item.get("digest") or "",
+        "size": item.get("size"),
+        "pushed_at": item.get("pushed_at") or item.get("updated_at"),
+        "media_type": item.get("media_type") or item.get("mediaType") or "",
+    }
+
+
+def permission_json(item: dict[str, Any]) -> dict[str, Any]:
+    kind = str(item.get("subject_type") or "user")
+    who = str(item.get("subject") or "")
+    return {**item, "kind": kind, "who": who, "key": f"{kind}:{who}"}
+
+
+async def _ram_choices(ctx: Ctx) -> dict[str, list[str]]:
+    """RAM users and groups a permission can be granted to (when the caller may list them)."""
+    choices: dict[str, list[str]] = {"users": [], "groups": []}
+    try:
+        users, _ = await _all(ctx, "/api/v1/ram/users")
+        choices["users"] = [u["name"] for u in users]
+        if ctx.has("/api/v1/ram/groups"):
+            groups, _ = await _all(ctx, "/api/v1/ram/groups")
+            choices["groups"] = [g["name"] for g in groups]
+    except ApiProblem:
+        pass
+    return choices
+
+
+def _grant_target(ctx: Ctx) -> tuple[str, str] | str:
+    """The principal and role of a grant form, or an error message."""
+    who = ctx.form.get("principal", "").strip()
+    kind = ctx.form.get("kind", "user")
+    role = ctx.form.get("role", "")
+    if not who:
+        return "Enter the name of a RAM user or group."
+    if kind not in ("user", "group"):
+        return "Choose a user or a group."
+    if role not in ROLES:
+        return "Choose read-only, write or admin."
+    return f"{kind}:{who}", role
+
+
+# -- instance ----------------------------------------------------------------------------
+
+
+async def overview(ctx: Ctx) -> Response:
+    ns_count, repo_count = _count(ctx, "namespace_count"), _count(ctx, "repository_count")
+    if ns_count is None:  # the instance administrator: every account's
+        namespaces, _ = await _all(ctx, "/api/v1/namespaces")
+        ns_count = len(namespaces)
+    if repo_count is None and ctx.has("/api/v1/repositories"):
+        repos, _ = await _all(ctx, "/api/v1/repositories")
+        repo_count = len(repos)
+    return ctx.render(
+        "overview.html",
+        nav="instance",
+        namespace_count=ns_count,
+        namespace_quota=_count(ctx, "namespace_quota"),
+        repository_count=repo_count,
+        repository_quota=_count(ctx, "repository_quota"),
+    )
+
+
+# -- namespaces --------------------------------------------------------------------------
+
+
+async def namespaces(ctx: Ctx) -> Response:
+    error: str | None = None
+    name = ""
+    if ctx.request.method == "POST":
+        name = ctx.form.get("name", "").strip()
+        default_type = ctx.form.get("default_repo_type", "private")
+        auto = ctx.form.get("auto_create_repo", "on") == "on"
+        if not name:
+            error = "Enter a name for the namespace."
+        else:
+            try:
+                await ctx.api.post(
+                    "/api/v1/namespaces",
+                    {"name": name, "auto_create_repo": auto, "default_repo_type": default_type},
+                )
+            except ApiProblem as exc:
+                error = exc.detail
+            else:
+                return ctx.redirect(
+                    f"{PREFIX}/namespaces/{seg(name)}", f"Namespace {name} created."
+                )
+    after = ctx.query("after")
+    body = await ctx.api.get("/api/v1/namespaces", {"after": after, "limit": "50"})
+    following = next_after(body)
+    used = _count(ctx, "namespace_count")
+    if used is None:
+        total, _ = await _all(ctx, "/api/v1/namespaces")
+        used = len(total)
+    return ctx.render(
+        "namespaces.html",
+        400 if error else 200,
+        nav="namespaces",
+        items=[ns_json(n) for n in body.get("items", [])],
+        next_url=page_url(ctx.request, after=following) if following else None,
+        used=used,
+        quota=_count(ctx, "namespace_quota"),
+        error=error,
+        name=name,
+        open_create=bool(error) or ctx.query("create") == "1",
+    )
+
+
+async def _namespace_page(
+    ctx: Ctx, status: int = 200, *, errors: dict[str, str] | None = None, **values: Any
+) -> Response:
+    name = ctx.param("ns")
+    item = ns_json(await ctx.api.get(f"/api/v1/namespaces/{seg(name)}"))
+    permissions: list[dict[str, Any]] | None = None
+    choices: dict[str, list[str]] = {"users": [], "groups": []}
+    perm_path = "/api/v1/namespaces/{}/permissions"
+    if ctx.has(perm_path):
+        try:
+            found, _ = await _all(ctx, f"/api/v1/namespaces/{seg(name)}/permissions")
+            permissions = [permission_json(p) for p in found]
+        except ApiProblem as exc:
+            if exc.status != 403:
+                raise
+        choices = await _ram_choices(ctx)
+    repo_count: int | None = None
+    if ctx.has("/api/v1/repositories"):
+        try:
+            repos, _ = await _all(ctx, "/api/v1/repositories", {"namespace": name})
+            repo_count = len(repos)
+        except ApiProblem:
+            repo_count = None
+    return ctx.render(
+        "namespace.html",
+        status,
+        nav="namespaces",
+        ns=item,
+        permissions=permissions,
+        choices=choices,
+        roles=ROLES,
+        repo_count=repo_count,
+        can_edit=ctx.has("/api/v1/namespaces/{}", "PATCH"),
+        errors=errors or {},
+        **values,
+    )
+
+
+async def namespace(ctx: Ctx) -> Response:
+    return await _namespace_page(ctx)
+
+
+async def namespace_settings(ctx: Ctx) -> Response:
+    name = ctx.param("ns")
+    auto = ctx.form.get("auto_create_repo")
+    kind = ctx.form.get("default_repo_type")
+    if auto not in ("on", "off") or kind not in ("public", "private"):
+        return await _namespace_page(ctx, 400, errors={"settings": "Choose both settings."})
+    try:
+        await ctx.api.patch(
+            f"/api/v1/namespaces/{seg(name)}",
+            {"auto_create_repo": auto == "on", "default_repo_type": kind},
+        )
+    except ApiProblem as exc:
+        return await _namespace_page(ctx, exc.status, errors={"settings": exc.detail})
+    return ctx.redirect(f"{PREFIX}/namespaces/{seg(name)}", "Namespace settings saved.")
+
+
+async def namespace_delete(ctx: Ctx) -> Response:
+    name = ctx.param("ns")
+    try:
+        await ctx.api.delete(f"/api/v1/namespaces/{seg(name)}")
+    except ApiProblem as exc:
+        return ctx.redirect(f"{PREFIX}/namespaces/{seg(name)}", exc.detail, "error")
+    return ctx.redirect(f"{PREFIX}/namespaces", f"Namespace {name} deleted.")
+
+
+async def namespace_grant(ctx: Ctx) -> Response:
+    name = ctx.param("ns")
+    target = _grant_target(ctx)
+    if isinstance(target, str):
+        return await _namespace_page(ctx, 400, errors={"grant": target})
+    who, role = target
+    try:
+        await ctx.api.put(f"/api/v1/namespaces/{seg(name)}/permissions/{seg(who)}", {"role": role})
+    except ApiProblem as exc:
+        return await _namespace_page(ctx, exc.status, errors={"grant": exc.detail})
+    return ctx.redirect(
+        f"{PREFIX}/namespaces/{seg(name)}", f"Granted {role} to {who.partition(':')[2]}."
+    )
+
+
+async def namespace_revoke(ctx: Ctx) -> Response:
+    name, who = ctx.param("ns"), ctx.param("who")
+    try:
+        await ctx.api.delete(f"/api/v1/namespaces/{seg(name)}/permissions/{seg(who)}")
+    except ApiProblem as exc:
+        return ctx.redirect(f"{PREFIX}/namespaces/{seg(name)}", exc.detail, "error")
+    return ctx.redirect(f"{PREFIX}/namespaces/{seg(name)}", f"Revoked the permission of {who}.")
+
+
+# -- repositories ------------------------------------------------------------------------
+
+
+async def repositories(ctx: Ctx) -> Response:
+    namespace_filter, search = ctx.query("namespace"), ctx.query("q")
+    body = await ctx.api.get(
+        "/api/v1/repositories",
+        {"namespace": namespace_filter, "q": search, "after": ctx.query("after"), "limit": "50"},
+    )
+    items = [repo_json(r) for r in body.get("items", [])]
+    following = next_after(body)
+    spaces, _ = await _all(ctx, "/api/v1/namespaces")
+    return ctx.render(
+        "repositories.html",
+        nav="repositories",
+        items=items,
+        namespaces=[n["name"] for n in spaces],
+        namespace_filter=namespace_filter,
+        search=search,
+        next_url=page_url(ctx.request, after=following) if following else None,
+        quota=_count(ctx, "repository_quota"),
+        used=_count(ctx, "repository_count"),
+    )
+
+
+_REPO_FIELDS = ("namespace", "name", "summary", "repo_type", "detail")
+
+
+async def repository_new(ctx: Ctx) -> Response:
+    spaces, _ = await _all(ctx, "/api/v1/namespaces")
+    names = [n["name"] for n in spaces]
+    if ctx.request.method == "GET":
+        values = {
+            "namespace": ctx.query("namespace") or (names[0] if names else ""),
+            "name": "",
+            "summary": "",
+            "repo_type": "private",
+            "detail": "",
+        }
+        return ctx.render(
+            "repository_new.html",
+            nav="repositories",
+            step=1,
+            values=values,
+            namespaces=names,
+            errors={},
+        )
+    values = {key: ctx.form.get(key, "").strip() for key in _REPO_FIELDS}
+    values["detail"] = ctx.form.get("detail", "")
+    errors: dict[str, str] = {}
+    if not values["namespace"]:
+        errors["namespace"] = "Choose a namespace."
+    if not values["name"]:
+        errors["name"] = "Enter a repository name."
+    elif not COMPONENT.match(values["name"]):
+        errors["name"] = (
+            "Use lower-case letters, digits and separators (. _ -) between them, "
+            "for example web-app."
+        )
+    if len(values["summary"]) > 100:
+        errors["summary"] = "Keep the summary to 100 characters."
+    if values["repo_type"] not in ("public", "private"):
+        errors["repo_type"] = "Choose public or private."
+    step = ctx.form.get("step", "1")
+    if errors or step == "1" or ctx.form.get("back"):
+        return ctx.render(
+            "repository_new.html",
+            400 if errors else 200,
+            nav="repositories",
+            step=1 if errors or ctx.form.get("back") else 2,
+            values=values,
+            namespaces=names,
+            errors=errors,
+        )
+    if ctx.form.get("source") != "local":
+        errors["source"] = "Choose the code source."
+    if not errors:
+        try:
+            await ctx.api.post(
+                "/api/v1/repositories",
+                {
+                    "namespace": values["namespace"],
+                    "name": values["name"],
+                    "repo_type": values["repo_type"],
+                    "summary": values["summary"],
+                    "detail": values["detail"],
+                },
+            )
+        except ApiProblem as exc:
+            # Most refusals concern the information of step 1: show it again to fix.
+            return ctx.render(
+                "repository_new.html",
+                exc.status,
+                nav="repositories",
+                step=1,
+                values=values,
+                namespaces=names,
+                errors={"form": exc.detail},
+            )
+    if errors:
+        return ctx.render(
+            "repository_new.html",
+            400,
+            nav="repositories",
+            step=2,
+            values=values,
+            namespaces=names,
+            errors=errors,
+        )
+    full = f"{seg(values['namespace'])}/{seg(values['name'])}"
+    return ctx.redirect(
+        f"{PREFIX}/repositories/{full}",
+        f"Repository {values['namespace']}/{values['name']} created.",
+    )
+
+
+async def _repository_page(
+    ctx: Ctx,
+    status: int = 200,
+    *,
+    errors: dict[str, str] | None = None,
+    edit: dict[str, str] | None = None,
+) -> Response:
+    ns, name = ctx.param("ns"), ctx.param("repo")
+    base = f"/api/v1/repositories/{seg(ns)}/{seg(name)}"
+    item = repo_json(await ctx.api.get(base))
+    tab = ctx.query("tab") or "tags"
+    if errors and "grant" in errors:
+        tab = "permissions"
+    if edit is not None:
+        tab = "info"
+    tags: list[dict[str, Any]] = []
+    next_url = None
+    if tab == "tags":
+        body = await ctx.api.get(f"{base}/tags", {"after": ctx.query("after"), "limit": "50"})
+        tags = [tag_json(t) for t in body.get("items", [])]
+        following = next_after(body)
+        next_url = page_url(ctx.request, after=following) if following else None
+    permissions: list[dict[str, Any]] | None = None
+    choices: dict[str, list[str]] = {"users": [], "groups": []}
+    has_permissions = ctx.has("/api/v1/repositories/{}/{}/permissions")
+    if tab == "permissions" and has_permissions:
+        found, _ = await _all(ctx, f"{base}/permissions")
+        permissions = [permission_json(p) for p in found]
+        choices = await _ram_choices(ctx)
+    return ctx.render(
+        "repository.html",
+        status,
+        nav="repositories",
+        repo=item,
+        tab=tab,
+        tags=tags,
+        next_url=next_url,
+        permissions=permissions,
+        has_permissions=has_permissions,
+        choices=choices,
+        roles=ROLES,
+        errors=errors or {},
+        edit=edit
+        or {"summary": item["summary"], "detail": item["detail"], "repo_type": item["repo_type"]},
+        host=ctx.instance["registry_host"],
+    )
+
+
+async def repository(ctx: Ctx) -> Response:
+    return await _repository_page(ctx)
+
+
+def _repo_url(ctx: Ctx, tab: str | None = None) -> str:
+    url = f"{PREFIX}/repositories/{seg(ctx.param('ns'))}/{seg(ctx.param('repo'))}"
+    return f"{url}?tab={tab}" if tab else url
+
+
+async def repository_edit(ctx: Ctx) -> Response:
+    edit = {
+        "summary": ctx.form.get("summary", "").strip(),
+        "detail": ctx.form.get("detail", ""),
+        "repo_type": ctx.form.get("repo_type", ""),
+    }
+    if edit["repo_type"] not in ("public", "private"):
+        return await _repository_page(
+            ctx, 400, errors={"edit": "Choose public or private."}, edit=edit
+        )
+    try:
+        await ctx.api.patch(
+            f"/api/v1/repositories/{seg(ctx.param('ns'))}/{seg(ctx.param('repo'))}", edit
+        )
+    except ApiProblem as exc:
+        return await _repository_page(ctx, exc.status, errors={"edit": exc.detail}, edit=edit)
+    return ctx.redirect(_repo_url(ctx, "info"), "Repository information saved.")
+
+
+async def repository_delete(ctx: Ctx) -> Response:
+    ns, name = ctx.param("ns"), ctx.param("repo")
+    try:
+        await ctx.api.delete(f"/api/v1/repositories/{seg(ns)}/{seg(name)}")
+    except ApiProblem as exc:
+        return ctx.redirect(_repo_url(ctx, "info"), exc.detail, "error")
+    return ctx.redirect(
+        f"{PREFIX}/repositories?namespace={seg(ns)}", f"Repository {ns}/{name} deleted."
+    )
+
+
+async def tag_delete(ctx: Ctx) -> Response:
+    ns, name, tag = ctx.param("ns"), ctx.param("repo"), ctx.param("tag")
+    try:
+        await ctx.api.delete(f"/api/v1/repositories/{seg(ns)}/{seg(name)}/tags/{seg(tag)}")
+    except ApiProblem as exc:
+        return ctx.redirect(_repo_url(ctx, "tags"), exc.detail, "error")
+    return ctx.redirect(_repo_url(ctx, "tags"), f"Tag {tag} deleted.")
+
+
+async def repository_grant(ctx: Ctx) -> Response:
+    target = _grant_target(ctx)
+    if isinstance(target, str):
+        return await _repository_page(ctx, 400, errors={"grant": target})
+    who, role = target
+    base = f"/api/v1/repositories/{seg(ctx.param('ns'))}/{seg(ctx.param('repo'))}"
+    try:
+        await ctx.api.put(f"{base}/permissions/{seg(who)}", {"role": role})
+    except ApiProblem as exc:
+        return await _repository_page(ctx, exc.status, errors={"grant": exc.detail})
+    return ctx.redirect(
+        _repo_url(ctx, "permissions"), f"Granted {role} to {who.partition(':')[2]}."
+    )
+
+
+async def repository_revoke(ctx: Ctx) -> Response:
+    who = ctx.param("who")
+    base = f"/api/v1/repositories/{seg(ctx.param('ns'))}/{seg(ctx.param('repo'))}"
+    try:
+        await ctx.api.delete(f"{base}/permissions/{seg(who)}")
+    except ApiProblem as exc:
+        return ctx.redirect(_repo_url(ctx, "permissions"), exc.detail, "error")
+    return ctx.redirect(_repo_url(ctx, "permissions"), f"Revoked the permission of {who}.")

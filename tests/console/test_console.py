@@ -1,0 +1,678 @@
+"""The web console in a real browser (headless Chromium through Playwright), against a
+real Dockyard server, walking the seed's console flows end to end.
+
+One server and one browser for the module; each test has its own browser context
+(its own cookies). Images are pushed and pulled with skopeo, the way a user would.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect, sync_playwright
+
+from tests.e2e.images import Layout, build_image, client_env, run, sample_files, tool
+from tests.fixtures.server import ADMIN_PASSWORD, DockyardServer, running_server
+
+pytestmark = pytest.mark.clients
+
+ACCOUNT, ACCOUNT_PASSWORD = "acme", "acme-console-password"
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SHOTS = Path(tempfile.gettempdir()) / "dockyard-console-shots"
+
+
+# -- fixtures ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockyardServer]:
+    base = tmp_path_factory.mktemp("console")
+    with running_server(base, remove=True, namespace=None) as found:
+        with found.client() as admin:
+            r = admin.post("/api/v1/accounts", json={"name": ACCOUNT, "password": ACCOUNT_PASSWORD})
+            assert r.status_code == 201, r.text
+        yield found
+
+
+@pytest.fixture(scope="module")
+def playwright() -> Iterator[Playwright]:
+    with sync_playwright() as p:
+        yield p
+
+
+@pytest.fixture(scope="module")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    found = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+    yield found
+    found.close()
+
+
+@pytest.fixture
+def context(browser: Browser, server: DockyardServer) -> Iterator[BrowserContext]:
+    ctx = browser.new_context(base_url=server.url, viewport={"width": 1360, "height": 900})
+    ctx.set_default_timeout(15_000)
+    yield ctx
+    ctx.close()
+
+
+@pytest.fixture
+def page(context: BrowserContext) -> Page:
+    return context.new_page()
+
+
+@pytest.fixture
+def acme(server: DockyardServer) -> Iterator[httpx.Client]:
+    """The API as acme's root user, for setting up and checking what the console did."""
+    with server.client(auth=(ACCOUNT, ACCOUNT_PASSWORD)) as client:
+        yield client
+
+
+@pytest.fixture
+def skopeo(tmp_path: Path) -> Skopeo:
+    return Skopeo(tmp_path)
+
+
+class Skopeo:
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.env = client_env(tmp)
+        self.policy = tmp / "policy.json"
+        self.policy.write_text(json.dumps({"default": [{"type": "insecureAcceptAnything"}]}))
+
+    def run(self, *args: str, check: bool = True) -> tuple[int, str]:
+        result = run(
+            [tool("skopeo"), "--policy", str(self.policy), *args],
+            env=self.env,
+            timeout=90,
+            check=check,
+        )
+        return result.returncode, result.stdout + result.stderr
+
+    def layout(self, tag: str) -> str:
+        """An OCI layout with one fresh image tagged ``tag``; its ``oci:`` reference."""
+        layout = Layout.create(self.tmp / f"layout-{tag}")
+        layout.add_image(build_image(sample_files(tag, layers=2)), tag)
+        return f"oci:{layout.root}:{tag}"
+
+    def push(self, source: str, dest: str, creds: str, *, check: bool = True) -> tuple[int, str]:
+        digest_file = self.tmp / "pushed-digest"
+        code, out = self.run(
+            "copy",
+            "--digestfile",
+            str(digest_file),
+            "--dest-creds",
+            creds,
+            "--dest-tls-verify=false",
+            source,
+            dest,
+            check=check,
+        )
+        return code, (digest_file.read_text().strip() if code == 0 else out)
+
+    def pull(self, source: str, creds: str, *, check: bool = True) -> tuple[int, str]:
+        out_dir = self.tmp / "pulled"
+        return self.run(
+            "copy",
+            "--src-creds",
+            creds,
+            "--src-tls-verify=false",
+            source,
+            f"oci:{out_dir}:x",
+            check=check,
+        )
+
+
+# -- helpers -----------------------------------------------------------------------------
+
+
+def sign_in(page: Page, username: str = ACCOUNT, password: str = ACCOUNT_PASSWORD) -> None:
+    page.goto("/console/sign-in")
+    page.fill("#f-username", username)
+    page.fill("#f-password", password)
+    page.click("button[type=submit]")
+    expect(page.locator("[data-testid=user-menu]")).to_contain_text(username)
+
+
+def confirm(page: Page) -> None:
+    """Accept the console's confirmation dialog."""
+    dialog = page.locator("#confirm-dialog")
+    expect(dialog).to_be_visible()
+    dialog.locator("[data-confirm-ok]").click()
+
+
+def expect_flash(page: Page, text: str) -> None:
+    """The page the last action led to says ``text`` in its flash message."""
+    expect(page.locator("[data-testid=flash]")).to_contain_text(text)
+
+
+def human(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024:
+            return f"{int(value)} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TiB"
+
+
+# -- signing in --------------------------------------------------------------------------
+
+
+def test_anonymous_visit_goes_to_sign_in_and_back(page: Page) -> None:
+    page.goto("/console/ram/users")
+    assert "/console/sign-in" in page.url
+    assert "next=%2Fconsole%2Fram%2Fusers" in page.url
+    # A wrong password: an inline error, the login name kept, no session.
+    page.fill("#f-username", ACCOUNT)
+    page.fill("#f-password", "not-the-password")
+    page.click("button[type=submit]")
+    expect(page.locator("[data-testid=form-error]")).to_have_text(
+        "Incorrect login name or password."
+    )
+    expect(page.locator("#f-username")).to_have_value(ACCOUNT)
+    assert not [c for c in page.context.cookies() if c["name"] == "dockyard_session"]
+    # The right one: back where the visit started, with an HttpOnly session cookie.
+    page.fill("#f-password", ACCOUNT_PASSWORD)
+    page.click("button[type=submit]")
+    expect(page.locator("h1")).to_have_text("Users")
+    assert page.url.endswith("/console/ram/users")
+    session = next(c for c in page.context.cookies() if c["name"] == "dockyard_session")
+    assert session["httpOnly"]
+    assert session["sameSite"] == "Lax"
+    assert session["path"] == "/console"
+
+
+def test_root_redirects_to_console_and_unknown_session_goes_to_sign_in(
+    page: Page, server: DockyardServer
+) -> None:
+    r = httpx.get(f"{server.url}/", follow_redirects=False)
+    assert r.status_code in (307, 308)
+    assert r.headers["location"] == "/console/"
+    page.context.add_cookies(
+        [
+            {
+                "name": "dockyard_session",
+                "value": "forged.token.value",
+                "domain": "127.0.0.1",
+                "path": "/console",
+            }
+        ]
+    )
+    page.goto("/console/namespaces")
+    assert "/console/sign-in" in page.url
+    expect(page.locator("[data-testid=flash]")).to_contain_text("session has expired")
+    assert not [c for c in page.context.cookies() if c["name"] == "dockyard_session"]
+
+
+def test_sign_out_ends_the_session(page: Page) -> None:
+    sign_in(page)
+    page.click("[data-testid=user-menu]")
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.locator("[data-testid=flash]")).to_contain_text("signed out")
+    assert not [c for c in page.context.cookies() if c["name"] == "dockyard_session"]
+    page.goto("/console/")
+    assert "/console/sign-in" in page.url
+
+
+def test_forms_without_the_session_csrf_token_are_refused(
+    page: Page, acme: httpx.Client, server: DockyardServer
+) -> None:
+    sign_in(page)
+    page.goto("/console/namespaces")
+    token = page.locator("input[name=csrf]").first.get_attribute("value")
+    assert token is not None
+    assert len(token) == 64
+    # The browser's cookies, a forged token: refused, nothing created.
+    r = page.request.post(
+        "/console/namespaces", form={"name": "csrf-forged", "csrf": "0" * 64}, max_redirects=0
+    )
+    assert r.status == 403
+    r = page.request.post("/console/namespaces", form={"name": "csrf-none"}, max_redirects=0)
+    assert r.status == 403
+    # The right token from another site's page: refused by its Origin.
+    r = page.request.post(
+        "/console/namespaces",
+        form={"name": "csrf-origin", "csrf": token},
+        headers={"Origin": "http://evil.example"},
+        max_redirects=0,
+    )
+    assert r.status == 403
+    names = [n["name"] for n in acme.get("/api/v1/namespaces").json()["items"]]
+    assert not [n for n in names if n.startswith("csrf-")]
+    # The right token from the console itself works.
+    r = page.request.post(
+        "/console/namespaces", form={"name": "csrf-ok", "csrf": token}, max_redirects=0
+    )
+    assert r.status == 303
+    assert acme.get("/api/v1/namespaces/csrf-ok").status_code == 200
+    assert acme.delete("/api/v1/namespaces/csrf-ok").status_code == 204
+
+
+# -- the seed's flows --------------------------------------------------------------------
+
+
+def test_instance_namespace_repository_push_and_tags(
+    page: Page, acme: httpx.Client, server: DockyardServer, skopeo: Skopeo
+) -> None:
+    sign_in(page)
+    # The instance page: region, edition, the registry endpoint, usage against quotas.
+    page.goto("/console/")
+    expect(page.locator("[data-testid=stat-region]")).to_have_text("local")
+    expect(page.locator("[data-testid=registry-host]")).to_have_text(server.host)
+    before = acme.get("/api/v1/me").json()["namespace_count"]
+    expect(page.locator("[data-testid=stat-namespaces]")).to_contain_text(f"{before} / 3")
+
+    # Create a namespace: the form opens from the button; a bad name is refused inline.
+    page.goto("/console/namespaces")
+    expect(page.locator("[data-testid=namespace-quota]")).to_have_text(
+        f"{before} of 3 namespaces used"
+    )
+    page.get_by_role("button", name="Create Namespace").click()
+    page.fill("#f-name", "Bad Name!")
+    page.get_by_role("button", name="Confirm").click()
+    expect(page.locator("[data-testid=error-name]")).to_be_visible()
+    expect(page.locator("#f-name")).to_have_value("Bad Name!")
+    page.fill("#f-name", "acme-apps")
+    page.get_by_role("button", name="Confirm").click()
+    expect(page.locator("h1")).to_have_text("acme-apps")
+    expect_flash(page, "Namespace acme-apps created.")
+    created = acme.get("/api/v1/namespaces/acme-apps").json()
+    assert created["auto_create_repo"] is True
+    assert created["default_repo_type"] == "private"
+
+    # Settings: turn auto-create off, default type public.
+    page.check("input[name=auto_create_repo][value=off]")
+    page.check("input[name=default_repo_type][value=public]")
+    page.get_by_role("button", name="Save").click()
+    expect_flash(page, "settings saved")
+    changed = acme.get("/api/v1/namespaces/acme-apps").json()
+    assert changed["auto_create_repo"] is False
+    assert changed["default_repo_type"] == "public"
+
+    # Create a repository in two steps.
+    page.goto("/console/repositories")
+    page.get_by_role("link", name="Create Repository").first.click()
+    page.select_option("#f-namespace", "acme-apps")
+    page.fill("#f-name", "web")
+    page.fill("#f-summary", "<script>alert('x')</script> the web front end")
+    page.check("input[name=repo_type][value=private]")
+    page.fill("#f-detail", "# Web\n\nRun it with `docker run`.\n\n- fast\n- small")
+    page.get_by_role("button", name="Next").click()
+    expect(page.locator(".steps li.current")).to_contain_text("Code Source")
+    expect(page.locator("input[name=source][value=local]")).to_be_checked()
+    page.get_by_role("button", name="Create Repository").click()
+    expect(page.locator("[data-testid=repo-title]")).to_contain_text("acme-apps/web")
+    # The summary is text, not markup.
+    expect(page.locator(".page-head p.muted")).to_contain_text("<script>alert('x')</script>")
+    repo = acme.get("/api/v1/repositories/acme-apps/web").json()
+    assert repo["repo_type"] == "private"
+    # The pull and push commands name this instance.
+    commands = page.locator("[data-testid=commands]").inner_text()
+    assert f"docker login --username={ACCOUNT} {server.host}" in commands
+    assert f"docker pull {server.host}/acme-apps/web:[tag]" in commands
+    assert f"docker push {server.host}/acme-apps/web:[tag]" in commands
+    expect(page.locator("[data-testid=empty]")).to_contain_text("No tags yet")
+
+    # Set acme's registry password under Access Credential, then push with skopeo.
+    page.goto("/console/credentials")
+    page.fill("#f-password", "acme-registry-pw")
+    page.fill("#f-confirm", "acme-registry-pw")
+    page.get_by_role("button", name="Set Password").click()
+    expect_flash(page, "Registry password set")
+    dest = f"docker://{server.host}/acme-apps/web"
+    _, digest = skopeo.push(skopeo.layout("v1"), f"{dest}:v1", f"{ACCOUNT}:acme-registry-pw")
+    _, digest2 = skopeo.push(skopeo.layout("v2"), f"{dest}:v2", f"{ACCOUNT}:acme-registry-pw")
+    # With auto-create off, a push to a missing repository is refused.
+    code, out = skopeo.push(
+        skopeo.layout("v3"),
+        f"docker://{server.host}/acme-apps/missing:v1",
+        f"{ACCOUNT}:acme-registry-pw",
+        check=False,
+    )
+    assert code != 0, out
+
+    # The tags table: tag, short digest (copyable), human-readable size, push time.
+    page.goto("/console/repositories/acme-apps/web")
+    rows = page.locator("[data-testid=tags] tbody tr")
+    expect(rows).to_have_count(2)
+    row = page.locator("tr[data-tag=v1]")
+    expect(row.locator("code.digest")).to_have_text(digest[:19])
+    assert row.locator("button[data-copy]").first.get_attribute("data-copy") == digest
+    api_tag = acme.get("/api/v1/repositories/acme-apps/web/tags/v1").json()
+    assert api_tag["digest"] == digest
+    expect(row.locator("[data-testid=tag-size]")).to_have_text(human(api_tag["size"]))
+    expect(row.locator("td").nth(3)).to_contain_text(" UTC")
+    SHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SHOTS / "repository.png"), full_page=True)
+
+    # Delete a tag, after confirming.
+    page.locator("tr[data-tag=v2]").get_by_role("button", name="Delete").click()
+    confirm(page)
+    expect_flash(page, "Tag v2 deleted.")
+    expect(page.locator("tr[data-tag=v2]")).to_have_count(0)
+    expect(page.locator("tr[data-tag=v1]")).to_have_count(1)
+    assert acme.get("/api/v1/repositories/acme-apps/web/tags/v2").status_code == 404
+    assert digest2 != digest
+
+    # The information tab renders the Markdown detail safely, and edits it.
+    page.goto("/console/repositories/acme-apps/web?tab=info")
+    expect(page.locator("[data-testid=repo-detail] h1")).to_have_text("Web")
+    expect(page.locator("[data-testid=repo-detail] li")).to_have_count(2)
+    page.fill("#f-summary", "The web front end")
+    page.get_by_role("button", name="Save").click()
+    expect_flash(page, "Repository information saved.")
+    assert acme.get("/api/v1/repositories/acme-apps/web").json()["summary"] == ("The web front end")
+
+
+def test_ram_user_with_read_only_can_pull_and_not_push(
+    page: Page, acme: httpx.Client, server: DockyardServer, skopeo: Skopeo
+) -> None:
+    # A private repository with an image in it, made through the API.
+    acme.post("/api/v1/namespaces", json={"name": "acme-ro"})
+    r = acme.post("/api/v1/repositories", json={"namespace": "acme-ro", "name": "app"})
+    assert r.status_code == 201, r.text
+    assert acme.put("/api/v1/me/registry-password", json={"password": "acme-reg"}).is_success
+    dest = f"docker://{server.host}/acme-ro/app"
+    skopeo.push(skopeo.layout("ro"), f"{dest}:v1", f"{ACCOUNT}:acme-reg")
+
+    sign_in(page)
+    # Create the RAM user, without a console password.
+    page.goto("/console/ram/users")
+    page.get_by_role("button", name="Create User").click()
+    page.fill("#f-name", "puller")
+    page.get_by_role("button", name="Create", exact=True).click()
+    expect(page.locator("h1")).to_have_text("puller")
+    # Its registry password: mismatched confirmation refused inline, then set.
+    page.fill("#f-password", "puller-pw-1")
+    page.fill("#f-confirm", "different")
+    page.get_by_role("button", name="Set password").click()
+    expect(page.locator(".field-error")).to_contain_text("differ")
+    page.fill("#f-password", "puller-pw-1")
+    page.fill("#f-confirm", "puller-pw-1")
+    page.get_by_role("button", name="Set password").click()
+    expect_flash(page, "Registry password set.")
+
+    creds = f"puller@{ACCOUNT}:puller-pw-1"
+    code, _ = skopeo.pull(f"{dest}:v1", creds, check=False)
+    assert code != 0, "a RAM user with no permission pulled a private image"
+
+    # Grant read-only on the repository in its Permissions tab.
+    page.goto("/console/repositories/acme-ro/app?tab=permissions")
+    expect(page.locator("[data-testid=no-permissions]")).to_be_visible()
+    page.select_option("#f-kind", "user")
+    page.fill("#f-principal", "nobody-here")
+    page.get_by_role("button", name="Grant").click()
+    expect(page.locator("[data-testid=error-grant]")).to_contain_text("nobody-here")
+    page.fill("#f-principal", "puller")
+    page.select_option("#f-role", "read-only")
+    page.get_by_role("button", name="Grant").click()
+    expect_flash(page, "Granted read-only")
+    expect(page.locator("[data-testid=permissions]")).to_contain_text(f"puller@{ACCOUNT}")
+
+    skopeo.pull(f"{dest}:v1", creds)
+    code, out = skopeo.push(skopeo.layout("evil"), f"{dest}:evil", creds, check=False)
+    assert code != 0, "a read-only RAM user pushed"
+    assert "denied" in out.lower() or "unauthorized" in out.lower(), out
+    assert acme.get("/api/v1/repositories/acme-ro/app/tags/evil").status_code == 404
+
+    # Revoke it: the pull stops working.
+    page.locator("[data-testid=permissions]").get_by_role("button", name="Revoke").click()
+    confirm(page)
+    expect_flash(page, "Revoked")
+    code, _ = skopeo.pull(f"{dest}:v1", creds, check=False)
+    assert code != 0
+
+
+def test_access_key_secret_is_shown_once(
+    page: Page, acme: httpx.Client, server: DockyardServer
+) -> None:
+    assert acme.post("/api/v1/ram/users", json={"name": "keyholder"}).status_code == 201
+    sign_in(page)
+    page.goto("/console/ram/users/keyholder")
+    expect(page.locator("[data-testid=no-access-keys]")).to_be_visible()
+    page.get_by_role("button", name="Create AccessKey").click()
+    panel = page.locator("[data-testid=new-secret]")
+    expect(panel).to_contain_text("only time")
+    key_id = page.locator("[data-testid=new-key-id]").inner_text()
+    secret = page.locator("[data-testid=new-key-secret]").inner_text()
+    assert len(secret) >= 20
+    # The pair works on the API.
+    r = httpx.get(f"{server.url}/api/v1/me", auth=(key_id, secret))
+    assert r.status_code == 200, r.text
+    assert r.json()["login"] == f"keyholder@{ACCOUNT}"
+    # The panel can be dismissed; the secret is never shown again.
+    panel.locator("[data-dismiss]").click()
+    expect(panel).to_have_count(0)
+    page.goto("/console/ram/users/keyholder")
+    expect(page.locator("[data-testid=access-keys]")).to_contain_text(key_id)
+    assert secret not in page.content()
+    # Delete it, after confirming.
+    page.locator("[data-testid=access-keys]").get_by_role("button", name="Delete").click()
+    confirm(page)
+    expect_flash(page, f"Access key {key_id} deleted.")
+    assert httpx.get(f"{server.url}/api/v1/me", auth=(key_id, secret)).status_code == 401
+
+
+def test_policy_editor_checks_json_and_shows_the_servers_error(
+    page: Page, acme: httpx.Client
+) -> None:
+    sign_in(page)
+    page.goto("/console/ram/policies/new")
+    page.fill("#f-name", "PullWeb")
+    editor = page.locator("#f-document")
+    # Broken JSON: refused in the browser, before anything is sent.
+    editor.fill('{"Version": "1", "Statement": [')
+    expect(page.locator("[data-testid=json-error]")).to_contain_text("Invalid JSON")
+    page.get_by_role("button", name="Create", exact=True).click()
+    expect(page.locator("[data-testid=json-error]")).to_be_visible()
+    assert page.url.endswith("/console/ram/policies/new")
+    assert acme.get("/api/v1/ram/policies/PullWeb").status_code == 404
+    # Valid JSON with a bad field: the server's message, naming it, next to the editor.
+    bad = {"Version": "1", "Statement": [{"Effect": "Maybe", "Action": "cr:Get*", "Resource": "*"}]}
+    editor.fill(json.dumps(bad))
+    expect(page.locator("[data-testid=json-error]")).to_be_hidden()
+    page.get_by_role("button", name="Create", exact=True).click()
+    error = page.locator("[data-testid=error-document]")
+    expect(error).to_contain_text("Effect")
+    expect(page.locator("#f-name")).to_have_value("PullWeb")
+    assert "Maybe" in editor.input_value()
+    # A good document is saved and listed as a custom policy.
+    good = {
+        "Version": "1",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": "cr:PullRepository",
+                "Resource": "acs:cr:*:*:repository/acme-apps/*",
+            }
+        ],
+    }
+    editor.fill(json.dumps(good))
+    page.get_by_role("button", name="Create", exact=True).click()
+    expect_flash(page, "Policy PullWeb created.")
+    assert acme.get("/api/v1/ram/policies/PullWeb").json()["document"] == good
+    page.goto("/console/ram/policies?type=custom")
+    expect(page.locator("[data-testid=policies]")).to_contain_text("PullWeb")
+    expect(page.locator("[data-testid=policies]")).not_to_contain_text(
+        "AliyunContainerRegistryFullAccess"
+    )
+    # System policies are read-only in the editor.
+    page.goto("/console/ram/policies/AliyunContainerRegistryReadOnlyAccess")
+    expect(page.locator("#f-document")).to_have_attribute("readonly", "")
+    # Delete the custom one.
+    page.goto("/console/ram/policies/PullWeb")
+    page.get_by_role("button", name="Delete policy").click()
+    confirm(page)
+    expect_flash(page, "Policy PullWeb deleted.")
+    assert acme.get("/api/v1/ram/policies/PullWeb").status_code == 404
+
+
+def test_temporary_login_and_audit_log(page: Page, server: DockyardServer) -> None:
+    sign_in(page)
+    page.goto("/console/credentials")
+    page.get_by_role("button", name="Get Temporary Password").click()
+    expect(page.locator("[data-testid=temp-username]")).to_have_text("cr_temp_user")
+    password = page.locator("[data-testid=temp-password]").inner_text()
+    r = httpx.get(
+        f"{server.url}/auth/token",
+        params={"service": "dockyard", "scope": "repository:acme-apps/web:pull"},
+        auth=("cr_temp_user", password),
+    )
+    assert r.status_code == 200, r.text
+    # My own access keys: the secret once, then only the id.
+    page.get_by_role("button", name="Create AccessKey").click()
+    key_id = page.locator("[data-testid=new-key-id]").inner_text()
+    secret = page.locator("[data-testid=new-key-secret]").inner_text()
+    assert httpx.get(f"{server.url}/api/v1/me", auth=(key_id, secret)).json()["login"] == ACCOUNT
+    page.goto("/console/credentials")
+    expect(page.locator("[data-testid=access-keys]")).to_contain_text(key_id)
+    assert secret not in page.content()
+    assert password not in page.content()
+
+    page.goto("/console/audit")
+    expect(page.locator("[data-testid=audit]")).to_be_visible()
+    # The console's own calls are audited with the browser's address.
+    table = page.locator("[data-testid=audit]").inner_text()
+    assert ACCOUNT in table
+    assert "127.0.0.1" in table
+
+
+def test_administrator_manages_accounts_and_quotas(page: Page, server: DockyardServer) -> None:
+    sign_in(page, "admin", ADMIN_PASSWORD)
+    page.goto("/console/accounts")
+    page.get_by_role("button", name="Create Account").click()
+    page.fill("#f-name", "globex")
+    page.fill("#f-password", "globex-password")
+    page.fill("#f-confirm", "globex-password")
+    page.get_by_role("button", name="Create", exact=True).click()
+    expect_flash(page, "Account globex created.")
+    row = page.locator("[data-testid=accounts] tr", has_text="globex")
+    row.locator("input[name=namespace_quota]").fill("5")
+    row.locator("input[name=repository_quota]").fill("12")
+    row.get_by_role("button", name="Save").click()
+    expect_flash(page, "Quota of globex saved.")
+    with server.client() as admin:
+        account = admin.get("/api/v1/accounts/globex").json()
+    assert (account["namespace_quota"], account["repository_quota"]) == (5, 12)
+
+
+def test_account_root_sees_no_administration(page: Page) -> None:
+    sign_in(page)
+    expect(page.locator(".sidenav")).not_to_contain_text("Accounts")
+    response = page.goto("/console/accounts")
+    assert response is not None
+    assert response.status == 403
+    expect(page.locator("[data-testid=error-message]")).to_be_visible()
+
+
+def test_group_and_role_pages(page: Page, acme: httpx.Client) -> None:
+    assert acme.post("/api/v1/ram/users", json={"name": "member1"}).status_code == 201
+    sign_in(page)
+    page.goto("/console/ram/groups")
+    page.get_by_role("button", name="Create Group").click()
+    page.fill("#f-name", "devs")
+    page.get_by_role("button", name="Create", exact=True).click()
+    expect_flash(page, "Group devs created.")
+    page.select_option("#f-user", "member1")
+    page.get_by_role("button", name="Add", exact=True).click()
+    expect(page.locator("[data-testid=members]")).to_contain_text(f"member1@{ACCOUNT}")
+    page.select_option("#f-policy", "AliyunContainerRegistryReadOnlyAccess")
+    page.get_by_role("button", name="Attach").click()
+    expect(page.locator("[data-testid=attached-policies]")).to_contain_text(
+        "AliyunContainerRegistryReadOnlyAccess"
+    )
+    assert acme.get("/api/v1/ram/groups/devs").json()["members"] == [f"member1@{ACCOUNT}"]
+
+    page.goto("/console/ram/roles/new")
+    page.fill("#f-name", "ci-deployer")
+    page.locator("#f-trust").fill('{"Version": "1", "Statement": [{"Effect": "Allow"}')
+    expect(page.locator("[data-testid=json-error]")).to_be_visible()
+    page.locator("#f-trust").fill(
+        json.dumps({"Version": "1", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole"}]})
+    )
+    page.get_by_role("button", name="Create", exact=True).click()
+    expect(page.locator("[data-testid=form-error]")).to_contain_text("Principal")
+    page.locator("#f-trust").fill(
+        json.dumps(
+            {
+                "Version": "1",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Action": "sts:AssumeRole",
+                        "Principal": {
+                            "RAM": [f"acs:ram::{acme.get('/api/v1/me').json()['account_id']}:root"]
+                        },
+                    }
+                ],
+            }
+        )
+    )
+    page.get_by_role("button", name="Create", exact=True).click()
+    expect_flash(page, "Role ci-deployer created.")
+    expect(page.locator("h1")).to_have_text("ci-deployer")
+    assert re.search(r"acs:ram::\d+:role/ci-deployer", page.locator(".page-head").inner_text())
+
+
+def test_namespace_delete_asks_first(page: Page, acme: httpx.Client) -> None:
+    assert acme.post("/api/v1/namespaces", json={"name": "acme-tmp"}).status_code == 201
+    sign_in(page)
+    page.goto("/console/namespaces")
+    row = page.locator("[data-testid=namespaces] tr", has_text="acme-tmp")
+    # Cancel keeps it.
+    row.get_by_role("button", name="Delete").click()
+    dialog = page.locator("#confirm-dialog")
+    expect(dialog).to_contain_text("Delete namespace acme-tmp?")
+    dialog.get_by_role("button", name="Cancel").click()
+    expect(dialog).to_be_hidden()
+    assert acme.get("/api/v1/namespaces/acme-tmp").status_code == 200
+    # Confirming deletes it.
+    row.get_by_role("button", name="Delete").click()
+    confirm(page)
+    expect_flash(page, "Namespace acme-tmp deleted.")
+    expect(page.locator("[data-testid=namespaces]")).not_to_contain_text("acme-tmp")
+    assert acme.get("/api/v1/namespaces/acme-tmp").status_code == 404
+
+
+def test_sign_up_only_where_the_instance_allows_it(
+    browser: Browser, page: Page, tmp_path: Path
+) -> None:
+    # This instance does not: no link, and the page sends people back.
+    page.goto("/console/sign-in")
+    expect(page.get_by_role("link", name="Sign up")).to_have_count(0)
+    page.goto("/console/sign-up")
+    assert "/console/sign-in" in page.url
+    expect_flash(page, "does not accept sign-ups")
+    # One that does.
+    with running_server(tmp_path, {"DOCKYARD_ALLOW_SIGNUP": "true"}, namespace=None) as open_:
+        ctx = browser.new_context(base_url=open_.url)
+        try:
+            signup = ctx.new_page()
+            signup.goto("/console/sign-in")
+            signup.get_by_role("link", name="Sign up").click()
+            signup.fill("#f-name", "initech")
+            signup.fill("#f-password", "initech-password")
+            signup.fill("#f-confirm", "something else")
+            signup.get_by_role("button", name="Create account").click()
+            expect(signup.locator("[data-testid=error-confirm]")).to_contain_text("differ")
+            expect(signup.locator("#f-name")).to_have_value("initech")
+            signup.fill("#f-password", "initech-password")
+            signup.fill("#f-confirm", "initech-password")
+            signup.get_by_role("button", name="Create account").click()
+            expect(signup.locator("[data-testid=me-login]")).to_have_text("initech")
+        finally:
+            ctx.close()
