@@ -86,9 +86,13 @@ class ApiAuth:
                 session = self.tokens.verify(value.strip(), audience=self.tokens.api_audience)
             except TokenError as exc:
                 raise self._refused(request, str(exc)) from exc
-            found = await to_thread.run_sync(self.identity.principal_by_name, session.subject)
+            found = await to_thread.run_sync(
+                self.identity.session_principal, session.subject, session.issued_at
+            )
             if found is None:
-                raise self._refused(request, "the session's user or credentials no longer exist")
+                raise self._refused(
+                    request, "the session has ended (signed out, or its user no longer exists)"
+                )
             return found
         creds = parse_basic(header)
         if creds is None:

@@ -425,3 +425,42 @@ def test_openapi_document_lists_every_route(server: DockyardServer) -> None:
     for path, ops in paths.items():
         names = {p["name"] for op in ops.values() for p in op["parameters"] if p["in"] == "path"}
         assert names == set(re.findall(r"{(\w+)}", path)), path
+
+
+def test_sign_out_ends_sessions(server: DockyardServer) -> None:
+    root = _account(server, "leave")
+    r = httpx.post(
+        f"{server.url}/api/v1/auth/login", json={"username": root[0], "password": root[1]}
+    )
+    token = r.json()["token"]
+    bearer = {"Authorization": f"Bearer {token}"}
+    assert httpx.get(f"{server.url}/api/v1/me", headers=bearer).status_code == 200
+    assert httpx.post(f"{server.url}/api/v1/auth/logout", headers=bearer).status_code == 204
+    r = httpx.get(f"{server.url}/api/v1/me", headers=bearer)
+    assert r.status_code == 401
+    assert "session has ended" in r.json()["detail"]
+    # A new session right away works; Basic credentials never depended on it.
+    r = httpx.post(
+        f"{server.url}/api/v1/auth/login", json={"username": root[0], "password": root[1]}
+    )
+    fresh = {"Authorization": f"Bearer {r.json()['token']}"}
+    assert httpx.get(f"{server.url}/api/v1/me", headers=fresh).status_code == 200
+    assert httpx.get(f"{server.url}/api/v1/me", auth=root).status_code == 200
+
+
+def test_policies_page_and_users_show_groups(server: DockyardServer) -> None:
+    root = _account(server, "pages")
+    _user(server, root, "dev")
+    doc = {"Version": "1", "Statement": [{"Effect": "Allow", "Action": "cr:Get*", "Resource": "*"}]}
+    with server.client(auth=root) as client:
+        for n in range(3):
+            client.post("/api/v1/ram/policies", json={"name": f"p{n}", "document": doc})
+        first = client.get("/api/v1/ram/policies", params={"type": "custom", "limit": 2}).json()
+        assert [p["name"] for p in first["items"]] == ["p0", "p1"]
+        rest = client.get(first["next"]).json()
+        assert [p["name"] for p in rest["items"]] == ["p2"]
+        everything = client.get("/api/v1/ram/policies").json()["items"]
+        assert {p["type"] for p in everything} == {"system", "custom"}
+        client.post("/api/v1/ram/groups", json={"name": "team"})
+        client.put("/api/v1/ram/groups/team/members/dev")
+        assert client.get("/api/v1/ram/users/dev").json()["groups"] == ["team"]

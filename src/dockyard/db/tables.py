@@ -54,6 +54,8 @@ users = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("is_root", Boolean, nullable=False, server_default=sa.false()),
     Column("registry_password_hash", String(255), nullable=True),
+    # Signing out ends every management-API session issued before this moment.
+    Column("sessions_revoked_at", DateTime(timezone=True), nullable=True),
 )
 
 namespaces = Table(

@@ -103,6 +103,7 @@ class AccountRoutes:
             Route("/api/v1/accounts", self.list_or_create, methods=["GET", "POST"]),
             Route("/api/v1/accounts/{name}", self.one, methods=["GET", "PATCH"]),
             Route("/api/v1/auth/login", self.login, methods=["POST"]),
+            Route("/api/v1/auth/logout", self.logout, methods=["POST"]),
             Route("/api/v1/tokens", self.temporary_login, methods=["POST"]),
             Route("/api/v1/me", self.me, methods=["GET"]),
             Route("/api/v1/me/registry-password", self.my_registry_password, methods=["PUT"]),
@@ -147,6 +148,15 @@ class AccountRoutes:
         ttl = _remaining(principal, SESSION_SECONDS)
         token, ttl, issued = tokens.issue(principal.name, audience=tokens.api_audience, ttl=ttl)
         return JSONResponse({"token": token, "expires_at": iso(issued + ttl)})
+
+    async def logout(self, request: Request) -> Response:
+        """Sign out everywhere: every session token of the caller issued until now stops
+        working (temporary registry logins and access keys are not affected)."""
+        principal = await self.auth.signed_in(request)
+        if principal.user_id is not None:
+            user_id = principal.user_id
+            await call_service(lambda: self.identity.end_sessions(user_id), ServiceError)
+        return Response(status_code=204)
 
     async def temporary_login(self, request: Request) -> Response:
         """``GetAuthorizationToken``: a registry login as ``cr_temp_user`` valid for an
@@ -379,6 +389,7 @@ def ram_user_json(user: RamUser) -> dict[str, Any]:
         "login": user.login,
         "has_registry_password": user.has_registry_password,
         "policies": list(user.policies),
+        "groups": list(user.groups),
         "created_at": iso(user.created_at),
     }
 
@@ -668,10 +679,15 @@ class RamRoutes:
             return JSONResponse(policy_json(created), status_code=201)
         account_id, _ = await self._require(request, "ram:ListPolicies", "policy", "*")
         kind = request.query_params.get("type") or None
+        limit, after = page_params(request)
         items = await call_service(
-            lambda: self.ram.list_policies(account_id, kind=kind), ServiceError
+            lambda: self.ram.list_policies(account_id, kind=kind, limit=limit, after=after),
+            ServiceError,
         )
-        return JSONResponse({"items": [policy_json(p) for p in items]})
+        body = page([policy_json(p) for p in items], limit, "/api/v1/ram/policies", "name")
+        if kind and "next" in body:
+            body["next"] += f"&type={kind}"
+        return JSONResponse(body)
 
     async def policy(self, request: Request) -> Response:
         name = request.path_params["policy"]

@@ -37,6 +37,7 @@ _USER = (
         t.users.c.is_admin,
         t.users.c.is_root,
         t.users.c.registry_password_hash,
+        t.users.c.sessions_revoked_at,
         t.accounts.c.name.label("account_name"),
     )
     .select_from(t.users.outerjoin(t.accounts))
@@ -191,6 +192,27 @@ class IdentityService:
     def set_registry_password(self, user_id: int, password: str) -> None:
         with self.db.write() as conn:
             store_registry_password(conn, user_id, password)
+
+    def session_principal(self, subject: str, issued_at: float) -> Principal | None:
+        """The principal of an API session token, unless it signed out since."""
+        if is_sts_key(subject):
+            return self._sts(subject, None)
+        row, policies = self._user(subject)
+        if row is None:
+            return None
+        revoked = row.sessions_revoked_at
+        if revoked is not None and issued_at <= as_utc(revoked).timestamp():
+            return None
+        return _principal(row, policies)
+
+    def end_sessions(self, user_id: int) -> None:
+        """Sign out everywhere: every session token issued until now stops working."""
+        with self.db.write() as conn:
+            conn.execute(
+                sa.update(t.users)
+                .where(t.users.c.id == user_id)
+                .values(sessions_revoked_at=utcnow())
+            )
 
     def principal_by_name(self, username: str) -> Principal | None:
         """The principal a token was issued to (for STS credentials: while they last)."""

@@ -60,6 +60,7 @@ class RamUser:
     has_registry_password: bool
     policies: tuple[str, ...]
     created_at: datetime
+    groups: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +190,14 @@ class RamService:
         with self.db.read() as conn:
             rows = conn.execute(q).all()
             attached = _attached(conn, "user", [r.id for r in rows])
+            groups: dict[int, list[str]] = {}
+            for user_id, group in conn.execute(
+                sa.select(t.group_members.c.user_id, t.groups.c.name)
+                .select_from(t.group_members.join(t.groups))
+                .where(t.group_members.c.user_id.in_([r.id for r in rows]))
+                .order_by(t.groups.c.name)
+            ):
+                groups.setdefault(user_id, []).append(group)
         return [
             RamUser(
                 id=r.id,
@@ -197,6 +206,7 @@ class RamService:
                 has_registry_password=r.registry_password_hash is not None,
                 policies=tuple(attached.get(r.id, ())),
                 created_at=as_utc(r.created_at),
+                groups=tuple(groups.get(r.id, ())),
             )
             for r in rows
         ]
@@ -453,9 +463,19 @@ class RamService:
     def _visible(self, account_id: int) -> sa.ColumnElement[bool]:
         return sa.or_(t.policies.c.account_id.is_(None), t.policies.c.account_id == account_id)
 
-    def list_policies(self, account_id: int, *, kind: str | None = None) -> list[StoredPolicy]:
-        """System, custom and managed policies visible in the account (``kind`` narrows)."""
-        q = sa.select(t.policies).where(self._visible(account_id))
+    def list_policies(
+        self,
+        account_id: int,
+        *,
+        kind: str | None = None,
+        limit: int = 1000,
+        after: str | None = None,
+    ) -> list[StoredPolicy]:
+        """System, custom and managed policies visible in the account, by name (``kind``
+        narrows; ``after`` is the last name of the previous page)."""
+        q = sa.select(t.policies).where(self._visible(account_id)).limit(limit)
+        if after:
+            q = q.where(t.policies.c.name > after)
         if kind == "system":
             q = q.where(t.policies.c.account_id.is_(None))
         elif kind == "custom":
@@ -466,7 +486,7 @@ class RamService:
             q = q.where(t.policies.c.managed_resource.is_not(None))
         elif kind is not None:
             raise Invalid("type must be system, custom or managed")
-        q = q.order_by(t.policies.c.account_id.is_not(None), t.policies.c.name)
+        q = q.order_by(t.policies.c.name)
         with self.db.read() as conn:
             rows = conn.execute(q).all()
         return [_stored(r) for r in rows]

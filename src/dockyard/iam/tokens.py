@@ -52,6 +52,7 @@ class VerifiedToken:
     grants: tuple[Grant, ...]
     expires_at: float
     audience: str = ""
+    issued_at: float = 0.0
 
     def allows(self, type_: str, name: str, action: str) -> bool:
         return any(
@@ -144,7 +145,7 @@ class TokenService:
             "aud": audience or self.service,
             "exp": int(now) + ttl,
             "nbf": int(now) - 5,
-            "iat": int(now),
+            "iat": round(now, 6),  # fractional (RFC 7519 allows it): sign-out compares it
             "jti": secrets.token_urlsafe(16),
             "access": [g.to_json() for g in grants],
         }
@@ -183,6 +184,7 @@ class TokenService:
             subject=str(claims["sub"]),
             grants=_parse_grants(claims.get("access", [])),
             expires_at=float(claims["exp"]),
+            issued_at=float(claims["iat"]),
             audience=audience,
         )
         with self._lock:

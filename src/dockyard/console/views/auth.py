@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from dockyard.console.client import ApiProblem
+from dockyard.console.client import ApiProblem, SessionExpired
 from dockyard.console.core import PREFIX, Console, read_form, safe_next
 from dockyard.console.session import (
     SESSION_COOKIE,
@@ -164,6 +164,14 @@ class AuthPages:
                 title="Forbidden",
                 message="The sign-out form does not match your session.",
             )
+        # The API ends the session itself, so a copied cookie is worthless afterwards.
+        api = self.console.client(request, token)
+        try:
+            await api.post("/api/v1/auth/logout")
+        except (ApiProblem, SessionExpired):
+            pass  # already over
+        finally:
+            await api.aclose()
         response = RedirectResponse(f"{PREFIX}/sign-in", 303)
         clear_session(response, request)
         set_flash(response, request, "You have signed out.", "info")
