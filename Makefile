@@ -7,11 +7,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-TEST_TOOLS := buildah skopeo podman busybox chromium
-TEST_PACKAGES := buildah skopeo podman busybox-static uidmap fuse-overlayfs postgresql chromium
+TEST_TOOLS := buildah skopeo podman busybox chromium debootstrap
+TEST_PACKAGES := buildah skopeo podman busybox-static uidmap fuse-overlayfs postgresql chromium debootstrap
 BENCH_PACKAGES := docker-registry wrk hey
 
-.PHONY: serve test lint bench system-test-deps system-bench-deps clean
+.PHONY: serve test lint bench bench-scan system-test-deps system-bench-deps clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -47,6 +47,9 @@ test: $(STAMP) system-test-deps lint
 
 bench: $(STAMP) system-bench-deps
 	$(BIN)/python bench/run.py
+
+bench-scan: $(STAMP) system-test-deps
+	$(BIN)/python bench/scan.py
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache

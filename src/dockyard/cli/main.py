@@ -15,53 +15,9 @@ from typing import Any
 
 import click
 
-from dockyard.config import ConfigError, Settings, load_settings
-
-
-def _settings(ctx: click.Context, **overrides: Any) -> Settings:
-    base = ctx.find_root().meta.get("dockyard", {})
-    config = base.pop("config", None)
-    try:
-        return load_settings(config, {**base, **overrides})
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from exc
-
-
-def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> None:
-    """Keep an instance option, given before or after the command name."""
-    if value is not None and param.name:
-        ctx.find_root().meta.setdefault("dockyard", {})[param.name] = value
-
-
-_INSTANCE_OPTIONS = (
-    click.option(
-        "--config",
-        type=click.Path(dir_okay=False),
-        expose_value=False,
-        callback=_remember,
-        help="TOML settings file (also DOCKYARD_CONFIG).",
-    ),
-    click.option(
-        "--data-dir",
-        type=click.Path(file_okay=False),
-        expose_value=False,
-        callback=_remember,
-        help="Data directory (default ./data; also DOCKYARD_DATA_DIR).",
-    ),
-    click.option(
-        "--database-url",
-        expose_value=False,
-        callback=_remember,
-        help="Database URL (also DOCKYARD_DATABASE_URL).",
-    ),
-)
-
-
-def instance_options(func: Any) -> Any:
-    """--config, --data-dir and --database-url, accepted by every command."""
-    for option in reversed(_INSTANCE_OPTIONS):
-        func = option(func)
-    return func
+from dockyard.cli.common import instance_options, settings_of
+from dockyard.config import Settings
+from dockyard.scanning.cli import scan, vulndb
 
 
 @click.group()
@@ -92,7 +48,7 @@ def serve(
     from dockyard.app import bootstrap, create_app
     from dockyard.observability import setup_logging
 
-    settings = _settings(
+    settings = settings_of(
         ctx, listen=listen, tls_cert=tls_cert, tls_key=tls_key, region=region, workers=workers
     )
     setup_logging(settings.log_level, settings.log_format)
@@ -165,7 +121,7 @@ def namespace_create(
     from dockyard.app import bootstrap
     from dockyard.errors import ServiceError
 
-    services = bootstrap(_settings(ctx))
+    services = bootstrap(settings_of(ctx))
     try:
         owner = services.accounts.get(account)
         services.catalog.create_namespace(
@@ -189,7 +145,7 @@ def namespace_list(ctx: click.Context) -> None:
     """List namespaces."""
     from dockyard.app import bootstrap
 
-    services = bootstrap(_settings(ctx))
+    services = bootstrap(settings_of(ctx))
     try:
         after = None
         while True:
@@ -223,7 +179,7 @@ def account_create(ctx: click.Context, name: str, password: str, namespace_quota
     from dockyard.app import bootstrap
     from dockyard.errors import ServiceError
 
-    services = bootstrap(_settings(ctx))
+    services = bootstrap(settings_of(ctx))
     try:
         created = services.accounts.create(name, password, namespace_quota=namespace_quota)
     except ServiceError as exc:
@@ -251,7 +207,7 @@ def gc(ctx: click.Context, dry_run: bool, grace: int | None, verbose: bool) -> N
     from dockyard.app import bootstrap
     from dockyard.registry.maintenance import collect_garbage
 
-    settings = _settings(ctx)
+    settings = settings_of(ctx)
     services = bootstrap(settings)
     try:
         report = collect_garbage(
@@ -282,7 +238,7 @@ def fsck(ctx: click.Context, no_rehash: bool) -> None:
     from dockyard.app import bootstrap
     from dockyard.registry.maintenance import check_consistency
 
-    services = bootstrap(_settings(ctx))
+    services = bootstrap(settings_of(ctx))
     try:
         report = check_consistency(services.db, services.store, rehash=not no_rehash)
     finally:
@@ -297,6 +253,10 @@ def fsck(ctx: click.Context, no_rehash: bool) -> None:
     )
     if not report.clean:
         ctx.exit(1)
+
+
+main.add_command(scan)
+main.add_command(vulndb)
 
 
 def run() -> None:

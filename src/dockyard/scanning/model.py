@@ -28,7 +28,9 @@ class Package:
     name); empty where the ecosystem has none."""
     source_version: str = ""
     layer: str = ""
-    """Digest of the layer that added the package (the last layer that wrote its record)."""
+    """Digest of the layer that introduced the package: for the dpkg and apk databases
+    (one file every layer rewrites) the first layer whose database lists it at this
+    version; elsewhere the layer of its record file as the image finally holds it."""
     path: str = ""
     """Where in the image the package's record was found."""
 

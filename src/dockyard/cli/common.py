@@ -1,0 +1,57 @@
+"""What every ``dockyard`` command shares: the instance options (``--config``,
+``--data-dir``, ``--database-url``, accepted before or after the command name) and the
+settings they select."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from dockyard.config import ConfigError, Settings, load_settings
+
+
+def settings_of(ctx: click.Context, **overrides: Any) -> Settings:
+    base = ctx.find_root().meta.get("dockyard", {})
+    config = base.pop("config", None)
+    try:
+        return load_settings(config, {**base, **overrides})
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+    """Keep an instance option, given before or after the command name."""
+    if value is not None and param.name:
+        ctx.find_root().meta.setdefault("dockyard", {})[param.name] = value
+
+
+_INSTANCE_OPTIONS = (
+    click.option(
+        "--config",
+        type=click.Path(dir_okay=False),
+        expose_value=False,
+        callback=_remember,
+        help="TOML settings file (also DOCKYARD_CONFIG).",
+    ),
+    click.option(
+        "--data-dir",
+        type=click.Path(file_okay=False),
+        expose_value=False,
+        callback=_remember,
+        help="Data directory (default ./data; also DOCKYARD_DATA_DIR).",
+    ),
+    click.option(
+        "--database-url",
+        expose_value=False,
+        callback=_remember,
+        help="Database URL (also DOCKYARD_DATABASE_URL).",
+    ),
+)
+
+
+def instance_options(func: Any) -> Any:
+    """--config, --data-dir and --database-url, accepted by every command."""
+    for option in reversed(_INSTANCE_OPTIONS):
+        func = option(func)
+    return func
