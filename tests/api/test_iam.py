@@ -14,7 +14,7 @@ import jwt
 import pytest
 
 from tests.fixtures.oci import push_image
-from tests.fixtures.server import DockyardServer, running_server
+from tests.fixtures.server import ADMIN_PASSWORD, DockyardServer, running_server
 
 PROBLEM = "application/problem+json"
 
@@ -464,3 +464,49 @@ def test_policies_page_and_users_show_groups(server: DockyardServer) -> None:
         client.post("/api/v1/ram/groups", json={"name": "team"})
         client.put("/api/v1/ram/groups/team/members/dev")
         assert client.get("/api/v1/ram/users/dev").json()["groups"] == ["team"]
+
+
+def test_console_password_changes(server: DockyardServer, tmp_path: Path) -> None:
+    root = _account(server, "pwchange")
+    _user(server, root, "dev")
+    with server.client(auth=root) as client:
+        r = client.put(
+            "/api/v1/me/password", json={"current_password": "nope", "password": "x" * 9}
+        )
+        assert r.status_code == 403
+        r = client.put(
+            "/api/v1/me/password", json={"current_password": root[1], "password": "short"}
+        )
+        assert r.status_code == 400
+        r = client.put(
+            "/api/v1/me/password", json={"current_password": root[1], "password": "new-root-pw"}
+        )
+        assert r.status_code == 204
+    assert httpx.get(f"{server.url}/api/v1/me", auth=root).status_code == 401
+    assert httpx.get(f"{server.url}/api/v1/me", auth=("pwchange", "new-root-pw")).status_code == 200
+    # The registry password is its own: unchanged.
+    assert _granted(server, root, "pwchange-ns/app") == ["delete", "pull", "push"]
+    with server.client(auth=("pwchange", "new-root-pw")) as client:
+        r = client.patch("/api/v1/ram/users/dev", json={"password": "dev-new-console"})
+        assert r.status_code == 200
+        assert client.patch("/api/v1/ram/users/dev", json={"name": "x"}).status_code == 400
+    assert (
+        httpx.get(f"{server.url}/api/v1/me", auth=("dev@pwchange", "dev-new-console")).status_code
+        == 200
+    )
+    # The administrator's first-start password serves docker login until either changes:
+    # changing the console password leaves docker login on the first-start one.
+    with running_server(tmp_path / "fresh") as fresh:
+        with fresh.client() as admin:
+            r = admin.put(
+                "/api/v1/me/password",
+                json={"current_password": ADMIN_PASSWORD, "password": "new-admin-console"},
+            )
+            assert r.status_code == 204
+        assert (
+            httpx.get(f"{fresh.url}/api/v1/me", auth=("admin", ADMIN_PASSWORD)).status_code == 401
+        )
+        r = httpx.get(f"{fresh.url}/auth/token", auth=("admin", ADMIN_PASSWORD))
+        assert r.status_code == 200
+        r = httpx.get(f"{fresh.url}/auth/token", auth=("admin", "new-admin-console"))
+        assert r.status_code == 401

@@ -90,7 +90,7 @@ CATALOGUE: tuple[Action, ...] = (
     Action("ram:GetUser", "GET /api/v1/ram/users/{user}", RAM_USER_ARN),
     Action(
         "ram:UpdateUser",
-        "PATCH /api/v1/ram/users/{user}, PUT …/registry-password",
+        "PATCH /api/v1/ram/users/{user} (console password), PUT …/registry-password",
         RAM_USER_ARN,
     ),
     Action("ram:DeleteUser", "DELETE /api/v1/ram/users/{user}", RAM_USER_ARN),

@@ -106,6 +106,7 @@ class AccountRoutes:
             Route("/api/v1/auth/logout", self.logout, methods=["POST"]),
             Route("/api/v1/tokens", self.temporary_login, methods=["POST"]),
             Route("/api/v1/me", self.me, methods=["GET"]),
+            Route("/api/v1/me/password", self.my_password, methods=["PUT"]),
             Route("/api/v1/me/registry-password", self.my_registry_password, methods=["PUT"]),
             Route("/api/v1/me/access-keys", self.my_access_keys, methods=["GET", "POST"]),
             Route("/api/v1/me/access-keys/{key}", self.delete_my_access_key, methods=["DELETE"]),
@@ -206,6 +207,16 @@ class AccountRoutes:
                 403, "Forbidden", "STS credentials have no password or access keys of their own"
             )
         return principal.user_id
+
+    async def my_password(self, request: Request) -> Response:
+        """Change the caller's own console password (the current one is required)."""
+        user_id = await self._own_user(request)
+        body = await json_body(request)
+        current, password = _required(body, "current_password"), _required(body, "password")
+        await call_service(
+            lambda: self.identity.change_password(user_id, current, password), ServiceError
+        )
+        return Response(status_code=204)
 
     async def my_registry_password(self, request: Request) -> Response:
         """Set the caller's own ``docker login`` password ("Access Credential")."""
@@ -440,7 +451,7 @@ class RamRoutes:
         r = "/api/v1/ram"
         return [
             Route(f"{r}/users", self.users, methods=["GET", "POST"]),
-            Route(f"{r}/users/{{user}}", self.user, methods=["GET", "DELETE"]),
+            Route(f"{r}/users/{{user}}", self.user, methods=["GET", "PATCH", "DELETE"]),
             Route(f"{r}/users/{{user}}/registry-password", self.registry_password, methods=["PUT"]),
             Route(f"{r}/users/{{user}}/access-keys", self.access_keys, methods=["GET", "POST"]),
             Route(
@@ -503,7 +514,19 @@ class RamRoutes:
                 lambda: self.ram.delete_user(account_id, f"{name}@{account}"), ServiceError
             )
             return Response(status_code=204)
-        account_id, account = await self._require(request, "ram:GetUser", "user", name)
+        if request.method == "PATCH":
+            account_id, account = await self._require(request, "ram:UpdateUser", "user", name)
+            body = await json_body(request)
+            unknown = sorted(set(body) - {"password"})
+            if unknown:
+                raise ApiError(400, "Bad Request", f"unknown field {unknown[0]!r} (password)")
+            password = _required(body, "password")
+            await call_service(
+                lambda: self.ram.set_console_password(account_id, f"{name}@{account}", password),
+                ServiceError,
+            )
+        else:
+            account_id, account = await self._require(request, "ram:GetUser", "user", name)
         user = await call_service(
             lambda: self.ram.get_user(account_id, account, name), ServiceError
         )

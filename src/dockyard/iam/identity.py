@@ -15,7 +15,8 @@ import sqlalchemy as sa
 
 from dockyard.db import tables as t
 from dockyard.db.engine import Database, as_utc, utcnow
-from dockyard.iam.accounts import store_registry_password
+from dockyard.errors import Forbidden
+from dockyard.iam.accounts import store_console_password, store_registry_password
 from dockyard.iam.arn import root_arn
 from dockyard.iam.authz import Principal
 from dockyard.iam.passwords import generate_password, hash_password, verify_password
@@ -188,6 +189,16 @@ class IdentityService:
         if stored is None or not verify_password(stored, password):
             return None
         return _principal(row, policies)
+
+    def change_password(self, user_id: int, current: str, password: str) -> None:
+        """Change one's own console password, knowing the current one."""
+        with self.db.write() as conn:
+            stored = conn.execute(
+                sa.select(t.users.c.password_hash).where(t.users.c.id == user_id)
+            ).scalar()
+            if stored is None or not verify_password(stored, current):
+                raise Forbidden("the current password is not right")
+            store_console_password(conn, user_id, password)
 
     def set_registry_password(self, user_id: int, password: str) -> None:
         with self.db.write() as conn:

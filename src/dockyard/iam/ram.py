@@ -30,7 +30,11 @@ from dockyard.db import tables as t
 from dockyard.db.engine import Database, as_utc, utcnow
 from dockyard.db.upsert import upsert
 from dockyard.errors import Conflict, Invalid, NotFound
-from dockyard.iam.accounts import check_password, store_registry_password
+from dockyard.iam.accounts import (
+    check_password,
+    store_console_password,
+    store_registry_password,
+)
 from dockyard.iam.passwords import generate_password, hash_password
 from dockyard.iam.policy import Policy, PolicyError, parse_policy
 
@@ -214,6 +218,10 @@ class RamService:
     def set_registry_password(self, account_id: int, login: str, password: str) -> None:
         with self.db.write() as conn:
             store_registry_password(conn, self._user_id(conn, account_id, login), password)
+
+    def set_console_password(self, account_id: int, login: str, password: str) -> None:
+        with self.db.write() as conn:
+            store_console_password(conn, self._user_id(conn, account_id, login), password)
 
     def delete_user(self, account_id: int, login: str) -> None:
         """Delete a RAM user with its access keys, attachments and group memberships."""
@@ -660,30 +668,35 @@ def _attached(conn: Connection, kind: str, ids: list[int]) -> dict[int, list[str
     return attached
 
 
+# Built once: this runs on every request a RAM user authenticates with a password.
+_USER_POLICIES = sa.union(
+    sa.select(t.policies.c.document)
+    .select_from(t.user_policies.join(t.policies))
+    .where(t.user_policies.c.user_id == sa.bindparam("user_id")),
+    sa.select(t.policies.c.document)
+    .select_from(
+        t.group_members.join(
+            t.group_policies, t.group_policies.c.group_id == t.group_members.c.group_id
+        ).join(t.policies, t.policies.c.id == t.group_policies.c.policy_id)
+    )
+    .where(t.group_members.c.user_id == sa.bindparam("user_id")),
+)
+_ROLE_POLICIES = (
+    sa.select(t.policies.c.document)
+    .select_from(t.role_policies.join(t.policies))
+    .where(t.role_policies.c.role_id == sa.bindparam("role_id"))
+)
+
+
 def policies_of(conn: Connection, user_id: int) -> tuple[Policy, ...]:
     """The parsed policies attached to a user and to the groups it belongs to."""
-    own = sa.select(t.policies.c.document).select_from(t.user_policies.join(t.policies))
-    own = own.where(t.user_policies.c.user_id == user_id)
-    via_groups = (
-        sa.select(t.policies.c.document)
-        .select_from(
-            t.group_members.join(
-                t.group_policies, t.group_policies.c.group_id == t.group_members.c.group_id
-            ).join(t.policies, t.policies.c.id == t.group_policies.c.policy_id)
-        )
-        .where(t.group_members.c.user_id == user_id)
-    )
-    docs = conn.execute(sa.union(own, via_groups)).scalars()
+    docs = conn.execute(_USER_POLICIES, {"user_id": user_id}).scalars()
     return tuple(_parse_cached(d) for d in docs)
 
 
 def role_policies_of(conn: Connection, role_id: int) -> tuple[Policy, ...]:
     """The parsed policies attached to a role."""
-    docs = conn.execute(
-        sa.select(t.policies.c.document)
-        .select_from(t.role_policies.join(t.policies))
-        .where(t.role_policies.c.role_id == role_id)
-    ).scalars()
+    docs = conn.execute(_ROLE_POLICIES, {"role_id": role_id}).scalars()
     return tuple(_parse_cached(d) for d in docs)
 
 
