@@ -49,6 +49,13 @@ def problem(
 SECURITY_TOKEN_HEADER = "x-dockyard-security-token"  # noqa: S105 (a header name)
 
 
+def throttled(exc: LoginThrottled) -> ApiError:
+    """429 with ``Retry-After`` while the brute-force protection holds a login."""
+    return ApiError(
+        429, "Too Many Requests", str(exc), headers={"Retry-After": str(exc.retry_after)}
+    )
+
+
 def request_context(request: Request) -> Context:
     """The request facts policy conditions look at."""
     client = request.client
@@ -98,7 +105,15 @@ class ApiAuth:
         if creds is None:
             raise ApiError(401, "Unauthorized", "use HTTP Basic credentials or a Bearer token")
         username, password = creds
-        if is_sts_key(username):
+        return await self.check_password(request, username, password)
+
+    async def check_password(
+        self, request: Request, username: str, password: str, *, registry: bool = False
+    ) -> Principal:
+        """A console (or registry) password check under brute-force protection; 401 or 429
+        (recorded in the audit log) when it fails. STS credentials also need their
+        SecurityToken (``X-Dockyard-Security-Token``) here."""
+        if is_sts_key(username) and not registry:
             token = request.headers.get(SECURITY_TOKEN_HEADER, "")
             try:
                 proof = self.tokens.verify(token, audience=self.tokens.sts_audience)
@@ -106,16 +121,12 @@ class ApiAuth:
                 raise self._refused(
                     request,
                     f"STS credentials need their SecurityToken in X-Dockyard-Security-Token: {exc}",
+                    username,
                 ) from exc
             if proof.subject != username:
-                raise self._refused(request, "the SecurityToken belongs to other credentials")
-        return await self.check_password(request, username, password)
-
-    async def check_password(
-        self, request: Request, username: str, password: str, *, registry: bool = False
-    ) -> Principal:
-        """A console (or registry) password check under brute-force protection; 401 or 429
-        (recorded in the audit log) when it fails."""
+                raise self._refused(
+                    request, "the SecurityToken belongs to other credentials", username
+                )
         client = request.client
         try:
             principal = await to_thread.run_sync(
@@ -125,9 +136,7 @@ class ApiAuth:
             )
         except LoginThrottled as exc:
             request.scope[DECISION] = Decision(username[:200], "auth:Login", "", False)
-            raise ApiError(
-                429, "Too Many Requests", str(exc), headers={"Retry-After": str(exc.retry_after)}
-            ) from exc
+            raise throttled(exc) from exc
         if principal is None:
             raise self._refused(request, "incorrect username or password", username)
         return principal

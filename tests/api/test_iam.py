@@ -510,3 +510,17 @@ def test_console_password_changes(server: DockyardServer, tmp_path: Path) -> Non
         assert r.status_code == 200
         r = httpx.get(f"{fresh.url}/auth/token", auth=("admin", "new-admin-console"))
         assert r.status_code == 401
+
+
+def test_wrong_current_passwords_count_as_failed_logins(server: DockyardServer) -> None:
+    root = _account(server, "guesser")
+    with server.client(auth=root) as client:
+        for _ in range(10):
+            r = client.put(
+                "/api/v1/me/password", json={"current_password": "g", "password": "x" * 9}
+            )
+            assert r.status_code == 403
+        r = client.put(
+            "/api/v1/me/password", json={"current_password": root[1], "password": "x" * 9}
+        )
+        assert r.status_code == 429

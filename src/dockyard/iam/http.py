@@ -21,6 +21,7 @@ from dockyard.api import (
     page,
     page_params,
     request_context,
+    throttled,
 )
 from dockyard.audit import DECISION, AuditLog, decision, entry_json
 from dockyard.errors import ServiceError
@@ -30,6 +31,7 @@ from dockyard.iam.arn import audit_arn, instance_arn, ram_arn
 from dockyard.iam.authz import Principal
 from dockyard.iam.ram import HOLDERS, RamGroup, RamRole, RamService, RamUser, StoredPolicy
 from dockyard.iam.sts import StsService, is_sts_key
+from dockyard.iam.throttle import LoginThrottled
 from dockyard.iam.tokens import TEMP_USER
 
 SESSION_SECONDS = 8 * 3600
@@ -210,12 +212,18 @@ class AccountRoutes:
 
     async def my_password(self, request: Request) -> Response:
         """Change the caller's own console password (the current one is required)."""
-        user_id = await self._own_user(request)
+        await self._own_user(request)
+        principal = await self.auth.principal(request)
         body = await json_body(request)
         current, password = _required(body, "current_password"), _required(body, "password")
-        await call_service(
-            lambda: self.identity.change_password(user_id, current, password), ServiceError
-        )
+        ip = request_context(request).source_ip
+        try:
+            await call_service(
+                lambda: self.identity.change_password(principal, current, password, source_ip=ip),
+                ServiceError,
+            )
+        except LoginThrottled as exc:
+            raise throttled(exc) from exc
         return Response(status_code=204)
 
     async def my_registry_password(self, request: Request) -> Response:

@@ -190,15 +190,21 @@ class IdentityService:
             return None
         return _principal(row, policies)
 
-    def change_password(self, user_id: int, current: str, password: str) -> None:
-        """Change one's own console password, knowing the current one."""
+    def change_password(
+        self, principal: Principal, current: str, password: str, *, source_ip: str | None
+    ) -> None:
+        """Change one's own console password, knowing the current one (a wrong one counts
+        as a failed login for the brute-force protection)."""
+        assert principal.user_id is not None
+        self.throttle.check(principal.name, source_ip)
         with self.db.write() as conn:
             stored = conn.execute(
-                sa.select(t.users.c.password_hash).where(t.users.c.id == user_id)
+                sa.select(t.users.c.password_hash).where(t.users.c.id == principal.user_id)
             ).scalar()
             if stored is None or not verify_password(stored, current):
+                self.throttle.failed(principal.name, source_ip)
                 raise Forbidden("the current password is not right")
-            store_console_password(conn, user_id, password)
+            store_console_password(conn, principal.user_id, password)
 
     def set_registry_password(self, user_id: int, password: str) -> None:
         with self.db.write() as conn:

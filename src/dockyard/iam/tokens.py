@@ -145,7 +145,9 @@ class TokenService:
             "aud": audience or self.service,
             "exp": int(now) + ttl,
             "nbf": int(now) - 5,
-            "iat": round(now, 6),  # fractional (RFC 7519 allows it): sign-out compares it
+            "iat": int(now),
+            # The precise issue time, which sign-out compares (iat has whole seconds).
+            "ist": round(now, 6),
             "jti": secrets.token_urlsafe(16),
             "access": [g.to_json() for g in grants],
         }
@@ -184,7 +186,7 @@ class TokenService:
             subject=str(claims["sub"]),
             grants=_parse_grants(claims.get("access", [])),
             expires_at=float(claims["exp"]),
-            issued_at=float(claims["iat"]),
+            issued_at=float(claims.get("ist", claims["iat"])),
             audience=audience,
         )
         with self._lock:

@@ -192,8 +192,7 @@ class RegistryHTTP:
         context: Context,
     ) -> Grant | None:
         if type_ == "registry" and name == "catalog":
-            resource = Resource(f"acs:cr:{self.region}:*:repository/*")
-            ok = is_allowed(principal, actions.LIST_REPOSITORY, resource, context)
+            ok = self._may_list_catalog(principal, context)
             return Grant(type_, name, ("*",)) if ok else None
         if type_ != "repository":
             return None
@@ -217,6 +216,11 @@ class RegistryHTTP:
                 continue
             allowed.append(scope_action)
         return Grant(type_, name, tuple(allowed)) if allowed else Grant(type_, name, ())
+
+    def _may_list_catalog(self, principal: Principal, context: Context) -> bool:
+        """``/v2/_catalog`` needs ``cr:ListRepository`` (then lists what may be pulled)."""
+        resource = Resource(f"acs:cr:{self.region}:*:repository/*")
+        return is_allowed(principal, actions.LIST_REPOSITORY, resource, context)
 
     def _resource(self, ref: RepoRef) -> Resource:
         account = ref.account_id if ref.account_id is not None else 0
@@ -645,6 +649,11 @@ class RegistryHTTP:
         if caller.token is None and caller.principal is None:
             raise self._unauthorized(request, caller, "registry:catalog:*")
         principal = caller.principal
+        if principal is not None and not self._may_list_catalog(principal, _context(request)):
+            request.scope[DECISION] = decision(
+                principal, actions.LIST_REPOSITORY, "registry:catalog:*", False
+            )
+            raise RegistryError("DENIED", "you may not list the catalog (cr:ListRepository)")
         if principal is None and caller.token is not None:
             principal = await run(self.identity.principal_by_name, caller.token.subject)
         limit = _page_size(request)
