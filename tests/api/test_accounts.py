@@ -140,8 +140,12 @@ def test_bad_account_requests(
 
 
 def test_account_cli(dockyard_server: DockyardServer) -> None:
-    out = dockyard_server.cli("account", "create", "initech", "--password", "initech-pw")
+    out = dockyard_server.cli(
+        "account", "create", "initech", "--password", "initech-pw", "--repository-quota", "7"
+    )
     assert "root login: initech" in out.stdout
+    with dockyard_server.client() as admin:
+        assert admin.get("/api/v1/accounts/initech").json()["repository_quota"] == 7
     dockyard_server.cli("namespace", "create", "initech-ns", "--account", "initech")
     with dockyard_server.client(auth=("initech", "initech-pw")) as root:
         root.put("/api/v1/me/registry-password", json={"password": "initech-pw"})

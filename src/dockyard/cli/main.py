@@ -173,15 +173,22 @@ def account() -> None:
     help="The root user's password (also DOCKYARD_ACCOUNT_PASSWORD; prompted otherwise).",
 )
 @click.option("--namespace-quota", type=int, default=3, help="Namespaces allowed (default 3).")
+@click.option(
+    "--repository-quota", type=int, default=300, help="Repositories allowed (default 300)."
+)
 @click.pass_context
-def account_create(ctx: click.Context, name: str, password: str, namespace_quota: int) -> None:
+def account_create(
+    ctx: click.Context, name: str, password: str, namespace_quota: int, repository_quota: int
+) -> None:
     """Create account NAME with a root user of the same name."""
     from dockyard.app import bootstrap
     from dockyard.errors import ServiceError
 
     services = bootstrap(settings_of(ctx))
     try:
-        created = services.accounts.create(name, password, namespace_quota=namespace_quota)
+        created = services.accounts.create(
+            name, password, namespace_quota=namespace_quota, repository_quota=repository_quota
+        )
     except ServiceError as exc:
         raise click.ClickException(str(exc)) from exc
     finally:
