@@ -193,16 +193,19 @@ class IdentityService:
     def change_password(
         self, principal: Principal, current: str, password: str, *, source_ip: str | None
     ) -> None:
-        """Change one's own console password, knowing the current one (a wrong one counts
-        as a failed login for the brute-force protection)."""
+        """Change one's own console password, knowing the current one (wrong ones are
+        throttled like failed logins)."""
         assert principal.user_id is not None
-        self.throttle.check(principal.name, source_ip)
+        # Its own count: the caller's other requests succeed (they authenticate), which
+        # would otherwise clear the failures of its login name.
+        key = f"{principal.name}#current-password"
+        self.throttle.check(key, source_ip)
         with self.db.write() as conn:
             stored = conn.execute(
                 sa.select(t.users.c.password_hash).where(t.users.c.id == principal.user_id)
             ).scalar()
             if stored is None or not verify_password(stored, current):
-                self.throttle.failed(principal.name, source_ip)
+                self.throttle.failed(key, source_ip)
                 raise Forbidden("the current password is not right")
             store_console_password(conn, principal.user_id, password)
 
