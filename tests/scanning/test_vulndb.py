@@ -6,16 +6,21 @@ import json
 import zipfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from functools import cmp_to_key
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from dockyard.scanning import versions
 from dockyard.scanning.model import Finding, Package
 from dockyard.scanning.vulndb import (
     EcosystemStatus,
     ImportStats,
     VulnDB,
+    _in_range,
     cvss3_base_score,
     severity_of,
 )
@@ -372,6 +377,35 @@ def test_alpine_records_match_the_origin_package(db: VulnDB, tmp_path: Path) -> 
     ]
 
 
+def test_alpine_git_snapshots_and_suffixes_match(db: VulnDB, tmp_path: Path) -> None:
+    load(
+        db,
+        tmp_path,
+        record(
+            "ALPINE-MUSL",
+            affected(
+                "Alpine:v3.19", "musl", {"introduced": "0"}, {"fixed": "1.2.4_git20230717-r5"}
+            ),
+        ),
+        record(
+            "ALPINE-OPENSSH",
+            affected(
+                "Alpine:v3.19", "openssh", {"introduced": "9.4_p1-r0"}, {"fixed": "9.6_p1-r0"}
+            ),
+        ),
+    )
+    packages = [
+        Package("musl", "1.2.4_git20230717-r4", "Alpine:v3.19", "musl", "1.2.4_git20230717-r4"),
+        Package("musl-utils", "1.2.4_git20230717-r5", "Alpine:v3.19", "musl", ""),
+        Package("openssh-client", "9.6_p1-r0", "Alpine:v3.19", "openssh", "9.6_p1-r0"),
+        Package("openssh-server", "9.6_rc1-r0", "Alpine:v3.19", "openssh", "9.6_rc1-r0"),
+    ]
+    assert rows(db.match(packages)) == [
+        ("ALPINE-MUSL", "musl", "1.2.4_git20230717-r4", "1.2.4_git20230717-r5", "Unknown"),
+        ("ALPINE-OPENSSH", "openssh-server", "9.6_rc1-r0", "9.6_p1-r0", "Unknown"),
+    ]
+
+
 def test_rpm_records_match_source_or_binary_with_epochs(db: VulnDB, tmp_path: Path) -> None:
     load(
         db,
@@ -418,9 +452,117 @@ def test_undecidable_ranges_and_git_ranges_record_nothing(db: VulnDB, tmp_path: 
         record("UNKNOWN-ECO", affected("Hackage", "pkg", {"introduced": "0"}, {"fixed": "2"})),
     )
     assert [f.id for f in db.match([deb("pkg", "1.0-1", "pkg", "1.0-1")])] == ["ANY"]
+    # A range that would match with an unreadable bound elsewhere is undecidable too.
+    load(
+        db,
+        tmp_path,
+        record(
+            "BAD-LIMIT",
+            affected("Debian:12", "pkg", {"introduced": "0"}, {"fixed": "3"}, {"limit": "?"}),
+        ),
+        record(
+            "BAD-LAST",
+            affected("Debian:12", "pkg", {"introduced": "1"}, {"last_affected": "2:x y"}),
+        ),
+    )
+    assert [f.id for f in db.match([deb("pkg", "1.0-1", "pkg", "1.0-1")])] == ["ANY"]
     # An installed version the ordering cannot read decides no range.
     assert db.match([deb("pkg", "garbage", "pkg", "garbage")]) == []
     assert db.match([Package("pkg", "1", "Hackage")]) == []
+
+
+# --- range evaluation against the OSV walk ----------------------------------------------
+
+
+def walk_sorted_events(version: str, events: list[list[str]]) -> str | None:
+    """The OSV evaluation as its specification writes it: sort the events, then walk them.
+
+    The reference for ``vulndb._in_range``, which gets the same answer without sorting.
+    ``None`` when unaffected or undecidable (an unreadable version), as both record
+    nothing.
+    """
+    ordering = versions.ordering("Debian")
+    try:
+        key = ordering.parse(version)
+        bounds = [
+            None
+            if (kind == "introduced" and value == "0") or (kind == "limit" and "*" in value)
+            else ordering.parse(value)
+            for kind, value in events
+        ]
+    except versions.VersionError:
+        return None
+
+    def position(index: int) -> tuple[int, versions.VersionKey | None]:
+        kind, value = events[index]
+        if kind == "introduced" and value == "0":
+            return (0, None)
+        if kind == "limit" and "*" in value:
+            return (2, None)
+        return (1, bounds[index])
+
+    def before(i: int, j: int) -> int:
+        (rank_i, key_i), (rank_j, key_j) = position(i), position(j)
+        if rank_i != rank_j or key_i is None or key_j is None:
+            return rank_i - rank_j
+        return key_i.compare(key_j)
+
+    limits = [bounds[i] for i, (kind, _) in enumerate(events) if kind == "limit"]
+    if limits and not any(limit is None or key < limit for limit in limits):
+        return None
+    affected = False
+    fix = None
+    for index in sorted(range(len(events)), key=cmp_to_key(before)):  # stable
+        kind, value = events[index]
+        bound = bounds[index]
+        if kind == "introduced" and (bound is None or key >= bound):
+            affected = True
+        elif kind == "fixed" and bound is not None:
+            if key >= bound:
+                affected = False
+            elif affected and fix is None:
+                fix = value
+        elif kind == "last_affected" and bound is not None and key > bound:
+            affected = False
+    return (fix or "") if affected else None
+
+
+# Few distinct versions, some equal under dpkg rules though written differently
+# ("1.0" = "1.0-0", "2" = "0:2"), and one that cannot be read.
+_POOL = ["0.9", "1.0", "1.0-0", "1.0-1", "1.1~rc1", "1.1", "2", "0:2", "3:0.1", "x!"]
+
+
+@st.composite
+def event_lists(draw: st.DrawFn) -> list[list[str]]:
+    kinds = st.sampled_from(["introduced", "fixed", "last_affected", "limit"])
+    events = draw(
+        st.lists(st.tuples(kinds, st.sampled_from([*_POOL, "0", "*"])), min_size=1, max_size=6)
+    )
+    checked = [
+        [kind, value]
+        for kind, value in events
+        if not (value == "0" and kind != "introduced") and not (value == "*" and kind != "limit")
+    ]
+    if not any(kind == "introduced" for kind, _ in checked):
+        checked.insert(
+            draw(st.integers(0, len(checked))), ["introduced", draw(st.sampled_from(["0", *_POOL]))]
+        )
+    if any(kind == "fixed" for kind, _ in checked):  # the import refuses both kinds
+        checked = [[kind, value] for kind, value in checked if kind != "last_affected"]
+    return checked
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.sampled_from([*_POOL[:-1], "1.0~", "1.0-2", "5"]), event_lists())
+def test_range_evaluation_agrees_with_sorting_and_walking(
+    version: str, events: list[list[str]]
+) -> None:
+    ordering = versions.ordering("Debian:12")
+    try:
+        found = _in_range(ordering, ordering.parse(version), events)
+    except versions.VersionError:
+        found = None
+    assert found == walk_sorted_events(version, events)
 
 
 def test_one_finding_per_record_and_package(db: VulnDB, tmp_path: Path) -> None:

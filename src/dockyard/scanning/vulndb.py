@@ -44,6 +44,12 @@ records nothing. The fixed version reported is the ``fixed`` event that closes t
 matched range, or ``""`` when none is known (``last_affected``, open ranges, a match by
 ``versions`` only). There is one finding per (record id, installed package).
 
+The walk's answer is computed without sorting (see ``_in_range``): each event's version
+is compared with the installed one, and events with each other only where two of them
+disagree. A record is decided once per distinct installed version (binaries built from
+one source share it), each installed version is parsed once per call, and rows for
+releases no package has are not read.
+
 Severity level
 --------------
 Each finding's level is one of High, Medium, Low, Unknown, decided in this order:
@@ -66,6 +72,7 @@ Each finding's level is one of High, Medium, Low, Unknown, decided in this order
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -76,7 +83,7 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import cmp_to_key, lru_cache
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Final
 
@@ -473,24 +480,34 @@ def _targets(package: Package, base: str) -> list[tuple[str, str]]:
 
 # --- range evaluation ----------------------------------------------------------------
 
-_LOWEST: Final = 0
-_MIDDLE: Final = 1
-_HIGHEST: Final = 2
+
+def _after(bounds: Sequence[versions.VersionKey | None], i: int, j: int) -> bool:
+    """Whether event *i* comes after event *j* once the range's events are sorted.
+
+    The sort is stable: by version, ``introduced: "0"`` (bound ``None``) first, equal
+    versions in their order in the record. Only introduced, fixed and last_affected
+    events are asked about, so ``None`` always means the lowest possible version.
+    """
+    a, b = bounds[i], bounds[j]
+    if a is None or b is None:
+        return b is None and (a is not None or i > j)
+    order = a.compare(b)
+    return order > 0 or (order == 0 and i > j)
 
 
-def _event_compare(
-    a: tuple[int, versions.VersionKey | None], b: tuple[int, versions.VersionKey | None]
-) -> int:
-    if a[0] != b[0] or a[1] is None or b[1] is None:
-        return (a[0] > b[0]) - (a[0] < b[0])
-    return (a[1] > b[1]) - (a[1] < b[1])
+def _in_range(
+    ordering: versions.Ordering, key: versions.VersionKey, events: list[list[str]]
+) -> str | None:
+    """The fix (or ``""``) if the version *key* is inside the range, ``None`` if outside.
 
-
-_EVENT_SORT: Final = cmp_to_key(_event_compare)
-
-
-def _in_range(ordering: versions.Ordering, version: str, events: list[list[str]]) -> str | None:
-    """The fix (or ``""``) if *version* is inside the range, ``None`` if outside.
+    The OSV evaluation sorts the events and walks them: ``introduced`` <= v opens the
+    range, ``fixed`` <= v or ``last_affected`` < v closes it, and the fix reported is
+    the first ``fixed`` above v met while open. The answer of that walk is computed
+    here without sorting: the walk ends in the state set by the last event (in sorted
+    order) whose condition holds, and when that state is "affected" every event after
+    it lies above v, so the fix is the lowest ``fixed`` above v. Each bound is compared
+    with v once; bounds are compared with each other only when two events that hold
+    disagree, or two fixes lie above v.
 
     Raises :class:`~dockyard.scanning.versions.VersionError` when undecidable.
     """
@@ -498,59 +515,101 @@ def _in_range(ordering: versions.Ordering, version: str, events: list[list[str]]
         # The common shape, [introduced 0, fixed|last_affected X], in one comparison.
         kind, value = events[1]
         if kind == "fixed":
-            return value if ordering.compare(version, value) < 0 else None
+            return value if key.compare_to(value) < 0 else None
         if kind == "last_affected":
-            return "" if ordering.compare(version, value) <= 0 else None
-    key = ordering.parse(version)
-    keyed: list[tuple[str, str, tuple[int, versions.VersionKey | None]]] = []
-    limits: list[versions.VersionKey | None] = []
-    for kind, value in events:
-        if kind == "introduced" and value == "0":
-            rank: tuple[int, versions.VersionKey | None] = (_LOWEST, None)
-        elif kind == "limit" and "*" in value:
-            rank = (_HIGHEST, None)
-        else:
-            rank = (_MIDDLE, ordering.parse(value))
-        keyed.append((kind, value, rank))
-        if kind == "limit":
-            limits.append(rank[1])
-    if limits and not any(limit is None or key < limit for limit in limits):
-        return None
-    ranks = [rank for _, _, (rank, _) in keyed]
-    if ranks.count(_MIDDLE) > 1 or ranks != sorted(ranks):
-        keyed.sort(key=lambda item: _EVENT_SORT(item[2]))
+            return "" if key.compare_to(value) <= 0 else None
 
-    affected = False
-    fix: str | None = None
-    for kind, value, (_, event_key) in keyed:
+    bounds: list[versions.VersionKey | None] = [None] * len(events)
+    opened: list[int] = []
+    for index, (kind, value) in enumerate(events):
         if kind == "introduced":
-            if event_key is None or key >= event_key:
-                affected = True
-        elif kind == "fixed":
-            assert event_key is not None
-            if key >= event_key:
-                affected = False
-            elif affected and fix is None:
-                fix = value  # the first fix above the version closes the range
-        elif kind == "last_affected":
-            assert event_key is not None
-            if key > event_key:
-                affected = False
-    if not affected:
+            if value == "0":
+                opened.append(index)
+            else:
+                bound = bounds[index] = ordering.parse(value)
+                if key.compare(bound) >= 0:
+                    opened.append(index)
+    if not opened:
+        # Outside, whatever the other events say; had one of them been unreadable, the
+        # range would have been undecidable, which records nothing either.
         return None
-    return fix or ""
+    # Every other bound is read before the range can match: one the ordering cannot
+    # read makes the range undecidable. ``None`` stays for a limit containing "*".
+    limited = below_limit = False
+    for index, (kind, value) in enumerate(events):
+        if kind == "limit":
+            limited = True
+            if "*" in value:
+                below_limit = True
+                continue
+        if kind != "introduced":
+            bounds[index] = ordering.parse(value)
+    for index, (kind, _) in enumerate(events):
+        if kind == "limit" and not below_limit:
+            limit = bounds[index]
+            below_limit = limit is not None and key.compare(limit) < 0
+    if limited and not below_limit:
+        return None
+
+    closed: list[int] = []
+    above: list[int] = []
+    for index, (kind, _) in enumerate(events):
+        if kind == "fixed":
+            fixed = bounds[index]
+            assert fixed is not None
+            (closed if key.compare(fixed) >= 0 else above).append(index)
+        elif kind == "last_affected":
+            last = bounds[index]
+            assert last is not None
+            if key.compare(last) > 0:
+                closed.append(index)
+    if closed:
+        last_opened = functools.reduce(lambda a, b: b if _after(bounds, b, a) else a, opened)
+        last_closed = functools.reduce(lambda a, b: b if _after(bounds, b, a) else a, closed)
+        if _after(bounds, last_closed, last_opened):
+            return None
+    if not above:
+        return ""
+    first_fix = functools.reduce(lambda a, b: b if _after(bounds, a, b) else a, above)
+    return events[first_fix][1]
+
+
+class _Keys:
+    """Parsed installed versions for one :meth:`VulnDB.match` call, each read once."""
+
+    __slots__ = ("_keys",)
+
+    def __init__(self) -> None:
+        self._keys: dict[tuple[str, str], versions.VersionKey | None] = {}
+
+    def get(self, ordering: versions.Ordering, version: str) -> versions.VersionKey | None:
+        """*version* parsed by *ordering*, or ``None`` when the ordering cannot read it."""
+        slot = (ordering.name, version)
+        try:
+            return self._keys[slot]
+        except KeyError:
+            pass
+        try:
+            key: versions.VersionKey | None = ordering.parse(version)
+        except versions.VersionError:
+            key = None
+        self._keys[slot] = key
+        return key
 
 
 def _evaluate(
-    ordering: versions.Ordering | None, version: str, stored: Mapping[str, Any]
+    ordering: versions.Ordering | None, version: str, stored: Mapping[str, Any], keys: _Keys
 ) -> str | None:
     """The fixed version (``""`` if unknown) when *version* is affected, else ``None``."""
     for range_type, events in stored["r"]:
         chosen = versions.SEMVER if range_type == "SEMVER" else ordering
         if chosen is None:
             continue
+        key = keys.get(chosen, version)
+        if key is None:
+            continue  # cannot decide this range: the installed version is unreadable
         try:
-            fix = _in_range(chosen, version, events)
+            fix = _in_range(chosen, key, events)
         except versions.VersionError:
             continue  # cannot decide this range
         if fix is not None:
@@ -585,9 +644,10 @@ CREATE INDEX IF NOT EXISTS affected_vuln ON affected (vuln_id);
 
 _MATCH_QUERY: Final = (
     "SELECT vuln_id, release, name, severity, ranges FROM affected"
-    " WHERE ecosystem = ? AND name IN ({marks})"
+    " WHERE ecosystem = ? AND name IN ({marks}) AND release IN ({releases})"
 )
-"""Rows that may match; ``{marks}`` becomes one ``?`` placeholder per name."""
+"""Rows that may match; ``{marks}`` and ``{releases}`` become one ``?`` placeholder per
+name and per release (``""``, for records of every release, and the packages' own)."""
 _DETAILS_QUERY: Final = "SELECT id, aliases, summary FROM vulns WHERE id IN ({marks})"
 """Aliases and summary of the matched records."""
 _CHUNK: Final = 500
@@ -791,29 +851,41 @@ class VulnDB:
                     wanted.setdefault((base.lower(), name), []).append((index, version, release))
 
         by_ecosystem: dict[str, list[str]] = {}
-        for ecosystem, name in wanted:
+        releases: dict[str, set[str]] = {}
+        for (ecosystem, name), entries in wanted.items():
             by_ecosystem.setdefault(ecosystem, []).append(name)
+            releases.setdefault(ecosystem, {""}).update(release for _, _, release in entries)
 
         # (record id, package index) -> (severity, fixed version)
         found: dict[tuple[str, int], tuple[str, str]] = {}
+        keys = _Keys()
         for ecosystem, names in by_ecosystem.items():
             try:
                 ordering: versions.Ordering | None = versions.ordering(ecosystem)
             except versions.UnsupportedEcosystem:
                 ordering = None  # SEMVER ranges and versions lists still decide
+            wanted_releases = sorted(releases[ecosystem])
             for start in range(0, len(names), _CHUNK):
                 chunk = names[start : start + _CHUNK]
-                query = _MATCH_QUERY.format(marks=",".join("?" * len(chunk)))
+                query = _MATCH_QUERY.format(
+                    marks=",".join("?" * len(chunk)),
+                    releases=",".join("?" * len(wanted_releases)),
+                )
                 for vuln_id, release, name, severity, ranges in self._db.execute(
-                    query, (ecosystem, *chunk)
+                    query, (ecosystem, *chunk, *wanted_releases)
                 ):
                     stored: dict[str, Any] | None = None
+                    # Binaries built from one source share its version: decide once.
+                    decided: dict[str, str | None] = {}
                     for index, version, package_release in wanted[(ecosystem, name)]:
                         if release and release != package_release:
                             continue
-                        if stored is None:
-                            stored = json.loads(ranges)
-                        fix = _evaluate(ordering, version, stored)
+                        if version in decided:
+                            fix = decided[version]
+                        else:
+                            if stored is None:
+                                stored = json.loads(ranges)
+                            fix = decided[version] = _evaluate(ordering, version, stored, keys)
                         if fix is None:
                             continue
                         previous = found.get((vuln_id, index))
