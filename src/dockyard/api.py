@@ -173,6 +173,36 @@ class ApiAuth:
         raise ApiError(403, "Forbidden", f"{principal.name} may not do {action} on {arn}")
 
 
+_KINDS: dict[type, str] = {str: "a string", bool: "true or false", int: "an integer"}
+
+
+def optional_field(body: dict[str, Any], key: str, kind: type[T]) -> T | None:
+    """``body[key]`` when present and of ``kind`` (``str``, ``bool`` or ``int``; a JSON
+    true is no integer); None when absent; 400 otherwise."""
+    value = body.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ApiError(400, "Bad Request", f"{key} must be {_KINDS[kind]}")
+    return value
+
+
+def required_field(body: dict[str, Any], key: str, kind: type[T]) -> T:
+    value = optional_field(body, key, kind)
+    if value is None:
+        raise ApiError(400, "Bad Request", f"{key} ({_KINDS[kind]}) is required")
+    return value
+
+
+def only_fields(body: dict[str, Any], allowed: tuple[str, ...]) -> None:
+    """Refuse a body field the route does not know, naming it."""
+    unknown = sorted(set(body) - set(allowed))
+    if unknown:
+        raise ApiError(
+            400, "Bad Request", f"unknown field {unknown[0]!r}; the fields are {', '.join(allowed)}"
+        )
+
+
 async def json_body(request: Request) -> dict[str, Any]:
     try:
         body = await request.json()

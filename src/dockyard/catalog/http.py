@@ -32,6 +32,8 @@ from dockyard.api import (
     call_service,
     iso,
     json_body,
+    only_fields,
+    optional_field,
     page,
     page_params,
     request_context,
@@ -96,25 +98,6 @@ def _repo_type(public: bool) -> str:
     return "public" if public else "private"
 
 
-def _fields(body: dict[str, Any], allowed: tuple[str, ...]) -> None:
-    unknown = sorted(set(body) - set(allowed))
-    if unknown:
-        raise ApiError(
-            400,
-            "Bad Request",
-            f"unknown field {unknown[0]!r}; the fields are {', '.join(allowed)}",
-        )
-
-
-def _optional(body: dict[str, Any], field: str, kind: type[str] | type[bool]) -> Any:
-    """``body[field]`` when it is present and of ``kind``; None when it is absent."""
-    value = body.get(field)
-    if value is not None and not isinstance(value, kind):
-        what = "a string" if kind is str else "true or false"
-        raise ApiError(400, "Bad Request", f"{field} must be {what}")
-    return value
-
-
 def _optional_type(body: dict[str, Any], field: str) -> bool | None:
     """A ``public``/``private`` field as ``is_public`` (None when absent)."""
     value = body.get(field)
@@ -172,8 +155,8 @@ class _CatalogRoutes:
             )
             return Response(status_code=204)
         body = await json_body(request)
-        _fields(body, ("role",))
-        role = _optional(body, "role", str)
+        only_fields(body, ("role",))
+        role = optional_field(body, "role", str)
         if role is None:
             raise ApiError(400, "Bad Request", "role (read-only, write or admin) is required")
         granted = await call_service(
@@ -232,13 +215,13 @@ class NamespaceRoutes(_CatalogRoutes):
     async def list_or_create(self, request: Request) -> Response:
         if request.method == "POST":
             body = await json_body(request)
-            _fields(body, ("name", "auto_create_repo", "default_repo_type"))
+            only_fields(body, ("name", "auto_create_repo", "default_repo_type"))
             name = body.get("name")
             if not isinstance(name, str):
                 raise ApiError(400, "Bad Request", "name (a string) is required")
             principal = await self._require(request, actions.CREATE_NAMESPACE, name, existing=False)
             public = _optional_type(body, "default_repo_type")
-            auto = _optional(body, "auto_create_repo", bool)
+            auto = optional_field(body, "auto_create_repo", bool)
             ns = await call_service(
                 lambda: self.catalog.create_namespace(
                     name,
@@ -275,8 +258,8 @@ class NamespaceRoutes(_CatalogRoutes):
         if request.method == "PATCH":
             await self._require(request, "cr:UpdateNamespace", name)
             body = await json_body(request)
-            _fields(body, ("auto_create_repo", "default_repo_type"))
-            auto = _optional(body, "auto_create_repo", bool)
+            only_fields(body, ("auto_create_repo", "default_repo_type"))
+            auto = optional_field(body, "auto_create_repo", bool)
             public = _optional_type(body, "default_repo_type")
             ns = await call_service(
                 lambda: self.catalog.update_namespace(
@@ -388,14 +371,14 @@ class RepositoryRoutes(_CatalogRoutes):
 
     async def _create(self, request: Request, principal: Principal) -> Response:
         body = await json_body(request)
-        _fields(body, ("namespace", "name", "repo_type", "summary", "detail"))
+        only_fields(body, ("namespace", "name", "repo_type", "summary", "detail"))
         namespace, repository = body.get("namespace"), body.get("name")
         if not isinstance(namespace, str) or not isinstance(repository, str):
             raise ApiError(400, "Bad Request", "namespace and name (strings) are required")
         name = _parse_name(f"{namespace}/{repository}")
         public = _optional_type(body, "repo_type")
-        summary = _optional(body, "summary", str) or ""
-        detail = _optional(body, "detail", str) or ""
+        summary = optional_field(body, "summary", str) or ""
+        detail = optional_field(body, "detail", str) or ""
         await self._require(request, principal, actions.CREATE_REPOSITORY, name)
         created = await call_service(
             lambda: self.catalog.create_repository(
@@ -425,10 +408,10 @@ class RepositoryRoutes(_CatalogRoutes):
         if request.method == "PATCH":
             name = await self._named(request, "cr:UpdateRepository")
             body = await json_body(request)
-            _fields(body, ("repo_type", "summary", "detail"))
+            only_fields(body, ("repo_type", "summary", "detail"))
             public = _optional_type(body, "repo_type")
-            summary = _optional(body, "summary", str)
-            detail = _optional(body, "detail", str)
+            summary = optional_field(body, "summary", str)
+            detail = optional_field(body, "detail", str)
             updated = await call_service(
                 lambda: self.catalog.update_repository(
                     name, public=public, summary=summary, detail=detail

@@ -18,9 +18,11 @@ from dockyard.api import (
     call_service,
     iso,
     json_body,
+    optional_field,
     page,
     page_params,
     request_context,
+    required_field,
     throttled,
 )
 from dockyard.audit import DECISION, AuditLog, decision, entry_json
@@ -48,29 +50,6 @@ def account_json(account: Account) -> dict[str, Any]:
         "repository_quota": account.repository_quota,
         "created_at": iso(account.created_at),
     }
-
-
-def _required(body: dict[str, Any], key: str) -> str:
-    value = body.get(key)
-    if not isinstance(value, str):
-        raise ApiError(400, "Bad Request", f"{key} (a string) is required")
-    return value
-
-
-def _optional(body: dict[str, Any], key: str) -> str | None:
-    value = body.get(key)
-    if value is not None and not isinstance(value, str):
-        raise ApiError(400, "Bad Request", f"{key} must be a string")
-    return value
-
-
-def _integer(body: dict[str, Any], key: str) -> int | None:
-    value = body.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise ApiError(400, "Bad Request", f"{key} must be an integer")
-    return value
 
 
 class AccountRoutes:
@@ -136,7 +115,8 @@ class AccountRoutes:
                 403, "Forbidden", "sign-up is off on this instance; ask its administrator"
             )
         body = await json_body(request)
-        name, password = _required(body, "name"), _required(body, "password")
+        name = required_field(body, "name", str)
+        password = required_field(body, "password", str)
         account = await call_service(lambda: self.accounts.create(name, password), ServiceError)
         return JSONResponse(account_json(account), status_code=201)
 
@@ -215,7 +195,10 @@ class AccountRoutes:
         await self._own_user(request)
         principal = await self.auth.principal(request)
         body = await json_body(request)
-        current, password = _required(body, "current_password"), _required(body, "password")
+        current, password = (
+            required_field(body, "current_password", str),
+            required_field(body, "password", str),
+        )
         ip = request_context(request).source_ip
         try:
             await call_service(
@@ -230,7 +213,7 @@ class AccountRoutes:
         """Set the caller's own ``docker login`` password ("Access Credential")."""
         user_id = await self._own_user(request)
         body = await json_body(request)
-        password = _required(body, "password")
+        password = required_field(body, "password", str)
         await call_service(
             lambda: self.identity.set_registry_password(user_id, password), ServiceError
         )
@@ -336,9 +319,12 @@ class AccountRoutes:
         if request.method == "POST":
             await self._admin(request, actions.CREATE_ACCOUNT)
             body = await json_body(request)
-            name, password = _required(body, "name"), _required(body, "password")
-            namespace_quota = _integer(body, "namespace_quota")
-            repository_quota = _integer(body, "repository_quota")
+            name, password = (
+                required_field(body, "name", str),
+                required_field(body, "password", str),
+            )
+            namespace_quota = optional_field(body, "namespace_quota", int)
+            repository_quota = optional_field(body, "repository_quota", int)
             account = await call_service(
                 lambda: self.accounts.create(
                     name,
@@ -363,8 +349,8 @@ class AccountRoutes:
         if request.method == "PATCH":
             await self._admin(request, actions.UPDATE_ACCOUNT)
             body = await json_body(request)
-            namespace_quota = _integer(body, "namespace_quota")
-            repository_quota = _integer(body, "repository_quota")
+            namespace_quota = optional_field(body, "namespace_quota", int)
+            repository_quota = optional_field(body, "repository_quota", int)
             if namespace_quota is None and repository_quota is None:
                 raise ApiError(
                     400, "Bad Request", "give namespace_quota and/or repository_quota (integers)"
@@ -498,8 +484,8 @@ class RamRoutes:
     async def users(self, request: Request) -> Response:
         if request.method == "POST":
             body = await json_body(request)
-            name = _required(body, "name")
-            password = _optional(body, "password")
+            name = required_field(body, "name", str)
+            password = optional_field(body, "password", str)
             account_id, account = await self._require(request, "ram:CreateUser", "user", name)
             user = await call_service(
                 lambda: self.ram.create_user(account_id, account, name, password), ServiceError
@@ -528,7 +514,7 @@ class RamRoutes:
             unknown = sorted(set(body) - {"password"})
             if unknown:
                 raise ApiError(400, "Bad Request", f"unknown field {unknown[0]!r} (password)")
-            password = _required(body, "password")
+            password = required_field(body, "password", str)
             await call_service(
                 lambda: self.ram.set_console_password(account_id, f"{name}@{account}", password),
                 ServiceError,
@@ -544,7 +530,7 @@ class RamRoutes:
         name = request.path_params["user"]
         account_id, account = await self._require(request, "ram:UpdateUser", "user", name)
         body = await json_body(request)
-        password = _required(body, "password")
+        password = required_field(body, "password", str)
         await call_service(
             lambda: self.ram.set_registry_password(account_id, f"{name}@{account}", password),
             ServiceError,
@@ -583,8 +569,8 @@ class RamRoutes:
     async def groups(self, request: Request) -> Response:
         if request.method == "POST":
             body = await json_body(request)
-            name = _required(body, "name")
-            description = _optional(body, "description") or ""
+            name = required_field(body, "name", str)
+            description = optional_field(body, "description", str) or ""
             account_id, _ = await self._require(request, "ram:CreateGroup", "group", name)
             group = await call_service(
                 lambda: self.ram.create_group(account_id, name, description), ServiceError
@@ -625,9 +611,9 @@ class RamRoutes:
     async def roles(self, request: Request) -> Response:
         if request.method == "POST":
             body = await json_body(request)
-            name = _required(body, "name")
-            description = _optional(body, "description") or ""
-            seconds = _integer(body, "max_session_seconds")
+            name = required_field(body, "name", str)
+            description = optional_field(body, "description", str) or ""
+            seconds = optional_field(body, "max_session_seconds", int)
             trust = body.get("trust_policy")
             if trust is None:
                 raise ApiError(400, "Bad Request", "trust_policy (a policy document) is required")
@@ -659,8 +645,8 @@ class RamRoutes:
         if request.method == "PATCH":
             account_id, _ = await self._require(request, "ram:UpdateRole", "role", name)
             body = await json_body(request)
-            description = _optional(body, "description")
-            seconds = _integer(body, "max_session_seconds")
+            description = optional_field(body, "description", str)
+            seconds = optional_field(body, "max_session_seconds", int)
             trust = body.get("trust_policy")
             role = await call_service(
                 lambda: self.ram.update_role(

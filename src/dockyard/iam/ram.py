@@ -304,18 +304,8 @@ class RamService:
         after: str | None = None,
         only: str | None = None,
     ) -> list[RamGroup]:
-        q = (
-            sa.select(t.groups)
-            .where(t.groups.c.account_id == account_id)
-            .order_by(t.groups.c.name)
-            .limit(limit)
-        )
-        if after:
-            q = q.where(t.groups.c.name > after)
-        if only is not None:
-            q = q.where(t.groups.c.name == only)
         with self.db.read() as conn:
-            rows = conn.execute(q).all()
+            rows = _page(conn, t.groups, account_id, limit=limit, after=after, only=only)
             ids = [r.id for r in rows]
             members: dict[int, list[str]] = {}
             for group_id, login in conn.execute(
@@ -427,18 +417,8 @@ class RamService:
         after: str | None = None,
         only: str | None = None,
     ) -> list[RamRole]:
-        q = (
-            sa.select(t.roles)
-            .where(t.roles.c.account_id == account_id)
-            .order_by(t.roles.c.name)
-            .limit(limit)
-        )
-        if after:
-            q = q.where(t.roles.c.name > after)
-        if only is not None:
-            q = q.where(t.roles.c.name == only)
         with self.db.read() as conn:
-            rows = conn.execute(q).all()
+            rows = _page(conn, t.roles, account_id, limit=limit, after=after, only=only)
             attached = _attached(conn, "role", [r.id for r in rows])
         return [
             RamRole(
@@ -650,6 +630,24 @@ def holder_id(conn: Connection, kind: str, account_id: int, name: str) -> int:
     if found is None:
         raise NotFound(f"{kind} {name!r} does not exist")
     return int(found)
+
+
+def _page(
+    conn: Connection,
+    table: sa.Table,
+    account_id: int,
+    *,
+    limit: int,
+    after: str | None,
+    only: str | None,
+) -> list[Any]:
+    """A page of an account's groups or roles, by name (or the one named ``only``)."""
+    q = sa.select(table).where(table.c.account_id == account_id).order_by(table.c.name).limit(limit)
+    if after:
+        q = q.where(table.c.name > after)
+    if only is not None:
+        q = q.where(table.c.name == only)
+    return list(conn.execute(q).all())
 
 
 def _attached(conn: Connection, kind: str, ids: list[int]) -> dict[int, list[str]]:
