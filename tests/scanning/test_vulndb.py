@@ -21,7 +21,6 @@ from dockyard.scanning.vulndb import (
     ImportStats,
     VulnDB,
     _in_range,
-    cvss3_base_score,
     severity_of,
 )
 
@@ -761,39 +760,7 @@ def test_empty_database_status(db: VulnDB) -> None:
 # --- severity --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("vector", "score"),
-    [
-        (CRITICAL_V3, 9.8),
-        ("CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:C/C:H/I:H/A:H", 10.0),
-        ("CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:N/A:N", 7.5),
-        ("CVSS:3.1/AV:N/AC:H/PR:N/UI:N/S:C/C:H/I:N/A:N", 6.8),
-        ("CVSS:3.1/AV:N/AC:L/PR:N/UI:R/S:C/C:L/I:L/A:N", 6.1),
-        ("CVSS:3.0/AV:N/AC:L/PR:L/UI:N/S:C/C:L/I:L/A:N", 6.4),
-        (MEDIUM_V3, 5.5),
-        (LOW_V3, 1.6),
-        ("CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:N/I:N/A:N", 0.0),
-        ("CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H/E:U/RL:O", 9.8),
-    ],
-)
-def test_cvss3_base_score(vector: str, score: float) -> None:
-    assert cvss3_base_score(vector) == score
-
-
-@pytest.mark.parametrize(
-    "vector",
-    [
-        "CVSS:2.0/AV:N/AC:L/Au:N/C:P/I:P/A:P",
-        "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H",
-        "CVSS:3.1/AV:X/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H",
-        "CVSS:3.1/AV:N/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H",
-        "",
-    ],
-)
-def test_cvss3_rejects_bad_vectors(vector: str) -> None:
-    with pytest.raises(ValueError, match="CVSS"):
-        cvss3_base_score(vector)
-
+# CVSS scoring itself, and levels from CVSS v4 vectors, are tested in test_cvss.py.
 
 V4 = "CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N"
 
@@ -815,15 +782,17 @@ V4 = "CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N"
             },
             "Medium",
         ),
-        # v4 vectors are not scored: the database's word decides
+        # a v4 vector is scored (9.3) and, the newer version, wins over v3 and the word
         (
             {
-                "severity": [{"type": "CVSS_V4", "score": V4}],
+                "severity": [
+                    {"type": "CVSS_V3", "score": LOW_V3},
+                    {"type": "CVSS_V4", "score": V4},
+                ],
                 "database_specific": {"severity": "LOW"},
             },
-            "Low",
+            "High",
         ),
-        ({"severity": [{"type": "CVSS_V4", "score": V4}]}, "Unknown"),
         ({"severity": [{"type": "CVSS_V3", "score": "garbage"}]}, "Unknown"),
         ({"database_specific": {"severity": "CRITICAL"}}, "High"),
         ({"database_specific": {"severity": "moderate"}}, "Medium"),

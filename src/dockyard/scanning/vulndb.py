@@ -54,14 +54,16 @@ Severity level
 --------------
 Each finding's level is one of High, Medium, Low, Unknown, decided in this order:
 
-1. CVSS v3 base score. The vectors are taken from the affected entry's ``severity[]``
-   when it has one, else from the record's ``severity[]``, entries of type
-   ``CVSS_V3``. The base score is computed from the vector with the CVSS v3.1
-   formula (FIRST specification); with several vectors the highest score counts.
-   7.0 and above is High (Critical counts as High), 4.0 to 6.9 is Medium, below 4.0
-   is Low. ``CVSS_V4`` vectors are not scored (no permissively licensed CVSS v4
-   library was available): a record with only v4 vectors goes on to rule 2, as does
-   one whose vectors are malformed.
+1. A CVSS base score. The vectors are taken from the affected entry's ``severity[]``
+   when it has one, else from the record's ``severity[]``: entries of type
+   ``CVSS_V4`` and ``CVSS_V3``, scored by :mod:`dockyard.scanning.cvss` (CVSS v4.0 with
+   the specification's MacroVector method — base metrics only give the CVSS-B score,
+   threat and environmental metrics a vector carries are applied; CVSS v3.0/v3.1 with
+   the v3.1 base formula). The newest CVSS version that yields a score decides, as
+   v4.0 supersedes v3: the v4.0 vectors when any of them is valid, else the v3 ones.
+   Within that version the highest score counts. 7.0 and above is High (Critical
+   counts as High), 4.0 to 6.9 is Medium, below 4.0 is Low. A malformed vector is
+   skipped; a record with no valid vector goes on to rule 2.
 2. The database's own word: ``severity`` (and Debian's ``urgency``) in the affected
    entry's ``ecosystem_specific`` and ``database_specific``, in the record's
    ``database_specific``, and ``severity[]`` entries of type ``Ubuntu``. CRITICAL,
@@ -74,7 +76,6 @@ from __future__ import annotations
 
 import functools
 import json
-import math
 import re
 import sqlite3
 import time
@@ -83,11 +84,11 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Final
 
 from dockyard.scanning import versions
+from dockyard.scanning.cvss import cvss3_base_score, cvss4_base_score
 from dockyard.scanning.model import SEVERITIES, Finding, Package
 
 __all__ = [
@@ -166,60 +167,11 @@ class EcosystemStatus:
 
 # --- severity ------------------------------------------------------------------------
 
-_CVSS3_WEIGHTS: Final[dict[str, dict[str, float]]] = {
-    "AV": {"N": 0.85, "A": 0.62, "L": 0.55, "P": 0.2},
-    "AC": {"L": 0.77, "H": 0.44},
-    "UI": {"N": 0.85, "R": 0.62},
-    "C": {"H": 0.56, "L": 0.22, "N": 0.0},
-    "I": {"H": 0.56, "L": 0.22, "N": 0.0},
-    "A": {"H": 0.56, "L": 0.22, "N": 0.0},
+# OSV severity types scored from their vectors, newest CVSS version first.
+_CVSS_SCORERS: Final[dict[str, Callable[[str], float]]] = {
+    "CVSS_V4": cvss4_base_score,
+    "CVSS_V3": cvss3_base_score,
 }
-_CVSS3_PR: Final[dict[str, dict[str, float]]] = {
-    # Privileges Required weighs more when the scope changes.
-    "U": {"N": 0.85, "L": 0.62, "H": 0.27},
-    "C": {"N": 0.85, "L": 0.68, "H": 0.5},
-}
-
-
-def _roundup(value: float) -> float:
-    """CVSS v3.1 Roundup: the smallest one-decimal number >= value, float-safe."""
-    scaled = round(value * 100_000)
-    if scaled % 10_000 == 0:
-        return scaled / 100_000
-    return (math.floor(scaled / 10_000) + 1) / 10
-
-
-@lru_cache(maxsize=4096)
-def cvss3_base_score(vector: str) -> float:
-    """The CVSS v3.0/v3.1 base score of *vector* (``CVSS:3.1/AV:N/AC:L/…``).
-
-    Temporal and environmental metrics in the vector are ignored. Raises
-    :class:`ValueError` for a vector that is not CVSS v3 or lacks a base metric.
-    """
-    parts = vector.strip().split("/")
-    if not parts or parts[0] not in ("CVSS:3.0", "CVSS:3.1"):
-        raise ValueError(f"not a CVSS v3 vector: {vector!r}")
-    metrics: dict[str, str] = {}
-    for part in parts[1:]:
-        key, sep, value = part.partition(":")
-        if not sep or key in metrics:
-            raise ValueError(f"malformed CVSS v3 vector: {vector!r}")
-        metrics[key] = value
-    try:
-        scope = metrics["S"]
-        pr = _CVSS3_PR[scope][metrics["PR"]]
-        w = {name: table[metrics[name]] for name, table in _CVSS3_WEIGHTS.items()}
-    except KeyError as exc:
-        raise ValueError(f"CVSS v3 vector lacks or misstates {exc}: {vector!r}") from exc
-    iss = 1 - (1 - w["C"]) * (1 - w["I"]) * (1 - w["A"])
-    changed = 7.52 * (iss - 0.029) - 3.25 * (iss - 0.02) ** 15
-    impact = 6.42 * iss if scope == "U" else changed
-    exploitability = 8.22 * w["AV"] * w["AC"] * pr * w["UI"]
-    if impact <= 0:
-        return 0.0
-    if scope == "U":
-        return _roundup(min(impact + exploitability, 10))
-    return _roundup(min(1.08 * (impact + exploitability), 10))
 
 
 def _level_of_score(score: float) -> str:
@@ -274,24 +226,25 @@ def severity_of(record: Mapping[str, Any], affected: Mapping[str, Any] | None = 
         entries = record.get("affected")
         vector_holders = [a for a in entries if isinstance(a, Mapping)] if entries else []
 
-    scores: list[float] = []
+    scores: dict[str, list[float]] = {kind: [] for kind in _CVSS_SCORERS}
     texts: list[str] = []
     for holder in vector_holders:
         for entry in _severity_entries(holder):
             kind, score = entry.get("type"), entry.get("score")
             if not isinstance(score, str):
                 continue
-            if kind == "CVSS_V3":
+            if isinstance(kind, str) and kind in _CVSS_SCORERS:
                 try:
-                    scores.append(cvss3_base_score(score))
+                    scores[kind].append(_CVSS_SCORERS[kind](score))
                 except ValueError:
                     continue
             elif kind == "Ubuntu":
                 level = _text_level(score)
                 if level:
                     texts.append(level)
-    if scores:
-        return _level_of_score(max(scores))
+    for version_scores in scores.values():  # the newest CVSS version that scores
+        if version_scores:
+            return _level_of_score(max(version_scores))
 
     specific: list[Any] = []
     entries = [affected] if affected is not None else record.get("affected")
