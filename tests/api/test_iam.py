@@ -524,3 +524,18 @@ def test_wrong_current_passwords_count_as_failed_logins(server: DockyardServer) 
             "/api/v1/me/password", json={"current_password": root[1], "password": "x" * 9}
         )
         assert r.status_code == 429
+
+
+def test_ram_users_list_the_namespaces_they_may_see(server: DockyardServer) -> None:
+    root = _account(server, "nslist")
+    dev = _user(server, root, "dev")
+    with server.client(auth=root) as client:
+        assert client.post("/api/v1/namespaces", json={"name": "nslist-two"}).status_code == 201
+    with httpx.Client(base_url=server.url, auth=dev) as client:
+        assert client.get("/api/v1/namespaces").json()["items"] == []
+    with server.client(auth=root) as client:
+        r = client.put("/api/v1/namespaces/nslist-two/permissions/dev", json={"role": "read-only"})
+        assert r.status_code == 200
+    with httpx.Client(base_url=server.url, auth=dev) as client:
+        names = [n["name"] for n in client.get("/api/v1/namespaces").json()["items"]]
+        assert names == ["nslist-two"]

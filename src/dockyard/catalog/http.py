@@ -17,6 +17,7 @@ when a registry client deletes a tag.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
@@ -233,17 +234,47 @@ class NamespaceRoutes(_CatalogRoutes):
                 ServiceError,
             )
             return JSONResponse(namespace_json(ns), status_code=201)
-        principal = await self._require(request, "cr:ListNamespace", "*", existing=False)
-        # The administrator sees every account's namespaces; anyone else their own.
-        account = None if principal.is_admin else principal.account_id
+        principal = await self.auth.signed_in(request)
         limit, after = page_params(request)
-        items = await call_service(
-            lambda: self.catalog.list_namespaces(limit=limit, after=after, account_id=account),
-            ServiceError,
-        )
+        if principal.is_admin or principal.is_root:
+            # The administrator sees every account's namespaces; a root its own.
+            await self._require(request, "cr:ListNamespace", "*", existing=False)
+            account = None if principal.is_admin else principal.account_id
+            items = await call_service(
+                lambda: self.catalog.list_namespaces(limit=limit, after=after, account_id=account),
+                ServiceError,
+            )
+        else:
+            # A RAM user (or STS session) sees the namespaces its policies let it list.
+            items = await self._visible_namespaces(request, principal, limit, after)
         return JSONResponse(
             page([namespace_json(n) for n in items], limit, "/api/v1/namespaces", "name")
         )
+
+    async def _visible_namespaces(
+        self, request: Request, principal: Principal, limit: int, after: str | None
+    ) -> list[Namespace]:
+        context = request_context(request)
+        found: list[Namespace] = []
+        cursor = after
+        while len(found) < limit:
+            batch = await call_service(
+                functools.partial(
+                    self.catalog.list_namespaces,
+                    limit=500,
+                    after=cursor,
+                    account_id=principal.account_id,
+                ),
+                ServiceError,
+            )
+            for ns in batch:
+                arn = namespace_arn(self.region, self._account(principal, ns.account_id), ns.name)
+                if is_allowed(principal, "cr:ListNamespace", Resource(arn), context):
+                    found.append(ns)
+            if len(batch) < 500:
+                break
+            cursor = batch[-1].name
+        return found[:limit]
 
     async def one(self, request: Request) -> Response:
         name = request.path_params["name"]
