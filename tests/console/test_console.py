@@ -676,3 +676,324 @@ def test_sign_up_only_where_the_instance_allows_it(
             expect(signup.locator("[data-testid=me-login]")).to_have_text("initech")
         finally:
             ctx.close()
+
+
+# -- passwords, sessions, policy versions and paging, roles ------------------------------
+
+
+def api_login(server: DockyardServer, login: str, password: str) -> int:
+    """The status of a management API sign-in with a console password."""
+    r = httpx.post(
+        f"{server.url}/api/v1/auth/login", json={"username": login, "password": password}
+    )
+    return r.status_code
+
+
+def test_a_signed_out_session_cookie_does_not_work_when_replayed(
+    browser: Browser, page: Page, acme: httpx.Client, server: DockyardServer
+) -> None:
+    r = acme.post("/api/v1/ram/users", json={"name": "replayer", "password": "replayer-pw-1"})
+    assert r.status_code == 201, r.text
+    sign_in(page, f"replayer@{ACCOUNT}", "replayer-pw-1")
+    session = next(c for c in page.context.cookies() if c["name"] == "dockyard_session")
+    stolen = session["value"]
+
+    def replay_with(context: BrowserContext) -> None:
+        context.add_cookies(
+            [
+                {
+                    "name": "dockyard_session",
+                    "value": stolen,
+                    "domain": session["domain"],
+                    "path": session["path"],
+                }
+            ]
+        )
+
+    other = browser.new_context(base_url=server.url)
+    try:
+        # While signed in, a copy of the cookie works elsewhere (so the check below means
+        # something).
+        replay_with(other)
+        replay = other.new_page()
+        replay.goto("/console/credentials")
+        expect(replay.locator("h1")).to_have_text("Access Credential")
+        other.clear_cookies()
+        # Sign out in the browser: the API ends the session, not only the cookie.
+        page.click("[data-testid=user-menu]")
+        page.get_by_role("button", name="Sign out").click()
+        expect_flash(page, "signed out")
+        replay_with(other)
+        replay.goto("/console/credentials")
+        assert "/console/sign-in" in replay.url
+        expect(replay.locator("[data-testid=flash]")).to_contain_text("session has expired")
+    finally:
+        other.close()
+    r = httpx.get(f"{server.url}/api/v1/me", headers={"Authorization": f"Bearer {stolen}"})
+    assert r.status_code == 401
+
+
+def test_change_own_console_password(
+    page: Page, acme: httpx.Client, server: DockyardServer
+) -> None:
+    login = f"changer@{ACCOUNT}"
+    r = acme.post("/api/v1/ram/users", json={"name": "changer", "password": "changer-pw-1"})
+    assert r.status_code == 201, r.text
+    sign_in(page, login, "changer-pw-1")
+    page.goto("/console/credentials")
+    form = page.locator("[data-testid=console-password]")
+    sent: list[str] = []
+    page.on(
+        "request",
+        lambda req: sent.append(req.url) if req.url.endswith("/credentials/password") else None,
+    )
+
+    # New and confirmation differ: said in the browser, nothing sent.
+    page.fill("#f-current_password", "changer-pw-1")
+    page.fill("#f-new_password", "changer-pw-2")
+    page.fill("#f-confirm_password", "changer-pw-3")
+    form.get_by_role("button", name="Change Password").click()
+    expect(page.locator("[data-testid=mismatch-confirm_password]")).to_have_text(
+        "The two passwords differ."
+    )
+    assert sent == []
+    # Typing them equal clears it.
+    page.fill("#f-confirm_password", "changer-pw-2")
+    expect(page.locator("[data-testid=mismatch-confirm_password]")).to_have_count(0)
+
+    # A wrong current password: the API's 403, next to the current password.
+    page.fill("#f-current_password", "not-my-password")
+    form.get_by_role("button", name="Change Password").click()
+    expect(page.locator("[data-testid=error-current_password]")).to_contain_text("not right")
+    assert len(sent) == 1
+    # A new one that is too short: the API's 400, next to the new password.
+    page.fill("#f-current_password", "changer-pw-1")
+    page.fill("#f-new_password", "short")
+    page.fill("#f-confirm_password", "short")
+    form.get_by_role("button", name="Change Password").click()
+    expect(page.locator("[data-testid=error-new_password]")).to_contain_text("8 characters")
+    assert api_login(server, login, "changer-pw-1") == 200
+
+    # The right one: changed, and this session goes on.
+    page.fill("#f-current_password", "changer-pw-1")
+    page.fill("#f-new_password", "changer-pw-2")
+    page.fill("#f-confirm_password", "changer-pw-2")
+    form.get_by_role("button", name="Change Password").click()
+    expect_flash(page, "Console password changed")
+    expect(page.locator("[data-testid=user-menu]")).to_contain_text(login)
+    assert api_login(server, login, "changer-pw-2") == 200
+    assert api_login(server, login, "changer-pw-1") == 401
+
+
+def test_account_admin_sets_a_ram_users_console_password(
+    browser: Browser, page: Page, acme: httpx.Client, server: DockyardServer
+) -> None:
+    assert acme.post("/api/v1/ram/users", json={"name": "newcomer"}).status_code == 201
+    login = f"newcomer@{ACCOUNT}"
+    sign_in(page)
+    page.goto("/console/ram/users/newcomer")
+    form = page.locator("[data-testid=console-password]")
+    # Differing confirmation: caught in the browser.
+    page.fill("#f-console_password", "newcomer-pw-1")
+    page.fill("#f-console_confirm", "newcomer-pw-9")
+    form.get_by_role("button", name="Set console password").click()
+    expect(page.locator("[data-testid=mismatch-console_confirm]")).to_be_visible()
+    # Too short: the API's refusal, inline.
+    page.fill("#f-console_password", "short")
+    page.fill("#f-console_confirm", "short")
+    form.get_by_role("button", name="Set console password").click()
+    expect(page.locator("[data-testid=error-console_confirm]")).to_contain_text("8 characters")
+    assert api_login(server, login, "short") == 401
+    # Set: the user signs in to the console with it.
+    page.fill("#f-console_password", "newcomer-pw-1")
+    page.fill("#f-console_confirm", "newcomer-pw-1")
+    form.get_by_role("button", name="Set console password").click()
+    expect_flash(page, "Console password set")
+    assert api_login(server, login, "newcomer-pw-1") == 200
+    other = browser.new_context(base_url=server.url)
+    try:
+        sign_in(other.new_page(), login, "newcomer-pw-1")
+    finally:
+        other.close()
+
+
+def test_user_page_lists_the_users_groups(page: Page, acme: httpx.Client) -> None:
+    assert acme.post("/api/v1/ram/users", json={"name": "grouped"}).status_code == 201
+    for group in ("g-alpha", "g-beta", "g-gamma"):
+        assert acme.post("/api/v1/ram/groups", json={"name": group}).status_code == 201
+    for group in ("g-alpha", "g-beta"):
+        assert acme.put(f"/api/v1/ram/groups/{group}/members/grouped").status_code == 204
+    assert sorted(acme.get("/api/v1/ram/users/grouped").json()["groups"]) == [
+        "g-alpha",
+        "g-beta",
+    ]
+    sign_in(page)
+    page.goto("/console/ram/users/grouped")
+    groups = page.locator("[data-testid=user-groups]")
+    expect(groups.locator("li")).to_have_text(["g-alpha", "g-beta"])
+    groups.get_by_role("link", name="g-beta").click()
+    expect(page.locator("h1")).to_have_text("g-beta")
+    expect(page.locator("[data-testid=members]")).to_contain_text(f"grouped@{ACCOUNT}")
+
+
+def test_policy_version_history(page: Page, acme: httpx.Client) -> None:
+    def document(repo: str) -> dict[str, object]:
+        return {
+            "Version": "1",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Action": "cr:PullRepository",
+                    "Resource": f"acs:cr:*:*:repository/acme/{repo}",
+                }
+            ],
+        }
+
+    r = acme.post("/api/v1/ram/policies", json={"name": "Versioned", "document": document("v1")})
+    assert r.status_code == 201, r.text
+    sign_in(page)
+    page.goto("/console/ram/policies/Versioned")
+    expect(page.locator("[data-testid=policy-version]")).to_have_text("1")
+    expect(page.locator("[data-testid=policy-versions] tbody tr")).to_have_count(1)
+    # Two saves in the editor: versions 2 and 3, newest first, 3 current.
+    for repo in ("v2", "v3"):
+        page.locator("#f-document").fill(json.dumps(document(repo)))
+        page.get_by_role("button", name="Save").click()
+        expect_flash(page, "Policy Versioned saved.")
+    expect(page.locator("[data-testid=policy-version]")).to_have_text("3")
+    rows = page.locator("[data-testid=policy-versions] tbody tr")
+    expect(rows.locator("td:first-child strong")).to_have_text(["3", "2", "1"])
+    expect(rows.nth(0)).to_contain_text("Current")
+    expect(rows.nth(1)).not_to_contain_text("Current")
+    expect(rows.nth(2).locator("td").nth(1)).to_contain_text(" UTC")
+    # Each document folds open.
+    oldest = rows.nth(2).locator("[data-testid=version-document]")
+    expect(oldest).to_be_hidden()
+    rows.nth(2).get_by_text("View document").click()
+    expect(oldest).to_be_visible()
+    assert json.loads(oldest.inner_text()) == document("v1")
+    api = acme.get("/api/v1/ram/policies/Versioned/versions").json()["items"]
+    assert [v["version"] for v in api] == [3, 2, 1]
+    # Only the last five are kept: the page shows what the API keeps.
+    for repo in ("v4", "v5", "v6", "v7"):
+        r = acme.put("/api/v1/ram/policies/Versioned", json={"document": document(repo)})
+        assert r.status_code == 200, r.text
+    page.reload()
+    expect(page.locator("[data-testid=policy-version]")).to_have_text("7")
+    expect(rows.locator("td:first-child strong")).to_have_text(["7", "6", "5", "4", "3"])
+    rows.nth(4).get_by_text("View document").click()
+    assert json.loads(rows.nth(4).locator("pre").inner_text()) == document("v3")
+    assert acme.delete("/api/v1/ram/policies/Versioned").status_code == 204
+
+
+def test_role_description_session_duration_and_assume_role_example(
+    page: Page, acme: httpx.Client
+) -> None:
+    account_id = acme.get("/api/v1/me").json()["account_id"]
+    trust = {
+        "Version": "1",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": "sts:AssumeRole",
+                "Principal": {"RAM": [f"acs:ram::{account_id}:root"]},
+            }
+        ],
+    }
+    r = acme.post("/api/v1/ram/roles", json={"name": "releaser", "trust_policy": trust})
+    assert r.status_code == 201, r.text
+    arn = r.json()["arn"]
+    sign_in(page)
+    page.goto("/console/ram/roles/releaser")
+    expect(page.locator("[data-testid=role-arn]")).to_have_text(arn)
+    copy = page.get_by_role("button", name="Copy ARN")
+    assert copy.get_attribute("data-copy") == arn
+
+    # Out of range: refused inline, nothing changed.
+    page.fill("#f-description", "Publishes releases from CI")
+    page.fill("#f-max_session_seconds", "60")
+    page.get_by_role("button", name="Save").click()
+    expect(page.locator("[data-testid=error-max_session_seconds]")).to_contain_text("900")
+    expect(page.locator("#f-description")).to_have_value("Publishes releases from CI")
+    assert acme.get("/api/v1/ram/roles/releaser").json()["max_session_seconds"] == 3600
+    # Saved: description and duration, the trust policy untouched.
+    page.fill("#f-max_session_seconds", "7200")
+    page.get_by_role("button", name="Save").click()
+    expect_flash(page, "Role saved.")
+    expect(page.locator("#f-max_session_seconds")).to_have_value("7200")
+    role = acme.get("/api/v1/ram/roles/releaser").json()
+    assert role["description"] == "Publishes releases from CI"
+    assert role["max_session_seconds"] == 7200
+    assert role["trust_policy"] == trust
+
+    # The AssumeRole example names this role, and works as it is.
+    section = page.locator("[data-testid=assume-role]")
+    expect(section).to_contain_text("POST /api/v1/sts/assume-role")
+    body = json.loads(page.locator("[data-testid=assume-role-body]").inner_text())
+    assert body == {"role_arn": arn, "role_session_name": "my-session", "duration_seconds": 3600}
+    copied = section.get_by_role("button", name="Copy body").get_attribute("data-copy")
+    assert copied is not None
+    assert json.loads(copied) == body
+    r = acme.post("/api/v1/sts/assume-role", json=body)
+    assert r.status_code == 201, r.text
+    assert r.json()["assumed_role_user"]["arn"].startswith(f"acs:ram::{account_id}:assumed-role/")
+
+
+def test_policy_list_pages_and_pickers_offer_every_policy(page: Page, acme: httpx.Client) -> None:
+    names = [f"Paged-{i:02d}" for i in range(53)]
+    document = {
+        "Version": "1",
+        "Statement": [{"Effect": "Allow", "Action": "cr:GetRepository", "Resource": "*"}],
+    }
+    for name in names:
+        r = acme.post("/api/v1/ram/policies", json={"name": name, "document": document})
+        assert r.status_code == 201, r.text
+
+    def every(params: dict[str, str]) -> list[str]:
+        found: list[str] = []
+        body = acme.get("/api/v1/ram/policies", params={**params, "limit": "1000"}).json()
+        while True:
+            found += [p["name"] for p in body["items"]]
+            if "next" not in body:
+                return found
+            body = acme.get(body["next"]).json()
+
+    try:
+        custom = every({"type": "custom"})
+        assert len(custom) > 50
+        sign_in(page)
+        # Custom policies, 50 a page, the type kept from page to page.
+        page.goto("/console/ram/policies?type=custom")
+        links = page.locator("[data-testid=policies] tbody tr td:first-child a")
+        expect(links).to_have_text(custom[:50])
+        page.get_by_test_id("next-page").click()
+        expect(links).to_have_text(custom[50:100])
+        assert "type=custom" in page.url
+        expect(page.locator("#f-type")).to_have_value("custom")
+        expect(page.locator("[data-testid=policies]")).not_to_contain_text("System")
+        # All types: the first page has a next one too.
+        page.goto("/console/ram/policies")
+        expect(links).to_have_count(50)
+        expect(page.get_by_test_id("next-page")).to_be_visible()
+
+        # The attach pickers offer every policy (the list's pages do not limit them),
+        # less those attached already.
+        everything = every({})
+        assert len(everything) > 50
+        assert acme.post("/api/v1/ram/users", json={"name": "picker"}).status_code == 201
+        assert acme.put("/api/v1/ram/users/picker/policies/Paged-07").status_code == 204
+        assert acme.post("/api/v1/ram/groups", json={"name": "pickers"}).status_code == 201
+        for url, attached in (
+            ("/console/ram/users/picker", {"Paged-07"}),
+            ("/console/ram/groups/pickers", set()),
+        ):
+            page.goto(url)
+            options = page.locator("#f-policy option")
+            expect(options).to_have_count(len(everything) - len(attached))
+            values = [o.get_attribute("value") for o in options.all()]
+            assert values == [n for n in everything if n not in attached]
+    finally:
+        acme.delete("/api/v1/ram/users/picker")
+        acme.delete("/api/v1/ram/groups/pickers")
+        for name in names:
+            acme.delete(f"/api/v1/ram/policies/{name}")

@@ -3,15 +3,18 @@ Markdown renderer and the template filters."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import anyio
+import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from dockyard.config import Settings
+from dockyard.console.app import create_console
 from dockyard.console.core import (
     Console,
     api_routes,
@@ -133,3 +136,116 @@ def test_origin_check() -> None:
     # Behind a proxy that rewrites Host, the public URL's origin is this site too.
     assert same_origin(request("https://registry.example"), "https://registry.example")
     assert not same_origin(request("https://evil.example"), "https://registry.example")
+
+
+# -- pages over a fake API ---------------------------------------------------------------
+
+
+class FakeRam:
+    """A management API with just what the RAM user page reads, recording each call. Its
+    policy listing pages by two whatever ``limit`` asks, so following ``next`` shows."""
+
+    POLICIES = ["Alpha", "Bravo", "Charlie", "Delta", "Echo"]
+
+    def __init__(self, *, groups_field: bool) -> None:
+        self.groups_field = groups_field
+        self.calls: list[str] = []
+
+    def app(self) -> Starlette:
+        async def me(request: Request) -> Response:
+            self.calls.append(request.url.path)
+            return JSONResponse(
+                {"login": "root1", "is_root": True, "is_instance_admin": False, "account_id": 7}
+            )
+
+        async def user(request: Request) -> Response:
+            self.calls.append(request.url.path)
+            body: dict[str, Any] = {
+                "name": "dev",
+                "login": "dev@acme",
+                "has_registry_password": False,
+                "policies": ["Bravo"],
+                "created_at": "2026-01-02T03:04:05Z",
+            }
+            if self.groups_field:
+                body["groups"] = ["builders"]
+            return JSONResponse(body)
+
+        async def keys(request: Request) -> Response:
+            return JSONResponse({"items": []})
+
+        async def groups(request: Request) -> Response:
+            self.calls.append(request.url.path)
+            return JSONResponse(
+                {
+                    "items": [
+                        {"name": "builders", "members": ["dev@acme"], "policies": []},
+                        {"name": "others", "members": ["ops@acme"], "policies": []},
+                    ]
+                }
+            )
+
+        async def policies(request: Request) -> Response:
+            self.calls.append(str(request.url.include_query_params()))
+            after = request.query_params.get("after", "")
+            rest = [p for p in self.POLICIES if p > after]
+            items = [{"name": p, "type": "custom"} for p in rest[:2]]
+            body: dict[str, Any] = {"items": items}
+            if len(rest) > 2:
+                body["next"] = f"/api/v1/ram/policies?limit=2&after={items[-1]['name']}"
+            return JSONResponse(body)
+
+        async def patch(request: Request) -> Response:  # pragma: no cover - not called
+            return Response(status_code=204)
+
+        return Starlette(
+            routes=[
+                Route("/api/v1/me", me),
+                Route("/api/v1/ram/users/{user}", user),
+                Route("/api/v1/ram/users/{user}", patch, methods=["PATCH"]),
+                Route("/api/v1/ram/users/{user}/access-keys", keys),
+                Route("/api/v1/ram/groups", groups),
+                Route("/api/v1/ram/groups/{group}", groups),
+                Route("/api/v1/ram/policies", policies),
+            ]
+        )
+
+
+def _user_page(fake: FakeRam) -> str:
+    console = create_console(fake.app(), Settings())
+
+    async def call() -> str:
+        transport = httpx.ASGITransport(app=console, client=("127.0.0.1", 5000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://console") as http:
+            http.cookies.set("dockyard_session", "token")
+            r = await http.get("/console/ram/users/dev")
+            assert r.status_code == 200, r.text
+            return r.text
+
+    return anyio.run(call)
+
+
+def _options(html: str) -> list[str]:
+    return re.findall(r'<option value="([^"]*)">', html)
+
+
+def test_user_page_takes_groups_from_the_user_and_offers_every_policy() -> None:
+    fake = FakeRam(groups_field=True)
+    html = _user_page(fake)
+    assert '<a href="/console/ram/groups/builders">builders</a>' in html
+    assert "others" not in html
+    # The user's own ``groups``: no scan of every group.
+    assert "/api/v1/ram/groups" not in fake.calls
+    # Every page of policies, less the one attached.
+    assert _options(html) == ["Alpha", "Charlie", "Delta", "Echo"]
+    assert len([c for c in fake.calls if "/api/v1/ram/policies" in c]) == 3
+    # The console password form, since the API has PATCH on the user.
+    assert 'action="/console/ram/users/dev/password"' in html
+
+
+def test_user_page_finds_groups_among_members_when_the_api_has_no_groups_field() -> None:
+    fake = FakeRam(groups_field=False)
+    html = _user_page(fake)
+    assert "/api/v1/ram/groups" in fake.calls
+    assert '<a href="/console/ram/groups/builders">builders</a>' in html
+    assert "/console/ram/groups/others" not in html

@@ -102,6 +102,38 @@
     var area = document.getElementById(button.getAttribute("data-json-format"));
     if (area && checkJson(area)) area.value = JSON.stringify(JSON.parse(area.value), null, 2);
   });
+  // "Confirm password" inputs: the form is not sent while the two differ.
+  function matchError(input, show) {
+    var box = input.parentElement.querySelector("[data-match-error]");
+    if (show && !box) {
+      box = document.createElement("p");
+      box.className = "field-error";
+      box.setAttribute("data-match-error", "");
+      box.setAttribute("data-testid", "mismatch-" + input.name);
+      box.setAttribute("role", "alert");
+      box.textContent = "The two passwords differ.";
+      input.insertAdjacentElement("afterend", box);
+    } else if (!show && box) {
+      box.remove();
+    }
+    input.setAttribute("aria-invalid", show ? "true" : "false");
+    input.parentElement.classList.toggle("has-error", show);
+  }
+  function differs(input) {
+    var other = document.getElementById(input.getAttribute("data-match"));
+    return !!other && other.value !== input.value;
+  }
+  on("input[data-match]", "input", function (e, input) {
+    // Only once something was said: no error while the user is still typing.
+    if (input.parentElement.querySelector("[data-match-error]")) matchError(input, differs(input));
+  });
+  on("form[data-password-form]", "submit", function (e, form) {
+    form.querySelectorAll("input[data-match]").forEach(function (input) {
+      var bad = differs(input);
+      matchError(input, bad);
+      if (bad) { e.preventDefault(); input.focus(); }
+    });
+  });
   // Close the user menu when clicking elsewhere.
   document.addEventListener("click", function (e) {
     document.querySelectorAll("details.user-menu[open]").forEach(function (menu) {

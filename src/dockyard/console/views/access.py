@@ -23,6 +23,7 @@ def routes(console: Console) -> list[Route]:
             page(my_registry_password),
             methods=["POST"],
         ),
+        Route(f"{PREFIX}/credentials/password", page(my_console_password), methods=["POST"]),
         Route(f"{PREFIX}/credentials/temporary", page(temporary_login), methods=["POST"]),
         Route(f"{PREFIX}/credentials/access-keys", page(my_key_create), methods=["POST"]),
         Route(
@@ -35,6 +36,7 @@ def routes(console: Console) -> list[Route]:
         Route(f"{PREFIX}/audit", page(audit)),
     ]
     needs = {
+        f"{PREFIX}/credentials/password": ("/api/v1/me/password", "PUT"),
         f"{PREFIX}/credentials/access-keys": ("/api/v1/me/access-keys", "POST"),
         f"{PREFIX}/credentials/access-keys/{{key}}/delete": (
             "/api/v1/me/access-keys/{}",
@@ -97,6 +99,37 @@ async def my_registry_password(ctx: Ctx) -> Response:
     return ctx.redirect(
         f"{PREFIX}/credentials",
         "Registry password set: use it with docker login from now on.",
+    )
+
+
+# The fields of the console password form.
+CURRENT, NEW, CONFIRM = "current_password", "new_password", "confirm_password"
+
+
+async def my_console_password(ctx: Ctx) -> Response:
+    """Change one's own console password; the current one is required."""
+    current, password = ctx.form.get(CURRENT, ""), ctx.form.get(NEW, "")
+    errors: dict[str, str] = {}
+    if not current:
+        errors[CURRENT] = "Enter your current password."
+    if not password:
+        errors[NEW] = "Enter a new password."
+    elif password != ctx.form.get(CONFIRM, ""):
+        errors[CONFIRM] = "The two passwords differ."
+    if not errors:
+        try:
+            await ctx.api.put(
+                "/api/v1/me/password", {"current_password": current, "password": password}
+            )
+        except ApiProblem as exc:
+            # 403: the current password is wrong; 400: the new one is refused (too short).
+            errors[{403: CURRENT, 400: NEW}.get(exc.status, "console_password")] = exc.detail
+            return await _credentials_page(ctx, exc.status, errors=errors)
+    if errors:
+        return await _credentials_page(ctx, 400, errors=errors)
+    return ctx.redirect(
+        f"{PREFIX}/credentials",
+        "Console password changed: sign in with the new one from now on.",
     )
 
 

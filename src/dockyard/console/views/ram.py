@@ -14,6 +14,10 @@ from dockyard.console.core import PREFIX, Console, Ctx, next_after, page_url, se
 
 PageFn = Callable[..., Awaitable[Response]]
 
+MIN_SESSION_SECONDS, MAX_SESSION_SECONDS = 900, 43200
+# Following ``next`` links: enough for any account, and an end if the API misbehaves.
+MOST_PAGES = 100
+
 POLICY_TEMPLATE = {
     "Version": "1",
     "Statement": [
@@ -36,6 +40,7 @@ def routes(console: Console) -> list[Route]:
         Route(f"{PREFIX}/ram/users", page(users), methods=["GET", "POST"]),
         Route(user, page(user_page)),
         Route(f"{user}/registry-password", page(user_registry_password), methods=["POST"]),
+        Route(f"{user}/password", page(user_console_password), methods=["POST"]),
         Route(f"{user}/access-keys", page(user_access_key_create), methods=["POST"]),
         Route(f"{user}/access-keys/{{key}}/delete", page(user_access_key_delete), methods=["POST"]),
         Route(f"{user}/policies", page(user_attach), methods=["POST"]),
@@ -62,6 +67,7 @@ def routes(console: Console) -> list[Route]:
     # A page exists only where the API behind it does.
     needs = {
         f"{user}/delete": ("/api/v1/ram/users/{}", "DELETE"),
+        f"{user}/password": ("/api/v1/ram/users/{}", "PATCH"),
         f"{PREFIX}/ram/groups": ("/api/v1/ram/groups", "GET"),
         f"{PREFIX}/ram/roles": ("/api/v1/ram/roles", "GET"),
     }
@@ -82,17 +88,27 @@ def routes(console: Console) -> list[Route]:
 # -- helpers -----------------------------------------------------------------------------
 
 
-async def _listing(ctx: Ctx, path: str) -> tuple[list[dict[str, Any]], bool]:
-    body = await ctx.api.get(path, {"limit": "1000"})
-    return list(body.get("items", [])), bool(body.get("next"))
+async def every_item(ctx: Ctx, path: str) -> list[dict[str, Any]]:
+    """All items of a paged listing: its pages of 1000, following ``next`` to the end."""
+    items: list[dict[str, Any]] = []
+    after = ""
+    for _ in range(MOST_PAGES):
+        body = await ctx.api.get(path, {"limit": "1000", "after": after})
+        items.extend(body.get("items", []))
+        following = next_after(body)
+        if not following or following == after:
+            break
+        after = following
+    return items
 
 
 async def _policy_names(ctx: Ctx) -> list[dict[str, Any]]:
+    """Every policy the caller may attach (for the pickers), or none when it may not list
+    them."""
     try:
-        body = await ctx.api.get("/api/v1/ram/policies")
+        return await every_item(ctx, "/api/v1/ram/policies")
     except ApiProblem:
         return []
-    return list(body.get("items", []))
 
 
 def _passwords(ctx: Ctx) -> tuple[str, str | None]:
@@ -151,10 +167,13 @@ async def _user_page(
     name = ctx.param("user")
     item = await ctx.api.get(f"/api/v1/ram/users/{seg(name)}")
     keys = await ctx.api.get(f"/api/v1/ram/users/{seg(name)}/access-keys")
-    groups: list[dict[str, Any]] = []
-    if ctx.has("/api/v1/ram/groups"):
-        found, _ = await _listing(ctx, "/api/v1/ram/groups")
-        groups = [g for g in found if item.get("login") in g.get("members", [])]
+    groups: list[str] | None = None
+    if isinstance(item.get("groups"), list):
+        groups = [str(g) for g in item["groups"]]
+    elif ctx.has("/api/v1/ram/groups"):
+        # An API without the user's ``groups``: find them among the groups' members.
+        found = await every_item(ctx, "/api/v1/ram/groups")
+        groups = [g["name"] for g in found if item.get("login") in g.get("members", [])]
     all_policies = await _policy_names(ctx)
     attached = set(item.get("policies", []))
     return ctx.render(
@@ -190,6 +209,28 @@ async def user_registry_password(ctx: Ctx) -> Response:
     except ApiProblem as exc:
         return await _user_page(ctx, exc.status, errors={"registry_password": exc.detail})
     return ctx.redirect(_user_url(ctx), "Registry password set.")
+
+
+async def user_console_password(ctx: Ctx) -> Response:
+    """An account admin sets a RAM user's console password (no current one needed)."""
+    password = ctx.form.get("console_password", "")
+    error = None
+    if not password:
+        error = "Enter a password."
+    elif password != ctx.form.get("console_confirm", ""):
+        error = "The two passwords differ."
+    else:
+        try:
+            await ctx.api.patch(
+                f"/api/v1/ram/users/{seg(ctx.param('user'))}", {"password": password}
+            )
+        except ApiProblem as exc:
+            return await _user_page(ctx, exc.status, errors={"console_password": exc.detail})
+    if error:
+        return await _user_page(ctx, 400, errors={"console_password": error})
+    return ctx.redirect(
+        _user_url(ctx), "Console password set: the user signs in to the console with it."
+    )
 
 
 async def user_access_key_create(ctx: Ctx) -> Response:
@@ -235,11 +276,17 @@ async def user_detach(ctx: Ctx) -> Response:
 
 async def policies(ctx: Ctx) -> Response:
     kind = ctx.query("type")
-    body = await ctx.api.get("/api/v1/ram/policies", {"type": kind})
-    items = list(body.get("items", []))
-    if kind:
-        items = [p for p in items if p.get("type") == kind]
-    return ctx.render("ram_policies.html", nav="policies", items=items, kind=kind, next_url=None)
+    body = await ctx.api.get(
+        "/api/v1/ram/policies", {"type": kind, "after": ctx.query("after"), "limit": "50"}
+    )
+    following = next_after(body)
+    return ctx.render(
+        "ram_policies.html",
+        nav="policies",
+        items=body.get("items", []),
+        kind=kind,
+        next_url=page_url(ctx.request, after=following) if following else None,
+    )
 
 
 def _parse_document(text: str) -> tuple[Any, str | None]:
@@ -288,6 +335,22 @@ async def policy_new(ctx: Ctx) -> Response:
     return ctx.redirect(f"{PREFIX}/ram/policies/{seg(name)}", f"Policy {name} created.")
 
 
+async def _versions(ctx: Ctx, name: str) -> list[dict[str, Any]] | None:
+    """A policy's kept versions, newest first, each with its document as indented JSON
+    (``None`` when the API keeps no history)."""
+    if not ctx.has("/api/v1/ram/policies/{}/versions"):
+        return None
+    body = await ctx.api.get(f"/api/v1/ram/policies/{seg(name)}/versions")
+    return [
+        {
+            "version": v.get("version"),
+            "created_at": v.get("created_at"),
+            "document": json.dumps(v.get("document"), indent=2),
+        }
+        for v in body.get("items", [])
+    ]
+
+
 async def policy_edit(ctx: Ctx) -> Response:
     name = ctx.param("policy")
     found = await ctx.api.get(f"/api/v1/ram/policies/{seg(name)}")
@@ -299,6 +362,7 @@ async def policy_edit(ctx: Ctx) -> Response:
             name=name,
             document=json.dumps(found.get("document"), indent=2),
             errors={},
+            versions=await _versions(ctx, name),
         )
     text = ctx.form.get("document", "")
     document, problem = _parse_document(text)
@@ -319,6 +383,7 @@ async def policy_edit(ctx: Ctx) -> Response:
             name=name,
             document=text,
             errors=errors,
+            versions=await _versions(ctx, name),
         )
     return ctx.redirect(f"{PREFIX}/ram/policies/{seg(name)}", f"Policy {name} saved.")
 
@@ -410,7 +475,7 @@ async def _group_page(
 ) -> Response:
     name = ctx.param("group")
     item = await ctx.api.get(f"/api/v1/ram/groups/{seg(name)}")
-    users, _ = await _listing(ctx, "/api/v1/ram/users")
+    users = await every_item(ctx, "/api/v1/ram/users")
     members = list(item.get("members", []))
     attached = set(item.get("policies", []))
     return ctx.render(
@@ -493,8 +558,17 @@ async def roles(ctx: Ctx) -> Response:
 
 
 def _seconds(text: str) -> int | None:
+    """A maximum session duration the API accepts, or ``None``."""
     text = text.strip()
-    return int(text) if text.isascii() and text.isdigit() and len(text) <= 6 else None
+    if not (text.isascii() and text.isdigit() and len(text) <= 6):
+        return None
+    seconds = int(text)
+    return seconds if MIN_SESSION_SECONDS <= seconds <= MAX_SESSION_SECONDS else None
+
+
+SECONDS_ERROR = (
+    f"Enter a number of seconds from {MIN_SESSION_SECONDS:,} to {MAX_SESSION_SECONDS:,}."
+)
 
 
 async def role_new(ctx: Ctx) -> Response:
@@ -505,7 +579,9 @@ async def role_new(ctx: Ctx) -> Response:
         "trust_policy": trust_template(ctx),
     }
     if ctx.request.method == "GET":
-        return ctx.render("ram_role.html", nav="roles", role=None, values=values, errors={})
+        return ctx.render(
+            "ram_role.html", nav="roles", role=None, values=values, errors={}, assume_example=""
+        )
     values = {key: ctx.form.get(key, "") for key in values}
     values["name"] = values["name"].strip()
     errors: dict[str, str] = {}
@@ -513,7 +589,7 @@ async def role_new(ctx: Ctx) -> Response:
         errors["name"] = "Enter a role name."
     seconds = _seconds(values["max_session_seconds"])
     if seconds is None:
-        errors["max_session_seconds"] = "Enter a number of seconds."
+        errors["max_session_seconds"] = SECONDS_ERROR
     trust, problem = _parse_document(values["trust_policy"])
     if problem:
         errors["trust_policy"] = problem
@@ -532,11 +608,30 @@ async def role_new(ctx: Ctx) -> Response:
             errors["form"] = exc.detail
     if errors:
         return ctx.render(
-            "ram_role.html", 400, nav="roles", role=None, values=values, errors=errors
+            "ram_role.html",
+            400,
+            nav="roles",
+            role=None,
+            values=values,
+            errors=errors,
+            assume_example="",
         )
     return ctx.redirect(
         f"{PREFIX}/ram/roles/{seg(values['name'])}", f"Role {values['name']} created."
     )
+
+
+def assume_role_example(role: dict[str, Any]) -> str:
+    """The body of a ``POST /api/v1/sts/assume-role`` for ``role``: an hour, or the role's
+    maximum when that is shorter."""
+    most = role.get("max_session_seconds")
+    duration = min(3600, most) if isinstance(most, int) and most > 0 else 3600
+    body = {
+        "role_arn": role.get("arn", ""),
+        "role_session_name": "my-session",
+        "duration_seconds": duration,
+    }
+    return json.dumps(body, indent=2)
 
 
 def _role_url(ctx: Ctx) -> str:
@@ -557,6 +652,7 @@ async def _role_page(
         status,
         nav="roles",
         role=item,
+        assume_example=assume_role_example(item),
         values=values
         or {
             "name": item["name"],
@@ -581,7 +677,7 @@ async def role_page(ctx: Ctx) -> Response:
     errors: dict[str, str] = {}
     seconds = _seconds(values["max_session_seconds"])
     if seconds is None:
-        errors["max_session_seconds"] = "Enter a number of seconds."
+        errors["max_session_seconds"] = SECONDS_ERROR
     trust, problem = _parse_document(values["trust_policy"])
     if problem:
         errors["trust_policy"] = problem
