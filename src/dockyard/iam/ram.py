@@ -20,7 +20,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -46,6 +46,7 @@ MAX_POLICY_VERSIONS = 5
 MIN_SESSION_SECONDS = 900
 MAX_SESSION_SECONDS = 43_200
 MAX_DESCRIPTION = 1024
+T = TypeVar("T")
 
 # The tables behind each kind of policy holder: its table, its attachment table and the
 # attachment's column naming it.
@@ -168,10 +169,8 @@ class RamService:
         return int(user_id)
 
     def get_user(self, account_id: int, account_name: str, name: str) -> RamUser:
-        users = self.list_users(account_id, only=f"{name}@{account_name}")
-        if not users:
-            raise NotFound(f"RAM user {name}@{account_name} does not exist")
-        return users[0]
+        login = f"{name}@{account_name}"
+        return _one(self.list_users(account_id, only=login), f"RAM user {login}")
 
     def list_users(
         self,
@@ -328,15 +327,10 @@ class RamService:
         ]
 
     def get_group(self, account_id: int, name: str) -> RamGroup:
-        found = self.list_groups(account_id, only=name)
-        if not found:
-            raise NotFound(f"group {name!r} does not exist")
-        return found[0]
+        return _one(self.list_groups(account_id, only=name), f"group {name!r}")
 
     def delete_group(self, account_id: int, name: str) -> None:
-        with self.db.write() as conn:
-            group_id = holder_id(conn, "group", account_id, name)
-            conn.execute(sa.delete(t.groups).where(t.groups.c.id == group_id))
+        self._delete_holder("group", account_id, name)
 
     def set_membership(self, account_id: int, group: str, login: str, *, member: bool) -> None:
         with self.db.write() as conn:
@@ -435,16 +429,17 @@ class RamService:
         ]
 
     def get_role(self, account_id: int, name: str) -> RamRole:
-        found = self.list_roles(account_id, only=name)
-        if not found:
-            raise NotFound(f"role {name!r} does not exist")
-        return found[0]
+        return _one(self.list_roles(account_id, only=name), f"role {name!r}")
 
     def delete_role(self, account_id: int, name: str) -> None:
         """Delete a role; the STS credentials of its sessions stop working with it."""
+        self._delete_holder("role", account_id, name)
+
+    def _delete_holder(self, kind: str, account_id: int, name: str) -> None:
+        table = HOLDERS[kind][0]
         with self.db.write() as conn:
-            role_id = holder_id(conn, "role", account_id, name)
-            conn.execute(sa.delete(t.roles).where(t.roles.c.id == role_id))
+            doomed = holder_id(conn, kind, account_id, name)
+            conn.execute(sa.delete(table).where(table.c.id == doomed))
 
     # -- policies --------------------------------------------------------------------
 
@@ -630,6 +625,12 @@ def holder_id(conn: Connection, kind: str, account_id: int, name: str) -> int:
     if found is None:
         raise NotFound(f"{kind} {name!r} does not exist")
     return int(found)
+
+
+def _one(found: list[T], what: str) -> T:
+    if not found:
+        raise NotFound(f"{what} does not exist")
+    return found[0]
 
 
 def _page(
