@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 import jinja2
@@ -37,6 +37,15 @@ PREFIX = "/console"
 
 Handler = Callable[["Ctx"], Awaitable[Response]]
 Endpoint = Callable[[Request], Awaitable[Response]]
+PAGE_SIZE = "50"
+
+
+class Rerender(Protocol):
+    """A page shown again with messages next to its forms (``errors``: form → message)."""
+
+    def __call__(
+        self, ctx: Ctx, status: int = ..., *, errors: dict[str, str] | None = ...
+    ) -> Awaitable[Response]: ...
 
 
 def _route_key(path: str) -> str:
@@ -161,19 +170,16 @@ class Console:
         html = self.env.get_template(template).render(request=request, **values)
         return HTMLResponse(html, status_code=status)
 
+    def forbidden(self, request: Request, message: str) -> Response:
+        """The error page for a refused form (another site's, or a stale session's)."""
+        return self.render(request, "error.html", 403, ctx=None, title="Forbidden", message=message)
+
     def page(self, handler: Handler) -> Endpoint:
         """A signed-in page: session from the cookie, CSRF on POST, API errors shown."""
 
         async def endpoint(request: Request) -> Response:
             if request.method == "POST" and not self.same_origin(request):
-                return self.render(
-                    request,
-                    "error.html",
-                    403,
-                    ctx=None,
-                    title="Forbidden",
-                    message="The form came from another site and was refused.",
-                )
+                return self.forbidden(request, "The form came from another site and was refused.")
             token = request.cookies.get(SESSION_COOKIE)
             if not token:
                 return sign_in_redirect(request, None)
@@ -184,13 +190,9 @@ class Console:
                 if request.method == "POST":
                     form = await read_form(request)
                     if not csrf_ok(token, form.get("csrf", "")):
-                        return self.render(
+                        return self.forbidden(
                             request,
-                            "error.html",
-                            403,
-                            ctx=None,
-                            title="Forbidden",
-                            message="The form's security token does not match your session. "
+                            "The form's security token does not match your session. "
                             "Reload the page and try again.",
                         )
                 me = await api.get("/api/v1/me")
@@ -257,6 +259,52 @@ class Ctx:
         if text:
             set_flash(response, self.request, text, kind)
         return response
+
+    async def act(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        then: str,
+        said: str,
+        page: Rerender | None = None,
+        key: str = "form",
+        back: str | None = None,
+        invalid: str | dict[str, str] | None = None,
+        status: int | None = None,
+    ) -> Response:
+        """A form's action: ``method path`` with ``body`` on the API, then to ``then``
+        with the message ``said``.
+
+        What the form's own check found ``invalid`` (a message for the form ``key``, or
+        messages by form) is shown on ``page`` with status 400, without calling the API;
+        the API's refusal likewise, next to ``key``, with its status (or ``status``).
+        Without a page, a refusal is an error message at ``back`` (by default ``then``).
+        """
+        errors = {key: invalid} if isinstance(invalid, str) else dict(invalid or {})
+        code = 400
+        if not errors:
+            try:
+                await self.api.call(method, path, json=body)
+            except ApiProblem as exc:
+                code, errors = status or exc.status, {key: exc.detail}
+            else:
+                return self.redirect(then, said)
+        if page is None:
+            return self.redirect(back or then, " ".join(errors.values()), "error")
+        return await page(self, code, errors=errors)
+
+    async def listing(
+        self, path: str, filters: dict[str, str] | None = None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """The page of a listing this page shows (from its ``after``, 50 items) and the
+        URL that shows the next one (``None`` after the last)."""
+        params = {**(filters or {}), "after": self.query("after"), "limit": PAGE_SIZE}
+        body = await self.api.get(path, params)
+        following = next_after(body)
+        next_url = page_url(self.request, after=following) if following else None
+        return list(body.get("items", [])), next_url
 
 
 async def read_form(request: Request) -> dict[str, str]:

@@ -3,13 +3,14 @@ administrator, and the audit log."""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from starlette.responses import Response
 from starlette.routing import Route
 
 from dockyard.console.client import ApiProblem
-from dockyard.console.core import PREFIX, Console, Ctx, next_after, page_url, seg
+from dockyard.console.core import PREFIX, Console, Ctx, seg
 
 AUDIT_FILTERS = ("actor", "action", "allowed", "since", "until", "account")
 
@@ -50,7 +51,7 @@ def routes(console: Console) -> list[Route]:
 # -- Access Credential -------------------------------------------------------------------
 
 
-async def _credentials_page(
+async def credentials(
     ctx: Ctx,
     status: int = 200,
     *,
@@ -78,10 +79,6 @@ async def _credentials_page(
     )
 
 
-async def credentials(ctx: Ctx) -> Response:
-    return await _credentials_page(ctx)
-
-
 async def my_registry_password(ctx: Ctx) -> Response:
     password, confirm = ctx.form.get("password", ""), ctx.form.get("confirm", "")
     error = None
@@ -89,16 +86,16 @@ async def my_registry_password(ctx: Ctx) -> Response:
         error = "Enter a password."
     elif password != confirm:
         error = "The two passwords differ."
-    else:
-        try:
-            await ctx.api.put("/api/v1/me/registry-password", {"password": password})
-        except ApiProblem as exc:
-            error = exc.detail
-    if error:
-        return await _credentials_page(ctx, 400, errors={"registry_password": error})
-    return ctx.redirect(
-        f"{PREFIX}/credentials",
-        "Registry password set: use it with docker login from now on.",
+    return await ctx.act(
+        "PUT",
+        "/api/v1/me/registry-password",
+        {"password": password},
+        then=f"{PREFIX}/credentials",
+        said="Registry password set: use it with docker login from now on.",
+        page=credentials,
+        key="registry_password",
+        invalid=error,
+        status=400,
     )
 
 
@@ -124,9 +121,9 @@ async def my_console_password(ctx: Ctx) -> Response:
         except ApiProblem as exc:
             # 403: the current password is wrong; 400: the new one is refused (too short).
             errors[{403: CURRENT, 400: NEW}.get(exc.status, "console_password")] = exc.detail
-            return await _credentials_page(ctx, exc.status, errors=errors)
+            return await credentials(ctx, exc.status, errors=errors)
     if errors:
-        return await _credentials_page(ctx, 400, errors=errors)
+        return await credentials(ctx, 400, errors=errors)
     return ctx.redirect(
         f"{PREFIX}/credentials",
         "Console password changed: sign in with the new one from now on.",
@@ -137,26 +134,27 @@ async def temporary_login(ctx: Ctx) -> Response:
     try:
         found = await ctx.api.post("/api/v1/tokens")
     except ApiProblem as exc:
-        return await _credentials_page(ctx, exc.status, errors={"temporary": exc.detail})
+        return await credentials(ctx, exc.status, errors={"temporary": exc.detail})
     # Rendered in this response only: the password is never kept by the console.
-    return await _credentials_page(ctx, 201, temporary=found)
+    return await credentials(ctx, 201, temporary=found)
 
 
 async def my_key_create(ctx: Ctx) -> Response:
     try:
         created = await ctx.api.post("/api/v1/me/access-keys")
     except ApiProblem as exc:
-        return await _credentials_page(ctx, exc.status, errors={"access_keys": exc.detail})
-    return await _credentials_page(ctx, 201, new_key=created)
+        return await credentials(ctx, exc.status, errors={"access_keys": exc.detail})
+    return await credentials(ctx, 201, new_key=created)
 
 
 async def my_key_delete(ctx: Ctx) -> Response:
     key = ctx.param("key")
-    try:
-        await ctx.api.delete(f"/api/v1/me/access-keys/{seg(key)}")
-    except ApiProblem as exc:
-        return ctx.redirect(f"{PREFIX}/credentials", exc.detail, "error")
-    return ctx.redirect(f"{PREFIX}/credentials", f"Access key {key} deleted.")
+    return await ctx.act(
+        "DELETE",
+        f"/api/v1/me/access-keys/{seg(key)}",
+        then=f"{PREFIX}/credentials",
+        said=f"Access key {key} deleted.",
+    )
 
 
 # -- accounts (instance administrator) ---------------------------------------------------
@@ -172,15 +170,14 @@ def _int(text: str) -> int | None:
 async def _accounts_page(
     ctx: Ctx, status: int = 200, *, errors: dict[str, str] | None = None, **values: Any
 ) -> Response:
-    body = await ctx.api.get("/api/v1/accounts", {"after": ctx.query("after"), "limit": "50"})
-    following = next_after(body)
+    items, next_url = await ctx.listing("/api/v1/accounts")
     defaults = {"name": "", "namespace_quota": "3", "repository_quota": "300", "edit": ""}
     return ctx.render(
         "accounts.html",
         status,
         nav="accounts",
-        items=body.get("items", []),
-        next_url=page_url(ctx.request, after=following) if following else None,
+        items=items,
+        next_url=next_url,
         errors=errors or {},
         values={**defaults, **values},
         open_create=bool(errors and "create" in errors) or ctx.query("create") == "1",
@@ -194,7 +191,6 @@ async def accounts(ctx: Ctx) -> Response:
     password, confirm = ctx.form.get("password", ""), ctx.form.get("confirm", "")
     quota_text = ctx.form.get("namespace_quota", "3")
     repo_text = ctx.form.get("repository_quota", "300")
-    values = {"name": name, "namespace_quota": quota_text, "repository_quota": repo_text}
     error = None
     quota, repo_quota = _int(quota_text), _int(repo_text)
     if not name:
@@ -205,22 +201,24 @@ async def accounts(ctx: Ctx) -> Response:
         error = "The two passwords differ."
     elif quota is None or repo_quota is None:
         error = "Quotas are whole numbers."
-    else:
-        try:
-            await ctx.api.post(
-                "/api/v1/accounts",
-                {
-                    "name": name,
-                    "password": password,
-                    "namespace_quota": quota,
-                    "repository_quota": repo_quota,
-                },
-            )
-        except ApiProblem as exc:
-            error = exc.detail
-    if error:
-        return await _accounts_page(ctx, 400, errors={"create": error}, **values)
-    return ctx.redirect(f"{PREFIX}/accounts", f"Account {name} created.")
+    return await ctx.act(
+        "POST",
+        "/api/v1/accounts",
+        {
+            "name": name,
+            "password": password,
+            "namespace_quota": quota,
+            "repository_quota": repo_quota,
+        },
+        then=f"{PREFIX}/accounts",
+        said=f"Account {name} created.",
+        page=partial(
+            _accounts_page, name=name, namespace_quota=quota_text, repository_quota=repo_text
+        ),
+        key="create",
+        invalid=error,
+        status=400,
+    )
 
 
 async def account_quota(ctx: Ctx) -> Response:
@@ -238,14 +236,17 @@ async def account_quota(ctx: Ctx) -> Response:
         change[key] = value
     if error is None and not change:
         error = "Enter a quota."
-    if error is None:
-        try:
-            await ctx.api.patch(f"/api/v1/accounts/{seg(name)}", change)
-        except ApiProblem as exc:
-            error = exc.detail
-    if error:
-        return await _accounts_page(ctx, 400, errors={name: error}, edit=name)
-    return ctx.redirect(f"{PREFIX}/accounts", f"Quota of {name} saved.")
+    return await ctx.act(
+        "PATCH",
+        f"/api/v1/accounts/{seg(name)}",
+        change,
+        then=f"{PREFIX}/accounts",
+        said=f"Quota of {name} saved.",
+        page=partial(_accounts_page, edit=name),
+        key=name,
+        invalid=error,
+        status=400,
+    )
 
 
 # -- audit log ---------------------------------------------------------------------------
@@ -253,16 +254,13 @@ async def account_quota(ctx: Ctx) -> Response:
 
 async def audit(ctx: Ctx) -> Response:
     filters = {key: ctx.query(key) for key in AUDIT_FILTERS}
-    body = await ctx.api.get(
-        "/api/v1/audit", {**filters, "after": ctx.query("after"), "limit": "50"}
-    )
-    following = next_after(body)
+    items, next_url = await ctx.listing("/api/v1/audit", filters)
     return ctx.render(
         "audit.html",
         nav="audit",
-        items=[_audit_json(e) for e in body.get("items", [])],
+        items=[_audit_json(e) for e in items],
         filters=filters,
-        next_url=page_url(ctx.request, after=following) if following else None,
+        next_url=next_url,
     )
 
 

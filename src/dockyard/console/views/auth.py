@@ -156,14 +156,7 @@ class AuthPages:
             or not self.console.same_origin(request)
             or not csrf_ok(token, form.get("csrf", ""))
         ):
-            return self.console.render(
-                request,
-                "error.html",
-                403,
-                ctx=None,
-                title="Forbidden",
-                message="The sign-out form does not match your session.",
-            )
+            return self.console.forbidden(request, "The sign-out form does not match your session.")
         # The API ends the session itself, so a copied cookie is worthless afterwards.
         api = self.console.client(request, token)
         try:

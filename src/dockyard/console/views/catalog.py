@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from starlette.responses import Response
 from starlette.routing import Route
 
 from dockyard.console.client import ApiProblem
-from dockyard.console.core import PREFIX, Console, Ctx, next_after, page_url, seg
+from dockyard.console.core import PREFIX, Console, Ctx, Rerender, seg
 from dockyard.oci.reference import COMPONENT
 
 ROLES = ("read-only", "write", "admin")
@@ -130,18 +131,42 @@ async def _ram_choices(ctx: Ctx) -> dict[str, list[str]]:
     return choices
 
 
-def _grant_target(ctx: Ctx) -> tuple[str, str] | str:
-    """The principal and role of a grant form, or an error message."""
-    who = ctx.form.get("principal", "").strip()
-    kind = ctx.form.get("kind", "user")
-    role = ctx.form.get("role", "")
+def _grant_error(who: str, kind: str, role: str) -> str | None:
     if not who:
         return "Enter the name of a RAM user or group."
     if kind not in ("user", "group"):
         return "Choose a user or a group."
     if role not in ROLES:
         return "Choose read-only, write or admin."
-    return f"{kind}:{who}", role
+    return None
+
+
+async def _grant(ctx: Ctx, base: str, url: str, page: Rerender) -> Response:
+    """A grant form's action on the namespace or repository at ``base`` (API) and
+    ``url`` (console), shown on ``page``."""
+    who = ctx.form.get("principal", "").strip()
+    kind = ctx.form.get("kind", "user")
+    role = ctx.form.get("role", "")
+    return await ctx.act(
+        "PUT",
+        f"{base}/permissions/{seg(f'{kind}:{who}')}",
+        {"role": role},
+        then=url,
+        said=f"Granted {role} to {who}.",
+        page=page,
+        key="grant",
+        invalid=_grant_error(who, kind, role),
+    )
+
+
+async def _revoke(ctx: Ctx, base: str, url: str) -> Response:
+    who = ctx.param("who")
+    return await ctx.act(
+        "DELETE",
+        f"{base}/permissions/{seg(who)}",
+        then=url,
+        said=f"Revoked the permission of {who}.",
+    )
 
 
 # -- instance ----------------------------------------------------------------------------
@@ -168,49 +193,48 @@ async def overview(ctx: Ctx) -> Response:
 # -- namespaces --------------------------------------------------------------------------
 
 
-async def namespaces(ctx: Ctx) -> Response:
-    error: str | None = None
-    name = ""
-    if ctx.request.method == "POST":
-        name = ctx.form.get("name", "").strip()
-        default_type = ctx.form.get("default_repo_type", "private")
-        auto = ctx.form.get("auto_create_repo", "on") == "on"
-        if not name:
-            error = "Enter a name for the namespace."
-        else:
-            try:
-                await ctx.api.post(
-                    "/api/v1/namespaces",
-                    {"name": name, "auto_create_repo": auto, "default_repo_type": default_type},
-                )
-            except ApiProblem as exc:
-                error = exc.detail
-            else:
-                return ctx.redirect(
-                    f"{PREFIX}/namespaces/{seg(name)}", f"Namespace {name} created."
-                )
-    after = ctx.query("after")
-    body = await ctx.api.get("/api/v1/namespaces", {"after": after, "limit": "50"})
-    following = next_after(body)
+async def _namespaces_page(
+    ctx: Ctx, status: int = 200, *, errors: dict[str, str] | None = None, name: str = ""
+) -> Response:
+    items, next_url = await ctx.listing("/api/v1/namespaces")
     used = _count(ctx, "namespace_count")
     if used is None:
         total, _ = await _all(ctx, "/api/v1/namespaces")
         used = len(total)
     return ctx.render(
         "namespaces.html",
-        400 if error else 200,
+        status,
         nav="namespaces",
-        items=[ns_json(n) for n in body.get("items", [])],
-        next_url=page_url(ctx.request, after=following) if following else None,
+        items=[ns_json(n) for n in items],
+        next_url=next_url,
         used=used,
         quota=_count(ctx, "namespace_quota"),
-        error=error,
+        error=(errors or {}).get("name"),
         name=name,
-        open_create=bool(error) or ctx.query("create") == "1",
+        open_create=bool(errors) or ctx.query("create") == "1",
     )
 
 
-async def _namespace_page(
+async def namespaces(ctx: Ctx) -> Response:
+    if ctx.request.method == "GET":
+        return await _namespaces_page(ctx)
+    name = ctx.form.get("name", "").strip()
+    default_type = ctx.form.get("default_repo_type", "private")
+    auto = ctx.form.get("auto_create_repo", "on") == "on"
+    return await ctx.act(
+        "POST",
+        "/api/v1/namespaces",
+        {"name": name, "auto_create_repo": auto, "default_repo_type": default_type},
+        then=f"{PREFIX}/namespaces/{seg(name)}",
+        said=f"Namespace {name} created.",
+        page=partial(_namespaces_page, name=name),
+        key="name",
+        invalid=None if name else "Enter a name for the namespace.",
+        status=400,
+    )
+
+
+async def namespace(
     ctx: Ctx, status: int = 200, *, errors: dict[str, str] | None = None, **values: Any
 ) -> Response:
     name = ctx.param("ns")
@@ -248,57 +272,46 @@ async def _namespace_page(
     )
 
 
-async def namespace(ctx: Ctx) -> Response:
-    return await _namespace_page(ctx)
+def _ns_api(ctx: Ctx) -> str:
+    return f"/api/v1/namespaces/{seg(ctx.param('ns'))}"
+
+
+def _ns_url(ctx: Ctx) -> str:
+    return f"{PREFIX}/namespaces/{seg(ctx.param('ns'))}"
 
 
 async def namespace_settings(ctx: Ctx) -> Response:
-    name = ctx.param("ns")
     auto = ctx.form.get("auto_create_repo")
     kind = ctx.form.get("default_repo_type")
-    if auto not in ("on", "off") or kind not in ("public", "private"):
-        return await _namespace_page(ctx, 400, errors={"settings": "Choose both settings."})
-    try:
-        await ctx.api.patch(
-            f"/api/v1/namespaces/{seg(name)}",
-            {"auto_create_repo": auto == "on", "default_repo_type": kind},
-        )
-    except ApiProblem as exc:
-        return await _namespace_page(ctx, exc.status, errors={"settings": exc.detail})
-    return ctx.redirect(f"{PREFIX}/namespaces/{seg(name)}", "Namespace settings saved.")
-
-
-async def namespace_delete(ctx: Ctx) -> Response:
-    name = ctx.param("ns")
-    try:
-        await ctx.api.delete(f"/api/v1/namespaces/{seg(name)}")
-    except ApiProblem as exc:
-        return ctx.redirect(f"{PREFIX}/namespaces/{seg(name)}", exc.detail, "error")
-    return ctx.redirect(f"{PREFIX}/namespaces", f"Namespace {name} deleted.")
-
-
-async def namespace_grant(ctx: Ctx) -> Response:
-    name = ctx.param("ns")
-    target = _grant_target(ctx)
-    if isinstance(target, str):
-        return await _namespace_page(ctx, 400, errors={"grant": target})
-    who, role = target
-    try:
-        await ctx.api.put(f"/api/v1/namespaces/{seg(name)}/permissions/{seg(who)}", {"role": role})
-    except ApiProblem as exc:
-        return await _namespace_page(ctx, exc.status, errors={"grant": exc.detail})
-    return ctx.redirect(
-        f"{PREFIX}/namespaces/{seg(name)}", f"Granted {role} to {who.partition(':')[2]}."
+    chosen = auto in ("on", "off") and kind in ("public", "private")
+    return await ctx.act(
+        "PATCH",
+        _ns_api(ctx),
+        {"auto_create_repo": auto == "on", "default_repo_type": kind},
+        then=_ns_url(ctx),
+        said="Namespace settings saved.",
+        page=namespace,
+        key="settings",
+        invalid=None if chosen else "Choose both settings.",
     )
 
 
+async def namespace_delete(ctx: Ctx) -> Response:
+    return await ctx.act(
+        "DELETE",
+        _ns_api(ctx),
+        then=f"{PREFIX}/namespaces",
+        said=f"Namespace {ctx.param('ns')} deleted.",
+        back=_ns_url(ctx),
+    )
+
+
+async def namespace_grant(ctx: Ctx) -> Response:
+    return await _grant(ctx, _ns_api(ctx), _ns_url(ctx), namespace)
+
+
 async def namespace_revoke(ctx: Ctx) -> Response:
-    name, who = ctx.param("ns"), ctx.param("who")
-    try:
-        await ctx.api.delete(f"/api/v1/namespaces/{seg(name)}/permissions/{seg(who)}")
-    except ApiProblem as exc:
-        return ctx.redirect(f"{PREFIX}/namespaces/{seg(name)}", exc.detail, "error")
-    return ctx.redirect(f"{PREFIX}/namespaces/{seg(name)}", f"Revoked the permission of {who}.")
+    return await _revoke(ctx, _ns_api(ctx), _ns_url(ctx))
 
 
 # -- repositories ------------------------------------------------------------------------
@@ -306,21 +319,18 @@ async def namespace_revoke(ctx: Ctx) -> Response:
 
 async def repositories(ctx: Ctx) -> Response:
     namespace_filter, search = ctx.query("namespace"), ctx.query("q")
-    body = await ctx.api.get(
-        "/api/v1/repositories",
-        {"namespace": namespace_filter, "q": search, "after": ctx.query("after"), "limit": "50"},
+    found, next_url = await ctx.listing(
+        "/api/v1/repositories", {"namespace": namespace_filter, "q": search}
     )
-    items = [repo_json(r) for r in body.get("items", [])]
-    following = next_after(body)
     spaces, _ = await _all(ctx, "/api/v1/namespaces")
     return ctx.render(
         "repositories.html",
         nav="repositories",
-        items=items,
+        items=[repo_json(r) for r in found],
         namespaces=[n["name"] for n in spaces],
         namespace_filter=namespace_filter,
         search=search,
-        next_url=page_url(ctx.request, after=following) if following else None,
+        next_url=next_url,
         quota=_count(ctx, "repository_quota"),
         used=_count(ctx, "repository_count"),
     )
@@ -417,15 +427,14 @@ async def repository_new(ctx: Ctx) -> Response:
     )
 
 
-async def _repository_page(
+async def repository(
     ctx: Ctx,
     status: int = 200,
     *,
     errors: dict[str, str] | None = None,
     edit: dict[str, str] | None = None,
 ) -> Response:
-    ns, name = ctx.param("ns"), ctx.param("repo")
-    base = f"/api/v1/repositories/{seg(ns)}/{seg(name)}"
+    base = _repo_api(ctx)
     item = repo_json(await ctx.api.get(base))
     tab = ctx.query("tab") or "tags"
     if errors and "grant" in errors:
@@ -435,16 +444,14 @@ async def _repository_page(
     tags: list[dict[str, Any]] = []
     next_url = None
     if tab == "tags":
-        body = await ctx.api.get(f"{base}/tags", {"after": ctx.query("after"), "limit": "50"})
-        tags = [tag_json(t) for t in body.get("items", [])]
-        following = next_after(body)
-        next_url = page_url(ctx.request, after=following) if following else None
+        found, next_url = await ctx.listing(f"{base}/tags")
+        tags = [tag_json(t) for t in found]
     permissions: list[dict[str, Any]] | None = None
     choices: dict[str, list[str]] = {"users": [], "groups": []}
     has_permissions = ctx.has("/api/v1/repositories/{}/{}/permissions")
     if tab == "permissions" and has_permissions:
-        found, _ = await _all(ctx, f"{base}/permissions")
-        permissions = [permission_json(p) for p in found]
+        granted, _ = await _all(ctx, f"{base}/permissions")
+        permissions = [permission_json(p) for p in granted]
         choices = await _ram_choices(ctx)
     return ctx.render(
         "repository.html",
@@ -465,8 +472,8 @@ async def _repository_page(
     )
 
 
-async def repository(ctx: Ctx) -> Response:
-    return await _repository_page(ctx)
+def _repo_api(ctx: Ctx) -> str:
+    return f"/api/v1/repositories/{seg(ctx.param('ns'))}/{seg(ctx.param('repo'))}"
 
 
 def _repo_url(ctx: Ctx, tab: str | None = None) -> str:
@@ -480,59 +487,43 @@ async def repository_edit(ctx: Ctx) -> Response:
         "detail": ctx.form.get("detail", ""),
         "repo_type": ctx.form.get("repo_type", ""),
     }
-    if edit["repo_type"] not in ("public", "private"):
-        return await _repository_page(
-            ctx, 400, errors={"edit": "Choose public or private."}, edit=edit
-        )
-    try:
-        await ctx.api.patch(
-            f"/api/v1/repositories/{seg(ctx.param('ns'))}/{seg(ctx.param('repo'))}", edit
-        )
-    except ApiProblem as exc:
-        return await _repository_page(ctx, exc.status, errors={"edit": exc.detail}, edit=edit)
-    return ctx.redirect(_repo_url(ctx, "info"), "Repository information saved.")
+    chosen = edit["repo_type"] in ("public", "private")
+    return await ctx.act(
+        "PATCH",
+        _repo_api(ctx),
+        edit,
+        then=_repo_url(ctx, "info"),
+        said="Repository information saved.",
+        page=partial(repository, edit=edit),
+        key="edit",
+        invalid=None if chosen else "Choose public or private.",
+    )
 
 
 async def repository_delete(ctx: Ctx) -> Response:
     ns, name = ctx.param("ns"), ctx.param("repo")
-    try:
-        await ctx.api.delete(f"/api/v1/repositories/{seg(ns)}/{seg(name)}")
-    except ApiProblem as exc:
-        return ctx.redirect(_repo_url(ctx, "info"), exc.detail, "error")
-    return ctx.redirect(
-        f"{PREFIX}/repositories?namespace={seg(ns)}", f"Repository {ns}/{name} deleted."
+    return await ctx.act(
+        "DELETE",
+        _repo_api(ctx),
+        then=f"{PREFIX}/repositories?namespace={seg(ns)}",
+        said=f"Repository {ns}/{name} deleted.",
+        back=_repo_url(ctx, "info"),
     )
 
 
 async def tag_delete(ctx: Ctx) -> Response:
-    ns, name, tag = ctx.param("ns"), ctx.param("repo"), ctx.param("tag")
-    try:
-        await ctx.api.delete(f"/api/v1/repositories/{seg(ns)}/{seg(name)}/tags/{seg(tag)}")
-    except ApiProblem as exc:
-        return ctx.redirect(_repo_url(ctx, "tags"), exc.detail, "error")
-    return ctx.redirect(_repo_url(ctx, "tags"), f"Tag {tag} deleted.")
-
-
-async def repository_grant(ctx: Ctx) -> Response:
-    target = _grant_target(ctx)
-    if isinstance(target, str):
-        return await _repository_page(ctx, 400, errors={"grant": target})
-    who, role = target
-    base = f"/api/v1/repositories/{seg(ctx.param('ns'))}/{seg(ctx.param('repo'))}"
-    try:
-        await ctx.api.put(f"{base}/permissions/{seg(who)}", {"role": role})
-    except ApiProblem as exc:
-        return await _repository_page(ctx, exc.status, errors={"grant": exc.detail})
-    return ctx.redirect(
-        _repo_url(ctx, "permissions"), f"Granted {role} to {who.partition(':')[2]}."
+    tag = ctx.param("tag")
+    return await ctx.act(
+        "DELETE",
+        f"{_repo_api(ctx)}/tags/{seg(tag)}",
+        then=_repo_url(ctx, "tags"),
+        said=f"Tag {tag} deleted.",
     )
 
 
+async def repository_grant(ctx: Ctx) -> Response:
+    return await _grant(ctx, _repo_api(ctx), _repo_url(ctx, "permissions"), repository)
+
+
 async def repository_revoke(ctx: Ctx) -> Response:
-    who = ctx.param("who")
-    base = f"/api/v1/repositories/{seg(ctx.param('ns'))}/{seg(ctx.param('repo'))}"
-    try:
-        await ctx.api.delete(f"{base}/permissions/{seg(who)}")
-    except ApiProblem as exc:
-        return ctx.redirect(_repo_url(ctx, "permissions"), exc.detail, "error")
-    return ctx.redirect(_repo_url(ctx, "permissions"), f"Revoked the permission of {who}.")
+    return await _revoke(ctx, _repo_api(ctx), _repo_url(ctx, "permissions"))

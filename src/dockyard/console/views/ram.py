@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from starlette.responses import Response
 from starlette.routing import Route
 
 from dockyard.console.client import ApiProblem
-from dockyard.console.core import PREFIX, Console, Ctx, next_after, page_url, seg
-
-PageFn = Callable[..., Awaitable[Response]]
+from dockyard.console.core import PREFIX, Console, Ctx, Rerender, next_after, seg
 
 MIN_SESSION_SECONDS, MAX_SESSION_SECONDS = 900, 43200
 # Following ``next`` links: enough for any account, and an end if the API misbehaves.
@@ -43,22 +42,22 @@ def routes(console: Console) -> list[Route]:
         Route(f"{user}/password", page(user_console_password), methods=["POST"]),
         Route(f"{user}/access-keys", page(user_access_key_create), methods=["POST"]),
         Route(f"{user}/access-keys/{{key}}/delete", page(user_access_key_delete), methods=["POST"]),
-        Route(f"{user}/policies", page(user_attach), methods=["POST"]),
-        Route(f"{user}/policies/{{policy}}/detach", page(user_detach), methods=["POST"]),
-        Route(f"{user}/delete", page(user_delete), methods=["POST"]),
+        Route(f"{user}/policies", page(USER.attach), methods=["POST"]),
+        Route(f"{user}/policies/{{policy}}/detach", page(USER.detach), methods=["POST"]),
+        Route(f"{user}/delete", page(USER.delete), methods=["POST"]),
         Route(f"{PREFIX}/ram/groups", page(groups), methods=["GET", "POST"]),
         Route(group, page(group_page)),
         Route(f"{group}/members", page(group_add_member), methods=["POST"]),
         Route(f"{group}/members/{{member}}/remove", page(group_remove_member), methods=["POST"]),
-        Route(f"{group}/policies", page(group_attach), methods=["POST"]),
-        Route(f"{group}/policies/{{policy}}/detach", page(group_detach), methods=["POST"]),
-        Route(f"{group}/delete", page(group_delete), methods=["POST"]),
+        Route(f"{group}/policies", page(GROUP.attach), methods=["POST"]),
+        Route(f"{group}/policies/{{policy}}/detach", page(GROUP.detach), methods=["POST"]),
+        Route(f"{group}/delete", page(GROUP.delete), methods=["POST"]),
         Route(f"{PREFIX}/ram/roles", page(roles)),
         Route(f"{PREFIX}/ram/roles/new", page(role_new), methods=["GET", "POST"]),
         Route(role, page(role_page), methods=["GET", "POST"]),
-        Route(f"{role}/policies", page(role_attach), methods=["POST"]),
-        Route(f"{role}/policies/{{policy}}/detach", page(role_detach), methods=["POST"]),
-        Route(f"{role}/delete", page(role_delete), methods=["POST"]),
+        Route(f"{role}/policies", page(ROLE.attach), methods=["POST"]),
+        Route(f"{role}/policies/{{policy}}/detach", page(ROLE.detach), methods=["POST"]),
+        Route(f"{role}/delete", page(ROLE.delete), methods=["POST"]),
         Route(f"{PREFIX}/ram/policies", page(policies)),
         Route(f"{PREFIX}/ram/policies/new", page(policy_new), methods=["GET", "POST"]),
         Route(policy, page(policy_edit), methods=["GET", "POST"]),
@@ -111,9 +110,10 @@ async def _policy_names(ctx: Ctx) -> list[dict[str, Any]]:
         return []
 
 
-def _passwords(ctx: Ctx) -> tuple[str, str | None]:
-    """The new password of a form with ``password`` and ``confirm``, or an error."""
-    password, confirm = ctx.form.get("password", ""), ctx.form.get("confirm", "")
+def _passwords(ctx: Ctx, field: str, confirm_field: str) -> tuple[str, str | None]:
+    """The new password of a form (its inputs ``field`` and ``confirm_field``), or an
+    error."""
+    password, confirm = ctx.form.get(field, ""), ctx.form.get(confirm_field, "")
     if not password:
         return "", "Enter a password."
     if password != confirm:
@@ -124,40 +124,45 @@ def _passwords(ctx: Ctx) -> tuple[str, str | None]:
 # -- users -------------------------------------------------------------------------------
 
 
-async def users(ctx: Ctx) -> Response:
-    errors: dict[str, str] = {}
-    name = ""
-    if ctx.request.method == "POST":
-        name = ctx.form.get("name", "").strip()
-        password = ctx.form.get("password", "")
-        if not name:
-            errors["name"] = "Enter a user name."
-        elif password and password != ctx.form.get("confirm", ""):
-            errors["confirm"] = "The two passwords differ."
-        else:
-            try:
-                await ctx.api.post(
-                    "/api/v1/ram/users", {"name": name, "password": password or None}
-                )
-            except ApiProblem as exc:
-                errors["form"] = exc.detail
-            else:
-                return ctx.redirect(f"{PREFIX}/ram/users/{seg(name)}", f"RAM user {name} created.")
-    body = await ctx.api.get("/api/v1/ram/users", {"after": ctx.query("after"), "limit": "50"})
-    following = next_after(body)
+async def _users_page(
+    ctx: Ctx, status: int = 200, *, errors: dict[str, str] | None = None, name: str = ""
+) -> Response:
+    items, next_url = await ctx.listing("/api/v1/ram/users")
     return ctx.render(
         "ram_users.html",
-        400 if errors else 200,
+        status,
         nav="users",
-        items=body.get("items", []),
-        next_url=page_url(ctx.request, after=following) if following else None,
-        errors=errors,
+        items=items,
+        next_url=next_url,
+        errors=errors or {},
         name=name,
         open_create=bool(errors) or ctx.query("create") == "1",
     )
 
 
-async def _user_page(
+async def users(ctx: Ctx) -> Response:
+    if ctx.request.method == "GET":
+        return await _users_page(ctx)
+    name = ctx.form.get("name", "").strip()
+    password = ctx.form.get("password", "")
+    errors: dict[str, str] = {}
+    if not name:
+        errors["name"] = "Enter a user name."
+    elif password and password != ctx.form.get("confirm", ""):
+        errors["confirm"] = "The two passwords differ."
+    return await ctx.act(
+        "POST",
+        "/api/v1/ram/users",
+        {"name": name, "password": password or None},
+        then=f"{PREFIX}/ram/users/{seg(name)}",
+        said=f"RAM user {name} created.",
+        page=partial(_users_page, name=name),
+        invalid=errors,
+        status=400,
+    )
+
+
+async def user_page(
     ctx: Ctx,
     status: int = 200,
     *,
@@ -189,86 +194,52 @@ async def _user_page(
     )
 
 
-async def user_page(ctx: Ctx) -> Response:
-    return await _user_page(ctx)
-
-
-def _user_url(ctx: Ctx) -> str:
-    return f"{PREFIX}/ram/users/{seg(ctx.param('user'))}"
-
-
 async def user_registry_password(ctx: Ctx) -> Response:
-    password, error = _passwords(ctx)
-    if error:
-        return await _user_page(ctx, 400, errors={"registry_password": error})
-    try:
-        await ctx.api.put(
-            f"/api/v1/ram/users/{seg(ctx.param('user'))}/registry-password",
-            {"password": password},
-        )
-    except ApiProblem as exc:
-        return await _user_page(ctx, exc.status, errors={"registry_password": exc.detail})
-    return ctx.redirect(_user_url(ctx), "Registry password set.")
+    password, error = _passwords(ctx, "password", "confirm")
+    return await ctx.act(
+        "PUT",
+        f"{USER.api(ctx)}/registry-password",
+        {"password": password},
+        then=USER.url(ctx),
+        said="Registry password set.",
+        page=user_page,
+        key="registry_password",
+        invalid=error,
+    )
 
 
 async def user_console_password(ctx: Ctx) -> Response:
     """An account admin sets a RAM user's console password (no current one needed)."""
-    password = ctx.form.get("console_password", "")
-    error = None
-    if not password:
-        error = "Enter a password."
-    elif password != ctx.form.get("console_confirm", ""):
-        error = "The two passwords differ."
-    else:
-        try:
-            await ctx.api.patch(
-                f"/api/v1/ram/users/{seg(ctx.param('user'))}", {"password": password}
-            )
-        except ApiProblem as exc:
-            return await _user_page(ctx, exc.status, errors={"console_password": exc.detail})
-    if error:
-        return await _user_page(ctx, 400, errors={"console_password": error})
-    return ctx.redirect(
-        _user_url(ctx), "Console password set: the user signs in to the console with it."
+    password, error = _passwords(ctx, "console_password", "console_confirm")
+    return await ctx.act(
+        "PATCH",
+        USER.api(ctx),
+        {"password": password},
+        then=USER.url(ctx),
+        said="Console password set: the user signs in to the console with it.",
+        page=user_page,
+        key="console_password",
+        invalid=error,
     )
 
 
 async def user_access_key_create(ctx: Ctx) -> Response:
     try:
-        created = await ctx.api.post(f"/api/v1/ram/users/{seg(ctx.param('user'))}/access-keys")
+        created = await ctx.api.post(f"{USER.api(ctx)}/access-keys")
     except ApiProblem as exc:
-        return await _user_page(ctx, exc.status, errors={"access_keys": exc.detail})
+        return await user_page(ctx, exc.status, errors={"access_keys": exc.detail})
     # Shown in this response only: the secret is never stored or sent again.
-    return await _user_page(ctx, 201, new_key=created)
+    return await user_page(ctx, 201, new_key=created)
 
 
 async def user_access_key_delete(ctx: Ctx) -> Response:
     key = ctx.param("key")
-    try:
-        await ctx.api.delete(f"/api/v1/ram/users/{seg(ctx.param('user'))}/access-keys/{seg(key)}")
-    except ApiProblem as exc:
-        return ctx.redirect(_user_url(ctx), exc.detail, "error")
-    return ctx.redirect(_user_url(ctx), f"Access key {key} deleted.")
-
-
-async def user_attach(ctx: Ctx) -> Response:
-    policy = ctx.form.get("policy", "").strip()
-    if not policy:
-        return await _user_page(ctx, 400, errors={"policies": "Choose a policy."})
-    try:
-        await ctx.api.put(f"/api/v1/ram/users/{seg(ctx.param('user'))}/policies/{seg(policy)}")
-    except ApiProblem as exc:
-        return await _user_page(ctx, exc.status, errors={"policies": exc.detail})
-    return ctx.redirect(_user_url(ctx), f"Policy {policy} attached.")
-
-
-async def user_detach(ctx: Ctx) -> Response:
-    policy = ctx.param("policy")
-    try:
-        await ctx.api.delete(f"/api/v1/ram/users/{seg(ctx.param('user'))}/policies/{seg(policy)}")
-    except ApiProblem as exc:
-        return ctx.redirect(_user_url(ctx), exc.detail, "error")
-    return ctx.redirect(_user_url(ctx), f"Policy {policy} detached.")
+    return await ctx.act(
+        "DELETE",
+        f"{USER.api(ctx)}/access-keys/{seg(key)}",
+        then=USER.url(ctx),
+        said=f"Access key {key} deleted.",
+    )
 
 
 # -- policies ----------------------------------------------------------------------------
@@ -276,16 +247,9 @@ async def user_detach(ctx: Ctx) -> Response:
 
 async def policies(ctx: Ctx) -> Response:
     kind = ctx.query("type")
-    body = await ctx.api.get(
-        "/api/v1/ram/policies", {"type": kind, "after": ctx.query("after"), "limit": "50"}
-    )
-    following = next_after(body)
+    items, next_url = await ctx.listing("/api/v1/ram/policies", {"type": kind})
     return ctx.render(
-        "ram_policies.html",
-        nav="policies",
-        items=body.get("items", []),
-        kind=kind,
-        next_url=page_url(ctx.request, after=following) if following else None,
+        "ram_policies.html", nav="policies", items=items, kind=kind, next_url=next_url
     )
 
 
@@ -390,87 +354,58 @@ async def policy_edit(ctx: Ctx) -> Response:
 
 async def policy_delete(ctx: Ctx) -> Response:
     name = ctx.param("policy")
-    try:
-        await ctx.api.delete(f"/api/v1/ram/policies/{seg(name)}")
-    except ApiProblem as exc:
-        return ctx.redirect(f"{PREFIX}/ram/policies/{seg(name)}", exc.detail, "error")
-    return ctx.redirect(f"{PREFIX}/ram/policies", f"Policy {name} deleted.")
-
-
-async def user_delete(ctx: Ctx) -> Response:
-    name = ctx.param("user")
-    try:
-        await ctx.api.delete(f"/api/v1/ram/users/{seg(name)}")
-    except ApiProblem as exc:
-        return ctx.redirect(_user_url(ctx), exc.detail, "error")
-    return ctx.redirect(f"{PREFIX}/ram/users", f"RAM user {name} deleted.")
-
-
-# -- policy attachments of groups and roles ----------------------------------------------
-
-
-async def _attach(ctx: Ctx, kind: str, holder: str, url: str, page: PageFn) -> Response:
-    policy = ctx.form.get("policy", "").strip()
-    if not policy:
-        return await page(ctx, 400, errors={"policies": "Choose a policy."})
-    try:
-        await ctx.api.put(f"/api/v1/ram/{kind}/{seg(holder)}/policies/{seg(policy)}")
-    except ApiProblem as exc:
-        return await page(ctx, exc.status, errors={"policies": exc.detail})
-    return ctx.redirect(url, f"Policy {policy} attached.")
-
-
-async def _detach(ctx: Ctx, kind: str, holder: str, url: str) -> Response:
-    policy = ctx.param("policy")
-    try:
-        await ctx.api.delete(f"/api/v1/ram/{kind}/{seg(holder)}/policies/{seg(policy)}")
-    except ApiProblem as exc:
-        return ctx.redirect(url, exc.detail, "error")
-    return ctx.redirect(url, f"Policy {policy} detached.")
+    return await ctx.act(
+        "DELETE",
+        f"/api/v1/ram/policies/{seg(name)}",
+        then=f"{PREFIX}/ram/policies",
+        said=f"Policy {name} deleted.",
+        back=f"{PREFIX}/ram/policies/{seg(name)}",
+    )
 
 
 # -- groups ------------------------------------------------------------------------------
 
 
-async def groups(ctx: Ctx) -> Response:
-    errors: dict[str, str] = {}
-    values = {"name": "", "description": ""}
-    if ctx.request.method == "POST":
-        values = {
-            "name": ctx.form.get("name", "").strip(),
-            "description": ctx.form.get("description", "").strip(),
-        }
-        if not values["name"]:
-            errors["name"] = "Enter a group name."
-        else:
-            try:
-                await ctx.api.post("/api/v1/ram/groups", values)
-            except ApiProblem as exc:
-                errors["form"] = exc.detail
-            else:
-                return ctx.redirect(
-                    f"{PREFIX}/ram/groups/{seg(values['name'])}",
-                    f"Group {values['name']} created.",
-                )
-    body = await ctx.api.get("/api/v1/ram/groups", {"after": ctx.query("after"), "limit": "50"})
-    following = next_after(body)
+async def _groups_page(
+    ctx: Ctx,
+    status: int = 200,
+    *,
+    errors: dict[str, str] | None = None,
+    values: dict[str, str] | None = None,
+) -> Response:
+    items, next_url = await ctx.listing("/api/v1/ram/groups")
     return ctx.render(
         "ram_groups.html",
-        400 if errors else 200,
+        status,
         nav="groups",
-        items=body.get("items", []),
-        next_url=page_url(ctx.request, after=following) if following else None,
-        errors=errors,
-        values=values,
+        items=items,
+        next_url=next_url,
+        errors=errors or {},
+        values=values or {"name": "", "description": ""},
         open_create=bool(errors) or ctx.query("create") == "1",
     )
 
 
-def _group_url(ctx: Ctx) -> str:
-    return f"{PREFIX}/ram/groups/{seg(ctx.param('group'))}"
+async def groups(ctx: Ctx) -> Response:
+    if ctx.request.method == "GET":
+        return await _groups_page(ctx)
+    values = {
+        "name": ctx.form.get("name", "").strip(),
+        "description": ctx.form.get("description", "").strip(),
+    }
+    return await ctx.act(
+        "POST",
+        "/api/v1/ram/groups",
+        values,
+        then=f"{PREFIX}/ram/groups/{seg(values['name'])}",
+        said=f"Group {values['name']} created.",
+        page=partial(_groups_page, values=values),
+        invalid={} if values["name"] else {"name": "Enter a group name."},
+        status=400,
+    )
 
 
-async def _group_page(
+async def group_page(
     ctx: Ctx, status: int = 200, *, errors: dict[str, str] | None = None
 ) -> Response:
     name = ctx.param("group")
@@ -490,45 +425,27 @@ async def _group_page(
     )
 
 
-async def group_page(ctx: Ctx) -> Response:
-    return await _group_page(ctx)
-
-
 async def group_add_member(ctx: Ctx) -> Response:
     user = ctx.form.get("user", "").strip()
-    if not user:
-        return await _group_page(ctx, 400, errors={"members": "Choose a user."})
-    try:
-        await ctx.api.put(f"/api/v1/ram/groups/{seg(ctx.param('group'))}/members/{seg(user)}")
-    except ApiProblem as exc:
-        return await _group_page(ctx, exc.status, errors={"members": exc.detail})
-    return ctx.redirect(_group_url(ctx), f"{user} added to the group.")
+    return await ctx.act(
+        "PUT",
+        f"{GROUP.api(ctx)}/members/{seg(user)}",
+        then=GROUP.url(ctx),
+        said=f"{user} added to the group.",
+        page=group_page,
+        key="members",
+        invalid=None if user else "Choose a user.",
+    )
 
 
 async def group_remove_member(ctx: Ctx) -> Response:
     member = ctx.param("member")
-    try:
-        await ctx.api.delete(f"/api/v1/ram/groups/{seg(ctx.param('group'))}/members/{seg(member)}")
-    except ApiProblem as exc:
-        return ctx.redirect(_group_url(ctx), exc.detail, "error")
-    return ctx.redirect(_group_url(ctx), f"{member} removed from the group.")
-
-
-async def group_attach(ctx: Ctx) -> Response:
-    return await _attach(ctx, "groups", ctx.param("group"), _group_url(ctx), _group_page)
-
-
-async def group_detach(ctx: Ctx) -> Response:
-    return await _detach(ctx, "groups", ctx.param("group"), _group_url(ctx))
-
-
-async def group_delete(ctx: Ctx) -> Response:
-    name = ctx.param("group")
-    try:
-        await ctx.api.delete(f"/api/v1/ram/groups/{seg(name)}")
-    except ApiProblem as exc:
-        return ctx.redirect(_group_url(ctx), exc.detail, "error")
-    return ctx.redirect(f"{PREFIX}/ram/groups", f"Group {name} deleted.")
+    return await ctx.act(
+        "DELETE",
+        f"{GROUP.api(ctx)}/members/{seg(member)}",
+        then=GROUP.url(ctx),
+        said=f"{member} removed from the group.",
+    )
 
 
 # -- roles -------------------------------------------------------------------------------
@@ -547,14 +464,8 @@ def trust_template(ctx: Ctx) -> str:
 
 
 async def roles(ctx: Ctx) -> Response:
-    body = await ctx.api.get("/api/v1/ram/roles", {"after": ctx.query("after"), "limit": "50"})
-    following = next_after(body)
-    return ctx.render(
-        "ram_roles.html",
-        nav="roles",
-        items=body.get("items", []),
-        next_url=page_url(ctx.request, after=following) if following else None,
-    )
+    items, next_url = await ctx.listing("/api/v1/ram/roles")
+    return ctx.render("ram_roles.html", nav="roles", items=items, next_url=next_url)
 
 
 def _seconds(text: str) -> int | None:
@@ -634,10 +545,6 @@ def assume_role_example(role: dict[str, Any]) -> str:
     return json.dumps(body, indent=2)
 
 
-def _role_url(ctx: Ctx) -> str:
-    return f"{PREFIX}/ram/roles/{seg(ctx.param('role'))}"
-
-
 async def _role_page(
     ctx: Ctx,
     status: int = 200,
@@ -645,7 +552,7 @@ async def _role_page(
     errors: dict[str, str] | None = None,
     values: dict[str, str] | None = None,
 ) -> Response:
-    item = await ctx.api.get(f"/api/v1/ram/roles/{seg(ctx.param('role'))}")
+    item = await ctx.api.get(ROLE.api(ctx))
     attached = set(item.get("policies", []))
     return ctx.render(
         "ram_role.html",
@@ -684,7 +591,7 @@ async def role_page(ctx: Ctx) -> Response:
     if not errors:
         try:
             await ctx.api.patch(
-                f"/api/v1/ram/roles/{seg(ctx.param('role'))}",
+                ROLE.api(ctx),
                 {
                     "description": values["description"].strip(),
                     "max_session_seconds": seconds,
@@ -695,21 +602,61 @@ async def role_page(ctx: Ctx) -> Response:
             errors["form"] = exc.detail
     if errors:
         return await _role_page(ctx, 400, errors=errors, values=values)
-    return ctx.redirect(_role_url(ctx), "Role saved.")
+    return ctx.redirect(ROLE.url(ctx), "Role saved.")
 
 
-async def role_attach(ctx: Ctx) -> Response:
-    return await _attach(ctx, "roles", ctx.param("role"), _role_url(ctx), _role_page)
+# -- what policies attach to: users, groups and roles -------------------------------------
 
 
-async def role_detach(ctx: Ctx) -> Response:
-    return await _detach(ctx, "roles", ctx.param("role"), _role_url(ctx))
+@dataclass(frozen=True)
+class Holder:
+    """A kind of RAM identity that policies are attached to, with its page."""
+
+    kind: str  # ``users``, ``groups`` or ``roles``: in API and console paths
+    param: str  # the route parameter that names one
+    label: str  # in messages
+    page: Rerender
+
+    def name(self, ctx: Ctx) -> str:
+        return ctx.param(self.param)
+
+    def api(self, ctx: Ctx) -> str:
+        return f"/api/v1/ram/{self.kind}/{seg(self.name(ctx))}"
+
+    def url(self, ctx: Ctx) -> str:
+        return f"{PREFIX}/ram/{self.kind}/{seg(self.name(ctx))}"
+
+    async def attach(self, ctx: Ctx) -> Response:
+        policy = ctx.form.get("policy", "").strip()
+        return await ctx.act(
+            "PUT",
+            f"{self.api(ctx)}/policies/{seg(policy)}",
+            then=self.url(ctx),
+            said=f"Policy {policy} attached.",
+            page=self.page,
+            key="policies",
+            invalid=None if policy else "Choose a policy.",
+        )
+
+    async def detach(self, ctx: Ctx) -> Response:
+        policy = ctx.param("policy")
+        return await ctx.act(
+            "DELETE",
+            f"{self.api(ctx)}/policies/{seg(policy)}",
+            then=self.url(ctx),
+            said=f"Policy {policy} detached.",
+        )
+
+    async def delete(self, ctx: Ctx) -> Response:
+        return await ctx.act(
+            "DELETE",
+            self.api(ctx),
+            then=f"{PREFIX}/ram/{self.kind}",
+            said=f"{self.label} {self.name(ctx)} deleted.",
+            back=self.url(ctx),
+        )
 
 
-async def role_delete(ctx: Ctx) -> Response:
-    name = ctx.param("role")
-    try:
-        await ctx.api.delete(f"/api/v1/ram/roles/{seg(name)}")
-    except ApiProblem as exc:
-        return ctx.redirect(_role_url(ctx), exc.detail, "error")
-    return ctx.redirect(f"{PREFIX}/ram/roles", f"Role {name} deleted.")
+USER = Holder("users", "user", "RAM user", user_page)
+GROUP = Holder("groups", "group", "Group", group_page)
+ROLE = Holder("roles", "role", "Role", _role_page)
