@@ -1,8 +1,14 @@
 """Password and secret hashing (argon2id), with a small cache of recent verifications.
 
-Registry clients send Basic credentials on many requests; argon2 is deliberately slow,
-so a successful verification is remembered for a minute, keyed by a SHA-256 of the
-credential and the stored hash (a changed password invalidates it).
+Registry clients send Basic credentials on many requests; argon2 is deliberately slow and
+takes 64 MiB of memory per run, so:
+
+- a successful verification is remembered for a minute after its last use, keyed by a
+  SHA-256 of the credential and the stored hash (a changed password invalidates it);
+- when many requests bring the same credential at once (a cold or expired cache under
+  load), one of them runs argon2 and the others wait for its answer;
+- at most :data:`MAX_PARALLEL` argon2 runs happen at a time, so a burst of logins (or
+  of guesses) cannot take more than that many times 64 MiB.
 """
 
 from __future__ import annotations
@@ -15,33 +21,62 @@ import time
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+MAX_PARALLEL = 2
 _hasher = PasswordHasher()
 _cache: dict[bytes, float] = {}
+_inflight: dict[bytes, threading.Event] = {}
 _cache_lock = threading.Lock()
+_slots = threading.BoundedSemaphore(MAX_PARALLEL)
 _CACHE_SECONDS = 60.0
 _CACHE_MAX = 10_000
 
 
 def hash_password(password: str) -> str:
-    return _hasher.hash(password)
+    with _slots:
+        return _hasher.hash(password)
+
+
+def _remembered(key: bytes) -> bool:
+    """Whether ``key`` verified recently (and keep it for another while); under the lock."""
+    now = time.monotonic()
+    expires = _cache.get(key)
+    if expires is None or expires <= now:
+        return False
+    _cache[key] = now + _CACHE_SECONDS
+    return True
 
 
 def verify_password(stored_hash: str, password: str) -> bool:
     key = hashlib.sha256(f"{stored_hash}\0{password}".encode()).digest()
-    now = time.monotonic()
     with _cache_lock:
-        expires = _cache.get(key)
-        if expires is not None and expires > now:
+        if _remembered(key):
             return True
+        running = _inflight.get(key)
+        if running is None:
+            running = _inflight[key] = threading.Event()
+            leader = True
+        else:
+            leader = False
+    if not leader:
+        # Someone is checking this very credential: its answer is ours.
+        running.wait()
+        with _cache_lock:
+            return _remembered(key)
     try:
-        _hasher.verify(stored_hash, password)
-    except (VerificationError, InvalidHashError):
-        return False
-    with _cache_lock:
-        if len(_cache) >= _CACHE_MAX:
-            _cache.clear()
-        _cache[key] = now + _CACHE_SECONDS
-    return True
+        with _slots:
+            try:
+                _hasher.verify(stored_hash, password)
+            except (VerificationError, InvalidHashError):
+                return False
+        with _cache_lock:
+            if len(_cache) >= _CACHE_MAX:
+                _cache.clear()
+            _cache[key] = time.monotonic() + _CACHE_SECONDS
+        return True
+    finally:
+        with _cache_lock:
+            _inflight.pop(key, None)
+        running.set()
 
 
 def generate_password(length: int = 24) -> str:

@@ -1,0 +1,67 @@
+"""The verification cache: one argon2 run per credential under a stampede, and a bound
+on argon2 runs at once (each takes 64 MiB)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from argon2.exceptions import VerifyMismatchError
+
+from dockyard.iam import passwords
+
+
+class CountingHasher:
+    def __init__(self) -> None:
+        self.runs = 0
+        self.running = 0
+        self.most = 0
+        self.lock = threading.Lock()
+
+    def verify(self, stored: str, password: str) -> bool:
+        with self.lock:
+            self.runs += 1
+            self.running += 1
+            self.most = max(self.most, self.running)
+        time.sleep(0.05)
+        with self.lock:
+            self.running -= 1
+        if password != "right":
+            raise VerifyMismatchError
+        return True
+
+
+@pytest.fixture
+def hasher(monkeypatch: pytest.MonkeyPatch) -> CountingHasher:
+    fake = CountingHasher()
+    monkeypatch.setattr(passwords, "_hasher", fake)
+    monkeypatch.setattr(passwords, "_cache", {})
+    return fake
+
+
+def test_a_stampede_on_one_credential_runs_argon2_once(hasher: CountingHasher) -> None:
+    with ThreadPoolExecutor(32) as pool:
+        results = list(pool.map(lambda _: passwords.verify_password("h1", "right"), range(64)))
+    assert all(results)
+    assert hasher.runs == 1
+    # Remembered now: no more runs.
+    assert passwords.verify_password("h1", "right")
+    assert hasher.runs == 1
+
+
+def test_wrong_passwords_are_not_remembered_and_runs_are_bounded(hasher: CountingHasher) -> None:
+    with ThreadPoolExecutor(16) as pool:
+        results = list(pool.map(lambda n: passwords.verify_password(f"h{n}", "wrong"), range(16)))
+    assert not any(results)
+    assert hasher.runs == 16
+    assert hasher.most <= passwords.MAX_PARALLEL
+    assert not passwords.verify_password("h0", "wrong")
+    assert hasher.runs == 17
+
+
+def test_a_changed_hash_is_checked_again(hasher: CountingHasher) -> None:
+    assert passwords.verify_password("old-hash", "right")
+    assert passwords.verify_password("new-hash", "right")
+    assert hasher.runs == 2
