@@ -539,3 +539,22 @@ def test_ram_users_list_the_namespaces_they_may_see(server: DockyardServer) -> N
     with httpx.Client(base_url=server.url, auth=dev) as client:
         names = [n["name"] for n in client.get("/api/v1/namespaces").json()["items"]]
         assert names == ["nslist-two"]
+
+
+def test_permission_listings_page(server: DockyardServer) -> None:
+    root = _account(server, "permpage")
+    for name in ("ann", "bob"):
+        _user(server, root, name)
+    base = "/api/v1/repositories/permpage-ns/app/permissions"
+    with server.client(auth=root) as client:
+        client.post("/api/v1/ram/groups", json={"name": "crew"})
+        for subject, role in (("bob", "write"), ("ann", "read-only"), ("group:crew", "admin")):
+            assert client.put(f"{base}/{subject}", json={"role": role}).status_code == 200
+        first = client.get(base, params={"limit": 2}).json()
+        assert [p["key"] for p in first["items"]] == ["user:ann@permpage", "user:bob@permpage"]
+        rest = client.get(first["next"]).json()
+        assert [(p["subject_type"], p["subject"], p["role"]) for p in rest["items"]] == [
+            ("group", "crew", "admin")
+        ]
+        assert "next" not in rest
+        assert client.get(base, params={"limit": 0}).status_code == 400

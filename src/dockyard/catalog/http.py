@@ -148,8 +148,13 @@ class _CatalogRoutes:
             raise ApiError(404, "Not Found", f"{arn} does not exist")
         subject = request.path_params.get("subject")
         if subject is None:
-            found = await call_service(lambda: self.permissions.list(account_id, arn), ServiceError)
-            return JSONResponse({"items": [permission_json(p) for p in found]})
+            limit, after = page_params(request)
+            found = await call_service(
+                lambda: self.permissions.list(account_id, arn, limit=limit, after=after),
+                ServiceError,
+            )
+            items = [permission_json(p) | {"key": p.key} for p in found]
+            return JSONResponse(page(items, limit, request.url.path, "key"))
         if request.method == "DELETE":
             await call_service(
                 lambda: self.permissions.revoke(account_id, arn, subject), ServiceError

@@ -47,6 +47,11 @@ class Permission:
     policy: str
     """The managed policy that carries it."""
 
+    @property
+    def key(self) -> str:
+        """Where a listing resumes: ``user:LOGIN`` or ``group:NAME``."""
+        return f"{self.subject_type}:{self.subject}"
+
 
 def permission_document(arn: str, role: str, *, namespace: bool) -> dict[str, Any]:
     resources = [arn, f"{arn}/*"] if namespace else [arn]
@@ -128,12 +133,20 @@ class PermissionService:
             if not self._detach(conn, kind, subject_id, account_id, arn):
                 raise NotFound(f"{kind} {display!r} has no permission here")
 
-    def list(self, account_id: int, arn: str) -> list[Permission]:
+    def list(
+        self, account_id: int, arn: str, *, limit: int = 1000, after: str | None = None
+    ) -> list[Permission]:
+        """Users first, then groups, each by name; ``after`` is the :attr:`Permission.key`
+        of the last one on the previous page."""
+        kinds = ("user", "group")
+        after_kind, _, after_name = (after or "").partition(":")
         found: list[Permission] = []
         with self.db.read() as conn:
-            for kind in ("user", "group"):
+            for kind in kinds:
+                if after and after_kind in kinds and kinds.index(kind) < kinds.index(after_kind):
+                    continue
                 holders, links, column = HOLDERS[kind]
-                rows = conn.execute(
+                q = (
                     sa.select(holders.c.name, t.policies.c.managed_role, t.policies.c.name)
                     .select_from(
                         links.join(t.policies, t.policies.c.id == links.c.policy_id).join(
@@ -145,8 +158,13 @@ class PermissionService:
                         t.policies.c.managed_resource == arn,
                     )
                     .order_by(holders.c.name)
-                ).all()
-                found += [Permission(kind, r[0], r[1], r[2]) for r in rows]
+                    .limit(limit - len(found))
+                )
+                if after and kind == after_kind:
+                    q = q.where(holders.c.name > after_name)
+                found += [Permission(kind, r[0], r[1], r[2]) for r in conn.execute(q)]
+                if len(found) >= limit:
+                    break
         return found
 
     def forget(self, account_id: int, arn: str) -> None:
