@@ -201,22 +201,22 @@ class NamespaceRoutes(_CatalogRoutes):
 
     async def permission(self, request: Request) -> Response:
         name = request.path_params["name"]
-        await self._require(request, self._permission_action(request), name)
-        owner = await to_thread.run_sync(self.catalog.namespace_account, name)
+        _, owner = await self._require(request, self._permission_action(request), name)
         arn = namespace_arn(self.region, owner if owner is not None else 0, name)
         return await self._permissions(request, owner, arn, namespace=True)
 
     async def _require(
         self, request: Request, action: str, name: str, *, existing: bool = True
-    ) -> Principal:
+    ) -> tuple[Principal, int | None]:
         """Authorize ``action`` on namespace ``name``: an existing namespace is its
-        owner's resource; a new one (``existing=False``) will be the caller's."""
+        owner's resource; a new one (``existing=False``) will be the caller's. Return
+        the caller and the namespace's owner (None when it does not exist)."""
         principal = await self.auth.principal(request)
         owner = None
         if existing:
             owner = await to_thread.run_sync(self.catalog.namespace_account, name)
         arn = namespace_arn(self.region, self._account(principal, owner), name)
-        return await self.auth.authorize(request, action, arn)
+        return await self.auth.authorize(request, action, arn), owner
 
     async def list_or_create(self, request: Request) -> Response:
         if request.method == "POST":
@@ -225,7 +225,9 @@ class NamespaceRoutes(_CatalogRoutes):
             name = body.get("name")
             if not isinstance(name, str):
                 raise ApiError(400, "Bad Request", "name (a string) is required")
-            principal = await self._require(request, actions.CREATE_NAMESPACE, name, existing=False)
+            principal, _ = await self._require(
+                request, actions.CREATE_NAMESPACE, name, existing=False
+            )
             public = _optional_type(body, "default_repo_type")
             auto = optional_field(body, "auto_create_repo", bool)
             ns = await call_service(
@@ -284,8 +286,7 @@ class NamespaceRoutes(_CatalogRoutes):
     async def one(self, request: Request) -> Response:
         name = request.path_params["name"]
         if request.method == "DELETE":
-            await self._require(request, "cr:DeleteNamespace", name)
-            owner = await to_thread.run_sync(self.catalog.namespace_account, name)
+            _, owner = await self._require(request, "cr:DeleteNamespace", name)
             await call_service(lambda: self.catalog.delete_namespace(name), ServiceError)
             if owner is not None:  # its permissions go with it
                 arn = namespace_arn(self.region, owner, name)
@@ -323,13 +324,9 @@ class RepositoryRoutes(_CatalogRoutes):
         ]
 
     async def permission(self, request: Request) -> Response:
-        principal = await self.auth.signed_in(request)
-        text = f"{request.path_params['namespace']}/{request.path_params['repository']}"
-        name = _parse_name(text)
-        ref = await self._require(request, principal, self._permission_action(request), name)
-        arn = self._arn(ref)
+        ref = await self._named(request, self._permission_action(request))
         return await self._permissions(
-            request, ref.account_id if ref.exists else None, arn, namespace=False
+            request, ref.account_id if ref.exists else None, self._arn(ref), namespace=False
         )
 
     def _arn(self, ref: RepoRef) -> str:
@@ -348,13 +345,11 @@ class RepositoryRoutes(_CatalogRoutes):
         await self.auth.authorize(request, action, arn, public=ref.is_public)
         return ref
 
-    async def _named(self, request: Request, action: str) -> RepositoryName:
+    async def _named(self, request: Request, action: str) -> RepoRef:
         """The repository in the path, once the caller may do ``action`` on it."""
         principal = await self.auth.signed_in(request)
         text = f"{request.path_params['namespace']}/{request.path_params['repository']}"
-        name = _parse_name(text)
-        await self._require(request, principal, action, name)
-        return name
+        return await self._require(request, principal, action, _parse_name(text))
 
     async def list_or_create(self, request: Request) -> Response:
         principal = await self.auth.signed_in(request)
@@ -434,15 +429,14 @@ class RepositoryRoutes(_CatalogRoutes):
 
     async def one(self, request: Request) -> Response:
         if request.method == "DELETE":
-            name = await self._named(request, "cr:DeleteRepository")
-            ref = await to_thread.run_sync(self.catalog.resolve, name)
-            await call_service(lambda: self.catalog.delete_repository(name), ServiceError)
+            ref = await self._named(request, "cr:DeleteRepository")
+            await call_service(lambda: self.catalog.delete_repository(ref.name), ServiceError)
             if ref.account_id is not None:  # its permissions go with it
                 owner, arn = ref.account_id, self._arn(ref)
                 await call_service(lambda: self.permissions.forget(owner, arn), ServiceError)
             return Response(status_code=204)
         if request.method == "PATCH":
-            name = await self._named(request, "cr:UpdateRepository")
+            name = (await self._named(request, "cr:UpdateRepository")).name
             body = await json_body(request)
             only_fields(body, ("repo_type", "summary", "detail"))
             public = _optional_type(body, "repo_type")
@@ -455,12 +449,12 @@ class RepositoryRoutes(_CatalogRoutes):
                 ServiceError,
             )
             return JSONResponse(repository_json(updated))
-        name = await self._named(request, "cr:GetRepository")
+        name = (await self._named(request, "cr:GetRepository")).name
         found = await call_service(lambda: self.catalog.get_repository(name), ServiceError)
         return JSONResponse(repository_json(found))
 
     async def tags(self, request: Request) -> Response:
-        name = await self._named(request, "cr:ListRepositoryTag")
+        name = (await self._named(request, "cr:ListRepositoryTag")).name
         limit, after = page_params(request)
         order = request.query_params.get("order") or "pushed"
         if order not in ("pushed", "name"):
@@ -483,10 +477,10 @@ class RepositoryRoutes(_CatalogRoutes):
     async def tag(self, request: Request) -> Response:
         tag = request.path_params["tag"]
         if request.method == "DELETE":
-            name = await self._named(request, actions.DELETE)
+            name = (await self._named(request, actions.DELETE)).name
             await call_service(lambda: self.catalog.delete_tag(name, tag), ServiceError)
             return Response(status_code=204)
-        name = await self._named(request, "cr:GetRepositoryTag")
+        name = (await self._named(request, "cr:GetRepositoryTag")).name
         found = await call_service(lambda: self.catalog.get_tag(name, tag), ServiceError)
         return JSONResponse(tag_json(found))
 

@@ -99,8 +99,7 @@ class IdentityService:
         """Check a password (console or, with ``registry``, ``docker login``) under the
         brute-force protection: raise :class:`LoginThrottled` while locked out."""
         self.throttle.check(username, source_ip)
-        check = self.authenticate_registry if registry else self.authenticate
-        principal = check(username, password)
+        principal = self._check(username, password, registry=registry)
         if principal is None:
             self.throttle.failed(username, source_ip)
         else:
@@ -156,26 +155,13 @@ class IdentityService:
             row, policies = self._with_policies(conn, row)
         return None if row is None else _principal(row, policies)
 
-    def authenticate(self, username: str, password: str) -> Principal | None:
-        """The principal whose console password (or access key, or STS credentials)
-        this is, or None."""
-        if ACCESS_KEY_ID.fullmatch(username):
-            return self._access_key(username, password)
-        if is_sts_key(username):
-            return self._sts(username, password)
-        row, policies = self._user(username)
-        if row is None or not verify_password(row.password_hash, password):
-            return None
-        return _principal(row, policies)
-
-    def authenticate_registry(self, username: str, password: str) -> Principal | None:
-        """The principal whose registry (``docker login``) password this is, or None.
-
-        The registry password is separate from the console password, as in the cloud
-        service. Until one is set, the instance administrator's console password serves
-        for both (its first-start password); anyone else has no registry login yet.
-        An access key, or STS credentials (AccessKeyId and AccessKeySecret), work here too.
-        """
+    def _check(self, username: str, password: str, *, registry: bool) -> Principal | None:
+        """The principal whose password this is, or None: the console password, or with
+        ``registry`` the ``docker login`` one. The registry password is separate, as in
+        the cloud service; until one is set the instance administrator's console
+        password (its first-start password) serves for both, and anyone else has no
+        registry login yet. An access key or STS credentials (AccessKeyId and
+        AccessKeySecret) work in both places."""
         if ACCESS_KEY_ID.fullmatch(username):
             return self._access_key(username, password)
         if is_sts_key(username):
@@ -183,9 +169,11 @@ class IdentityService:
         row, policies = self._user(username)
         if row is None:
             return None
-        stored = row.registry_password_hash
-        if stored is None:
-            stored = row.password_hash if row.is_admin else None
+        stored = row.password_hash
+        if registry:
+            stored = row.registry_password_hash
+            if stored is None and row.is_admin:
+                stored = row.password_hash
         if stored is None or not verify_password(stored, password):
             return None
         return _principal(row, policies)
