@@ -245,3 +245,35 @@ def page(items: list[dict[str, Any]], limit: int, path: str, key: str) -> dict[s
     if len(items) == limit:
         body["next"] = f"{path}?{urlencode({'limit': limit, 'after': items[-1][key]})}"
     return body
+
+
+def listing(
+    items: list[dict[str, Any]], limit: int, request: Request, key: str, filters: tuple[str, ...]
+) -> dict[str, Any]:
+    """A page (see :func:`page`) whose ``next`` keeps the request's ``filters``."""
+    body = page(items, limit, request.url.path, key)
+    kept = {f: request.query_params[f] for f in filters if request.query_params.get(f)}
+    if "next" in body and kept:
+        body["next"] += "&" + urlencode(kept)
+    return body
+
+
+def query_time(request: Request, name: str) -> datetime | None:
+    """``?name=`` as an ISO 8601 time (UTC when it names no zone); None when absent."""
+    text = request.query_params.get(name)
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise ApiError(400, "Bad Request", f"{name} must be an ISO 8601 time") from exc
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def before_param(after: str | None, noun: str) -> int | None:
+    """A listing's ``after`` that names a numeric id (newest-first listings)."""
+    if after is None:
+        return None
+    if not (after.isascii() and after.isdigit() and len(after) <= 18):
+        raise ApiError(400, "Bad Request", f"after must be {noun} id")
+    return int(after)

@@ -7,8 +7,12 @@ each server process.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from dataclasses import dataclass
+from datetime import timedelta
 
 from anyio import to_thread
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -22,9 +26,12 @@ from dockyard.api import ApiAuth, ApiError, problem
 from dockyard.audit import AuditLog, AuditMiddleware
 from dockyard.catalog.http import NamespaceRoutes, RepositoryRoutes
 from dockyard.catalog.service import CatalogService
+from dockyard.changes import Changes
 from dockyard.config import Settings, load_settings
 from dockyard.console import create_console
-from dockyard.db.engine import Database
+from dockyard.db.engine import Database, utcnow
+from dockyard.events.http import EventRoutes
+from dockyard.events.outbox import EventLog
 from dockyard.iam.accounts import AccountService
 from dockyard.iam.http import AccountRoutes, RamRoutes
 from dockyard.iam.identity import IdentityService
@@ -32,12 +39,19 @@ from dockyard.iam.permissions import PermissionService
 from dockyard.iam.ram import RamService
 from dockyard.iam.sts import StsService
 from dockyard.iam.tokens import TokenService, load_or_create_key
+from dockyard.jobs.http import JobRoutes
+from dockyard.jobs.queue import QUEUES, JobQueue
+from dockyard.jobs.worker import Handler, JobObserver, Worker
 from dockyard.observability import Metrics, ObservabilityMiddleware, setup_logging
 from dockyard.openapi import openapi_document
 from dockyard.registry.http import RegistryHTTP
 from dockyard.registry.service import RegistryService
+from dockyard.secretbox import SecretBox
 from dockyard.storage.base import BlobStore
 from dockyard.storage.factory import create_store
+from dockyard.webhooks.guard import AddressGuard
+from dockyard.webhooks.http import WebhookRoutes
+from dockyard.webhooks.service import WebhookService, retry_delays
 
 log = logging.getLogger(__name__)
 
@@ -55,9 +69,59 @@ class Services:
     permissions: PermissionService
     sts: StsService
     audit: AuditLog
+    jobs: JobQueue
+    events: EventLog
+    webhooks: WebhookService
 
     def close(self) -> None:
         self.db.dispose()
+
+    def job_handlers(self) -> list[Handler]:
+        """Every kind of job, with the handler that runs it."""
+        return [self.events.handler(), self.webhooks.handler()]
+
+    def worker(
+        self,
+        *,
+        concurrency: int,
+        queues: Sequence[str] = QUEUES,
+        observer: JobObserver | None = None,
+    ) -> Worker:
+        worker = Worker(self.jobs, self.job_handlers(), concurrency=concurrency, queues=queues)
+        if observer is not None:
+            worker.observer = observer
+        return worker
+
+    def housekeeping(self) -> None:
+        """Forget events past their retention, and finished jobs as old."""
+        cutoff = utcnow() - timedelta(days=self.settings.event_retention)
+        self.events.purge(cutoff)
+        self.jobs.purge(cutoff)
+
+
+HOUSEKEEPING_INTERVAL = 600.0
+"""Seconds between two purges of old events and jobs by a process that runs jobs."""
+
+
+async def run_worker(services: Services, worker: Worker) -> None:
+    """Run ``worker`` until it is stopped, with the periodic housekeeping beside it."""
+
+    async def housekeeping() -> None:
+        while True:
+            try:
+                await to_thread.run_sync(services.housekeeping)
+            except Exception:
+                log.exception("housekeeping failed")
+            await asyncio.sleep(HOUSEKEEPING_INTERVAL)
+
+    keeper = asyncio.create_task(housekeeping())
+    try:
+        await worker.run(grace=services.settings.job_grace)
+    finally:
+        keeper.cancel()
+        with suppress(asyncio.CancelledError):
+            await keeper
+        await services.webhooks.aclose()
 
 
 def open_services(settings: Settings, *, migrate: bool = False) -> Services:
@@ -66,7 +130,22 @@ def open_services(settings: Settings, *, migrate: bool = False) -> Services:
     if migrate:
         db.migrate()
     store = create_store(settings)
-    catalog = CatalogService(db)
+    jobs = JobQueue(db)
+    changes = Changes(db, jobs)
+    catalog = CatalogService(db, changes, settings.region)
+    events = EventLog(db, jobs)
+    webhooks = WebhookService(
+        db,
+        changes,
+        jobs,
+        SecretBox.load_or_create(db),
+        AddressGuard.from_setting(settings.webhook_allow_networks),
+        region=settings.region,
+        tz=settings.zone,
+        retry_delays=retry_delays(settings.webhook_retry_delays),
+        timeout=settings.webhook_timeout,
+    )
+    events.listen(webhooks.fan_out)
     return Services(
         settings=settings,
         db=db,
@@ -79,6 +158,9 @@ def open_services(settings: Settings, *, migrate: bool = False) -> Services:
         permissions=PermissionService(db),
         sts=StsService(db),
         audit=AuditLog(db),
+        jobs=jobs,
+        events=events,
+        webhooks=webhooks,
     )
 
 
@@ -88,6 +170,27 @@ def bootstrap(settings: Settings) -> Services:
     services.identity.ensure_admin(settings.data_dir, settings.admin_password)
     load_or_create_key(services.db, settings.data_dir)
     return services
+
+
+def _lifespan(
+    services: Services, metrics: Metrics
+) -> Callable[[Starlette], AbstractAsyncContextManager[None]]:
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        """In-process job workers (``--job-workers``) run while the server does; on
+        shutdown they get ``job_grace`` seconds to finish."""
+        if services.settings.job_workers <= 0:
+            yield
+            return
+        worker = services.worker(concurrency=services.settings.job_workers, observer=metrics)
+        task = asyncio.create_task(run_worker(services, worker))
+        try:
+            yield
+        finally:
+            worker.stop()
+            await task
+
+    return lifespan
 
 
 def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:
@@ -122,6 +225,10 @@ def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:
         return JSONResponse({"status": "ok"})
 
     async def metrics_endpoint(_: Request) -> Response:
+        try:
+            metrics.set_queue_depth(await to_thread.run_sync(services.jobs.depth))
+        except Exception:
+            log.exception("could not read the job queue's depth")
         return PlainTextResponse(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     async def jwks(_: Request) -> Response:
@@ -170,10 +277,15 @@ def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:
         *RepositoryRoutes(services.catalog, services.permissions, auth, settings.region).routes(),
         *accounts.routes(),
         *ram.routes(),
+        *EventRoutes(services.events, services.accounts, auth, settings.region).routes(),
+        *JobRoutes(services.jobs, auth, settings.region).routes(),
+        *WebhookRoutes(services.webhooks, services.catalog, auth, settings.region).routes(),
     ]
+
     app = Starlette(
         routes=routes,
         exception_handlers={ApiError: api_error, 404: not_found, 405: not_found},
+        lifespan=_lifespan(services, metrics),
     )
     app.state.services = services
     console = create_console(app, settings)

@@ -17,17 +17,22 @@ from typing import Any
 
 import sqlalchemy as sa
 from anyio import to_thread
+from sqlalchemy.engine import Connection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dockyard.db import tables as t
 from dockyard.db.engine import Database, as_utc, utcnow
 from dockyard.iam.authz import Principal, resource_account
+from dockyard.observability import request_id_var
+from dockyard.origin import Origin
 
 log = logging.getLogger(__name__)
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 REFUSED = frozenset({401, 403, 429})
 DECISION = "dockyard.audit"
 """The ASGI scope key where a request's authorization decision waits to be recorded."""
+ORIGIN = "dockyard.origin"
+"""The ASGI scope key of the :class:`Origin` a request's change was made with."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,32 +74,67 @@ def decision(principal: Principal | None, action: str, resource: str, allowed: b
     return Decision(actor, action, resource, allowed, account_id)
 
 
+def _insert(conn: Connection, entry: Decision, *, status: int, source_ip: str | None) -> None:
+    account_id = entry.account_id
+    if account_id is None and entry.actor != "anonymous":
+        # A refused login: the account of the login name tried, if it exists.
+        account_id = conn.execute(
+            sa.select(t.users.c.account_id).where(t.users.c.name == entry.actor)
+        ).scalar()
+    conn.execute(
+        sa.insert(t.audit_log).values(
+            at=utcnow(),
+            account_id=account_id,
+            actor=entry.actor[:200],
+            action=entry.action[:128],
+            resource=entry.resource[:1024],
+            source_ip=(source_ip or "")[:64],
+            allowed=entry.allowed and status not in REFUSED,
+            status=status,
+            detail=entry.detail[:2000],
+        )
+    )
+
+
+def write_audit(conn: Connection, origin: Origin) -> None:
+    """Write the audit record of a change inside the change's own transaction."""
+    assert origin.decision is not None
+    _insert(conn, origin.decision, status=origin.status, source_ip=origin.client_address)
+
+
+def origin_of(
+    scope: Scope, principal: Principal | None, *, status: int, actor: str | None = None
+) -> Origin:
+    """The origin of the change a request is about to make: its caller, request id and
+    client address, and the authorization decision (left on the scope by the check that
+    allowed it) to record with the change, as answered with ``status``."""
+    client = scope.get("client")
+    if actor is None:
+        actor = "anonymous"
+        if principal is not None and not principal.is_anonymous:
+            actor = principal.name
+    origin = Origin(
+        actor=actor,
+        account_id=principal.account_id if principal is not None else None,
+        request_id=request_id_var.get(),
+        client_address=client[0] if client else "",
+        decision=scope.get(DECISION),
+        status=status,
+    )
+    scope[ORIGIN] = origin
+    return origin
+
+
 class AuditLog:
     def __init__(self, db: Database) -> None:
         self.db = db
 
     def record(self, entry: Decision, *, status: int, source_ip: str | None) -> None:
+        """Write a record after the request (refusals, failures, and changes not yet
+        written with their transaction)."""
         try:
             with self.db.write() as conn:
-                account_id = entry.account_id
-                if account_id is None and entry.actor != "anonymous":
-                    # A refused login: the account of the login name tried, if it exists.
-                    account_id = conn.execute(
-                        sa.select(t.users.c.account_id).where(t.users.c.name == entry.actor)
-                    ).scalar()
-                conn.execute(
-                    sa.insert(t.audit_log).values(
-                        at=utcnow(),
-                        account_id=account_id,
-                        actor=entry.actor[:200],
-                        action=entry.action[:128],
-                        resource=entry.resource[:1024],
-                        source_ip=(source_ip or "")[:64],
-                        allowed=entry.allowed and status not in REFUSED,
-                        status=status,
-                        detail=entry.detail[:2000],
-                    )
-                )
+                _insert(conn, entry, status=status, source_ip=source_ip)
         except Exception:
             # The audit log never turns a done request into a failed one; it says so.
             log.exception("could not write an audit record: %s", entry)
@@ -170,6 +210,9 @@ class AuditMiddleware:
             await self.app(scope, receive, watch)
         finally:
             entry: Decision | None = scope.get(DECISION)
+            origin: Origin | None = scope.get(ORIGIN)
+            if origin is not None and origin.recorded:
+                entry = None  # written with the change, in its transaction
             if entry is not None and (scope["method"] not in SAFE_METHODS or status in REFUSED):
                 client = scope.get("client")
                 await to_thread.run_sync(

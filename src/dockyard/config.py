@@ -14,8 +14,10 @@ from __future__ import annotations
 import os
 import tomllib
 from dataclasses import dataclass, field, fields
+from datetime import UTC, tzinfo
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 
 class ConfigError(ValueError):
@@ -67,6 +69,24 @@ class Settings:
     gc_grace: int = 3600
     """Blobs and manifests younger than this (seconds) are never collected."""
     fsync: bool = True
+    job_workers: int = 2
+    """Job slots of the worker ``dockyard serve`` runs in-process (webhooks, scans,
+    builds); 0 runs none (then run ``dockyard worker`` processes)."""
+    job_grace: int = 30
+    """On shutdown, running jobs get this long (seconds) to finish before they are
+    handed back to the queue."""
+    event_retention: int = 30
+    """Days events (and their webhook deliveries) are kept."""
+    timezone: str = "UTC"
+    """The instance's time zone (IANA name), for the times in ``acr`` webhook payloads."""
+    webhook_allow_networks: str = ""
+    """Comma-separated CIDRs webhooks may reach although they are loopback, private or
+    link-local (refused by default: server-side request forgery)."""
+    webhook_retry_delays: str = "5,300,1800,7200,18000,36000,36000"
+    """Seconds before each retry of a failed webhook delivery (8 attempts over about a
+    day); jitter of ±20 % is added."""
+    webhook_timeout: int = 10
+    """Seconds a webhook receiver has to answer."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -79,6 +99,16 @@ class Settings:
             return int(self.listen.rpartition(":")[2])
         except ValueError as exc:
             raise ConfigError(f"listen {self.listen!r} must be HOST:PORT") from exc
+
+    @property
+    def zone(self) -> tzinfo:
+        """The instance's time zone (UTC needs no time zone database)."""
+        if self.timezone.upper() in ("UTC", "Z", "ETC/UTC"):
+            return UTC
+        try:
+            return ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ConfigError(f"timezone {self.timezone!r} is not an IANA time zone") from exc
 
     @property
     def effective_database_url(self) -> str:
@@ -160,6 +190,7 @@ def load_settings(
     settings = Settings(**{k: _coerce(k, v) for k, v in values.items()})
     settings.port  # noqa: B018 - validates listen early
     settings.storage_backend  # noqa: B018 - validates storage early
+    settings.zone  # noqa: B018 - validates the time zone early
     return settings
 
 

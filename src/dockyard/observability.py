@@ -115,6 +115,53 @@ class Metrics:
             multiprocess_mode="livesum",
         )
 
+        self.job_runs = Counter(
+            "dockyard_jobs_run_total",
+            "Jobs run, by kind and outcome (succeeded, retried, failed, dead, released)",
+            ["kind", "outcome"],
+            registry=self.registry,
+        )
+        self.job_seconds = Histogram(
+            "dockyard_job_duration_seconds",
+            "Time a job took to run",
+            ["kind"],
+            registry=self.registry,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800),
+        )
+        self.queue_depth = Gauge(
+            "dockyard_jobs_queued",
+            "Jobs waiting in the queue, by kind",
+            ["kind"],
+            registry=self.registry,
+            multiprocess_mode="mostrecent",
+        )
+        self.queue_oldest = Gauge(
+            "dockyard_jobs_oldest_queued_seconds",
+            "Age of the oldest runnable queued job, by kind",
+            ["kind"],
+            registry=self.registry,
+            multiprocess_mode="mostrecent",
+        )
+        self._depth_kinds: set[str] = set()
+
+    def finished(self, kind: str, outcome: str, seconds: float) -> None:
+        """A job ran (the worker reports here; see :class:`jobs.worker.JobObserver`)."""
+        self.job_runs.labels(kind, outcome).inc()
+        self.job_seconds.labels(kind).observe(seconds)
+
+    def set_queue_depth(self, depth: list[tuple[str, int, float]]) -> None:
+        """The queue as it is now: (kind, queued jobs, oldest age); kinds no longer
+        queued read 0."""
+        seen = set()
+        for kind, count, age in depth:
+            self.queue_depth.labels(kind).set(count)
+            self.queue_oldest.labels(kind).set(age)
+            seen.add(kind)
+        for kind in self._depth_kinds - seen:
+            self.queue_depth.labels(kind).set(0)
+            self.queue_oldest.labels(kind).set(0)
+        self._depth_kinds |= seen
+
     def exposition(self) -> bytes:
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             registry = CollectorRegistry()

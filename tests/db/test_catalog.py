@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -18,22 +19,27 @@ from dockyard.catalog.service import (
     RepositoryFilter,
     parse_repository_name,
 )
+from dockyard.changes import Changes
 from dockyard.db import tables as t
 from dockyard.db.engine import Database, utcnow
 from dockyard.db.upsert import upsert
 from dockyard.errors import Conflict, Invalid, NotFound
+from dockyard.jobs.queue import JobQueue
+from dockyard.origin import Origin
 from tests.db.conftest import run_concurrently
+
+ORIGIN = Origin(actor="tester")
 
 
 @pytest.fixture
 def catalog(database: Database) -> CatalogService:
-    return CatalogService(database)
+    return CatalogService(database, Changes(database, JobQueue(database)))
 
 
 def _ensure(catalog: CatalogService, name: str) -> int:
     ref = catalog.resolve(parse_repository_name(name))
-    with catalog.db.write() as conn:
-        return catalog.ensure_repository(conn, ref)
+    with catalog.changes.open(ORIGIN) as change:
+        return catalog.ensure_repository(change, ref)
 
 
 def _repository_count(catalog: CatalogService) -> int:
@@ -48,7 +54,7 @@ def _repository_count(catalog: CatalogService) -> int:
 
 def test_create_and_get_namespace(catalog: CatalogService) -> None:
     before = utcnow()
-    ns = catalog.create_namespace("team-a", auto_create=False, default_public=True)
+    ns = catalog.create_namespace(ORIGIN, "team-a", auto_create=False, default_public=True)
     assert ns.name == "team-a"
     assert ns.id > 0
     assert ns.account_id is None
@@ -60,7 +66,7 @@ def test_create_and_get_namespace(catalog: CatalogService) -> None:
 
 
 def test_namespace_defaults(catalog: CatalogService) -> None:
-    ns = catalog.create_namespace("library")
+    ns = catalog.create_namespace(ORIGIN, "library")
     assert ns.auto_create is True
     assert ns.default_public is False
 
@@ -71,24 +77,24 @@ def test_namespace_of_an_account(catalog: CatalogService) -> None:
             sa.insert(t.accounts).values(name="acme", created_at=utcnow())
         ).inserted_primary_key
     assert pk is not None
-    ns = catalog.create_namespace("acme", account_id=pk[0])
+    ns = catalog.create_namespace(ORIGIN, "acme", account_id=pk[0])
     assert ns.account_id == pk[0]
 
 
 def test_duplicate_namespace_conflicts(catalog: CatalogService) -> None:
-    first = catalog.create_namespace("dup")
+    first = catalog.create_namespace(ORIGIN, "dup")
     with pytest.raises(Conflict, match="already exists") as info:
-        catalog.create_namespace("dup", auto_create=False)
+        catalog.create_namespace(ORIGIN, "dup", auto_create=False)
     assert info.value.status == 409
     assert catalog.get_namespace("dup") == first
     # The failed insert left the database usable.
-    catalog.create_namespace("other")
+    catalog.create_namespace(ORIGIN, "other")
 
 
 @pytest.mark.parametrize("name", ["", "a", "A-team", "x" * 31, "a/b", "-ab", "ab-", "a b"])
 def test_invalid_namespace_names(catalog: CatalogService, name: str) -> None:
     with pytest.raises(Invalid) as info:
-        catalog.create_namespace(name)
+        catalog.create_namespace(ORIGIN, name)
     assert info.value.status == 400
     assert catalog.list_namespaces() == []
 
@@ -98,13 +104,13 @@ def test_missing_namespace(catalog: CatalogService) -> None:
         catalog.get_namespace("nope")
     assert info.value.status == 404
     with pytest.raises(NotFound):
-        catalog.delete_namespace("nope")
+        catalog.delete_namespace(ORIGIN, "nope")
 
 
 def test_list_namespaces_pages_in_name_order(catalog: CatalogService) -> None:
     names = ["zeta", "alpha", "mid", "beta", "a0", "omega", "a-1"]
     for name in names:
-        catalog.create_namespace(name)
+        catalog.create_namespace(ORIGIN, name)
     pages: list[list[str]] = []
     after: str | None = None
     while page := [ns.name for ns in catalog.list_namespaces(limit=3, after=after)]:
@@ -116,20 +122,24 @@ def test_list_namespaces_pages_in_name_order(catalog: CatalogService) -> None:
     assert catalog.list_namespaces(after="zeta") == []
 
 
-def test_delete_namespace_and_its_repositories(catalog: CatalogService) -> None:
-    catalog.create_namespace("gone")
-    catalog.create_namespace("stays")
+def test_delete_namespace_only_when_empty(catalog: CatalogService) -> None:
+    catalog.create_namespace(ORIGIN, "gone")
+    catalog.create_namespace(ORIGIN, "stays")
     _ensure(catalog, "gone/app")
     kept = _ensure(catalog, "stays/app")
-    catalog.delete_namespace("gone")
+    with pytest.raises(Conflict, match="still holds 1 repository"):
+        catalog.delete_namespace(ORIGIN, "gone")
+    assert len(catalog.list_repositories()) == 2
+    catalog.delete_repository(ORIGIN, parse_repository_name("gone/app"))
+    catalog.delete_namespace(ORIGIN, "gone")
     with pytest.raises(NotFound):
         catalog.get_namespace("gone")
     assert [r[0] for r in catalog.list_repositories()] == ["stays/app"]
     assert catalog.list_repositories()[0][1] == kept
     with pytest.raises(NotFound):
-        catalog.delete_namespace("gone")
+        catalog.delete_namespace(ORIGIN, "gone")
     # The name is free again.
-    catalog.create_namespace("gone")
+    catalog.create_namespace(ORIGIN, "gone")
 
 
 # -- repositories --------------------------------------------------------------------
@@ -142,7 +152,7 @@ def test_resolve(catalog: CatalogService) -> None:
     assert missing.repository_id is None
     assert not missing.exists
 
-    ns = catalog.create_namespace("team", default_public=True)
+    ns = catalog.create_namespace(ORIGIN, "team", default_public=True)
     empty = catalog.resolve(name)
     assert empty.name == name
     assert empty.namespace_id == ns.id
@@ -164,12 +174,12 @@ def test_resolve(catalog: CatalogService) -> None:
 
 
 def test_ensure_repository_creates_once(catalog: CatalogService) -> None:
-    catalog.create_namespace("team")
+    catalog.create_namespace(ORIGIN, "team")
     stale = catalog.resolve(parse_repository_name("team/app"))
     first = _ensure(catalog, "team/app")
     # A reference resolved before the repository existed finds it rather than inserting.
-    with catalog.db.write() as conn:
-        assert catalog.ensure_repository(conn, stale) == first
+    with catalog.changes.open(ORIGIN) as change:
+        assert catalog.ensure_repository(change, stale) == first
     assert _ensure(catalog, "team/app") == first
     assert _ensure(catalog, "team/other") != first
     assert catalog.list_repositories() == [
@@ -179,12 +189,12 @@ def test_ensure_repository_creates_once(catalog: CatalogService) -> None:
 
 
 def test_ensure_repository_in_a_rolled_back_transaction(catalog: CatalogService) -> None:
-    catalog.create_namespace("team")
+    catalog.create_namespace(ORIGIN, "team")
     ref = catalog.resolve(parse_repository_name("team/app"))
 
     def push_then_fail() -> None:
-        with catalog.db.write() as conn:
-            catalog.ensure_repository(conn, ref)
+        with catalog.changes.open(ORIGIN) as change:
+            catalog.ensure_repository(change, ref)
             raise RuntimeError("the push failed")
 
     with pytest.raises(RuntimeError):
@@ -193,7 +203,7 @@ def test_ensure_repository_in_a_rolled_back_transaction(catalog: CatalogService)
 
 
 def test_ensure_repository_without_auto_create(catalog: CatalogService) -> None:
-    catalog.create_namespace("strict", auto_create=False)
+    catalog.create_namespace(ORIGIN, "strict", auto_create=False)
     with pytest.raises(NotFound, match="does not create repositories on push"):
         _ensure(catalog, "strict/app")
     assert _repository_count(catalog) == 0
@@ -211,17 +221,17 @@ def test_ensure_repository_concurrently(catalog: CatalogService) -> None:
     On PostgreSQL the write transactions run side by side, so all of them are held
     inside their transaction until each has seen "no such repository"; SQLite runs
     write transactions one at a time (holding them there would deadlock)."""
-    catalog.create_namespace("team")
+    catalog.create_namespace(ORIGIN, "team")
     threads = 8
     inside = None if catalog.db.is_sqlite else Barrier(threads)
 
     def push(_: int) -> int:
         ref = catalog.resolve(parse_repository_name("team/app"))
-        with catalog.db.write() as conn:
+        with catalog.changes.open(ORIGIN) as change:
             if inside is not None:
-                conn.execute(sa.select(t.repositories.c.id)).all()
+                change.conn.execute(sa.select(t.repositories.c.id)).all()
                 inside.wait(timeout=60)
-            return catalog.ensure_repository(conn, ref)
+            return catalog.ensure_repository(change, ref)
 
     ids = run_concurrently(threads, push)
     assert len(set(ids)) == 1
@@ -250,11 +260,11 @@ def test_ensure_repository_while_another_transaction_creates_it(
     second push neither sees it nor may insert it again. It waits, then uses it."""
     if catalog.db.is_sqlite:
         pytest.skip("SQLite runs one write transaction at a time")
-    catalog.create_namespace("team")
+    catalog.create_namespace(ORIGIN, "team")
     ref = catalog.resolve(parse_repository_name("team/app"))
     pool = ThreadPoolExecutor(max_workers=1)
     try:
-        with catalog.db.write() as first:
+        with catalog.changes.open(ORIGIN) as first:
             first_id = catalog.ensure_repository(first, ref)
             second = pool.submit(_ensure, catalog, "team/app")
             _wait_for_a_lock_wait(catalog.db)
@@ -265,8 +275,8 @@ def test_ensure_repository_while_another_transaction_creates_it(
 
 
 def test_list_repositories_pages_in_name_order(catalog: CatalogService) -> None:
-    catalog.create_namespace("b-team")
-    catalog.create_namespace("a-team", default_public=True)
+    catalog.create_namespace(ORIGIN, "b-team")
+    catalog.create_namespace(ORIGIN, "a-team", default_public=True)
     names = ["b-team/web", "a-team/web", "a-team/api", "b-team/api", "a-team/z"]
     ids = {name: _ensure(catalog, name) for name in names}
     pages: list[list[str]] = []
@@ -306,23 +316,23 @@ def _account(catalog: CatalogService, name: str, *, admin: bool = False, **quota
 
 
 def test_update_namespace(catalog: CatalogService) -> None:
-    catalog.create_namespace("team")
-    ns = catalog.update_namespace("team", default_public=True)
+    catalog.create_namespace(ORIGIN, "team")
+    ns = catalog.update_namespace(ORIGIN, "team", default_public=True)
     assert (ns.auto_create, ns.default_public) == (True, True)
-    ns = catalog.update_namespace("team", auto_create=False)
+    ns = catalog.update_namespace(ORIGIN, "team", auto_create=False)
     assert (ns.auto_create, ns.default_public) == (False, True)
-    assert catalog.update_namespace("team") == ns
+    assert catalog.update_namespace(ORIGIN, "team") == ns
     assert catalog.get_namespace("team") == ns
     with pytest.raises(NotFound):
-        catalog.update_namespace("nope", auto_create=True)
+        catalog.update_namespace(ORIGIN, "nope", auto_create=True)
     with pytest.raises(NotFound):
-        catalog.update_namespace("nope")
+        catalog.update_namespace(ORIGIN, "nope")
 
 
 def test_create_get_update_delete_repository(catalog: CatalogService) -> None:
-    catalog.create_namespace("team", default_public=True)
+    catalog.create_namespace(ORIGIN, "team", default_public=True)
     name = parse_repository_name("team/app")
-    repo = catalog.create_repository(name, summary="An app", detail="# App")
+    repo = catalog.create_repository(ORIGIN, name, summary="An app", detail="# App")
     assert (repo.namespace, repo.name, repo.full_name) == ("team", "app", "team/app")
     assert repo.is_public is True  # the namespace's default
     assert (repo.summary, repo.detail, repo.tag_count, repo.size) == ("An app", "# App", 0, 0)
@@ -330,52 +340,56 @@ def test_create_get_update_delete_repository(catalog: CatalogService) -> None:
     assert repo.created_at.utcoffset() == timedelta(0)
     assert catalog.get_repository(name) == repo
     assert catalog.resolve(name).repository_id == repo.id
-    private = catalog.create_repository(parse_repository_name("team/secret"), public=False)
+    private = catalog.create_repository(ORIGIN, parse_repository_name("team/secret"), public=False)
     assert private.is_public is False
     with pytest.raises(Conflict, match="already exists"):
-        catalog.create_repository(name)
+        catalog.create_repository(ORIGIN, name)
 
-    updated = catalog.update_repository(name, summary="The app")
+    updated = catalog.update_repository(ORIGIN, name, summary="The app")
     assert (updated.summary, updated.detail, updated.is_public) == ("The app", "# App", True)
     assert updated.updated_at > repo.updated_at
     assert updated.created_at == repo.created_at
-    updated = catalog.update_repository(name, public=False, detail="")
+    updated = catalog.update_repository(ORIGIN, name, public=False, detail="")
     assert (updated.summary, updated.detail, updated.is_public) == ("The app", "", False)
 
-    catalog.delete_repository(name)
-    for call in (catalog.get_repository, catalog.delete_repository, catalog.update_repository):
+    catalog.delete_repository(ORIGIN, name)
+    for call in (
+        catalog.get_repository,
+        functools.partial(catalog.delete_repository, ORIGIN),
+        functools.partial(catalog.update_repository, ORIGIN),
+    ):
         with pytest.raises(NotFound, match="repository team/app does not exist"):
             call(name)
     with pytest.raises(NotFound, match="namespace 'ghost' does not exist; create it"):
-        catalog.create_repository(parse_repository_name("ghost/app"))
+        catalog.create_repository(ORIGIN, parse_repository_name("ghost/app"))
     with pytest.raises(NotFound, match="namespace 'ghost' does not exist"):
         catalog.get_repository(parse_repository_name("ghost/app"))
 
 
 def test_repository_text_limits(catalog: CatalogService) -> None:
-    catalog.create_namespace("team")
+    catalog.create_namespace(ORIGIN, "team")
     name = parse_repository_name("team/app")
     with pytest.raises(Invalid, match="101 characters; at most 100"):
-        catalog.create_repository(name, summary="s" * 101)
+        catalog.create_repository(ORIGIN, name, summary="s" * 101)
     with pytest.raises(Invalid, match="65537 bytes"):
-        catalog.create_repository(name, detail="d" * 65537)
+        catalog.create_repository(ORIGIN, name, detail="d" * 65537)
     with pytest.raises(Invalid, match="bytes"):
-        catalog.create_repository(name, detail="é" * 40000)  # 80,000 bytes in UTF-8
+        catalog.create_repository(ORIGIN, name, detail="é" * 40000)  # 80,000 bytes in UTF-8
     assert _repository_count(catalog) == 0
-    catalog.create_repository(name, summary="é" * 100, detail="d" * 65536)
+    catalog.create_repository(ORIGIN, name, summary="é" * 100, detail="d" * 65536)
     with pytest.raises(Invalid, match="at most 100"):
-        catalog.update_repository(name, summary="s" * 101)
+        catalog.update_repository(ORIGIN, name, summary="s" * 101)
     assert catalog.get_repository(name).summary == "é" * 100
 
 
 def test_repository_quota(catalog: CatalogService) -> None:
     account = _account(catalog, "acme", repository_quota=2)
-    catalog.create_namespace("acme-a", account_id=account)
-    catalog.create_namespace("acme-b", account_id=account)
-    catalog.create_repository(parse_repository_name("acme-a/one"))
+    catalog.create_namespace(ORIGIN, "acme-a", account_id=account)
+    catalog.create_namespace(ORIGIN, "acme-b", account_id=account)
+    catalog.create_repository(ORIGIN, parse_repository_name("acme-a/one"))
     _ensure(catalog, "acme-b/two")  # a push creates the second one
     with pytest.raises(QuotaExceeded) as info:
-        catalog.create_repository(parse_repository_name("acme-a/three"))
+        catalog.create_repository(ORIGIN, parse_repository_name("acme-a/three"))
     assert info.value.status == 403
     assert "account 'acme' has 2 of its 2 repositories" in str(info.value)
     assert 'PATCH /api/v1/accounts/acme {"repository_quota": N}' in str(info.value)
@@ -385,27 +399,27 @@ def test_repository_quota(catalog: CatalogService) -> None:
     # Existing repositories are no new ones.
     _ensure(catalog, "acme-b/two")
     # The instance administrator (enforce_quota off) is not bound by it.
-    catalog.create_repository(parse_repository_name("acme-a/three"), enforce_quota=False)
+    catalog.create_repository(ORIGIN, parse_repository_name("acme-a/three"), enforce_quota=False)
     # Another account's quota is its own.
     other = _account(catalog, "globex", repository_quota=1)
-    catalog.create_namespace("globex", account_id=other)
+    catalog.create_namespace(ORIGIN, "globex", account_id=other)
     _ensure(catalog, "globex/one")
     with pytest.raises(QuotaExceeded, match="'globex' has 1 of its 1"):
-        catalog.create_repository(parse_repository_name("globex/two"))
+        catalog.create_repository(ORIGIN, parse_repository_name("globex/two"))
 
 
 def test_pushes_into_the_administrators_account_ignore_the_quota(
     catalog: CatalogService,
 ) -> None:
     account = _account(catalog, "admin", admin=True, repository_quota=1)
-    catalog.create_namespace("library", account_id=account)
+    catalog.create_namespace(ORIGIN, "library", account_id=account)
     _ensure(catalog, "library/one")
     _ensure(catalog, "library/two")
     assert _repository_count(catalog) == 2
     # Through the API the administrator is exempt by enforce_quota=False; anyone else of
     # the account is bound.
     with pytest.raises(QuotaExceeded):
-        catalog.create_repository(parse_repository_name("library/three"))
+        catalog.create_repository(ORIGIN, parse_repository_name("library/three"))
 
 
 def test_default_repository_quota_is_300(catalog: CatalogService) -> None:
@@ -420,8 +434,8 @@ def test_default_repository_quota_is_300(catalog: CatalogService) -> None:
 def test_list_repositories_filters(catalog: CatalogService) -> None:
     acme = _account(catalog, "acme")
     globex = _account(catalog, "globex")
-    catalog.create_namespace("acme", account_id=acme)
-    catalog.create_namespace("globex", account_id=globex)
+    catalog.create_namespace(ORIGIN, "acme", account_id=acme)
+    catalog.create_namespace(ORIGIN, "globex", account_id=globex)
     for full, public in (
         ("acme/web", True),
         ("acme/api", False),
@@ -429,7 +443,7 @@ def test_list_repositories_filters(catalog: CatalogService) -> None:
         ("acme/webx1", False),
         ("globex/web", False),
     ):
-        catalog.create_repository(parse_repository_name(full), public=public)
+        catalog.create_repository(ORIGIN, parse_repository_name(full), public=public)
 
     def names(after: str | None = None, **filters: Any) -> list[str]:
         chosen = RepositoryFilter(**filters)
@@ -453,10 +467,10 @@ def test_find_repositories_keeps_what_the_caller_may_see(
 ) -> None:
     # Small batches, so that filling a page takes several reads.
     monkeypatch.setattr("dockyard.catalog.service._SCAN_BATCH", 3)
-    catalog.create_namespace("team")
+    catalog.create_namespace(ORIGIN, "team")
     all_names = [f"team/app{i:02}" for i in range(12)]
     for full in all_names:
-        catalog.create_repository(parse_repository_name(full))
+        catalog.create_repository(ORIGIN, parse_repository_name(full))
     seen: list[str] = []
 
     def every_third(entry: RepositoryEntry) -> bool:
@@ -532,7 +546,7 @@ def _tag(conn: sa.Connection, repository_id: int, name: str, manifest_id: int, a
 
 
 def test_tags_with_sizes(catalog: CatalogService) -> None:
-    catalog.create_namespace("team")
+    catalog.create_namespace(ORIGIN, "team")
     name = parse_repository_name("team/app")
     repo_id = _ensure(catalog, "team/app")
     index_type = "application/vnd.oci.image.index.v1+json"
@@ -588,22 +602,22 @@ def test_tags_with_sizes(catalog: CatalogService) -> None:
 
 
 def test_delete_tag_and_repository(catalog: CatalogService) -> None:
-    catalog.create_namespace("team")
+    catalog.create_namespace(ORIGIN, "team")
     name = parse_repository_name("team/app")
     repo_id = _ensure(catalog, "team/app")
     with catalog.db.write() as conn:
         one = _manifest(conn, repo_id, "sha256:1", 100, blobs={"sha256:c1": 10})
         _tag(conn, repo_id, "v1", one, at=1)
     before = catalog.get_repository(name)
-    catalog.delete_tag(name, "v1")
+    catalog.delete_tag(ORIGIN, name, "v1")
     after = catalog.get_repository(name)
     assert after.tag_count == 0
     assert after.updated_at > before.updated_at
     assert after.size == before.size  # the manifest stays
     with pytest.raises(NotFound, match="does not exist"):
-        catalog.delete_tag(name, "v1")
+        catalog.delete_tag(ORIGIN, name, "v1")
 
-    catalog.delete_repository(name)
+    catalog.delete_repository(ORIGIN, name)
     with catalog.db.read() as conn:
         for table in (t.manifests, t.tags, t.repository_blobs, t.manifest_references):
             assert conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one() == 0

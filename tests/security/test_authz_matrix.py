@@ -89,6 +89,9 @@ class World:
     app_manifest: bytes
     app_config: str
     rdel: dict[tuple[str, str], str] = field(default_factory=dict)
+    hooks: dict[str, int] = field(default_factory=dict)
+    """Webhook ids: ``repo`` and ``ns`` (shared), ``repo-IDENT`` and ``ns-IDENT`` (one
+    per identity, to delete), and ``delivery`` (a test delivery of ``repo``)."""
     expired_uses: int = 0
 
     # Console passwords (the management API) and registry passwords (docker login).
@@ -253,6 +256,18 @@ def _setup(server: DockyardServer) -> World:
             pushed = push_image(reg, "owner-ns/rdel", f"d-{ident}-{mode}", layers=1, layer_size=16)
             rdel[ident, mode] = pushed.digest
 
+    # Webhooks (to a loopback port nobody listens on; the server allows loopback).
+    hooks: dict[str, int] = {}
+    hook = {"name": "h", "url": "http://127.0.0.1:9/hook"}
+    for scope, base in (
+        ("repo", "/api/v1/repositories/owner-ns/app/webhooks"),
+        ("ns", "/api/v1/namespaces/owner-ns/webhooks"),
+    ):
+        for key in (scope, *(f"{scope}-{i}" for i in IDS)):
+            hooks[key] = _ok(oc.post(base, json=hook), 201).json()["id"]
+    test = oc.post(f"/api/v1/repositories/owner-ns/app/webhooks/{hooks['repo']}/test")
+    hooks["delivery"] = _ok(test, 200).json()["id"]
+
     # STS: the narrowed credentials, and a pool of credentials that then expire.
     role_arn = f"acs:ram::{ids['owner']}:role/sts-role"
     inline = _doc(
@@ -297,13 +312,15 @@ def _setup(server: DockyardServer) -> World:
         app_manifest=image.manifest,
         app_config=config,
         rdel=rdel,
+        hooks=hooks,
     )
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     base = tmp_path_factory.mktemp("authz")
-    with running_server(base, remove=True) as server:
+    loopback = {"DOCKYARD_WEBHOOK_ALLOW_NETWORKS": "127.0.0.0/8"}
+    with running_server(base, loopback, remove=True) as server:
         built = _setup(server)
         try:
             yield built
@@ -320,6 +337,10 @@ R = "/api/v1/repositories"
 N = "/api/v1/namespaces"
 RP = "/api/v1/repositories/{namespace}/{repository}/permissions"
 NP = "/api/v1/namespaces/{name}/permissions"
+RW = "/api/v1/repositories/{namespace}/{repository}/webhooks"
+RWC = "/api/v1/repositories/owner-ns/app/webhooks"
+NW = "/api/v1/namespaces/{namespace}/webhooks"
+NWC = "/api/v1/namespaces/owner-ns/webhooks"
 LOGIN = "login"  # body: the identity's own credentials
 
 # (method, route template, concrete path, JSON body or None, expected status per identity)
@@ -531,6 +552,69 @@ API: list[tuple[str, str, str, Any, tuple[int, ...]]] = [
     ("DELETE", f"{NP}/{{subject}}", f"{N}/owner-ns/permissions/group:pg-{{ident}}",
      None,
         (401, 204, 403, 403, 403, 403, 204, 204, 403, 401, 204)),
+
+    # Events: each account's administrators (cr:ListEvents on the account's events).
+    ("GET", "/api/v1/events", "/api/v1/events", None,
+        (401, 200, 200, 403, 403, 403, 403, 200, 403, 401, 200)),
+    # The job queue: the instance administrator only.
+    ("GET", "/api/v1/jobs", "/api/v1/jobs", None,
+        (401, 403, 403, 403, 403, 403, 403, 403, 403, 401, 200)),
+    ("GET", "/api/v1/jobs/{id}", "/api/v1/jobs/1", None,
+        (401, 403, 403, 403, 403, 403, 403, 403, 403, 401, 200)),
+    ("POST", "/api/v1/jobs/{id}/retry", "/api/v1/jobs/999999/retry", None,
+        (401, 403, 403, 403, 403, 403, 403, 403, 403, 401, 404)),
+
+    # Webhooks of the repository: read with cr:Get*/cr:List* (read-only and write),
+    # changed with the admin permission or FullAccess; the narrowed STS session may pull only.
+    ("GET", f"{RW}", f"{RWC}", None,
+        (401, 200, 403, 403, 200, 200, 200, 200, 403, 401, 200)),
+    ("POST", f"{RW}", f"{RWC}",
+     {"name": "mk-{ident}", "url": "http://127.0.0.1:9/mk"},
+        (401, 201, 403, 403, 403, 403, 201, 201, 403, 401, 201)),
+    ("GET", f"{RW}/{{id}}", f"{RWC}/{{wh}}", None,
+        (401, 200, 403, 403, 200, 200, 200, 200, 403, 401, 200)),
+    ("PATCH", f"{RW}/{{id}}", f"{RWC}/{{wh}}", {"name": "renamed"},
+        (401, 200, 403, 403, 403, 403, 200, 200, 403, 401, 200)),
+    ("DELETE", f"{RW}/{{id}}", f"{RWC}/{{whd}}", None,
+        (401, 204, 403, 403, 403, 403, 204, 204, 403, 401, 204)),
+    ("POST", f"{RW}/{{id}}/rotate-secret", f"{RWC}/{{wh}}/rotate-secret", None,
+        (401, 200, 403, 403, 403, 403, 200, 200, 403, 401, 200)),
+    ("POST", f"{RW}/{{id}}/test", f"{RWC}/{{wh}}/test", None,
+        (401, 200, 403, 403, 403, 403, 200, 200, 403, 401, 200)),
+    ("GET", f"{RW}/{{id}}/deliveries", f"{RWC}/{{wh}}/deliveries", None,
+        (401, 200, 403, 403, 200, 200, 200, 200, 403, 401, 200)),
+    ("GET", f"{RW}/{{id}}/deliveries/{{delivery}}",
+     f"{RWC}/{{wh}}/deliveries/{{dlv}}", None,
+        (401, 200, 403, 403, 200, 200, 200, 200, 403, 401, 200)),
+    ("POST", f"{RW}/{{id}}/deliveries/{{delivery}}/redeliver",
+     f"{RWC}/{{wh}}/deliveries/{{dlv}}/redeliver", None,
+        (401, 202, 403, 403, 403, 403, 202, 202, 403, 401, 202)),
+
+    # The same for the namespace's webhooks.
+    ("GET", f"{NW}", f"{NWC}", None,
+        (401, 200, 403, 403, 200, 200, 200, 200, 403, 401, 200)),
+    ("POST", f"{NW}", f"{NWC}",
+     {"name": "mk-{ident}", "url": "http://127.0.0.1:9/mk"},
+        (401, 201, 403, 403, 403, 403, 201, 201, 403, 401, 201)),
+    ("GET", f"{NW}/{{id}}", f"{NWC}/{{nwh}}", None,
+        (401, 200, 403, 403, 200, 200, 200, 200, 403, 401, 200)),
+    ("PATCH", f"{NW}/{{id}}", f"{NWC}/{{nwh}}", {"name": "renamed"},
+        (401, 200, 403, 403, 403, 403, 200, 200, 403, 401, 200)),
+    ("DELETE", f"{NW}/{{id}}", f"{NWC}/{{nwhd}}", None,
+        (401, 204, 403, 403, 403, 403, 204, 204, 403, 401, 204)),
+    ("POST", f"{NW}/{{id}}/rotate-secret", f"{NWC}/{{nwh}}/rotate-secret", None,
+        (401, 200, 403, 403, 403, 403, 200, 200, 403, 401, 200)),
+    ("POST", f"{NW}/{{id}}/test", f"{NWC}/{{nwh}}/test", None,
+        (401, 200, 403, 403, 403, 403, 200, 200, 403, 401, 200)),
+    ("GET", f"{NW}/{{id}}/deliveries", f"{NWC}/{{nwh}}/deliveries", None,
+        (401, 200, 403, 403, 200, 200, 200, 200, 403, 401, 200)),
+    # A delivery of another webhook: authorized, then not found.
+    ("GET", f"{NW}/{{id}}/deliveries/{{delivery}}",
+     f"{NWC}/{{nwh}}/deliveries/{{dlv}}", None,
+        (401, 404, 403, 403, 404, 404, 404, 404, 403, 401, 404)),
+    ("POST", f"{NW}/{{id}}/deliveries/{{delivery}}/redeliver",
+     f"{NWC}/{{nwh}}/deliveries/{{dlv}}/redeliver", None,
+        (401, 404, 403, 403, 403, 403, 404, 404, 403, 401, 404)),
 ]
 # fmt: on
 
@@ -540,8 +624,17 @@ XFAIL_API: dict[tuple[str, str, str], str] = {}
 
 def _fill(value: Any, world: World, ident: str) -> Any:
     if isinstance(value, str):
+        hooks = world.hooks
         return value.format(
-            ident=ident, kh=world.keyholder_key, kr=world.keyring_key, owner_id=world.owner_id
+            ident=ident,
+            kh=world.keyholder_key,
+            kr=world.keyring_key,
+            owner_id=world.owner_id,
+            wh=hooks.get("repo", 0),
+            nwh=hooks.get("ns", 0),
+            whd=hooks.get(f"repo-{ident}", 0),
+            nwhd=hooks.get(f"ns-{ident}", 0),
+            dlv=hooks.get("delivery", 0),
         )
     if isinstance(value, list):
         return [_fill(v, world, ident) for v in value]

@@ -20,7 +20,6 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlencode
 
 from anyio import to_thread
 from starlette.requests import Request
@@ -33,12 +32,14 @@ from dockyard.api import (
     call_service,
     iso,
     json_body,
+    listing,
     only_fields,
     optional_field,
     page,
     page_params,
     request_context,
 )
+from dockyard.audit import origin_of
 from dockyard.catalog.service import (
     CatalogService,
     Namespace,
@@ -55,6 +56,7 @@ from dockyard.iam.arn import namespace_arn, repository_arn
 from dockyard.iam.authz import Principal, Resource, is_allowed
 from dockyard.iam.permissions import Permission, PermissionService
 from dockyard.oci.reference import RepositoryName
+from dockyard.origin import Origin
 
 REPO_TYPES = ("public", "private")
 
@@ -107,17 +109,6 @@ def _optional_type(body: dict[str, Any], field: str) -> bool | None:
     if value not in REPO_TYPES:
         raise ApiError(400, "Bad Request", f'{field} is "public" or "private"')
     return bool(value == "public")
-
-
-def _listing(
-    items: list[dict[str, Any]], limit: int, request: Request, key: str, filters: tuple[str, ...]
-) -> dict[str, Any]:
-    """A page (see :func:`api.page`) whose ``next`` keeps the request's filters."""
-    body = page(items, limit, request.url.path, key)
-    kept = {f: request.query_params[f] for f in filters if request.query_params.get(f)}
-    if "next" in body and kept:
-        body["next"] += "&" + urlencode(kept)
-    return body
 
 
 def permission_json(permission: Permission) -> dict[str, Any]:
@@ -177,6 +168,10 @@ class _CatalogRoutes:
             return "cr:ListRepositoryPermission"
         return "cr:SetRepositoryPermission"
 
+    async def _origin(self, request: Request, *, status: int) -> Origin:
+        """The origin of the change an authorized request is about to make."""
+        return origin_of(request.scope, await self.auth.principal(request), status=status)
+
     @staticmethod
     def _account(principal: Principal, owner: int | None) -> int | str:
         """The account in a resource's ARN: its owner's, or for something that does not
@@ -230,8 +225,10 @@ class NamespaceRoutes(_CatalogRoutes):
             )
             public = _optional_type(body, "default_repo_type")
             auto = optional_field(body, "auto_create_repo", bool)
+            origin = origin_of(request.scope, principal, status=201)
             ns = await call_service(
                 lambda: self.catalog.create_namespace(
+                    origin,
                     name,
                     account_id=principal.account_id,
                     auto_create=True if auto is None else auto,
@@ -286,21 +283,20 @@ class NamespaceRoutes(_CatalogRoutes):
     async def one(self, request: Request) -> Response:
         name = request.path_params["name"]
         if request.method == "DELETE":
-            _, owner = await self._require(request, "cr:DeleteNamespace", name)
-            await call_service(lambda: self.catalog.delete_namespace(name), ServiceError)
-            if owner is not None:  # its permissions go with it
-                arn = namespace_arn(self.region, owner, name)
-                await call_service(lambda: self.permissions.forget(owner, arn), ServiceError)
+            principal, _ = await self._require(request, "cr:DeleteNamespace", name)
+            origin = origin_of(request.scope, principal, status=204)
+            await call_service(lambda: self.catalog.delete_namespace(origin, name), ServiceError)
             return Response(status_code=204)
         if request.method == "PATCH":
-            await self._require(request, "cr:UpdateNamespace", name)
+            principal, _ = await self._require(request, "cr:UpdateNamespace", name)
             body = await json_body(request)
             only_fields(body, ("auto_create_repo", "default_repo_type"))
             auto = optional_field(body, "auto_create_repo", bool)
             public = _optional_type(body, "default_repo_type")
+            origin = origin_of(request.scope, principal, status=200)
             ns = await call_service(
                 lambda: self.catalog.update_namespace(
-                    name, auto_create=auto, default_public=public
+                    origin, name, auto_create=auto, default_public=public
                 ),
                 ServiceError,
             )
@@ -375,7 +371,7 @@ class RepositoryRoutes(_CatalogRoutes):
             lambda: self.catalog.find_repositories(keep, limit=limit, after=after, filters=filters),
             ServiceError,
         )
-        body = _listing(
+        body = listing(
             [repository_json(r) for r in items],
             limit,
             request,
@@ -411,8 +407,10 @@ class RepositoryRoutes(_CatalogRoutes):
         summary = optional_field(body, "summary", str) or ""
         detail = optional_field(body, "detail", str) or ""
         await self._require(request, principal, actions.CREATE_REPOSITORY, name)
+        origin = origin_of(request.scope, principal, status=201)
         created = await call_service(
             lambda: self.catalog.create_repository(
+                origin,
                 name,
                 public=public,
                 summary=summary,
@@ -430,10 +428,10 @@ class RepositoryRoutes(_CatalogRoutes):
     async def one(self, request: Request) -> Response:
         if request.method == "DELETE":
             ref = await self._named(request, "cr:DeleteRepository")
-            await call_service(lambda: self.catalog.delete_repository(ref.name), ServiceError)
-            if ref.account_id is not None:  # its permissions go with it
-                owner, arn = ref.account_id, self._arn(ref)
-                await call_service(lambda: self.permissions.forget(owner, arn), ServiceError)
+            origin = await self._origin(request, status=204)
+            await call_service(
+                lambda: self.catalog.delete_repository(origin, ref.name), ServiceError
+            )
             return Response(status_code=204)
         if request.method == "PATCH":
             name = (await self._named(request, "cr:UpdateRepository")).name
@@ -442,9 +440,10 @@ class RepositoryRoutes(_CatalogRoutes):
             public = _optional_type(body, "repo_type")
             summary = optional_field(body, "summary", str)
             detail = optional_field(body, "detail", str)
+            origin = await self._origin(request, status=200)
             updated = await call_service(
                 lambda: self.catalog.update_repository(
-                    name, public=public, summary=summary, detail=detail
+                    origin, name, public=public, summary=summary, detail=detail
                 ),
                 ServiceError,
             )
@@ -471,14 +470,15 @@ class RepositoryRoutes(_CatalogRoutes):
             ServiceError,
         )
         return JSONResponse(
-            _listing([tag_json(x) for x in items], limit, request, "name", ("q", "order"))
+            listing([tag_json(x) for x in items], limit, request, "name", ("q", "order"))
         )
 
     async def tag(self, request: Request) -> Response:
         tag = request.path_params["tag"]
         if request.method == "DELETE":
             name = (await self._named(request, actions.DELETE)).name
-            await call_service(lambda: self.catalog.delete_tag(name, tag), ServiceError)
+            origin = await self._origin(request, status=204)
+            await call_service(lambda: self.catalog.delete_tag(origin, name, tag), ServiceError)
             return Response(status_code=204)
         name = (await self._named(request, "cr:GetRepositoryTag")).name
         found = await call_service(lambda: self.catalog.get_tag(name, tag), ServiceError)

@@ -18,11 +18,17 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
+from dockyard.changes import Change, Changes
 from dockyard.db import tables as t
 from dockyard.db.engine import Database, as_utc, utcnow
 from dockyard.db.upsert import upsert
 from dockyard.errors import Conflict, Forbidden, Invalid, NotFound
+from dockyard.events import model as events
+from dockyard.events.outbox import Subject
+from dockyard.iam.arn import namespace_arn, repository_arn
+from dockyard.iam.permissions import forget_permissions
 from dockyard.oci.reference import NameError_, RepositoryName, check_component, check_tag
+from dockyard.origin import Origin
 
 SUMMARY_MAX_CHARS = 100
 """A repository's summary, as in the cloud console."""
@@ -236,13 +242,19 @@ _RESOLVE = (
 
 
 class CatalogService:
-    def __init__(self, db: Database) -> None:
+    """Every write takes the :class:`Origin` of the change first: the change, its audit
+    record, its events and its clean-up (permissions) commit in one transaction."""
+
+    def __init__(self, db: Database, changes: Changes, region: str = "local") -> None:
         self.db = db
+        self.changes = changes
+        self.region = region
 
     # -- namespaces ------------------------------------------------------------------
 
     def create_namespace(
         self,
+        origin: Origin,
         name: str,
         *,
         account_id: int | None = None,
@@ -259,7 +271,8 @@ class CatalogService:
         if len(name) < 2 or len(name) > 30:
             raise Invalid("a namespace name has 2 to 30 characters")
         try:
-            with self.db.write() as conn:
+            with self.changes.open(origin) as change:
+                conn = change.conn
                 if account_id is not None and enforce_quota:
                     self._check_namespace_quota(conn, account_id)
                 conn.execute(
@@ -308,25 +321,50 @@ class CatalogService:
             return [_namespace(r) for r in conn.execute(q)]
 
     def update_namespace(
-        self, name: str, *, auto_create: bool | None = None, default_public: bool | None = None
+        self,
+        origin: Origin,
+        name: str,
+        *,
+        auto_create: bool | None = None,
+        default_public: bool | None = None,
     ) -> Namespace:
         """Change the settings given (None leaves one as it is)."""
         values = {"auto_create": auto_create, "default_public": default_public}
         changes = {k: v for k, v in values.items() if v is not None}
         if changes:
-            with self.db.write() as conn:
-                res = conn.execute(
+            with self.changes.open(origin) as change:
+                res = change.conn.execute(
                     sa.update(t.namespaces).where(t.namespaces.c.name == name).values(**changes)
                 )
-            if res.rowcount == 0:
-                raise NotFound(f"namespace {name!r} does not exist")
+                if res.rowcount == 0:
+                    raise NotFound(f"namespace {name!r} does not exist")
         return self.get_namespace(name)
 
-    def delete_namespace(self, name: str) -> None:
-        with self.db.write() as conn:
-            res = conn.execute(sa.delete(t.namespaces).where(t.namespaces.c.name == name))
-        if res.rowcount == 0:
-            raise NotFound(f"namespace {name!r} does not exist")
+    def delete_namespace(self, origin: Origin, name: str) -> None:
+        """Delete an empty namespace with its permissions and webhooks; one that still
+        holds repositories is refused (deleting them is a decision of its own)."""
+        with self.changes.open(origin) as change:
+            conn = change.conn
+            row = conn.execute(
+                sa.select(t.namespaces.c.id, t.namespaces.c.account_id).where(
+                    t.namespaces.c.name == name
+                )
+            ).first()
+            if row is None:
+                raise NotFound(f"namespace {name!r} does not exist")
+            held = conn.execute(
+                sa.select(sa.func.count()).where(t.repositories.c.namespace_id == row.id)
+            ).scalar_one()
+            if held:
+                noun = "repository" if held == 1 else "repositories"
+                raise Conflict(
+                    f"namespace {name!r} still holds {held} {noun}; delete them first "
+                    "(only an empty namespace can be deleted)"
+                )
+            conn.execute(sa.delete(t.namespaces).where(t.namespaces.c.id == row.id))
+            if row.account_id is not None:
+                arn = namespace_arn(self.region, row.account_id, name)
+                forget_permissions(conn, row.account_id, arn)
 
     # -- repositories ----------------------------------------------------------------
 
@@ -349,8 +387,10 @@ class CatalogService:
             is_public=bool(row.is_public),
         )
 
-    def ensure_repository(self, conn: Connection, ref: RepoRef) -> int:
-        """The repository's id, creating it inside ``conn``'s write transaction."""
+    def ensure_repository(self, change: Change, ref: RepoRef) -> int:
+        """The repository's id, creating it inside ``change``'s transaction (with its
+        ``repository_create`` event)."""
+        conn = change.conn
         if ref.repository_id is not None:
             return ref.repository_id
         current = self.resolve(ref.name, conn)
@@ -388,13 +428,18 @@ class CatalogService:
             },
             keys=["namespace_id", "name"],
         )
-        repository_id = conn.execute(
-            sa.select(t.repositories.c.id).where(
+        row = conn.execute(
+            sa.select(t.repositories.c.id, t.repositories.c.created_at).where(
                 t.repositories.c.namespace_id == current.namespace_id,
                 t.repositories.c.name == ref.name.repository,
             )
-        ).scalar_one()
-        return int(repository_id)
+        ).one()
+        if as_utc(row.created_at) == now:  # this push created it (not a concurrent one)
+            change.emit(
+                events.REPOSITORY_CREATE,
+                _repository_subject(ref.name, current.account_id, current.default_public, now),
+            )
+        return int(row.id)
 
     @staticmethod
     def _check_repository_quota(
@@ -416,6 +461,7 @@ class CatalogService:
 
     def create_repository(
         self,
+        origin: Origin,
         name: RepositoryName,
         *,
         public: bool | None = None,
@@ -428,7 +474,8 @@ class CatalogService:
         quota unless ``enforce_quota`` is off (the instance administrator)."""
         _check_description(summary, detail)
         try:
-            with self.db.write() as conn:
+            with self.changes.open(origin) as change:
+                conn = change.conn
                 ref = self.resolve(name, conn)
                 if ref.namespace_id is None:
                     raise NotFound(
@@ -441,16 +488,21 @@ class CatalogService:
                 if enforce_quota and ref.account_id is not None:
                     self._check_repository_quota(conn, ref.account_id)
                 now = utcnow()
+                is_public = ref.default_public if public is None else public
                 conn.execute(
                     sa.insert(t.repositories).values(
                         namespace_id=ref.namespace_id,
                         name=name.repository,
-                        is_public=ref.default_public if public is None else public,
+                        is_public=is_public,
                         summary=summary,
                         detail=detail,
                         created_at=now,
                         updated_at=now,
                     )
+                )
+                change.emit(
+                    events.REPOSITORY_CREATE,
+                    _repository_subject(name, ref.account_id, is_public, now),
                 )
         except IntegrityError as exc:
             raise Conflict(f"repository {name} already exists") from exc
@@ -474,6 +526,7 @@ class CatalogService:
 
     def update_repository(
         self,
+        origin: Origin,
         name: RepositoryName,
         *,
         public: bool | None = None,
@@ -484,21 +537,37 @@ class CatalogService:
         _check_description(summary, detail)
         values = {"is_public": public, "summary": summary, "detail": detail}
         changes = {k: v for k, v in values.items() if v is not None}
-        with self.db.write() as conn:
-            repository_id = self._repository_id(conn, name)
-            conn.execute(
+        with self.changes.open(origin) as change:
+            repository_id = self._repository_id(change.conn, name)
+            change.conn.execute(
                 sa.update(t.repositories)
                 .where(t.repositories.c.id == repository_id)
                 .values(**changes, updated_at=utcnow())
             )
         return self.get_repository(name)
 
-    def delete_repository(self, name: RepositoryName) -> None:
-        """Delete the repository with its tags and manifests; the blobs stay for
-        ``dockyard gc`` to collect once nothing references them."""
-        with self.db.write() as conn:
-            repository_id = self._repository_id(conn, name)
-            conn.execute(sa.delete(t.repositories).where(t.repositories.c.id == repository_id))
+    def delete_repository(self, origin: Origin, name: RepositoryName) -> None:
+        """Delete the repository with its tags, manifests, permissions and webhooks;
+        the blobs stay for ``dockyard gc`` to collect once nothing references them."""
+        with self.changes.open(origin) as change:
+            conn = change.conn
+            ref = self.resolve(name, conn)
+            if ref.repository_id is None:
+                self._repository_id(conn, name)  # raises the right NotFound
+                return
+            created = conn.execute(
+                sa.select(t.repositories.c.created_at).where(
+                    t.repositories.c.id == ref.repository_id
+                )
+            ).scalar_one()
+            conn.execute(sa.delete(t.repositories).where(t.repositories.c.id == ref.repository_id))
+            if ref.account_id is not None:
+                arn = repository_arn(self.region, ref.account_id, name.namespace, name.repository)
+                forget_permissions(conn, ref.account_id, arn)
+            change.emit(
+                events.REPOSITORY_DELETE,
+                _repository_subject(name, ref.account_id, ref.is_public, as_utc(created)),
+            )
 
     def list_repositories(
         self,
@@ -619,20 +688,87 @@ class CatalogService:
             sizes = _tree_sizes(conn, repository_id, {row.manifest_id: row.size})
         return _tag(row, sizes[row.manifest_id])
 
-    def delete_tag(self, name: RepositoryName, tag: str) -> None:
+    def delete_tag(self, origin: Origin, name: RepositoryName, tag: str) -> None:
         """Remove the tag; the manifest stays, reachable by digest (as when a registry
         client deletes a tag)."""
         _check_tag(tag)
-        with self.db.write() as conn:
-            repository_id = self._repository_id(conn, name)
-            res = conn.execute(
-                sa.delete(t.tags).where(
-                    t.tags.c.repository_id == repository_id, t.tags.c.name == tag
-                )
-            )
-            if res.rowcount == 0:
+        with self.changes.open(origin) as change:
+            ref = self.resolve(name, change.conn)
+            repository_id = self._repository_id(change.conn, name)
+            if not remove_tag(change, ref, repository_id, tag):
                 raise NotFound(f"tag {tag!r} does not exist in {name}")
-            touch_repository(conn, repository_id)
+
+
+def remove_tag(change: Change, ref: RepoRef, repository_id: int, tag: str) -> bool:
+    """Delete ``tag`` with its ``tag_delete`` event; False when there is no such tag.
+    The one place a tag is deleted, for the registry and the management API alike."""
+    conn = change.conn
+    row = conn.execute(
+        sa.select(t.manifests.c.digest, t.manifests.c.media_type, t.manifests.c.size)
+        .select_from(t.tags.join(t.manifests, t.tags.c.manifest_id == t.manifests.c.id))
+        .where(t.tags.c.repository_id == repository_id, t.tags.c.name == tag)
+    ).first()
+    if row is None:
+        return False
+    conn.execute(
+        sa.delete(t.tags).where(t.tags.c.repository_id == repository_id, t.tags.c.name == tag)
+    )
+    touch_repository(conn, repository_id)
+    change.emit(
+        events.TAG_DELETE,
+        image_subject(
+            conn,
+            ref,
+            repository_id,
+            tag=tag,
+            digest=row.digest,
+            media_type=row.media_type,
+            size=int(row.size),
+        ),
+    )
+    return True
+
+
+def _repository_subject(
+    name: RepositoryName, account_id: int | None, public: bool, created_at: datetime
+) -> Subject:
+    return Subject(
+        account_id=account_id,
+        namespace=name.namespace,
+        repository=name.repository,
+        repository_public=public,
+        repository_created_at=created_at,
+    )
+
+
+def image_subject(
+    conn: Connection,
+    ref: RepoRef,
+    repository_id: int,
+    *,
+    tag: str,
+    digest: str,
+    media_type: str,
+    size: int,
+) -> Subject:
+    """The subject of an image event in ``ref``: the repository as it is now (its
+    visibility and creation time, as webhook payloads tell them) and the manifest."""
+    row = conn.execute(
+        sa.select(t.repositories.c.is_public, t.repositories.c.created_at).where(
+            t.repositories.c.id == repository_id
+        )
+    ).one()
+    return Subject(
+        account_id=ref.account_id,
+        namespace=ref.name.namespace,
+        repository=ref.name.repository,
+        tag=tag,
+        digest=digest,
+        media_type=media_type,
+        size=size,
+        repository_public=bool(row.is_public),
+        repository_created_at=as_utc(row.created_at),
+    )
 
 
 _TAGS = sa.select(

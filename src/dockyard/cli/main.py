@@ -33,6 +33,12 @@ def main() -> None:
 @click.option("--tls-key", default=None, help="PEM private key for HTTPS.")
 @click.option("--region", default=None, help="Region id used in resource names (default local).")
 @click.option("--workers", type=int, default=None, help="Server processes (default 1).")
+@click.option(
+    "--job-workers",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Job slots run in-process per server process (default 2; 0: none).",
+)
 @click.pass_context
 def serve(
     ctx: click.Context,
@@ -41,15 +47,23 @@ def serve(
     tls_key: str | None,
     region: str | None,
     workers: int | None,
+    job_workers: int | None,
 ) -> None:
-    """Run the registry and its management API."""
+    """Run the registry and its management API (and, unless --job-workers 0, the
+    background jobs: webhook deliveries, scans, builds)."""
     import uvicorn
 
     from dockyard.app import bootstrap, create_app
     from dockyard.observability import setup_logging
 
     settings = settings_of(
-        ctx, listen=listen, tls_cert=tls_cert, tls_key=tls_key, region=region, workers=workers
+        ctx,
+        listen=listen,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        region=region,
+        workers=workers,
+        job_workers=job_workers,
     )
     setup_logging(settings.log_level, settings.log_format)
     if bool(settings.tls_cert) != bool(settings.tls_key):
@@ -97,6 +111,72 @@ def _as_environ(settings: Settings) -> dict[str, str]:
     return out
 
 
+@main.command()
+@instance_options
+@click.option(
+    "--queues",
+    default=",".join(("events", "webhooks", "scans", "builds")),
+    show_default=True,
+    help="Comma-separated queues to serve.",
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(min=1),
+    default=2,
+    show_default=True,
+    help="Job slots (webhook deliveries get several per slot: they wait on the network).",
+)
+@click.option(
+    "--metrics-listen",
+    default=None,
+    help="HOST:PORT to serve this worker's Prometheus /metrics on (default: none).",
+)
+@click.pass_context
+def worker(ctx: click.Context, queues: str, concurrency: int, metrics_listen: str | None) -> None:
+    """Run background jobs alone, on any machine that reaches the database and the blob
+    store. SIGTERM (or Ctrl-C) stops claiming, lets running jobs finish within the grace
+    time (DOCKYARD_JOB_GRACE) and hands the rest back to the queue."""
+    import asyncio
+    import signal
+
+    from dockyard.app import open_services, run_worker
+    from dockyard.jobs.queue import QUEUES
+    from dockyard.observability import Metrics, setup_logging
+
+    settings = settings_of(ctx)
+    setup_logging(settings.log_level, settings.log_format)
+    chosen = [q.strip() for q in queues.split(",") if q.strip()]
+    unknown = sorted(set(chosen) - set(QUEUES))
+    if unknown or not chosen:
+        raise click.BadParameter(
+            f"unknown queue {unknown[0] if unknown else '(none)'}; the queues are "
+            + ", ".join(QUEUES),
+            param_hint="--queues",
+        )
+    metrics = Metrics()
+    if metrics_listen:
+        from prometheus_client import start_http_server
+
+        host, _, port = metrics_listen.rpartition(":")
+        if not port.isdigit():
+            raise click.BadParameter("HOST:PORT", param_hint="--metrics-listen")
+        start_http_server(int(port), host or "127.0.0.1", registry=metrics.registry)
+    services = open_services(settings, migrate=True)
+    jobs = services.worker(concurrency=concurrency, queues=chosen, observer=metrics)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, jobs.stop)
+        await run_worker(services, jobs)
+
+    click.echo(f"Dockyard worker {jobs.owner} serving {', '.join(chosen)}", err=True)
+    try:
+        asyncio.run(main())
+    finally:
+        services.close()
+
+
 @main.group()
 def namespace() -> None:
     """Manage namespaces."""
@@ -120,11 +200,13 @@ def namespace_create(
     """Create namespace NAME."""
     from dockyard.app import bootstrap
     from dockyard.errors import ServiceError
+    from dockyard.origin import Origin
 
     services = bootstrap(settings_of(ctx))
     try:
         owner = services.accounts.get(account)
         services.catalog.create_namespace(
+            Origin(actor="cli"),
             name,
             account_id=owner.id,
             auto_create=not no_auto_create,

@@ -285,3 +285,123 @@ audit_log = Table(
     Column("detail", Text, nullable=False, server_default=""),
     Index("ix_audit_log_account", "account_id", "id"),
 )
+
+# Events: what happened, written in the transaction of the change itself (the
+# transactional outbox). Fields that do not apply to a type are empty strings.
+events = Table(
+    "events",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("type", String(32), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("account_id", ForeignKey("accounts.id", ondelete="CASCADE"), nullable=True),
+    Column("namespace", String(255), nullable=False, server_default=""),
+    Column("repository", String(255), nullable=False, server_default=""),
+    Column("tag", String(128), nullable=False, server_default=""),
+    Column("digest", String(200), nullable=False, server_default=""),
+    Column("media_type", String(255), nullable=False, server_default=""),
+    Column("size", BigInteger, nullable=False, server_default="0"),
+    Column("actor", String(200), nullable=False, server_default=""),
+    Column("request_id", String(64), nullable=False, server_default=""),
+    Column("client_address", String(64), nullable=False, server_default=""),
+    Column("repository_public", Boolean, nullable=False, server_default=sa.false()),
+    Column("repository_created_at", DateTime(timezone=True), nullable=True),
+    Index("ix_events_account", "account_id", "id"),
+    Index("ix_events_at", "at"),
+)
+
+# The durable job queue: webhook deliveries now, scans and builds next. A worker claims
+# a job by setting its lease (owner, expiry) and renews it while the job runs; a job
+# whose lease ran out is claimed again by another worker (at-least-once).
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("kind", String(64), nullable=False),
+    Column("queue", String(32), nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("priority", Integer, nullable=False, server_default="0"),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("max_attempts", Integer, nullable=False),
+    Column("run_after", DateTime(timezone=True), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=True),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+    Column("lease_owner", String(128), nullable=True),
+    Column("lease_expires_at", DateTime(timezone=True), nullable=True),
+    Column("last_error", Text, nullable=False, server_default=""),
+    Column("concurrency_key", String(128), nullable=True),
+    Index("ix_jobs_claim", "queue", "state", "run_after"),
+    Index("ix_jobs_kind_state", "kind", "state"),
+    Index("ix_jobs_concurrency", "concurrency_key", "state"),
+)
+
+# Symmetric keys that encrypt secrets at rest (webhook secrets and headers, build
+# credentials); kept in the database so every replica and worker reads them.
+secret_keys = Table(
+    "secret_keys",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("secret", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# Webhooks of a repository (repository_id set) or of a whole namespace (NULL).
+webhooks = Table(
+    "webhooks",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("namespace_id", ForeignKey("namespaces.id", ondelete="CASCADE"), nullable=False),
+    Column("repository_id", ForeignKey("repositories.id", ondelete="CASCADE"), nullable=True),
+    Column("name", String(64), nullable=False),
+    Column("url", String(2048), nullable=False),
+    Column("trigger", Text, nullable=False),
+    Column("events", Text, nullable=False),
+    Column("format", String(16), nullable=False),
+    Column("headers", Text, nullable=True),
+    Column("secret", Text, nullable=False),
+    Column("previous_secret", Text, nullable=True),
+    Column("previous_secret_expires_at", DateTime(timezone=True), nullable=True),
+    Column("enabled", Boolean, nullable=False),
+    Column("disabled_reason", Text, nullable=False, server_default=""),
+    Column("failing_since", DateTime(timezone=True), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("ix_webhooks_scope", "namespace_id", "repository_id"),
+)
+
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("webhook_id", ForeignKey("webhooks.id", ondelete="CASCADE"), nullable=False),
+    Column("event_id", ForeignKey("events.id", ondelete="CASCADE"), nullable=True),
+    Column("event_type", String(32), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("reason", Text, nullable=False, server_default=""),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("request_url", String(2048), nullable=False, server_default=""),
+    Column("request_headers", Text, nullable=False, server_default="{}"),
+    Column("request_body", Text, nullable=False, server_default=""),
+    Column("response_status", Integer, nullable=True),
+    Column("response_headers", Text, nullable=False, server_default="{}"),
+    Column("response_body", Text, nullable=False, server_default=""),
+    UniqueConstraint("webhook_id", "event_id", name="uq_webhook_deliveries_webhook_event"),
+    Index("ix_webhook_deliveries_webhook", "webhook_id", "id"),
+)
+
+webhook_attempts = Table(
+    "webhook_attempts",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("delivery_id", ForeignKey("webhook_deliveries.id", ondelete="CASCADE"), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("status", Integer, nullable=True),
+    Column("duration_ms", Integer, nullable=False),
+    Column("error", Text, nullable=False, server_default=""),
+    Index("ix_webhook_attempts_delivery", "delivery_id", "id"),
+)

@@ -25,6 +25,7 @@ RAM_GROUP_ARN = "acs:ram::$accountid:group/$group"
 RAM_ROLE_ARN = "acs:ram::$accountid:role/$role"
 RAM_ANY_ARN = "acs:ram::$accountid:{user,group,role}/$name"
 AUDIT_ARN = "acs:cr:$regionid:$accountid:audit"
+EVENTS_ARN = "acs:cr:$regionid:$accountid:events"
 INSTANCE_ARN = "acs:cr:$regionid::instance"
 """The instance itself: no account owns it, so only the instance administrator acts on it."""
 
@@ -85,6 +86,52 @@ CATALOGUE: tuple[Action, ...] = (
     ),
     Action("cr:DeleteNamespace", "DELETE /api/v1/namespaces/{namespace}", NAMESPACE_ARN),
     Action("cr:ReadAuditLog", "GET /api/v1/audit", AUDIT_ARN),
+    Action("cr:ListEvents", "GET /api/v1/events", EVENTS_ARN),
+    Action(
+        "cr:CreateRepoWebhook",
+        "POST /api/v1/repositories/{namespace}/{repository}/webhooks",
+        REPOSITORY_ARN,
+    ),
+    Action(
+        "cr:ListRepoWebhook",
+        "GET /api/v1/repositories/{namespace}/{repository}/webhooks",
+        REPOSITORY_ARN,
+    ),
+    Action(
+        "cr:GetRepoWebhook",
+        "GET /api/v1/repositories/{namespace}/{repository}/webhooks/{id} and its deliveries",
+        REPOSITORY_ARN,
+    ),
+    Action(
+        "cr:UpdateRepoWebhook",
+        "PATCH /api/v1/repositories/{namespace}/{repository}/webhooks/{id}; "
+        "rotate-secret, test, redeliver",
+        REPOSITORY_ARN,
+    ),
+    Action(
+        "cr:DeleteRepoWebhook",
+        "DELETE /api/v1/repositories/{namespace}/{repository}/webhooks/{id}",
+        REPOSITORY_ARN,
+    ),
+    Action(
+        "cr:CreateNamespaceWebhook", "POST /api/v1/namespaces/{namespace}/webhooks", NAMESPACE_ARN
+    ),
+    Action("cr:ListNamespaceWebhook", "GET /api/v1/namespaces/{namespace}/webhooks", NAMESPACE_ARN),
+    Action(
+        "cr:GetNamespaceWebhook",
+        "GET /api/v1/namespaces/{namespace}/webhooks/{id} and its deliveries",
+        NAMESPACE_ARN,
+    ),
+    Action(
+        "cr:UpdateNamespaceWebhook",
+        "PATCH /api/v1/namespaces/{namespace}/webhooks/{id}; rotate-secret, test, redeliver",
+        NAMESPACE_ARN,
+    ),
+    Action(
+        "cr:DeleteNamespaceWebhook",
+        "DELETE /api/v1/namespaces/{namespace}/webhooks/{id}",
+        NAMESPACE_ARN,
+    ),
     Action("ram:CreateUser", "POST /api/v1/ram/users", RAM_USER_ARN),
     Action("ram:ListUsers", "GET /api/v1/ram/users", RAM_USER_ARN),
     Action("ram:GetUser", "GET /api/v1/ram/users/{user}", RAM_USER_ARN),
@@ -137,6 +184,8 @@ CATALOGUE: tuple[Action, ...] = (
     Action("cr:CreateAccount", "POST /api/v1/accounts, `dockyard account create`", INSTANCE_ARN),
     Action("cr:ListAccount", "GET /api/v1/accounts", INSTANCE_ARN),
     Action("cr:UpdateAccount", "PATCH /api/v1/accounts/{account} (quotas)", INSTANCE_ARN),
+    Action("cr:ListJobs", "GET /api/v1/jobs", INSTANCE_ARN),
+    Action("cr:RetryJob", "POST /api/v1/jobs/{id}/retry", INSTANCE_ARN),
 )
 
 BY_NAME = {a.name: a for a in CATALOGUE}
@@ -149,6 +198,9 @@ CREATE_NAMESPACE = "cr:CreateNamespace"
 CREATE_ACCOUNT = "cr:CreateAccount"
 LIST_ACCOUNT = "cr:ListAccount"
 UPDATE_ACCOUNT = "cr:UpdateAccount"
+LIST_EVENTS = "cr:ListEvents"
+LIST_JOBS = "cr:ListJobs"
+RETRY_JOB = "cr:RetryJob"
 
 SCOPE_ACTIONS = {"pull": PULL, "push": PUSH, "delete": DELETE}
 """Docker token scope action → catalogue action."""

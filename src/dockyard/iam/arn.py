@@ -27,3 +27,7 @@ def root_arn(account_id: int | str) -> str:
 
 def audit_arn(region: str, account_id: int | str) -> str:
     return f"acs:cr:{region}:{account_id}:audit"
+
+
+def events_arn(region: str, account_id: int | str) -> str:
+    return f"acs:cr:{region}:{account_id}:events"

@@ -21,6 +21,7 @@ from dockyard.api import (
     optional_field,
     page,
     page_params,
+    query_time,
     request_context,
     required_field,
     throttled,
@@ -296,7 +297,7 @@ class AccountRoutes:
         allowed = {"true": True, "false": False, None: None}.get(query.get("allowed"), "bad")
         if allowed == "bad":
             raise ApiError(400, "Bad Request", "allowed must be true or false")
-        since, until = _time(query.get("since"), "since"), _time(query.get("until"), "until")
+        since, until = query_time(request, "since"), query_time(request, "until")
         entries = await call_service(
             lambda: self.audit.list(
                 account_id,
@@ -373,15 +374,6 @@ def _remaining(principal: Principal, ttl: int) -> int:
     if principal.expires_at is None:
         return ttl
     return max(1, min(ttl, int(principal.expires_at - datetime.now().timestamp())))
-
-
-def _time(text: str | None, name: str) -> datetime | None:
-    if not text:
-        return None
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise ApiError(400, "Bad Request", f"{name} must be an ISO 8601 time") from exc
 
 
 def _key_json(key_id: str, created: datetime) -> dict[str, Any]:

@@ -167,20 +167,6 @@ class PermissionService:
                     break
         return found
 
-    def forget(self, account_id: int, arn: str) -> None:
-        """Drop the permissions on a deleted repository or namespace (and, for a
-        namespace, on the repositories in it)."""
-        with self.db.write() as conn:
-            conn.execute(
-                sa.delete(t.policies).where(
-                    t.policies.c.account_id == account_id,
-                    sa.or_(
-                        t.policies.c.managed_resource == arn,
-                        t.policies.c.managed_resource.startswith(f"{arn}/", autoescape=True),
-                    ),
-                )
-            )
-
     @staticmethod
     def _detach(conn: Connection, kind: str, subject_id: int, account_id: int, arn: str) -> bool:
         _, links, column = HOLDERS[kind]
@@ -222,3 +208,18 @@ class PermissionService:
         pk = res.inserted_primary_key
         assert pk is not None
         return int(pk[0]), name
+
+
+def forget_permissions(conn: Connection, account_id: int, arn: str) -> None:
+    """Drop the permissions on a repository or namespace being deleted (and, for a
+    namespace, on the repositories in it), in the transaction that deletes it: a later
+    repository of the same name must not inherit them."""
+    conn.execute(
+        sa.delete(t.policies).where(
+            t.policies.c.account_id == account_id,
+            sa.or_(
+                t.policies.c.managed_resource == arn,
+                t.policies.c.managed_resource.startswith(f"{arn}/", autoescape=True),
+            ),
+        )
+    )

@@ -24,7 +24,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from dockyard.audit import DECISION, Decision, decision
+from dockyard.audit import DECISION, Decision, decision, origin_of
 from dockyard.catalog.service import CatalogService, RepoRef
 from dockyard.iam import actions
 from dockyard.iam.arn import repository_arn
@@ -42,6 +42,7 @@ from dockyard.iam.tokens import (
 from dockyard.oci import mediatypes as mt
 from dockyard.oci.manifest import MAX_MANIFEST_BYTES
 from dockyard.oci.reference import NameError_, RepositoryName
+from dockyard.origin import Origin
 from dockyard.registry.errors import RegistryError
 from dockyard.registry.service import RegistryService, parse_digest, upload_headers
 
@@ -282,15 +283,28 @@ class RegistryHTTP:
             request.scope[DECISION] = Decision(username[:200], "auth:Login", "", False)
         return found
 
-    def _changed(
-        self, request: Request, caller: Caller, ref: RepoRef, action: str, detail: str
-    ) -> None:
-        """Leave the audit record of a change for the middleware to write."""
-        entry = decision(caller.principal, action, self._resource(ref).arn, True)
+    def _origin(
+        self,
+        request: Request,
+        caller: Caller,
+        ref: RepoRef,
+        *,
+        status: int,
+        audit: tuple[str, str] | None = None,
+    ) -> Origin:
+        """The origin of a change about to be made; ``audit`` (action, detail) is the
+        audit record it commits with."""
+        actor = None
         if caller.principal is None and caller.token is not None:
-            entry.actor = caller.token.subject
-        entry.detail = detail
-        request.scope[DECISION] = entry
+            actor = caller.token.subject
+        if audit is not None:
+            action, detail = audit
+            entry = decision(caller.principal, action, self._resource(ref).arn, True)
+            if actor is not None:
+                entry.actor = actor
+            entry.detail = detail
+            request.scope[DECISION] = entry
+        return origin_of(request.scope, caller.principal, status=status, actor=actor)
 
     def _challenge(self, request: Request, scope: str | None, error: str | None = None) -> str:
         base = self.public_url or f"{request.url.scheme}://{request.headers.get('host', '')}"
@@ -442,8 +456,12 @@ class RegistryHTTP:
         if method == "PUT":
             await self._authorize(request, caller, ref, "push")
             body = await _read_limited(request, MAX_MANIFEST_BYTES)
+            origin = self._origin(
+                request, caller, ref, status=201, audit=(actions.PUSH, f"manifest {reference}")
+            )
             digest, manifest = await run(
                 self.registry.put_manifest,
+                origin,
                 ref,
                 reference,
                 body,
@@ -455,12 +473,13 @@ class RegistryHTTP:
             }
             if manifest.subject is not None:
                 headers["OCI-Subject"] = str(manifest.subject.digest)
-            self._changed(request, caller, ref, actions.PUSH, f"manifest {reference} {digest}")
             return Response(status_code=201, headers=headers)
         if method == "DELETE":
             await self._authorize(request, caller, ref, "delete")
-            await run(self.registry.delete_manifest, ref, reference)
-            self._changed(request, caller, ref, actions.DELETE, f"manifest {reference}")
+            origin = self._origin(
+                request, caller, ref, status=202, audit=(actions.DELETE, f"manifest {reference}")
+            )
+            await run(self.registry.delete_manifest, origin, ref, reference)
             return Response(status_code=202)
         raise _method_not_allowed()
 
@@ -472,7 +491,7 @@ class RegistryHTTP:
         if method == "DELETE":
             await self._authorize(request, caller, ref, "delete")
             await run(self.registry.delete_blob, ref, digest)
-            self._changed(request, caller, ref, actions.DELETE, f"blob {digest}")
+            self._origin(request, caller, ref, status=202, audit=(actions.DELETE, f"blob {digest}"))
             return Response(status_code=202, headers={"Docker-Content-Digest": digest})
         if method not in ("GET", "HEAD"):
             raise _method_not_allowed()
@@ -509,7 +528,8 @@ class RegistryHTTP:
             digest = str(parse_digest(mount))
             if source and await self._may_mount(request, caller, source):
                 source_ref = await self._read(self.catalog.resolve, RepositoryName.parse(source))
-                if await run(self.registry.mount_blob, ref, source_ref, digest):
+                origin = self._origin(request, caller, ref, status=201)
+                if await run(self.registry.mount_blob, origin, ref, source_ref, digest):
                     return Response(
                         status_code=201,
                         headers={
@@ -520,7 +540,8 @@ class RegistryHTTP:
         digest_param = query.get("digest")
         if digest_param and not mount:
             parse_digest(digest_param)  # before opening a session
-            upload_id = await run(self.registry.start_upload, ref)
+            origin = self._origin(request, caller, ref, status=201)
+            upload_id = await run(self.registry.start_upload, origin, ref)
             if not ref.exists:  # the upload created it
                 ref = await self._read(self.catalog.resolve, ref.name)
             try:
@@ -538,7 +559,8 @@ class RegistryHTTP:
                     "Docker-Content-Digest": digest,
                 },
             )
-        upload_id = await run(self.registry.start_upload, ref)
+        origin = self._origin(request, caller, ref, status=202)
+        upload_id = await run(self.registry.start_upload, origin, ref)
         return Response(status_code=202, headers=upload_headers(ref, upload_id, 0))
 
     async def _may_mount(self, request: Request, caller: Caller, source: str) -> bool:

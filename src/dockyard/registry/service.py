@@ -22,14 +22,17 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from dockyard.catalog.service import CatalogService, RepoRef
+from dockyard.catalog.service import CatalogService, RepoRef, image_subject, remove_tag
+from dockyard.changes import Change
 from dockyard.db import tables as t
 from dockyard.db.engine import Database, utcnow
 from dockyard.db.upsert import blob_key, lock_keys, manifest_key, upsert
 from dockyard.errors import Forbidden, NotFound
+from dockyard.events import model as events
 from dockyard.oci.digest import Digest, DigestError, Hasher, new_hasher
 from dockyard.oci.manifest import Manifest, ManifestError, parse_manifest
 from dockyard.oci.reference import NameError_, RepositoryName, check_tag
+from dockyard.origin import Origin
 from dockyard.registry.errors import (
     RegistryError,
     blob_unknown,
@@ -147,9 +150,9 @@ class RegistryService:
             )
         raise name_unknown(str(ref.name), f"repository {ref.name} does not exist")
 
-    def _ensure_repository(self, conn: Connection, ref: RepoRef) -> int:
+    def _ensure_repository(self, change: Change, ref: RepoRef) -> int:
         try:
-            return self.catalog.ensure_repository(conn, ref)
+            return self.catalog.ensure_repository(change, ref)
         except NotFound as exc:
             raise name_unknown(str(ref.name), str(exc)) from exc
         except Forbidden as exc:  # the account's repository quota
@@ -185,11 +188,12 @@ class RegistryService:
         if res.rowcount == 0:
             raise blob_unknown(digest)
 
-    def mount_blob(self, ref: RepoRef, source: RepoRef, digest: str) -> bool:
+    def mount_blob(self, origin: Origin, ref: RepoRef, source: RepoRef, digest: str) -> bool:
         """Link ``digest`` from ``source`` into ``ref``; False when it is not there."""
         if source.repository_id is None:
             return False
-        with self.db.write() as conn:
+        with self.catalog.changes.open(origin) as change:
+            conn = change.conn
             lock_keys(conn, [blob_key(digest)])
             linked = conn.execute(
                 sa.select(t.repository_blobs.c.digest).where(
@@ -199,7 +203,7 @@ class RegistryService:
             ).first()
             if linked is None:
                 return False
-            repo_id = self._ensure_repository(conn, ref)
+            repo_id = self._ensure_repository(change, ref)
             self._link_blob(conn, repo_id, digest)
         return True
 
@@ -216,7 +220,7 @@ class RegistryService:
 
     # -- uploads ---------------------------------------------------------------------
 
-    def start_upload(self, ref: RepoRef) -> str:
+    def start_upload(self, origin: Origin, ref: RepoRef) -> str:
         """Open an upload session in the repository (creating the repository if needed).
 
         The session has no database record: its id names the repository it belongs to,
@@ -225,8 +229,8 @@ class RegistryService:
         """
         repo_id = ref.repository_id
         if repo_id is None:
-            with self.db.write() as conn:
-                repo_id = self._ensure_repository(conn, ref)
+            with self.catalog.changes.open(origin) as change:
+                repo_id = self._ensure_repository(change, ref)
         upload_id = f"{uuid.uuid4().hex}-{repo_id}"
         self.store.upload_start(upload_id)
         self._hashes[upload_id] = _HashState(0, new_hasher("sha256"))
@@ -386,8 +390,10 @@ class RegistryService:
         return StoredManifest(row.digest, row.media_type, bytes(row.content), row.subject_digest)
 
     def put_manifest(
-        self, ref: RepoRef, reference: str, body: bytes, content_type: str | None
+        self, origin: Origin, ref: RepoRef, reference: str, body: bytes, content_type: str | None
     ) -> tuple[str, Manifest]:
+        """Store the manifest and move the tag (when ``reference`` is one), with the
+        ``push`` event (``manifest_push`` for a push by digest) in the same transaction."""
         by_digest = ":" in reference
         if by_digest:
             expected = parse_digest(reference)
@@ -407,8 +413,9 @@ class RegistryService:
             raise RegistryError("MANIFEST_INVALID", str(exc)) from exc
         digest = str(actual)
         now = utcnow()
-        with self.db.write() as conn:
-            repo_id = self._ensure_repository(conn, ref)
+        with self.catalog.changes.open(origin) as change:
+            conn = change.conn
+            repo_id = self._ensure_repository(change, ref)
             self._check_references(conn, repo_id, digest, manifest)
             # Touching an existing manifest marks it as in use, for the gc grace period.
             manifest_id = conn.execute(
@@ -436,6 +443,18 @@ class RegistryService:
                 sa.update(t.repositories)
                 .where(t.repositories.c.id == repo_id)
                 .values(updated_at=now)
+            )
+            change.emit(
+                events.MANIFEST_PUSH if by_digest else events.PUSH,
+                image_subject(
+                    conn,
+                    ref,
+                    repo_id,
+                    tag="" if by_digest else reference,
+                    digest=digest,
+                    media_type=manifest.media_type,
+                    size=len(body),
+                ),
             )
         return digest, manifest
 
@@ -510,30 +529,54 @@ class RegistryService:
             )
         return manifest_id
 
-    def delete_manifest(self, ref: RepoRef, reference: str) -> None:
+    def delete_manifest(self, origin: Origin, ref: RepoRef, reference: str) -> None:
+        """Delete a tag (``tag_delete``) or a manifest by digest with the tags that
+        point at it (``manifest_delete``)."""
         repo_id = self.require_repository(ref)
-        with self.db.write() as conn:
-            if ":" in reference:
-                parse_digest(reference)
-                res = conn.execute(
-                    sa.delete(t.manifests).where(
-                        t.manifests.c.repository_id == repo_id,
-                        t.manifests.c.digest == reference,
-                    )
+        if ":" not in reference:
+            check_reference_tag(reference)
+            with self.catalog.changes.open(origin) as change:
+                if not remove_tag(change, ref, repo_id, reference):
+                    raise manifest_unknown(reference)
+            return
+        parse_digest(reference)
+        with self.catalog.changes.open(origin) as change:
+            conn = change.conn
+            # The tags pointing at the manifest go with it: each with its event.
+            tagged = conn.execute(
+                sa.select(t.tags.c.name)
+                .select_from(t.tags.join(t.manifests, t.tags.c.manifest_id == t.manifests.c.id))
+                .where(t.manifests.c.repository_id == repo_id, t.manifests.c.digest == reference)
+                .order_by(t.tags.c.name)
+            ).scalars()
+            for tag in list(tagged):
+                remove_tag(change, ref, repo_id, tag)
+            row = conn.execute(
+                sa.delete(t.manifests)
+                .where(
+                    t.manifests.c.repository_id == repo_id,
+                    t.manifests.c.digest == reference,
                 )
-            else:
-                check_reference_tag(reference)
-                res = conn.execute(
-                    sa.delete(t.tags).where(
-                        t.tags.c.repository_id == repo_id, t.tags.c.name == reference
-                    )
-                )
-            if res.rowcount == 0:
+                .returning(t.manifests.c.media_type, t.manifests.c.size)
+            ).first()
+            if row is None:
                 raise manifest_unknown(reference)
             conn.execute(
                 sa.update(t.repositories)
                 .where(t.repositories.c.id == repo_id)
                 .values(updated_at=utcnow())
+            )
+            change.emit(
+                events.MANIFEST_DELETE,
+                image_subject(
+                    conn,
+                    ref,
+                    repo_id,
+                    tag="",
+                    digest=reference,
+                    media_type=row.media_type,
+                    size=int(row.size),
+                ),
             )
 
     # -- discovery -------------------------------------------------------------------

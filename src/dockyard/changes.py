@@ -1,0 +1,53 @@
+"""One write transaction that knows who makes it.
+
+:meth:`Changes.open` gives a :class:`Change`: the change's own statements, its audit
+record (the origin's authorization decision) and its events all run on ``change.conn``
+and commit together — or not at all. Once committed, the workers of this process are
+woken for the events' jobs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from sqlalchemy.engine import Connection
+
+from dockyard.audit import write_audit
+from dockyard.db.engine import Database
+from dockyard.events.outbox import Subject, write_event
+from dockyard.jobs.queue import JobQueue
+from dockyard.origin import Origin
+
+
+@dataclass(slots=True)
+class Change:
+    conn: Connection
+    origin: Origin
+    events: list[int] = field(default_factory=list)
+
+    def emit(self, type_: str, subject: Subject) -> int:
+        """Write an event of ``type_`` about ``subject`` with this change."""
+        event_id = write_event(self.conn, self.origin, type_, subject)
+        self.events.append(event_id)
+        return event_id
+
+
+class Changes:
+    def __init__(self, db: Database, jobs: JobQueue) -> None:
+        self.db = db
+        self.jobs = jobs
+
+    @contextmanager
+    def open(self, origin: Origin) -> Iterator[Change]:
+        with self.db.write() as conn:
+            change = Change(conn, origin)
+            yield change
+            audited = origin.decision is not None and not origin.recorded
+            if audited:
+                write_audit(conn, origin)
+        if audited:
+            origin.recorded = True
+        if change.events:
+            self.jobs.notify()

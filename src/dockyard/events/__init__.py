@@ -1,0 +1,1 @@
+"""What happened (pushes, deletes, repository changes, scans, builds) and who listens."""

@@ -1,0 +1,81 @@
+"""``GET /api/v1/events``: an account's events, newest first, for its administrators
+(``cr:ListEvents``; the instance administrator sees every account's, ``?account=``
+narrows). Filters: ``type`` (comma-separated), ``repository`` (``namespace/name`` or a
+namespace), ``since`` (ISO 8601)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from dockyard.api import (
+    ApiAuth,
+    before_param,
+    call_service,
+    listing,
+    page_params,
+    query_time,
+)
+from dockyard.errors import ServiceError
+from dockyard.events.model import Event
+from dockyard.events.outbox import EventLog
+from dockyard.iam import actions
+from dockyard.iam.accounts import AccountService
+from dockyard.iam.arn import events_arn
+
+
+def event_json(event: Event) -> dict[str, Any]:
+    return event.data()
+
+
+class EventRoutes:
+    def __init__(
+        self, events: EventLog, accounts: AccountService, auth: ApiAuth, region: str
+    ) -> None:
+        self.events = events
+        self.accounts = accounts
+        self.auth = auth
+        self.region = region
+
+    def routes(self) -> list[Route]:
+        return [Route("/api/v1/events", self.list, methods=["GET"])]
+
+    async def list(self, request: Request) -> Response:
+        principal = await self.auth.signed_in(request)
+        account_id = principal.account_id
+        await self.auth.authorize(
+            request, actions.LIST_EVENTS, events_arn(self.region, account_id or 0)
+        )
+        query = request.query_params
+        if principal.is_admin:
+            account_id = None
+            if query.get("account"):
+                named = query["account"]
+                account_id = (await call_service(lambda: self.accounts.get(named), ServiceError)).id
+        limit, after = page_params(request)
+        before = before_param(after, "an event")
+        types = [x for x in (query.get("type") or "").split(",") if x]
+        since = query_time(request, "since")
+        found = await call_service(
+            lambda: self.events.list(
+                account_id,
+                limit=limit,
+                before=before,
+                types=types,
+                repository=query.get("repository") or None,
+                since=since,
+            ),
+            ServiceError,
+        )
+        return JSONResponse(
+            listing(
+                [event_json(e) for e in found],
+                limit,
+                request,
+                "id",
+                ("type", "repository", "since", "account"),
+            )
+        )

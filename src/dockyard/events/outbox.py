@@ -1,0 +1,183 @@
+"""Events written in the transaction of their change (the transactional outbox), and
+their fan-out to listeners by a job.
+
+:func:`write_event` inserts the event row and a ``events.fanout`` job in the caller's
+transaction: both exist exactly when the change commits, so a committed change always
+reaches its listeners (even if the process dies right after the commit) and a
+rolled-back one reaches none. The fan-out job hands the event to each listener
+(webhooks now; scans and builds next), which queue their own jobs in one transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from anyio import to_thread
+from sqlalchemy.engine import Connection
+
+from dockyard.db import tables as t
+from dockyard.db.engine import Database, as_utc, utcnow
+from dockyard.errors import Invalid, NotFound
+from dockyard.events.model import EVENT_TYPES, Event
+from dockyard.jobs.queue import Job, JobQueue, JobSpec, enqueue
+from dockyard.jobs.worker import Fail, Handler
+from dockyard.origin import Origin
+
+FANOUT = JobSpec("events.fanout", queue="events", max_attempts=20)
+
+Listener = Callable[[Connection, Event], None]
+"""Reacts to an event inside the fan-out transaction (queues its own jobs there)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Subject:
+    """What an event is about: the repository (or namespace) and, for image events, the
+    tag and manifest."""
+
+    account_id: int | None
+    namespace: str
+    repository: str = ""
+    tag: str = ""
+    digest: str = ""
+    media_type: str = ""
+    size: int = 0
+    repository_public: bool = False
+    repository_created_at: datetime | None = None
+
+
+def write_event(conn: Connection, origin: Origin, type_: str, subject: Subject) -> int:
+    """Insert the event and its fan-out job inside ``conn``'s transaction."""
+    if type_ not in EVENT_TYPES:
+        raise ValueError(f"unknown event type {type_!r}")
+    res = conn.execute(
+        sa.insert(t.events).values(
+            type=type_,
+            at=utcnow(),
+            account_id=subject.account_id,
+            namespace=subject.namespace,
+            repository=subject.repository,
+            tag=subject.tag,
+            digest=subject.digest,
+            media_type=subject.media_type,
+            size=subject.size,
+            actor=origin.actor[:200],
+            request_id=origin.request_id[:64],
+            client_address=origin.client_address[:64],
+            repository_public=subject.repository_public,
+            repository_created_at=subject.repository_created_at,
+        )
+    )
+    pk = res.inserted_primary_key
+    assert pk is not None
+    event_id = int(pk[0])
+    enqueue(conn, FANOUT, {"event_id": event_id})
+    return event_id
+
+
+def _event(row: Any) -> Event:
+    m = row._mapping
+    created = m["repository_created_at"]
+    return Event(
+        id=int(m["id"]),
+        type=m["type"],
+        at=as_utc(m["at"]),
+        account_id=m["account_id"],
+        namespace=m["namespace"],
+        repository=m["repository"],
+        tag=m["tag"],
+        digest=m["digest"],
+        media_type=m["media_type"],
+        size=int(m["size"]),
+        actor=m["actor"],
+        request_id=m["request_id"],
+        client_address=m["client_address"],
+        repository_public=bool(m["repository_public"]),
+        repository_created_at=as_utc(created) if created else None,
+    )
+
+
+def load_event(conn: Connection, event_id: int) -> Event | None:
+    row = conn.execute(sa.select(t.events).where(t.events.c.id == event_id)).first()
+    return None if row is None else _event(row)
+
+
+class EventLog:
+    """Reading events back, fanning them out, and forgetting old ones."""
+
+    def __init__(self, db: Database, jobs: JobQueue) -> None:
+        self.db = db
+        self.jobs = jobs
+        self.listeners: list[Listener] = []
+
+    def listen(self, listener: Listener) -> None:
+        self.listeners.append(listener)
+
+    def get(self, event_id: int) -> Event:
+        with self.db.read() as conn:
+            found = load_event(conn, event_id)
+        if found is None:
+            raise NotFound(f"event {event_id} does not exist")
+        return found
+
+    def list(
+        self,
+        account_id: int | None,
+        *,
+        limit: int = 100,
+        before: int | None = None,
+        types: Sequence[str] = (),
+        repository: str | None = None,
+        since: datetime | None = None,
+    ) -> list[Event]:
+        """Newest first; ``account_id`` None means every account's (the administrator).
+        ``repository`` is ``namespace/name`` or a namespace alone."""
+        e = t.events.c
+        q = sa.select(t.events).order_by(e.id.desc()).limit(limit)
+        if account_id is not None:
+            q = q.where(e.account_id == account_id)
+        if before is not None:
+            q = q.where(e.id < before)
+        if types:
+            unknown = sorted(set(types) - set(EVENT_TYPES))
+            if unknown:
+                raise Invalid(
+                    f"unknown event type {unknown[0]!r}; the types are {', '.join(EVENT_TYPES)}"
+                )
+            q = q.where(e.type.in_(list(types)))
+        if repository:
+            namespace, _, name = repository.partition("/")
+            q = q.where(e.namespace == namespace)
+            if name:
+                q = q.where(e.repository == name)
+        if since is not None:
+            q = q.where(e.at >= since)
+        with self.db.read() as conn:
+            return [_event(r) for r in conn.execute(q)]
+
+    def fan_out(self, event_id: int) -> None:
+        """Hand the event to every listener in one transaction (a listener queues its
+        jobs there, idempotently: this may run twice for one event)."""
+        with self.db.write() as conn:
+            event = load_event(conn, event_id)
+            if event is None:
+                raise Fail(f"event {event_id} no longer exists (past its retention)")
+            for listener in self.listeners:
+                listener(conn, event)
+        self.jobs.notify()
+
+    def handler(self) -> Handler:
+        async def run(job: Job) -> None:
+            await to_thread.run_sync(self.fan_out, int(job.payload["event_id"]))
+
+        return Handler(FANOUT, run)
+
+    def purge(self, older_than: datetime) -> int:
+        """Forget events older than ``older_than`` (``DOCKYARD_EVENT_RETENTION``), with
+        their webhook deliveries."""
+        with self.db.write() as conn:
+            res = conn.execute(sa.delete(t.events).where(t.events.c.at < older_than))
+        return int(res.rowcount)

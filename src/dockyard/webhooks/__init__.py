@@ -1,0 +1,1 @@
+"""Push webhooks: triggers, payloads, signed deliveries behind an SSRF guard."""

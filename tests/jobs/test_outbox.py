@@ -1,0 +1,161 @@
+"""The transactional outbox: a change, its audit record and its event commit together,
+or none of them does."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+from dockyard.audit import Decision
+from dockyard.catalog.service import CatalogService, parse_repository_name
+from dockyard.changes import Changes
+from dockyard.db import tables as t
+from dockyard.db.engine import Database
+from dockyard.errors import Conflict
+from dockyard.events.outbox import FANOUT, EventLog
+from dockyard.jobs.queue import JobQueue
+from dockyard.origin import Origin
+
+
+@pytest.fixture
+def catalog(database: Database) -> CatalogService:
+    return CatalogService(database, Changes(database, JobQueue(database)), "test-region")
+
+
+def _origin(**decision: object) -> Origin:
+    entry = Decision("alice", "cr:CreateRepository", "acs:cr:x:1:repository/team/app", True)
+    return Origin(
+        actor="alice",
+        request_id="req-1",
+        client_address="192.0.2.7",
+        decision=entry if decision.get("audited", True) else None,
+        status=201,
+    )
+
+
+def _count(db: Database, table: sa.Table) -> int:
+    with db.read() as conn:
+        return int(conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())
+
+
+def test_a_change_commits_with_its_event_audit_record_and_fanout_job(
+    catalog: CatalogService,
+) -> None:
+    catalog.create_namespace(Origin(), "team")
+    origin = _origin()
+    catalog.create_repository(origin, parse_repository_name("team/app"), public=True)
+    assert origin.recorded  # the middleware must not write it again
+
+    events = EventLog(catalog.db, catalog.changes.jobs).list(None)
+    assert [(e.type, e.namespace, e.repository) for e in events] == [
+        ("repository_create", "team", "app")
+    ]
+    event = events[0]
+    assert (event.actor, event.request_id, event.client_address) == (
+        "alice",
+        "req-1",
+        "192.0.2.7",
+    )
+    assert event.repository_public is True
+    assert event.repository_created_at is not None
+
+    with catalog.db.read() as conn:
+        audit = conn.execute(sa.select(t.audit_log)).one()
+        jobs = conn.execute(sa.select(t.jobs.c.kind, t.jobs.c.payload)).all()
+    assert (audit.actor, audit.action, audit.status, audit.source_ip) == (
+        "alice",
+        "cr:CreateRepository",
+        201,
+        "192.0.2.7",
+    )
+    assert jobs == [(FANOUT.kind, f'{{"event_id":{event.id}}}')]
+
+
+def test_a_rolled_back_change_fires_nothing(catalog: CatalogService) -> None:
+    catalog.create_namespace(Origin(), "team")
+    ref = catalog.resolve(parse_repository_name("team/app"))
+    origin = _origin()
+
+    def push_then_fail() -> None:
+        with catalog.changes.open(origin) as change:
+            catalog.ensure_repository(change, ref)  # writes repository_create
+            raise RuntimeError("the push failed after creating the repository")
+
+    with pytest.raises(RuntimeError):
+        push_then_fail()
+
+    assert not origin.recorded
+    for table in (t.repositories, t.events, t.jobs, t.audit_log):
+        assert _count(catalog.db, table) == 0, table.name
+
+
+def test_a_refused_change_fires_nothing(catalog: CatalogService) -> None:
+    catalog.create_namespace(Origin(), "team")
+    name = parse_repository_name("team/app")
+    catalog.create_repository(Origin(), name)
+    with pytest.raises(Conflict):
+        catalog.create_repository(_origin(), name)
+    assert _count(catalog.db, t.events) == 1
+    assert _count(catalog.db, t.audit_log) == 0
+
+
+def test_deleting_a_repository_takes_its_permissions_and_writes_its_event(
+    catalog: CatalogService,
+) -> None:
+    with catalog.db.write() as conn:
+        account = conn.execute(
+            sa.insert(t.accounts).values(name="acme", created_at=sa.func.now())
+        ).inserted_primary_key
+    account_id = int(account[0])  # type: ignore[index]
+    catalog.create_namespace(Origin(), "acme-ns", account_id=account_id)
+    name = parse_repository_name("acme-ns/app")
+    catalog.create_repository(Origin(), name)
+    arn = f"acs:cr:test-region:{account_id}:repository/acme-ns/app"
+    with catalog.db.write() as conn:
+        conn.execute(
+            sa.insert(t.policies).values(
+                account_id=account_id,
+                name="managed-read",
+                document="{}",
+                created_at=sa.func.now(),
+                updated_at=sa.func.now(),
+                managed_resource=arn,
+                managed_role="read-only",
+            )
+        )
+    catalog.delete_repository(_origin(), name)
+    with catalog.db.read() as conn:
+        managed = conn.execute(
+            sa.select(t.policies.c.name).where(t.policies.c.managed_resource.is_not(None))
+        ).all()
+    assert managed == []
+    events = EventLog(catalog.db, catalog.changes.jobs).list(account_id)
+    assert [e.type for e in events] == ["repository_delete", "repository_create"]
+    assert all(e.account_id == account_id for e in events)
+
+
+def test_tag_delete_carries_the_manifest(catalog: CatalogService) -> None:
+    catalog.create_namespace(Origin(), "team")
+    name = parse_repository_name("team/app")
+    repo = catalog.create_repository(Origin(), name)
+    with catalog.db.write() as conn:
+        manifest_id = conn.execute(
+            sa.insert(t.manifests).values(
+                repository_id=repo.id,
+                digest="sha256:" + "a" * 64,
+                media_type="application/vnd.oci.image.manifest.v1+json",
+                size=321,
+                content=b"{}",
+                created_at=sa.func.now(),
+                touched_at=sa.func.now(),
+            )
+        ).inserted_primary_key[0]  # type: ignore[index]
+        conn.execute(
+            sa.insert(t.tags).values(
+                repository_id=repo.id, name="1.0", manifest_id=manifest_id, updated_at=sa.func.now()
+            )
+        )
+    catalog.delete_tag(_origin(), name, "1.0")
+    event = EventLog(catalog.db, catalog.changes.jobs).list(None, types=["tag_delete"])[0]
+    assert (event.tag, event.digest, event.size) == ("1.0", "sha256:" + "a" * 64, 321)
+    assert event.media_type == "application/vnd.oci.image.manifest.v1+json"
