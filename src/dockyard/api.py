@@ -12,6 +12,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from dockyard.audit import DECISION, Decision, decision
+from dockyard.errors import ServiceError
+from dockyard.iam.accounts import AccountService
 from dockyard.iam.authz import ANONYMOUS, Context, Principal, Resource, is_allowed
 from dockyard.iam.identity import IdentityService, parse_basic
 from dockyard.iam.sts import is_sts_key
@@ -19,6 +21,8 @@ from dockyard.iam.throttle import LoginThrottled
 from dockyard.iam.tokens import TokenError, TokenService
 
 PROBLEM = "application/problem+json"
+
+
 T = TypeVar("T")
 
 
@@ -277,3 +281,17 @@ def before_param(after: str | None, noun: str) -> int | None:
     if not (after.isascii() and after.isdigit() and len(after) <= 18):
         raise ApiError(400, "Bad Request", f"after must be {noun} id")
     return int(after)
+
+
+async def listed_account(
+    request: Request, principal: Principal, accounts: AccountService
+) -> int | None:
+    """Whose records an account-wide listing (audit log, events) shows: the caller's
+    account, or for the instance administrator every account's (None) or the one named
+    by ``?account=``."""
+    if not principal.is_admin:
+        return principal.account_id
+    named = request.query_params.get("account")
+    if not named:
+        return None
+    return (await call_service(lambda: accounts.get(named), ServiceError)).id

@@ -15,6 +15,7 @@ from dockyard.api import (
     ApiAuth,
     before_param,
     call_service,
+    listed_account,
     listing,
     page_params,
     query_time,
@@ -50,11 +51,7 @@ class EventRoutes:
             request, actions.LIST_EVENTS, events_arn(self.region, account_id or 0)
         )
         query = request.query_params
-        if principal.is_admin:
-            account_id = None
-            if query.get("account"):
-                named = query["account"]
-                account_id = (await call_service(lambda: self.accounts.get(named), ServiceError)).id
+        account_id = await listed_account(request, principal, self.accounts)
         limit, after = page_params(request)
         before = before_param(after, "an event")
         types = [x for x in (query.get("type") or "").split(",") if x]

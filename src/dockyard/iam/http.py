@@ -18,6 +18,7 @@ from dockyard.api import (
     call_service,
     iso,
     json_body,
+    listed_account,
     optional_field,
     page,
     page_params,
@@ -286,11 +287,7 @@ class AccountRoutes:
             request, "cr:ReadAuditLog", audit_arn(self.region, account_id or 0)
         )
         query = request.query_params
-        if principal.is_admin:
-            account_id = None
-            if query.get("account"):
-                named = query["account"]
-                account_id = (await call_service(lambda: self.accounts.get(named), ServiceError)).id
+        account_id = await listed_account(request, principal, self.accounts)
         limit, after = page_params(request)
         if after is not None and not after.isdigit():
             raise ApiError(400, "Bad Request", "after must be an audit record id")
