@@ -118,7 +118,7 @@ def test_three_days_of_failures_disable_the_webhook(
 def test_retention_forgets_old_events_with_their_deliveries(
     world: tuple[CatalogService, WebhookService, EventLog],
 ) -> None:
-    catalog, hooks, events = world
+    _, hooks, events = world
     hook, _ = hooks.create(
         Origin(),
         SCOPE,
