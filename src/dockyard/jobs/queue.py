@@ -182,64 +182,94 @@ class JobQueue:
         when that was their last attempt. ``concurrency_limits`` (kind → n) skips a job
         while n jobs with its ``concurrency_key`` are running.
         """
-        if limit <= 0 or not queues:
+        return self.claim_each(
+            owner, {tuple(queues): limit}, lease=lease, concurrency_limits=concurrency_limits
+        )
+
+    def claim_each(
+        self,
+        owner: str,
+        rooms: dict[tuple[str, ...], int],
+        *,
+        lease: float,
+        concurrency_limits: dict[str, int] | None = None,
+    ) -> list[Job]:
+        """:meth:`claim` for several groups of queues at once (queues → how many), in
+        one transaction: a worker fills every queue's free slots with one commit."""
+        wanted = {queues: n for queues, n in rooms.items() if n > 0 and queues}
+        if not wanted:
             return []
         now = utcnow()
+        limits = {k: n for k, n in (concurrency_limits or {}).items() if n > 0}
         with self.db.write() as conn:
             self._settle_expired(conn, now)
-            limits = {k: n for k, n in (concurrency_limits or {}).items() if n > 0}
-            running = t.jobs.alias("running")
-            busy = (
-                sa.select(sa.func.count())
-                .where(
-                    running.c.concurrency_key == _J.concurrency_key,
-                    running.c.state == RUNNING,
-                )
-                .scalar_subquery()
-            )
-            candidates = (
-                sa.select(_J.id, _J.kind, _J.concurrency_key, busy if limits else sa.null())
-                .where(
-                    _J.queue.in_(list(queues)),
-                    _J.state == QUEUED,
-                    _J.run_after <= now,
-                )
-                .order_by(_J.priority.desc(), _J.run_after, _J.id)
-                # Room to skip jobs whose key is at its limit within this batch.
-                .limit(limit * 4 if limits else limit)
-            )
-            if conn.dialect.name == "postgresql":
-                candidates = candidates.with_for_update(skip_locked=True, of=t.jobs)
-            ids: list[int] = []
-            taken: dict[str, int] = {}
-            for job_id, kind, key, running_now in conn.execute(candidates):
-                cap = limits.get(kind, 0)
-                if cap and key is not None:
-                    used = int(running_now or 0) + taken.get(key, 0)
-                    if used >= cap:
-                        continue
-                    taken[key] = taken.get(key, 0) + 1
-                ids.append(int(job_id))
-                if len(ids) == limit:
-                    break
-            if not ids:
-                return []
-            rows = conn.execute(
-                sa.update(t.jobs)
-                .where(_J.id.in_(ids), _J.state == QUEUED)
-                .values(
-                    state=RUNNING,
-                    attempts=_J.attempts + 1,
-                    lease_owner=owner,
-                    lease_expires_at=now + timedelta(seconds=lease),
-                    started_at=now,
-                    updated_at=now,
-                )
-                .returning(*t.jobs.c)
-            ).all()
+            rows = []
+            for queues, limit in wanted.items():
+                rows += self._take(conn, owner, queues, limit, now, lease, limits)
         jobs = [_job(r) for r in rows]
         jobs.sort(key=lambda j: (-j.priority, j.run_after, j.id))
         return jobs
+
+    @staticmethod
+    def _take(
+        conn: Connection,
+        owner: str,
+        queues: Sequence[str],
+        limit: int,
+        now: datetime,
+        lease: float,
+        limits: dict[str, int],
+    ) -> list[Any]:
+        running = t.jobs.alias("running")
+        busy = (
+            sa.select(sa.func.count())
+            .where(
+                running.c.concurrency_key == _J.concurrency_key,
+                running.c.state == RUNNING,
+            )
+            .scalar_subquery()
+        )
+        candidates = (
+            sa.select(_J.id, _J.kind, _J.concurrency_key, busy if limits else sa.null())
+            .where(
+                _J.queue.in_(list(queues)),
+                _J.state == QUEUED,
+                _J.run_after <= now,
+            )
+            .order_by(_J.priority.desc(), _J.run_after, _J.id)
+            # Room to skip jobs whose key is at its limit within this batch.
+            .limit(limit * 4 if limits else limit)
+        )
+        if conn.dialect.name == "postgresql":
+            candidates = candidates.with_for_update(skip_locked=True, of=t.jobs)
+        ids: list[int] = []
+        taken: dict[str, int] = {}
+        for job_id, kind, key, running_now in conn.execute(candidates):
+            cap = limits.get(kind, 0)
+            if cap and key is not None:
+                used = int(running_now or 0) + taken.get(key, 0)
+                if used >= cap:
+                    continue
+                taken[key] = taken.get(key, 0) + 1
+            ids.append(int(job_id))
+            if len(ids) == limit:
+                break
+        if not ids:
+            return []
+        rows = conn.execute(
+            sa.update(t.jobs)
+            .where(_J.id.in_(ids), _J.state == QUEUED)
+            .values(
+                state=RUNNING,
+                attempts=_J.attempts + 1,
+                lease_owner=owner,
+                lease_expires_at=now + timedelta(seconds=lease),
+                started_at=now,
+                updated_at=now,
+            )
+            .returning(*t.jobs.c)
+        ).all()
+        return list(rows)
 
     @staticmethod
     def _settle_expired(conn: Connection, now: datetime) -> None:

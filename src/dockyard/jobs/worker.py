@@ -136,28 +136,28 @@ class Worker:
         self.wake()
 
     async def _claim(self) -> int:
-        claimed = 0
+        """Fill every queue's free slots, in one transaction."""
+        rooms: dict[tuple[str, ...], int] = {}
         for name in self._queues:
-            room = self._capacity[name] - sum(
-                1 for job, _ in self._running.values() if job.queue == name
-            )
-            if room <= 0 or self._stopping:
-                continue
-            try:
-                jobs = await to_thread.run_sync(self._claim_from, name, room)
-            except Exception:
-                log.exception("could not claim jobs from queue %s", name)
-                await asyncio.sleep(self.poll_interval)
-                continue
-            for job in jobs:
-                task = asyncio.create_task(self._execute(job), name=f"job-{job.id}")
-                self._running[job.id] = (job, task)
-            claimed += len(jobs)
-        return claimed
+            busy = sum(1 for job, _ in self._running.values() if job.queue == name)
+            if self._capacity[name] > busy:
+                rooms[(name,)] = self._capacity[name] - busy
+        if not rooms or self._stopping:
+            return 0
+        try:
+            jobs = await to_thread.run_sync(self._claim_from, rooms)
+        except Exception:
+            log.exception("could not claim jobs")
+            await asyncio.sleep(self.poll_interval)
+            return 0
+        for job in jobs:
+            task = asyncio.create_task(self._execute(job), name=f"job-{job.id}")
+            self._running[job.id] = (job, task)
+        return len(jobs)
 
-    def _claim_from(self, queue: str, room: int) -> list[Job]:
-        return self.queue.claim(
-            self.owner, [queue], room, lease=self.lease, concurrency_limits=self._limits
+    def _claim_from(self, rooms: dict[tuple[str, ...], int]) -> list[Job]:
+        return self.queue.claim_each(
+            self.owner, rooms, lease=self.lease, concurrency_limits=self._limits
         )
 
     async def _execute(self, job: Job) -> None:
