@@ -284,6 +284,7 @@ def test_bad_webhook_input(server: DockyardServer) -> None:
             ({"name": "", "url": "http://127.0.0.1/"}, "name"),
             ({"name": "x" * 65, "url": "http://127.0.0.1/"}, "name"),
             ({"name": "x", "url": "http://127.0.0.1/", "events": ["pushed"]}, "events[0]"),
+            ({"name": "x", "url": "http://127.0.0.1/", "events": []}, "events"),
             ({"name": "x", "url": "http://127.0.0.1/", "format": "xml"}, "format"),
             ({"name": "x", "url": "http://127.0.0.1/", "headers": {"Host": "a"}}, "Host"),
             ({"name": "x", "url": "http://127.0.0.1/", "headers": {"X-A": "a\r\nb"}}, "X-A"),

@@ -16,7 +16,7 @@ from starlette.types import ASGIApp
 
 from dockyard.config import Settings
 from dockyard.console.core import HERE, PREFIX, Console, api_routes
-from dockyard.console.views import access, auth, catalog, ram
+from dockyard.console.views import access, auth, catalog, ram, webhooks
 
 
 def create_console(api: ASGIApp, settings: Settings) -> ASGIApp:
@@ -45,5 +45,6 @@ def create_console(api: ASGIApp, settings: Settings) -> ASGIApp:
         *catalog.routes(console),
         *ram.routes(console),
         *access.routes(console),
+        *webhooks.routes(console),
     ]
     return Starlette(routes=routes, exception_handlers={404: not_found, 405: not_found})

@@ -3,6 +3,7 @@ CSRF, errors), templates and their filters."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -102,6 +103,15 @@ def seg(value: Any) -> str:
     return quote(str(value), safe="")
 
 
+def pretty_json(value: Any) -> str:
+    """A text indented when it is JSON, as it is otherwise."""
+    text = str(value or "")
+    try:
+        return json.dumps(json.loads(text), indent=2, ensure_ascii=False)
+    except ValueError:
+        return text
+
+
 def make_env() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(HERE / "templates"),
@@ -115,6 +125,7 @@ def make_env() -> jinja2.Environment:
         short_digest=short_digest,
         when=when,
         q=seg,
+        pretty_json=pretty_json,
         markdown=lambda text: Markup(render_markdown(str(text or ""))),  # noqa: S704
     )
     return env

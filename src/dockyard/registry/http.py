@@ -304,7 +304,12 @@ class RegistryHTTP:
                 entry.actor = actor
             entry.detail = detail
             request.scope[DECISION] = entry
-        return origin_of(request.scope, caller.principal, status=status, actor=actor)
+        origin = origin_of(request.scope, caller.principal, status=status, actor=actor)
+        if audit is None:
+            # Uploads and mounts are not audited; a decision left on the scope by an
+            # earlier check (a refused mount source) is the middleware's to record.
+            origin.decision = None
+        return origin
 
     def _challenge(self, request: Request, scope: str | None, error: str | None = None) -> str:
         base = self.public_url or f"{request.url.scheme}://{request.headers.get('host', '')}"

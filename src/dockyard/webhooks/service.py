@@ -270,7 +270,7 @@ class WebhookService:
             raise Invalid("name and url are required")
         _check_name(spec.name)
         self.check_url(spec.url)
-        events = _check_events(spec.events or (PUSH,))
+        events = _check_events((PUSH,) if spec.events is None else spec.events)
         fmt = spec.format or "acr"
         if fmt not in FORMATS:
             raise Invalid(f'format: "acr" or "cloudevents", not {fmt!r}')
@@ -320,11 +320,11 @@ class WebhookService:
             values["headers"] = self.secrets.seal_json(headers) if headers else None
         if spec.enabled is not None:
             values["enabled"] = spec.enabled
-            if spec.enabled:  # turned on again: a fresh start
-                values["disabled_reason"] = ""
-                values["failing_since"] = None
         with self.changes.open(origin) as change:
             row = self._row(change.conn, scope, webhook_id)
+            if spec.enabled and not row.enabled:  # turned on again: a fresh start
+                values["disabled_reason"] = ""
+                values["failing_since"] = None
             if values:
                 change.conn.execute(
                     sa.update(t.webhooks)

@@ -134,6 +134,89 @@
       if (bad) { e.preventDefault(); input.focus(); }
     });
   });
+  // Webhook form: show the input of the chosen trigger type (all of them without script).
+  function showTrigger(select) {
+    var box = select.closest("[data-trigger]");
+    if (!box) return;
+    box.querySelectorAll("[data-trigger-panel]").forEach(function (panel) {
+      panel.hidden = panel.getAttribute("data-trigger-panel") !== select.value;
+    });
+  }
+  on("select[data-trigger-type]", "change", function (e, select) { showTrigger(select); });
+  document.querySelectorAll("select[data-trigger-type]").forEach(showTrigger);
+
+  // Live check of a tag regular expression against example tags. A preview only, with
+  // JavaScript's RegExp: the server checks the pattern with RE2 and decides. RE2's named
+  // groups (?P<name>…) and leading flags (?i) are translated; the match is on the whole tag.
+  function previewRegex(box) {
+    var out = box.querySelector("[data-regex-preview]");
+    var source = box.querySelector("[data-regex-source]").value;
+    var tags = box.querySelector("[data-regex-examples]").value.split(/[\s,]+/).filter(Boolean);
+    out.textContent = "";
+    function say(text, kind) {
+      var li = document.createElement("li");
+      li.className = kind;
+      li.textContent = text;
+      out.appendChild(li);
+    }
+    if (!source) { say("Enter a regular expression to see which example tags it matches.", "note"); return; }
+    var pattern = source.replace(/\(\?P</g, "(?<");
+    var flags = "";
+    var leading = /^\(\?([ims]+)\)/.exec(pattern);
+    if (leading) { flags = leading[1]; pattern = pattern.slice(leading[0].length); }
+    var re;
+    try {
+      re = new RegExp("^(?:" + pattern + ")$", flags);
+    } catch (err) {
+      say("Your browser cannot read this pattern (" + err.message + "). The server checks it with RE2 when you save.", "error");
+      return;
+    }
+    if (!tags.length) { say("Enter example tags, separated by commas.", "note"); return; }
+    var hits = 0;
+    tags.forEach(function (tag) {
+      var hit = re.test(tag);
+      if (hit) hits += 1;
+      var li = document.createElement("li");
+      li.className = hit ? "match" : "miss";
+      li.setAttribute("data-match", hit ? "yes" : "no");
+      li.title = hit ? "Matches" : "Does not match";
+      li.textContent = tag;
+      out.appendChild(li);
+    });
+    say(hits + " of " + tags.length + " match", "note");
+  }
+  on("[data-regex-check] input", "input", function (e, input) {
+    previewRegex(input.closest("[data-regex-check]"));
+  });
+  document.querySelectorAll("[data-regex-check]").forEach(previewRegex);
+
+  // Rows of inputs (a webhook's extra headers): add one, remove one. Without script, the
+  // rows shown are all there is, and clearing a row removes it.
+  document.querySelectorAll("[data-add-row], [data-remove-row]").forEach(function (b) { b.hidden = false; });
+  on("[data-add-row]", "click", function (e, button) {
+    var box = button.closest("fieldset");
+    var rows = box && box.querySelector("[data-rows]");
+    var template = box && box.querySelector("template[data-row-template]");
+    if (!rows || !template) return;
+    var next = Number(rows.getAttribute("data-next") || "0");
+    rows.setAttribute("data-next", String(next + 1));
+    var holder = document.createElement("div");
+    holder.innerHTML = template.innerHTML.replace(/__i__/g, String(next));
+    var row = holder.firstElementChild;
+    row.querySelectorAll("[data-remove-row]").forEach(function (b) { b.hidden = false; });
+    rows.appendChild(row);
+    row.querySelector("input").focus();
+  });
+  on("[data-remove-row]", "click", function (e, button) {
+    var row = button.closest("[data-row]");
+    if (row) row.remove();
+  });
+
+  // A page shown once (a new secret): the address bar shows the page to come back to, so
+  // reloading shows that page instead of sending the form again.
+  document.querySelectorAll("[data-replace-url]").forEach(function (box) {
+    if (window.history && history.replaceState) history.replaceState(null, "", box.getAttribute("data-replace-url"));
+  });
   // Close the user menu when clicking elsewhere.
   document.addEventListener("click", function (e) {
     document.querySelectorAll("details.user-menu[open]").forEach(function (menu) {

@@ -10,6 +10,7 @@ from starlette.routing import Route
 
 from dockyard.console.client import ApiProblem
 from dockyard.console.core import PREFIX, Console, Ctx, Rerender, seg
+from dockyard.console.views.webhooks import HookList, Where, hook_list
 from dockyard.oci.reference import COMPONENT
 
 ROLES = ("read-only", "write", "admin")
@@ -250,6 +251,9 @@ async def namespace(
             if exc.status != 403:
                 raise
         choices = await _ram_choices(ctx)
+    hooks: HookList | None = None
+    if ctx.has("/api/v1/namespaces/{}/webhooks"):
+        hooks = await hook_list(ctx, Where.of(ctx))
     repo_count: int | None = None
     if ctx.has("/api/v1/repositories"):
         try:
@@ -266,6 +270,7 @@ async def namespace(
         choices=choices,
         roles=ROLES,
         repo_count=repo_count,
+        hooks=hooks,
         can_edit=ctx.has("/api/v1/namespaces/{}", "PATCH"),
         errors=errors or {},
         **values,
@@ -453,6 +458,10 @@ async def repository(
         granted, _ = await _all(ctx, f"{base}/permissions")
         permissions = [permission_json(p) for p in granted]
         choices = await _ram_choices(ctx)
+    has_webhooks = ctx.has("/api/v1/repositories/{}/{}/webhooks")
+    hooks: HookList | None = None
+    if tab == "webhooks" and has_webhooks:
+        hooks = await hook_list(ctx, Where.of(ctx))
     return ctx.render(
         "repository.html",
         status,
@@ -463,6 +472,8 @@ async def repository(
         next_url=next_url,
         permissions=permissions,
         has_permissions=has_permissions,
+        has_webhooks=has_webhooks,
+        hooks=hooks,
         choices=choices,
         roles=ROLES,
         errors=errors or {},
