@@ -997,3 +997,26 @@ def test_policy_list_pages_and_pickers_offer_every_policy(page: Page, acme: http
         acme.delete("/api/v1/ram/groups/pickers")
         for name in names:
             acme.delete(f"/api/v1/ram/policies/{name}")
+
+
+def test_changes_made_in_the_console_are_audited(page: Page, acme: httpx.Client) -> None:
+    """The console calls the API in-process, past the request middleware: the audit
+    record must come with the change itself."""
+    sign_in(page)
+    page.goto("/console/ram/groups")
+    page.get_by_role("button", name="Create Group").click()
+    page.fill("#f-name", "audited")
+    page.get_by_role("button", name="Create", exact=True).click()
+    expect_flash(page, "Group audited created.")
+    page.select_option("#f-policy", "AliyunContainerRegistryReadOnlyAccess")
+    page.get_by_role("button", name="Attach").click()
+    expect(page.locator("[data-testid=attached-policies]")).to_contain_text(
+        "AliyunContainerRegistryReadOnlyAccess"
+    )
+    for action, status in (("ram:CreateGroup", 201), ("ram:AttachPolicy", 204)):
+        items = acme.get("/api/v1/audit", params={"action": action}).json()["items"]
+        [entry] = [e for e in items if e["resource"].endswith(":group/audited")]
+        assert entry["actor"] == ACCOUNT
+        assert entry["allowed"] is True
+        assert entry["status"] == status
+        assert entry["source_ip"] == "127.0.0.1"

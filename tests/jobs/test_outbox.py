@@ -13,6 +13,7 @@ from dockyard.db import tables as t
 from dockyard.db.engine import Database
 from dockyard.errors import Conflict
 from dockyard.events.outbox import FANOUT, EventLog
+from dockyard.iam.ram import RamService
 from dockyard.jobs.queue import JobQueue
 from dockyard.origin import Origin
 
@@ -159,3 +160,28 @@ def test_tag_delete_carries_the_manifest(catalog: CatalogService) -> None:
     event = EventLog(catalog.db, catalog.changes.jobs).list(None, types=["tag_delete"])[0]
     assert (event.tag, event.digest, event.size) == ("1.0", "sha256:" + "a" * 64, 321)
     assert event.media_type == "application/vnd.oci.image.manifest.v1+json"
+
+
+def test_ram_changes_commit_with_their_audit_record(catalog: CatalogService) -> None:
+    ram = RamService(catalog.db, catalog.changes)
+    with catalog.db.write() as conn:
+        account = conn.execute(
+            sa.insert(t.accounts).values(name="acme", created_at=sa.func.now())
+        ).inserted_primary_key
+    account_id = int(account[0])  # type: ignore[index]
+    arn = f"acs:ram::{account_id}:group/devs"
+
+    def origin() -> Origin:
+        entry = Decision("acme", "ram:CreateGroup", arn, True, account_id=account_id)
+        return Origin(actor="acme", account_id=account_id, decision=entry, status=201)
+
+    first = origin()
+    ram.create_group(first, account_id, "devs")
+    assert first.recorded
+    again = origin()
+    with pytest.raises(Conflict):
+        ram.create_group(again, account_id, "devs")
+    assert not again.recorded  # the refused change left nothing: the request's record
+    with catalog.db.read() as conn:
+        rows = conn.execute(sa.select(t.audit_log.c.action, t.audit_log.c.status)).all()
+    assert rows == [("ram:CreateGroup", 201)]

@@ -147,8 +147,9 @@ class _CatalogRoutes:
             items = [permission_json(p) | {"key": p.key} for p in found]
             return JSONResponse(page(items, limit, request.url.path, "key"))
         if request.method == "DELETE":
+            origin = origin_of(request.scope, await self.auth.principal(request), status=204)
             await call_service(
-                lambda: self.permissions.revoke(account_id, arn, subject), ServiceError
+                lambda: self.permissions.revoke(origin, account_id, arn, subject), ServiceError
             )
             return Response(status_code=204)
         body = await json_body(request)
@@ -156,8 +157,11 @@ class _CatalogRoutes:
         role = optional_field(body, "role", str)
         if role is None:
             raise ApiError(400, "Bad Request", "role (read-only, write or admin) is required")
+        origin = origin_of(request.scope, await self.auth.principal(request), status=200)
         granted = await call_service(
-            lambda: self.permissions.grant(account_id, arn, subject, role, namespace=namespace),
+            lambda: self.permissions.grant(
+                origin, account_id, arn, subject, role, namespace=namespace
+            ),
             ServiceError,
         )
         return JSONResponse(permission_json(granted))

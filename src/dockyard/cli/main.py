@@ -11,13 +11,17 @@ import os
 import shutil
 import sys
 import tempfile
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from dockyard.cli.common import instance_options, settings_of
 from dockyard.config import Settings
+from dockyard.iam.arn import instance_arn, namespace_arn
 from dockyard.scanning.cli import scan, vulndb
+
+if TYPE_CHECKING:
+    from dockyard.origin import Origin
 
 
 @click.group()
@@ -95,6 +99,23 @@ def serve(
         )
     else:
         uvicorn.run(create_app(settings, services), **options)
+
+
+def cli_origin(action: str, resource: str, detail: str) -> Origin:
+    """The origin of a change made at the instance's command line: audited as done by
+    the operating-system user who ran ``dockyard``."""
+    import getpass
+
+    from dockyard.audit import Decision
+    from dockyard.origin import Origin
+
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = str(os.getuid())
+    actor = f"{user} (dockyard CLI)"
+    entry = Decision(actor, action, resource, True, detail=detail)
+    return Origin(actor=actor, decision=entry, status=201)
 
 
 def _as_environ(settings: Settings) -> dict[str, str]:
@@ -200,13 +221,14 @@ def namespace_create(
     """Create namespace NAME."""
     from dockyard.app import bootstrap
     from dockyard.errors import ServiceError
-    from dockyard.origin import Origin
 
-    services = bootstrap(settings_of(ctx))
+    settings = settings_of(ctx)
+    services = bootstrap(settings)
     try:
         owner = services.accounts.get(account)
+        arn = namespace_arn(settings.region, owner.id, name)
         services.catalog.create_namespace(
-            Origin(actor="cli"),
+            cli_origin("cr:CreateNamespace", arn, f"namespace {name}"),
             name,
             account_id=owner.id,
             auto_create=not no_auto_create,
@@ -266,10 +288,16 @@ def account_create(
     from dockyard.app import bootstrap
     from dockyard.errors import ServiceError
 
-    services = bootstrap(settings_of(ctx))
+    settings = settings_of(ctx)
+    services = bootstrap(settings)
+    origin = cli_origin("cr:CreateAccount", instance_arn(settings.region), f"account {name}")
     try:
         created = services.accounts.create(
-            name, password, namespace_quota=namespace_quota, repository_quota=repository_quota
+            origin,
+            name,
+            password,
+            namespace_quota=namespace_quota,
+            repository_quota=repository_quota,
         )
     except ServiceError as exc:
         raise click.ClickException(str(exc)) from exc

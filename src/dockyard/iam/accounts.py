@@ -14,10 +14,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
+from dockyard.changes import Changes
 from dockyard.db import tables as t
 from dockyard.db.engine import Database, as_utc, utcnow
 from dockyard.errors import Conflict, Invalid, NotFound
 from dockyard.iam.passwords import hash_password
+from dockyard.origin import Origin
 
 ACCOUNT_NAME = re.compile(r"[a-z][a-z0-9-]{1,30}[a-z0-9]")
 MIN_PASSWORD = 8
@@ -86,11 +88,16 @@ def store_console_password(conn: Connection, user_id: int, password: str) -> Non
 
 
 class AccountService:
-    def __init__(self, db: Database) -> None:
+    """Creating an account and changing its quotas take the :class:`Origin` of the
+    change first: the change and its audit record commit together."""
+
+    def __init__(self, db: Database, changes: Changes) -> None:
         self.db = db
+        self.changes = changes
 
     def create(
         self,
+        origin: Origin,
         name: str,
         password: str,
         *,
@@ -107,7 +114,8 @@ class AccountService:
         _check_quotas(namespace_quota, repository_quota)
         now = utcnow()
         try:
-            with self.db.write() as conn:
+            with self.changes.open(origin) as change:
+                conn = change.conn
                 res = conn.execute(
                     sa.insert(t.accounts).values(
                         name=name,
@@ -148,6 +156,7 @@ class AccountService:
 
     def set_quotas(
         self,
+        origin: Origin,
         name: str,
         *,
         namespace_quota: int | None = None,
@@ -162,7 +171,8 @@ class AccountService:
             )
             if value is not None
         }
-        with self.db.write() as conn:
+        with self.changes.open(origin) as change:
+            conn = change.conn
             res = conn.execute(
                 sa.update(t.accounts)
                 .where(t.accounts.c.name == name)

@@ -27,7 +27,7 @@ from dockyard.api import (
     required_field,
     throttled,
 )
-from dockyard.audit import DECISION, AuditLog, decision, entry_json
+from dockyard.audit import DECISION, AuditLog, decision, entry_json, origin_of
 from dockyard.errors import ServiceError
 from dockyard.iam import actions
 from dockyard.iam.accounts import Account, AccountService
@@ -37,6 +37,7 @@ from dockyard.iam.ram import HOLDERS, RamGroup, RamRole, RamService, RamUser, St
 from dockyard.iam.sts import StsService, is_sts_key
 from dockyard.iam.throttle import LoginThrottled
 from dockyard.iam.tokens import TEMP_USER
+from dockyard.origin import Origin
 
 SESSION_SECONDS = 8 * 3600
 TEMPORARY_LOGIN_SECONDS = 3600
@@ -119,7 +120,10 @@ class AccountRoutes:
         body = await json_body(request)
         name = required_field(body, "name", str)
         password = required_field(body, "password", str)
-        account = await call_service(lambda: self.accounts.create(name, password), ServiceError)
+        origin = origin_of(request.scope, None, status=201, actor=name)
+        account = await call_service(
+            lambda: self.accounts.create(origin, name, password), ServiceError
+        )
         return JSONResponse(account_json(account), status_code=201)
 
     async def login(self, request: Request) -> Response:
@@ -192,6 +196,13 @@ class AccountRoutes:
             )
         return principal.user_id
 
+    async def _own_change(self, request: Request, action: str, status: int) -> Origin:
+        """The origin of a change to the caller's own credentials: no policy decides
+        (everyone may change their own), but it is audited like any change."""
+        principal = await self.auth.principal(request)
+        request.scope[DECISION] = decision(principal, action, principal.arn, True)
+        return origin_of(request.scope, principal, status=status)
+
     async def my_password(self, request: Request) -> Response:
         """Change the caller's own console password (the current one is required)."""
         await self._own_user(request)
@@ -202,6 +213,7 @@ class AccountRoutes:
             required_field(body, "password", str),
         )
         ip = request_context(request).source_ip
+        await self._own_change(request, "ram:UpdateUser", 204)  # audited after the answer
         try:
             await call_service(
                 lambda: self.identity.change_password(principal, current, password, source_ip=ip),
@@ -216,6 +228,7 @@ class AccountRoutes:
         user_id = await self._own_user(request)
         body = await json_body(request)
         password = required_field(body, "password", str)
+        await self._own_change(request, "ram:UpdateUser", 204)  # audited after the answer
         await call_service(
             lambda: self.identity.set_registry_password(user_id, password), ServiceError
         )
@@ -225,8 +238,9 @@ class AccountRoutes:
         """The caller's own access keys (root or RAM user); a new secret is shown once."""
         user_id = await self._own_user(request)
         if request.method == "POST":
+            origin = await self._own_change(request, "ram:CreateAccessKey", 201)
             key_id, secret = await call_service(
-                lambda: self.ram.create_access_key(user_id), ServiceError
+                lambda: self.ram.create_access_key(origin, user_id), ServiceError
             )
             return JSONResponse(
                 {"access_key_id": key_id, "access_key_secret": secret}, status_code=201
@@ -237,7 +251,10 @@ class AccountRoutes:
     async def delete_my_access_key(self, request: Request) -> Response:
         user_id = await self._own_user(request)
         key_id = request.path_params["key"]
-        await call_service(lambda: self.ram.delete_access_key(user_id, key_id), ServiceError)
+        origin = await self._own_change(request, "ram:DeleteAccessKey", 204)
+        await call_service(
+            lambda: self.ram.delete_access_key(origin, user_id, key_id), ServiceError
+        )
         return Response(status_code=204)
 
     async def assume_role(self, request: Request) -> Response:
@@ -256,9 +273,10 @@ class AccountRoutes:
         # The service decides (the caller's own permission, then the trust policy); the
         # status of the response tells the audit log whether it was allowed.
         request.scope[DECISION] = decision(principal, "sts:AssumeRole", role_arn, True)
+        origin = origin_of(request.scope, principal, status=201)
         creds = await call_service(
             lambda: self.sts.assume_role(
-                principal, role_arn, session_name, duration, policy, context
+                origin, principal, role_arn, session_name, duration, policy, context
             ),
             ServiceError,
         )
@@ -323,8 +341,10 @@ class AccountRoutes:
             )
             namespace_quota = optional_field(body, "namespace_quota", int)
             repository_quota = optional_field(body, "repository_quota", int)
+            origin = origin_of(request.scope, await self.auth.principal(request), status=201)
             account = await call_service(
                 lambda: self.accounts.create(
+                    origin,
                     name,
                     password,
                     namespace_quota=3 if namespace_quota is None else namespace_quota,
@@ -353,9 +373,10 @@ class AccountRoutes:
                 raise ApiError(
                     400, "Bad Request", "give namespace_quota and/or repository_quota (integers)"
                 )
+            origin = origin_of(request.scope, await self.auth.principal(request), status=200)
             account = await call_service(
                 lambda: self.accounts.set_quotas(
-                    name, namespace_quota=namespace_quota, repository_quota=repository_quota
+                    origin, name, namespace_quota=namespace_quota, repository_quota=repository_quota
                 ),
                 ServiceError,
             )
@@ -468,6 +489,10 @@ class RamRoutes:
         await self.auth.authorize(request, action, ram_arn(principal.account_id, kind, name))
         return principal.account_id, principal.account_name
 
+    async def _origin(self, request: Request, status: int) -> Origin:
+        """The origin of the change an authorized request is about to make."""
+        return origin_of(request.scope, await self.auth.principal(request), status=status)
+
     # -- users -----------------------------------------------------------------------
 
     async def users(self, request: Request) -> Response:
@@ -476,8 +501,10 @@ class RamRoutes:
             name = required_field(body, "name", str)
             password = optional_field(body, "password", str)
             account_id, account = await self._require(request, "ram:CreateUser", "user", name)
+            origin = await self._origin(request, 201)
             user = await call_service(
-                lambda: self.ram.create_user(account_id, account, name, password), ServiceError
+                lambda: self.ram.create_user(origin, account_id, account, name, password),
+                ServiceError,
             )
             return JSONResponse(ram_user_json(user), status_code=201)
         account_id, _ = await self._require(request, "ram:ListUsers", "user", "*")
@@ -493,8 +520,10 @@ class RamRoutes:
         name = request.path_params["user"]
         if request.method == "DELETE":
             account_id, account = await self._require(request, "ram:DeleteUser", "user", name)
+            origin = await self._origin(request, 204)
             await call_service(
-                lambda: self.ram.delete_user(account_id, f"{name}@{account}"), ServiceError
+                lambda: self.ram.delete_user(origin, account_id, f"{name}@{account}"),
+                ServiceError,
             )
             return Response(status_code=204)
         if request.method == "PATCH":
@@ -504,8 +533,11 @@ class RamRoutes:
             if unknown:
                 raise ApiError(400, "Bad Request", f"unknown field {unknown[0]!r} (password)")
             password = required_field(body, "password", str)
+            origin = await self._origin(request, 200)
             await call_service(
-                lambda: self.ram.set_console_password(account_id, f"{name}@{account}", password),
+                lambda: self.ram.set_console_password(
+                    origin, account_id, f"{name}@{account}", password
+                ),
                 ServiceError,
             )
         else:
@@ -520,8 +552,11 @@ class RamRoutes:
         account_id, account = await self._require(request, "ram:UpdateUser", "user", name)
         body = await json_body(request)
         password = required_field(body, "password", str)
+        origin = await self._origin(request, 204)
         await call_service(
-            lambda: self.ram.set_registry_password(account_id, f"{name}@{account}", password),
+            lambda: self.ram.set_registry_password(
+                origin, account_id, f"{name}@{account}", password
+            ),
             ServiceError,
         )
         return Response(status_code=204)
@@ -536,8 +571,9 @@ class RamRoutes:
     async def access_keys(self, request: Request) -> Response:
         if request.method == "POST":
             user_id = await self._user_id(request, "ram:CreateAccessKey")
+            origin = await self._origin(request, 201)
             key_id, secret = await call_service(
-                lambda: self.ram.create_access_key(user_id), ServiceError
+                lambda: self.ram.create_access_key(origin, user_id), ServiceError
             )
             # The secret is shown in this response and never again.
             return JSONResponse(
@@ -550,7 +586,10 @@ class RamRoutes:
     async def delete_access_key(self, request: Request) -> Response:
         user_id = await self._user_id(request, "ram:DeleteAccessKey")
         key_id = request.path_params["key"]
-        await call_service(lambda: self.ram.delete_access_key(user_id, key_id), ServiceError)
+        origin = await self._origin(request, 204)
+        await call_service(
+            lambda: self.ram.delete_access_key(origin, user_id, key_id), ServiceError
+        )
         return Response(status_code=204)
 
     # -- groups ----------------------------------------------------------------------
@@ -561,8 +600,9 @@ class RamRoutes:
             name = required_field(body, "name", str)
             description = optional_field(body, "description", str) or ""
             account_id, _ = await self._require(request, "ram:CreateGroup", "group", name)
+            origin = await self._origin(request, 201)
             group = await call_service(
-                lambda: self.ram.create_group(account_id, name, description), ServiceError
+                lambda: self.ram.create_group(origin, account_id, name, description), ServiceError
             )
             return JSONResponse(group_json(group), status_code=201)
         account_id, _ = await self._require(request, "ram:ListGroups", "group", "*")
@@ -578,7 +618,10 @@ class RamRoutes:
         name = request.path_params["group"]
         if request.method == "DELETE":
             account_id, _ = await self._require(request, "ram:DeleteGroup", "group", name)
-            await call_service(lambda: self.ram.delete_group(account_id, name), ServiceError)
+            origin = await self._origin(request, 204)
+            await call_service(
+                lambda: self.ram.delete_group(origin, account_id, name), ServiceError
+            )
             return Response(status_code=204)
         account_id, _ = await self._require(request, "ram:GetGroup", "group", name)
         group = await call_service(lambda: self.ram.get_group(account_id, name), ServiceError)
@@ -590,8 +633,10 @@ class RamRoutes:
         action = "ram:AddUserToGroup" if add else "ram:RemoveUserFromGroup"
         account_id, account = await self._require(request, action, "group", group)
         login = user if "@" in user else f"{user}@{account}"
+        origin = await self._origin(request, 204)
         await call_service(
-            lambda: self.ram.set_membership(account_id, group, login, member=add), ServiceError
+            lambda: self.ram.set_membership(origin, account_id, group, login, member=add),
+            ServiceError,
         )
         return Response(status_code=204)
 
@@ -607,8 +652,10 @@ class RamRoutes:
             if trust is None:
                 raise ApiError(400, "Bad Request", "trust_policy (a policy document) is required")
             account_id, _ = await self._require(request, "ram:CreateRole", "role", name)
+            origin = await self._origin(request, 201)
             role = await call_service(
                 lambda: self.ram.create_role(
+                    origin,
                     account_id,
                     name,
                     trust,
@@ -629,7 +676,8 @@ class RamRoutes:
         name = request.path_params["role"]
         if request.method == "DELETE":
             account_id, _ = await self._require(request, "ram:DeleteRole", "role", name)
-            await call_service(lambda: self.ram.delete_role(account_id, name), ServiceError)
+            origin = await self._origin(request, 204)
+            await call_service(lambda: self.ram.delete_role(origin, account_id, name), ServiceError)
             return Response(status_code=204)
         if request.method == "PATCH":
             account_id, _ = await self._require(request, "ram:UpdateRole", "role", name)
@@ -637,8 +685,10 @@ class RamRoutes:
             description = optional_field(body, "description", str)
             seconds = optional_field(body, "max_session_seconds", int)
             trust = body.get("trust_policy")
+            origin = await self._origin(request, 200)
             role = await call_service(
                 lambda: self.ram.update_role(
+                    origin,
                     account_id,
                     name,
                     trust_policy=trust,
@@ -665,8 +715,9 @@ class RamRoutes:
         account_id, account = await self._require(request, action, kind, holder)
         if kind == "user":
             holder = f"{holder}@{account}"
+        origin = await self._origin(request, 204)
         await call_service(
-            lambda: self.ram.attach(account_id, kind, holder, policy, attached=attach),
+            lambda: self.ram.attach(origin, account_id, kind, holder, policy, attached=attach),
             ServiceError,
         )
         return Response(status_code=204)
@@ -678,8 +729,9 @@ class RamRoutes:
             if not isinstance(name, str) or document is None:
                 raise ApiError(400, "Bad Request", "name and document are required")
             account_id, _ = await self._require(request, "ram:CreatePolicy", "policy", name)
+            origin = await self._origin(request, 201)
             created = await call_service(
-                lambda: self.ram.put_policy(account_id, name, document, create_only=True),
+                lambda: self.ram.put_policy(origin, account_id, name, document, create_only=True),
                 ServiceError,
             )
             return JSONResponse(policy_json(created), status_code=201)
@@ -703,13 +755,17 @@ class RamRoutes:
             document = body.get("document")
             if document is None:
                 raise ApiError(400, "Bad Request", "document is required")
+            origin = await self._origin(request, 200)
             updated = await call_service(
-                lambda: self.ram.put_policy(account_id, name, document), ServiceError
+                lambda: self.ram.put_policy(origin, account_id, name, document), ServiceError
             )
             return JSONResponse(policy_json(updated))
         if request.method == "DELETE":
             account_id, _ = await self._require(request, "ram:DeletePolicy", "policy", name)
-            await call_service(lambda: self.ram.delete_policy(account_id, name), ServiceError)
+            origin = await self._origin(request, 204)
+            await call_service(
+                lambda: self.ram.delete_policy(origin, account_id, name), ServiceError
+            )
             return Response(status_code=204)
         account_id, _ = await self._require(request, "ram:GetPolicy", "policy", name)
         found = await call_service(lambda: self.ram.get_policy(account_id, name), ServiceError)

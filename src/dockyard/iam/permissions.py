@@ -22,11 +22,13 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from dockyard.changes import Changes
 from dockyard.db import tables as t
 from dockyard.db.engine import Database, utcnow
 from dockyard.db.upsert import upsert
 from dockyard.errors import Invalid, NotFound
 from dockyard.iam.ram import HOLDERS, holder_id
+from dockyard.origin import Origin
 
 READ_ONLY_ACTIONS = ["cr:Get*", "cr:List*", "cr:PullRepository"]
 ROLE_ACTIONS: dict[str, list[str]] = {
@@ -70,8 +72,9 @@ def _policy_name(arn: str, role: str, *, namespace: bool) -> str:
 
 
 class PermissionService:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, changes: Changes) -> None:
         self.db = db
+        self.changes = changes
 
     def _subject(self, conn: Connection, account_id: int, subject: str) -> tuple[str, int, str]:
         """Resolve ``user:NAME``, ``group:NAME``, ``NAME@account`` or a plain name (a user
@@ -105,6 +108,7 @@ class PermissionService:
 
     def grant(
         self,
+        origin: Origin,
         account_id: int,
         arn: str,
         subject: str,
@@ -114,7 +118,8 @@ class PermissionService:
     ) -> Permission:
         if role not in ROLE_ACTIONS:
             raise Invalid("role must be read-only, write or admin")
-        with self.db.write() as conn:
+        with self.changes.open(origin) as change:
+            conn = change.conn
             kind, subject_id, display = self._subject(conn, account_id, subject)
             self._detach(conn, kind, subject_id, account_id, arn)
             policy_id, name = self._managed_policy(conn, account_id, arn, role, namespace)
@@ -127,8 +132,9 @@ class PermissionService:
             )
         return Permission(kind, display, role, name)
 
-    def revoke(self, account_id: int, arn: str, subject: str) -> None:
-        with self.db.write() as conn:
+    def revoke(self, origin: Origin, account_id: int, arn: str, subject: str) -> None:
+        with self.changes.open(origin) as change:
+            conn = change.conn
             kind, subject_id, display = self._subject(conn, account_id, subject)
             if not self._detach(conn, kind, subject_id, account_id, arn):
                 raise NotFound(f"{kind} {display!r} has no permission here")

@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
+from dockyard.changes import Changes
 from dockyard.db import tables as t
 from dockyard.db.engine import Database, as_utc, utcnow
 from dockyard.db.upsert import upsert
@@ -37,6 +38,7 @@ from dockyard.iam.accounts import (
 )
 from dockyard.iam.passwords import generate_password, hash_password
 from dockyard.iam.policy import Policy, PolicyError, parse_policy
+from dockyard.origin import Origin
 
 USER_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 GROUP_OR_ROLE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -126,13 +128,17 @@ def _parse_trust(document: Any) -> Policy:
 
 
 class RamService:
-    def __init__(self, db: Database) -> None:
+    """Every write takes the :class:`Origin` of the change first: the change and its
+    audit record commit in one transaction."""
+
+    def __init__(self, db: Database, changes: Changes) -> None:
         self.db = db
+        self.changes = changes
 
     # -- users -----------------------------------------------------------------------
 
     def create_user(
-        self, account_id: int, account_name: str, name: str, password: str | None
+        self, origin: Origin, account_id: int, account_name: str, name: str, password: str | None
     ) -> RamUser:
         if not USER_NAME.fullmatch(name):
             raise Invalid("a RAM user name has 1 to 64 lowercase letters, digits, '.', '_' and '-'")
@@ -140,7 +146,8 @@ class RamService:
             check_password(password)
         login = f"{name}@{account_name}"
         try:
-            with self.db.write() as conn:
+            with self.changes.open(origin) as change:
+                conn = change.conn
                 conn.execute(
                     sa.insert(t.users).values(
                         name=login,
@@ -214,17 +221,24 @@ class RamService:
             for r in rows
         ]
 
-    def set_registry_password(self, account_id: int, login: str, password: str) -> None:
-        with self.db.write() as conn:
+    def set_registry_password(
+        self, origin: Origin, account_id: int, login: str, password: str
+    ) -> None:
+        with self.changes.open(origin) as change:
+            conn = change.conn
             store_registry_password(conn, self._user_id(conn, account_id, login), password)
 
-    def set_console_password(self, account_id: int, login: str, password: str) -> None:
-        with self.db.write() as conn:
+    def set_console_password(
+        self, origin: Origin, account_id: int, login: str, password: str
+    ) -> None:
+        with self.changes.open(origin) as change:
+            conn = change.conn
             store_console_password(conn, self._user_id(conn, account_id, login), password)
 
-    def delete_user(self, account_id: int, login: str) -> None:
+    def delete_user(self, origin: Origin, account_id: int, login: str) -> None:
         """Delete a RAM user with its access keys, attachments and group memberships."""
-        with self.db.write() as conn:
+        with self.changes.open(origin) as change:
+            conn = change.conn
             user_id = self._user_id(conn, account_id, login)
             conn.execute(sa.delete(t.users).where(t.users.c.id == user_id))
 
@@ -234,11 +248,12 @@ class RamService:
 
     # -- access keys (of any user, root included, by id) ---------------------------------
 
-    def create_access_key(self, user_id: int) -> tuple[str, str]:
+    def create_access_key(self, origin: Origin, user_id: int) -> tuple[str, str]:
         """A new (AccessKeyId, AccessKeySecret); the secret is shown this once."""
         key_id = "LTAI" + secrets.token_hex(10).upper()
         secret = secrets.token_urlsafe(24)
-        with self.db.write() as conn:
+        with self.changes.open(origin) as change:
+            conn = change.conn
             held = conn.execute(
                 sa.select(sa.func.count()).where(t.access_keys.c.user_id == user_id)
             ).scalar_one()
@@ -265,8 +280,9 @@ class RamService:
             ).all()
         return [(r.id, as_utc(r.created_at)) for r in rows]
 
-    def delete_access_key(self, user_id: int, key_id: str) -> None:
-        with self.db.write() as conn:
+    def delete_access_key(self, origin: Origin, user_id: int, key_id: str) -> None:
+        with self.changes.open(origin) as change:
+            conn = change.conn
             res = conn.execute(
                 sa.delete(t.access_keys).where(
                     t.access_keys.c.id == key_id, t.access_keys.c.user_id == user_id
@@ -277,12 +293,15 @@ class RamService:
 
     # -- groups ----------------------------------------------------------------------
 
-    def create_group(self, account_id: int, name: str, description: str = "") -> RamGroup:
+    def create_group(
+        self, origin: Origin, account_id: int, name: str, description: str = ""
+    ) -> RamGroup:
         if not GROUP_OR_ROLE_NAME.fullmatch(name):
             raise Invalid("a group name has 1 to 64 letters, digits, '.', '_' and '-'")
         _check_description(description)
         try:
-            with self.db.write() as conn:
+            with self.changes.open(origin) as change:
+                conn = change.conn
                 conn.execute(
                     sa.insert(t.groups).values(
                         account_id=account_id,
@@ -329,11 +348,14 @@ class RamService:
     def get_group(self, account_id: int, name: str) -> RamGroup:
         return _one(self.list_groups(account_id, only=name), f"group {name!r}")
 
-    def delete_group(self, account_id: int, name: str) -> None:
-        self._delete_holder("group", account_id, name)
+    def delete_group(self, origin: Origin, account_id: int, name: str) -> None:
+        self._delete_holder(origin, "group", account_id, name)
 
-    def set_membership(self, account_id: int, group: str, login: str, *, member: bool) -> None:
-        with self.db.write() as conn:
+    def set_membership(
+        self, origin: Origin, account_id: int, group: str, login: str, *, member: bool
+    ) -> None:
+        with self.changes.open(origin) as change:
+            conn = change.conn
             group_id = holder_id(conn, "group", account_id, group)
             user_id = self._user_id(conn, account_id, login)
             link = {"group_id": group_id, "user_id": user_id}
@@ -351,6 +373,7 @@ class RamService:
 
     def create_role(
         self,
+        origin: Origin,
         account_id: int,
         name: str,
         trust_policy: Any,
@@ -364,7 +387,8 @@ class RamService:
         _check_description(description)
         _check_session_seconds(max_session_seconds)
         try:
-            with self.db.write() as conn:
+            with self.changes.open(origin) as change:
+                conn = change.conn
                 conn.execute(
                     sa.insert(t.roles).values(
                         account_id=account_id,
@@ -381,6 +405,7 @@ class RamService:
 
     def update_role(
         self,
+        origin: Origin,
         account_id: int,
         name: str,
         *,
@@ -397,7 +422,8 @@ class RamService:
         if max_session_seconds is not None:
             _check_session_seconds(max_session_seconds)
             values["max_session_seconds"] = max_session_seconds
-        with self.db.write() as conn:
+        with self.changes.open(origin) as change:
+            conn = change.conn
             role_id = holder_id(conn, "role", account_id, name)
             if values:
                 conn.execute(sa.update(t.roles).where(t.roles.c.id == role_id).values(**values))
@@ -431,13 +457,14 @@ class RamService:
     def get_role(self, account_id: int, name: str) -> RamRole:
         return _one(self.list_roles(account_id, only=name), f"role {name!r}")
 
-    def delete_role(self, account_id: int, name: str) -> None:
+    def delete_role(self, origin: Origin, account_id: int, name: str) -> None:
         """Delete a role; the STS credentials of its sessions stop working with it."""
-        self._delete_holder("role", account_id, name)
+        self._delete_holder(origin, "role", account_id, name)
 
-    def _delete_holder(self, kind: str, account_id: int, name: str) -> None:
+    def _delete_holder(self, origin: Origin, kind: str, account_id: int, name: str) -> None:
         table = HOLDERS[kind][0]
-        with self.db.write() as conn:
+        with self.changes.open(origin) as change:
+            conn = change.conn
             doomed = holder_id(conn, kind, account_id, name)
             conn.execute(sa.delete(table).where(table.c.id == doomed))
 
@@ -503,7 +530,13 @@ class RamService:
         return [(v.version, json.loads(v.document), as_utc(v.created_at)) for v in versions]
 
     def put_policy(
-        self, account_id: int, name: str, document: Any, *, create_only: bool = False
+        self,
+        origin: Origin,
+        account_id: int,
+        name: str,
+        document: Any,
+        *,
+        create_only: bool = False,
     ) -> StoredPolicy:
         """Create a custom policy, or add a new default version of it; refuse a malformed
         document (naming the bad field), a system policy and a managed one."""
@@ -515,7 +548,8 @@ class RamService:
             raise Invalid(f"the policy document is invalid: {exc}") from exc
         text = json.dumps(policy.document)
         now = utcnow()
-        with self.db.write() as conn:
+        with self.changes.open(origin) as change:
+            conn = change.conn
             existing = conn.execute(
                 sa.select(
                     t.policies.c.id,
@@ -567,8 +601,9 @@ class RamService:
             )
         return self.get_policy(account_id, name)
 
-    def delete_policy(self, account_id: int, name: str) -> None:
-        with self.db.write() as conn:
+    def delete_policy(self, origin: Origin, account_id: int, name: str) -> None:
+        with self.changes.open(origin) as change:
+            conn = change.conn
             row = conn.execute(
                 sa.select(t.policies.c.id, t.policies.c.managed_resource).where(
                     t.policies.c.account_id == account_id, t.policies.c.name == name
@@ -583,11 +618,19 @@ class RamService:
             conn.execute(sa.delete(t.policies).where(t.policies.c.id == row.id))
 
     def attach(
-        self, account_id: int, kind: str, holder: str, policy: str, *, attached: bool
+        self,
+        origin: Origin,
+        account_id: int,
+        kind: str,
+        holder: str,
+        policy: str,
+        *,
+        attached: bool,
     ) -> None:
         """Attach a policy to (or detach it from) a user (by login), group or role."""
         _, links, column = HOLDERS[kind]
-        with self.db.write() as conn:
+        with self.changes.open(origin) as change:
+            conn = change.conn
             holder_key = (
                 self._user_id(conn, account_id, holder)
                 if kind == "user"

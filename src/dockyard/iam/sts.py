@@ -19,6 +19,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from dockyard.changes import Changes
 from dockyard.db import tables as t
 from dockyard.db.engine import Database, utcnow
 from dockyard.errors import Forbidden, Invalid, NotFound
@@ -26,6 +27,7 @@ from dockyard.iam.arn import root_arn
 from dockyard.iam.authz import Context, Principal, Resource, is_allowed
 from dockyard.iam.passwords import hash_password
 from dockyard.iam.policy import PolicyError, RequestFacts, parse_policy, trusts
+from dockyard.origin import Origin
 
 ROLE_ARN = re.compile(r"acs:ram::([0-9]{1,18}):role/([A-Za-z0-9][A-Za-z0-9._-]{0,63})")
 SESSION_NAME = re.compile(r"[A-Za-z0-9._@=,-]{2,64}")
@@ -49,11 +51,13 @@ def is_sts_key(access_key_id: str) -> bool:
 
 
 class StsService:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, changes: Changes) -> None:
         self.db = db
+        self.changes = changes
 
     def assume_role(
         self,
+        origin: Origin,
         caller: Principal,
         role_arn: str,
         session_name: str,
@@ -108,7 +112,8 @@ class StsService:
         secret = secrets.token_urlsafe(32)
         now = utcnow()
         expires = now + timedelta(seconds=duration)
-        with self.db.write() as conn:
+        with self.changes.open(origin) as change:
+            conn = change.conn
             conn.execute(sa.delete(t.sts_sessions).where(t.sts_sessions.c.expires_at < now))
             conn.execute(
                 sa.insert(t.sts_sessions).values(
