@@ -349,3 +349,22 @@ def test_read_only_users_see_webhooks_without_secrets(server: DockyardServer) ->
         assert viewer.post(HOOKS, json={"name": "x", "url": "http://127.0.0.1/"}).status_code == 403
         assert viewer.delete(f"{HOOKS}/{hook['id']}").status_code == 403
         assert viewer.post(f"{HOOKS}/{hook['id']}/rotate-secret").status_code == 403
+
+
+def test_a_slow_receiver_does_not_delay_other_webhooks(server: DockyardServer) -> None:
+    """Deliveries of one webhook take at most a few of the worker's slots: while a
+    receiver takes 1.5 s per delivery, another webhook's arrive at once."""
+    with receiver(delay=1.5) as slow, receiver() as fast, server.client() as c:
+        _create(c, slow.url)
+        _create(c, fast.url)
+        started = time.monotonic()
+        for n in range(12):
+            push_image(c, "library/app", f"v{n}", layers=1, layer_size=64)
+        fast.wait_for(12, timeout=20)
+        fast_done = time.monotonic() - started
+        slow.wait_for(12, timeout=60)
+        slow_done = time.monotonic() - started
+        # 12 slow deliveries, at most 4 at a time: the last round starts after two
+        # rounds of 1.5 s.
+        assert slow_done >= 3.0
+        assert fast_done < slow_done - 1.5, (fast_done, slow_done)
