@@ -5,6 +5,7 @@ at the same time. Also the job and event APIs, and the job metrics."""
 from __future__ import annotations
 
 import itertools
+import os
 import signal
 import subprocess
 import sys
@@ -162,3 +163,24 @@ def server(tmp_path: Path) -> Iterator[DockyardServer]:
         with started.client() as c:
             c.post("/api/v1/repositories", json={"namespace": "library", "name": "app"})
         yield started
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("DOCKYARD_WEBHOOK_ALLOW_NETWORKS", "10.0.0.0/33", "is not a network in CIDR notation"),
+        ("DOCKYARD_WEBHOOK_RETRY_DELAYS", "5,soon", "comma-separated seconds"),
+        ("DOCKYARD_TIMEZONE", "Mars/Olympus", "not an IANA time zone"),
+    ],
+)
+def test_bad_settings_stop_serve_and_worker_with_one_line(
+    tmp_path: Path, variable: str, value: str, message: str
+) -> None:
+    env = {**os.environ, "DOCKYARD_DATA_DIR": str(tmp_path), variable: value}
+    for command in ("serve", "worker"):
+        result = subprocess.run(
+            [str(_BIN), command], env=env, capture_output=True, text=True, timeout=60, check=False
+        )
+        assert result.returncode == 1, result.stderr
+        assert message in result.stderr
+        assert "Traceback" not in result.stderr

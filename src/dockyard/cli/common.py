@@ -15,9 +15,20 @@ def settings_of(ctx: click.Context, **overrides: Any) -> Settings:
     base = ctx.find_root().meta.get("dockyard", {})
     config = base.pop("config", None)
     try:
-        return load_settings(config, {**base, **overrides})
+        settings = load_settings(config, {**base, **overrides})
+        check_webhook_settings(settings)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
+    return settings
+
+
+def check_webhook_settings(settings: Settings) -> None:
+    """Refuse webhook settings Dockyard cannot use before anything starts."""
+    from dockyard.webhooks.guard import AddressGuard
+    from dockyard.webhooks.service import retry_delays
+
+    AddressGuard.from_setting(settings.webhook_allow_networks)
+    retry_delays(settings.webhook_retry_delays)
 
 
 def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> None:

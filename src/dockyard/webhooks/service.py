@@ -30,6 +30,7 @@ from sqlalchemy.engine import Connection
 
 from dockyard import __version__
 from dockyard.changes import Changes
+from dockyard.config import ConfigError
 from dockyard.db import tables as t
 from dockyard.db.engine import Database, as_utc, utcnow
 from dockyard.db.upsert import upsert
@@ -786,9 +787,9 @@ def retry_delays(setting: str) -> list[float]:
     try:
         delays = [float(x) for x in setting.split(",") if x.strip()]
     except ValueError as exc:
-        raise ValueError(
+        raise ConfigError(
             f"webhook_retry_delays must be comma-separated seconds, not {setting!r}"
         ) from exc
     if any(d < 0 for d in delays):
-        raise ValueError("webhook_retry_delays must not be negative")
+        raise ConfigError("webhook_retry_delays must not be negative")
     return delays
