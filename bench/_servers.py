@@ -117,13 +117,25 @@ def cpu_seconds(pid: int) -> float:
 class Registry:
     """One registry process of ``kind`` in ``slot`` (the table column it fills)."""
 
-    def __init__(self, slot: str, kind: str, workdir: Path, *, workers: int | None = None):
+    def __init__(
+        self,
+        slot: str,
+        kind: str,
+        workdir: Path,
+        *,
+        workers: int | None = None,
+        env: dict[str, str] | None = None,
+    ):
         if kind not in KINDS:
             raise BenchError(f"unknown registry kind {kind!r} (one of {', '.join(KINDS)})")
         self.slot = slot
         self.kind = kind
         self.workdir = workdir
         self.workers = workers
+        self.env = dict(env or {})
+        """Extra variables for Dockyard (``DOCKYARD_JOB_WORKERS``...); may change between
+        a :meth:`stop` and the next :meth:`start`."""
+        self._prepared = False
         self.port = free_port()
         self.base_url = f"http://{_LOOPBACK}:{self.port}"
         self.log_path = workdir / "server.log"
@@ -197,13 +209,22 @@ class Registry:
                 "DOCKYARD_TOKEN_TTL": "3600",  # outlives the run; tokens are refetched anyway
                 "DOCKYARD_LOG_LEVEL": "warning",
                 "DOCKYARD_LOG_FORMAT": "json",
+                # Webhook deliveries to loopback are refused unless allowed: the webhooks
+                # section's receiver listens on 127.0.0.1.
+                "DOCKYARD_WEBHOOK_ALLOW_NETWORKS": "127.0.0.0/8",
             }
         )
+        env.update(self.env)
         return env
 
     def _dockyard_command(self) -> tuple[list[str], dict[str, str]]:
         binary = dockyard_binary()
         env = self._dockyard_env()
+        argv = [binary, "serve", "--listen", f"{_LOOPBACK}:{self.port}"]
+        if self.workers:
+            argv += ["--workers", str(self.workers)]
+        if self._prepared:  # a restart on the same data directory
+            return argv, env
         # The namespace is a row in the same SQLite database; the first command to open the
         # data directory also creates the administrator, so it gets the same password.
         done = subprocess.run(
@@ -220,10 +241,24 @@ class Registry:
                 f"dockyard namespace create {NAMESPACE} failed ({done.returncode}):\n"
                 f"{done.stdout}{done.stderr}"
             )
-        argv = [binary, "serve", "--listen", f"{_LOOPBACK}:{self.port}"]
-        if self.workers:
-            argv += ["--workers", str(self.workers)]
+        self._prepared = True
         return argv, env
+
+    def spawn_dockyard(self, *args: str) -> subprocess.Popen[bytes]:
+        """Another ``dockyard`` command (``worker``...) on this registry's data directory,
+        with its environment, in a session of its own; stop it with :func:`stop_group`."""
+        if self.kind != "dockyard":
+            raise BenchError(f"{self.label} is not Dockyard")
+        with self.log_path.open("ab") as log:
+            return subprocess.Popen(
+                [dockyard_binary(), *args],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self._dockyard_env(),
+                cwd=self.workdir,
+                start_new_session=True,
+            )
 
     def wait_ready(self, timeout: float = 60.0) -> None:
         """Poll ``GET /v2/`` until any HTTP response arrives (401 from Dockyard is fine)."""
@@ -283,16 +318,21 @@ class Registry:
     def stop(self) -> None:
         """SIGTERM the process group, then SIGKILL whatever is left after 10 s."""
         proc, self.proc = self.proc, None
-        if proc is None:
-            return
-        for sig, grace in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, sig)
-            try:
-                proc.wait(timeout=grace)
-            except subprocess.TimeoutExpired:
-                continue
-            # The leader is gone; make sure no worker of its group outlives it.
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            return
+        if proc is not None:
+            stop_group(proc)
+
+
+def stop_group(proc: subprocess.Popen[bytes], grace: float = 10.0) -> None:
+    """SIGTERM the process group ``proc`` leads (it was started in a session of its own),
+    then SIGKILL whatever is left after ``grace`` seconds."""
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, sig)
+        try:
+            proc.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
+            continue
+        # The leader is gone; make sure no worker of its group outlives it.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        return

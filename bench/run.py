@@ -1,11 +1,13 @@
 """Dockyard against CNCF distribution: the same workload, one table of figures and ratios.
 
-    .venv/bin/python bench/run.py [--quick] [--out FILE] [--only dockyard|distribution]
+    .venv/bin/python bench/run.py [--quick] [--out FILE]
+                                  [--only dockyard|distribution|webhooks]
                                   [--targets KIND,KIND] [--dockyard-workers N]
 
 Starts both registries on free loopback ports (data in a temporary directory), runs the
-workload of ``_phases.py`` against each in turn, prints a markdown table and stops both.
-See bench/README.md for what each figure means.
+workload of ``_phases.py`` against each in turn and stops both; then runs the webhooks
+section of ``_webhooks.py`` (Dockyard only) on Dockyard servers of its own; prints a
+markdown table. See bench/README.md for what each figure means.
 """
 
 from __future__ import annotations
@@ -26,10 +28,12 @@ from pathlib import Path
 from types import FrameType
 
 import _phases
+import _webhooks
 import httpx
 from _servers import KINDS, REPO_ROOT, BenchError, Registry, ensure_tool
 
 SLOTS = ("dockyard", "distribution")
+SECTIONS = ("registry", "webhooks")
 SLOT_TITLES = {"dockyard": "Dockyard", "distribution": "distribution"}
 
 
@@ -38,6 +42,7 @@ class Metric:
     key: str
     label: str
     higher_is_better: bool
+    section: str = "registry"
 
 
 def metrics(sizes: _phases.Sizes) -> list[Metric]:
@@ -99,7 +104,39 @@ def metrics(sizes: _phases.Sizes) -> list[Metric]:
         Metric("tags_p50", f"7. tags list of {sizes.tags} tags: p50 latency, ms ({down})", False),
         Metric("peak_rss_mib", f"8. server peak memory (VmHWM), MiB ({down})", False),
     ]
-    return rows
+    return rows + webhook_metrics(sizes)
+
+
+def webhook_metrics(sizes: _phases.Sizes) -> list[Metric]:
+    up, down = "↑ higher is better", "↓ lower is better"
+    images = f"{sizes.images} small images, c={sizes.image_concurrency}"
+    hooks = sizes.webhook_hooks
+    rate = f"{sizes.latency_rate} pushes/s for {sizes.latency_seconds} s, 1 webhook"
+    drain = f"{sizes.drain_hooks * sizes.drain_tags:,} queued deliveries, default job workers"
+    rows = [
+        ("wh_none_ips", f"9. push {images}, no webhooks: images/s ({up})", True),
+        ("wh_hooks_ips", f"9. push {images}, {hooks} webhooks: images/s ({up})", True),
+        ("wh_ratio", f"9. {hooks} webhooks / no webhooks (target ≥ 0.95) ({up})", True),
+        ("wh_latency_rate", f"10. paced pushes, {rate}: pushes/s achieved", True),
+        (
+            "wh_latency_p50",
+            f"10. push ack → webhook received: p50, ms (target < 200) ({down})",
+            False,
+        ),
+        (
+            "wh_latency_p99",
+            f"10. push ack → webhook received: p99, ms (target < 1,000) ({down})",
+            False,
+        ),
+        ("wh_latency_max", f"10. push ack → webhook received: max, ms ({down})", False),
+        (
+            "wh_drain_rate",
+            f"11. drain {drain}: deliveries/s from server start (target ≥ 200) ({up})",
+            True,
+        ),
+        ("wh_drain_steady", f"11. drain: deliveries/s, first to last delivery ({up})", True),
+    ]
+    return [Metric(key, label, higher, "webhooks") for key, label, higher in rows]
 
 
 PHASES = [
@@ -112,6 +149,10 @@ PHASES = [
     ("manifest_head", "5. manifest HEAD"),
     ("images", "6. small images"),
     ("tags", "7. tags list"),
+    ("wh_none", "9. small images, no webhooks"),
+    ("wh_hooks", "9. small images, with webhooks"),
+    ("wh_latency", "10. paced pushes until delivered"),
+    ("wh_drain", "11. drain, from server start"),
 ]
 
 
@@ -161,11 +202,14 @@ def report(
     registries: dict[str, Registry],
     sizes: _phases.Sizes,
     context: list[str],
+    sections: tuple[str, ...] = SECTIONS,
 ) -> str:
     titles = column_titles(registries)
     header = ["figure", titles["dockyard"], titles["distribution"], "Dockyard / distribution"]
     rows = []
     for metric in metrics(sizes):
+        if metric.section not in sections:
+            continue
         a = outcomes["dockyard"].figures.get(metric.key) if "dockyard" in outcomes else None
         b = outcomes["distribution"].figures.get(metric.key) if "distribution" in outcomes else None
         rows.append([metric.label, fmt(a), fmt(b), ratio(a, b)])
@@ -205,6 +249,19 @@ def report(
         "well above 0, something else was competing and the figures are disturbed.",
     ]
     ours = outcomes["dockyard"].figures if "dockyard" in outcomes else {}
+    if "webhooks" in sections and any(key in ours for key in _webhooks.TARGETS):
+        labels = {m.key: m.label.split(" (")[0] for m in webhook_metrics(sizes)}
+        checks = []
+        for key, (_, _, wording) in _webhooks.TARGETS.items():
+            value = ours.get(key)
+            verdict = "—" if value is None else "met" if _webhooks.meets(key, value) else "MISSED"
+            checks.append([labels[key], wording, fmt(value), verdict])
+        parts += [
+            "",
+            "### Dockyard: webhook targets",
+            "",
+            table(["figure", "target", "Dockyard", "verdict"], checks, right_from=2),
+        ]
     if "policy_token_rps" in ours:
         base = ours.get("manifest_get_rps")
         access = [
@@ -244,7 +301,13 @@ def report(
 
 
 def describe(
-    registries: dict[str, Registry], sizes: _phases.Sizes, *, quick: bool, load_at_start: str
+    registries: dict[str, Registry],
+    sizes: _phases.Sizes,
+    *,
+    quick: bool,
+    load_at_start: str,
+    webhooks: bool = False,
+    workers: int | None = None,
 ) -> list[str]:
     def version(argv: list[str]) -> str:
         try:
@@ -259,12 +322,12 @@ def describe(
         + (" (**--quick**: smaller counts, not comparable with full runs)" if quick else ""),
     ]
     kinds = {reg.kind for reg in registries.values()}
-    if "dockyard" in kinds:
+    if "dockyard" in kinds or webhooks:
         rev = version(["git", "-C", str(REPO_ROOT), "describe", "--always", "--dirty"])
-        workers = next((r.workers for r in registries.values() if r.kind == "dockyard"), None)
         lines.append(
             f"- Dockyard: git {rev}, SQLite + filesystem storage, token auth, "
-            f"{f'{workers} workers' if workers else 'default worker count'}"
+            f"{f'{workers} workers' if workers else 'default worker count'}, "
+            "default job workers (2 slots)"
         )
     if "distribution" in kinds:
         binary = shutil.which("docker-registry") or "docker-registry"
@@ -272,7 +335,15 @@ def describe(
             f"- distribution: {version([binary, '--version'])}, filesystem storage, "
             "in-memory blob descriptor cache, no auth"
         )
-    lines.append(f"- wrk threads: {sizes.wrk_threads}; every registry's data in a fresh temp dir")
+    if registries:
+        lines.append(
+            f"- wrk threads: {sizes.wrk_threads}; every registry's data in a fresh temp dir"
+        )
+    if os.environ.get("PYTHONPATH"):
+        lines.append(
+            f"- PYTHONPATH={os.environ['PYTHONPATH']}: Dockyard was imported from there, "
+            "not necessarily from the git tree above"
+        )
     lines.append(f"- load average (1, 5, 15 min) at start: {load_at_start}")
     return lines
 
@@ -310,7 +381,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller counts, a smoke run")
     parser.add_argument("--out", type=Path, help="also write the markdown report to FILE")
-    parser.add_argument("--only", choices=SLOTS, help="run only this slot")
+    parser.add_argument(
+        "--only",
+        choices=(*SLOTS, "webhooks"),
+        help="run only this slot (dockyard also runs the webhooks section), or only the "
+        "webhooks section (Dockyard alone)",
+    )
     parser.add_argument(
         "--targets",
         default=os.environ.get("BENCH_TARGETS", "dockyard,distribution"),
@@ -329,13 +405,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if len(kinds) != 2 or any(k not in KINDS for k in kinds):
         parser.error(f"--targets takes two of {', '.join(KINDS)}, comma-separated")
     args.kinds = dict(zip(SLOTS, kinds, strict=True))
+    if args.only == "webhooks" and args.kinds["dockyard"] != "dockyard":
+        parser.error("--only webhooks needs Dockyard in the Dockyard slot (see --targets)")
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     sizes = _phases.QUICK if args.quick else _phases.FULL
-    slots = [args.only] if args.only else list(SLOTS)
+    # --only webhooks: no slot, the webhooks section alone.
+    slots = list(SLOTS) if args.only is None else [s for s in SLOTS if s == args.only]
+    # Webhooks are Dockyard's alone: with --only distribution, or an A/A run, there is
+    # nothing to measure.
+    with_webhooks = args.only != "distribution" and args.kinds["dockyard"] == "dockyard"
+    sections = tuple(s for s, on in zip(SECTIONS, (bool(slots), with_webhooks), strict=True) if on)
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGHUP, _interrupt)
 
@@ -344,14 +427,17 @@ def main(argv: list[str] | None = None) -> int:
     load_at_start = load_average()
     workdir = Path(tempfile.mkdtemp(prefix="dockyard-bench-"))
     registries: dict[str, Registry] = {}
+    webhooks = _webhooks.WebhookSection(sizes, workdir / "webhooks", workers=args.dockyard_workers)
     try:
-        ensure_tool("wrk", "wrk")
-        ensure_tool("hey", "hey")
+        if slots:
+            ensure_tool("wrk", "wrk")
+            ensure_tool("hey", "hey")
         for slot in slots:
             if args.kinds[slot] == "distribution":
                 ensure_tool("docker-registry", "docker-registry")
-        print("[bench] generating data with os.urandom", file=sys.stderr, flush=True)
-        data = _phases.Data.generate(sizes)
+        if slots:
+            print("[bench] generating data with os.urandom", file=sys.stderr, flush=True)
+        data = _phases.Data.generate(sizes) if slots else None
         for slot in slots:
             registries[slot] = Registry(
                 slot, args.kinds[slot], workdir / slot, workers=args.dockyard_workers
@@ -364,7 +450,11 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
                 flush=True,
             )
-        workloads = {slot: _phases.Workload(registries[slot], data, sizes) for slot in slots}
+        workloads = {
+            slot: _phases.Workload(registries[slot], data, sizes)
+            for slot in slots
+            if data is not None
+        }
         for number, step in enumerate(_phases.STEPS):
             # Both registries take each step before either takes the next, in alternating
             # order, so that they see the same background load; dirty pages the last step
@@ -375,8 +465,22 @@ def main(argv: list[str] | None = None) -> int:
         for registry in registries.values():
             registry.stop()
         outcomes = {slot: workload.out for slot, workload in workloads.items()}
-        context = describe(registries, sizes, quick=args.quick, load_at_start=load_at_start)
-        text = report(outcomes, registries, sizes, context)
+        if with_webhooks:
+            os.sync()
+            section = webhooks.run()
+            ours = outcomes.setdefault("dockyard", _phases.Outcome())
+            ours.figures.update(section.figures)
+            ours.costs.update(section.costs)
+            ours.notes.extend(section.notes)
+        context = describe(
+            registries,
+            sizes,
+            quick=args.quick,
+            load_at_start=load_at_start,
+            webhooks=with_webhooks,
+            workers=args.dockyard_workers,
+        )
+        text = report(outcomes, registries, sizes, context, sections)
         text += f"\nTotal run time {time.monotonic() - started:.0f} s.\n"
         print(text)
         if args.out:
@@ -388,6 +492,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[bench] FAILED: {type(exc).__name__}: {exc}", file=sys.stderr)
         for registry in registries.values():
             print(f"[bench] {registry.label}: {registry.log_tail(15)}", file=sys.stderr)
+        if webhooks.registries:
+            print(f"[bench] webhooks section:\n{webhooks.log_tails()}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("[bench] interrupted", file=sys.stderr)
@@ -396,6 +502,7 @@ def main(argv: list[str] | None = None) -> int:
         for registry in registries.values():
             with contextlib.suppress(Exception):
                 registry.stop()
+        webhooks.stop()
         shutil.rmtree(workdir, ignore_errors=True)
 
 
