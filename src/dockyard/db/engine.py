@@ -8,6 +8,7 @@ and, thanks to WAL, never block writers.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -45,6 +46,7 @@ class Database:
         # busy server reuses connections instead of opening and closing overflow ones.
         self.url = normalize_url(url)
         self.is_sqlite = self.url.startswith("sqlite")
+        self._writer = threading.RLock()
         self.inline_reads = self.is_sqlite
         """Point reads are cheap enough to run on the event loop (SQLite in WAL mode:
         readers never wait for writers)."""
@@ -68,11 +70,35 @@ class Database:
             yield conn
 
     @contextmanager
-    def write(self) -> Iterator[Connection]:
-        with self.engine.connect() as plain:
-            conn = plain.execution_options(sqlite_immediate=True) if self.is_sqlite else plain
-            with conn.begin():
+    def write(self, *, durable: bool = True) -> Iterator[Connection]:
+        """A write transaction. ``durable=False`` (SQLite) commits without waiting for
+        the disk: a crash of the process loses nothing, a power loss may lose this
+        transaction. Only for writes whose loss is repaired by something durable: the
+        job queue's bookkeeping (a lost claim or outcome makes the job run again, and
+        every handler is idempotent)."""
+        if not self.is_sqlite:
+            with self.engine.connect() as conn, conn.begin():
                 yield conn
+            return
+        # SQLite runs one write transaction at a time. Writers of this process queue on
+        # a lock of their own, which hands over the moment a commit ends; left to
+        # SQLite's busy handler they would poll, sleeping up to 100 ms between tries,
+        # and the database would sit idle while they sleep. (Other processes still
+        # wait in the busy handler.) Reentrant, so that a nested write fails as it
+        # always did (busy timeout) rather than hanging on this lock.
+        with self._writer, self.engine.connect() as plain:
+            conn = plain.execution_options(sqlite_immediate=True)
+            if durable:
+                with conn.begin():
+                    yield conn
+                return
+            driver: Any = plain.connection.driver_connection
+            driver.execute("PRAGMA synchronous=NORMAL")
+            try:
+                with conn.begin():
+                    yield conn
+            finally:
+                driver.execute("PRAGMA synchronous=FULL")
 
     def migrate(self) -> None:
         """Bring the schema to the newest revision (safe to run from many replicas)."""

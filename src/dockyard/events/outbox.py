@@ -23,7 +23,7 @@ from dockyard.db import tables as t
 from dockyard.db.engine import Database, as_utc, utcnow
 from dockyard.errors import Invalid, NotFound
 from dockyard.events.model import EVENT_TYPES, Event
-from dockyard.jobs.queue import Job, JobQueue, JobSpec, enqueue
+from dockyard.jobs.queue import Job, JobQueue, JobSpec, enqueue, settle
 from dockyard.jobs.worker import Fail, Handler
 from dockyard.origin import Origin
 
@@ -158,20 +158,28 @@ class EventLog:
         with self.db.read() as conn:
             return [_event(r) for r in conn.execute(q)]
 
-    def fan_out(self, event_id: int) -> None:
+    def fan_out(self, event_id: int, job: Job | None = None, owner: str = "") -> str | None:
         """Hand the event to every listener in one transaction (a listener queues its
-        jobs there, idempotently: this may run twice for one event)."""
-        with self.db.write() as conn:
+        jobs there, idempotently: this may run twice for one event), which also settles
+        the fan-out ``job`` when given; returns its new state."""
+        settled = None
+        # Not waiting for the disk: if a power loss takes this transaction, it takes the
+        # job's outcome with it, and the fan-out runs again.
+        with self.db.write(durable=job is None) as conn:
             event = load_event(conn, event_id)
             if event is None:
                 raise Fail(f"event {event_id} no longer exists (past its retention)")
             for listener in self.listeners:
                 listener(conn, event)
+            if job is not None:
+                settled = settle(conn, job, owner)
         self.jobs.notify()
+        return settled
 
     def handler(self) -> Handler:
-        async def run(job: Job) -> None:
-            await to_thread.run_sync(self.fan_out, int(job.payload["event_id"]))
+        async def run(job: Job, owner: str) -> str | None:
+            event_id = int(job.payload["event_id"])
+            return await to_thread.run_sync(self.fan_out, event_id, job, owner)
 
         return Handler(FANOUT, run)
 

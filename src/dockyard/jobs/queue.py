@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -131,11 +132,57 @@ def enqueue(
 _J = t.jobs.c
 
 
+def settle(
+    conn: Connection,
+    job: Job,
+    owner: str,
+    *,
+    error: str | None = None,
+    retry_in: float | None = 0.0,
+) -> str:
+    """Record how ``job``'s attempt ended, inside ``conn``'s transaction, so that a
+    handler can commit its own result and the job's in one write: ``succeeded`` when
+    ``error`` is None; else queued again in ``retry_in`` seconds while attempts remain,
+    ``dead`` when none do, ``failed`` at once when ``retry_in`` is None (retrying cannot
+    help). Returns the new state, or '' when ``owner`` no longer holds the job (its lease
+    ran out and another worker took it: that worker's outcome counts)."""
+    now = utcnow()
+    values: dict[str, Any] = {
+        "updated_at": now,
+        "lease_owner": None,
+        "lease_expires_at": None,
+    }
+    if error is None:
+        state = SUCCEEDED
+    elif retry_in is None:
+        state = FAILED
+    elif job.attempts >= job.max_attempts:
+        state = DEAD
+    else:
+        state = QUEUED
+        values["run_after"] = now + timedelta(seconds=max(retry_in, 0.0))
+    if state != QUEUED:
+        values["finished_at"] = now
+    if error is not None:
+        values["last_error"] = error[:4000]
+    res = conn.execute(
+        sa.update(t.jobs)
+        .where(_J.id == job.id, _J.lease_owner == owner, _J.state == RUNNING)
+        .values(state=state, **values)
+    )
+    return state if res.rowcount else ""
+
+
 class JobQueue:
+    settle_interval = 5.0
+    """Seconds between two looks for jobs whose lease ran out (a full pass over the
+    running jobs, so not on every claim)."""
+
     def __init__(self, db: Database) -> None:
         self.db = db
         self._listeners: list[Callable[[], None]] = []
         self._guard = threading.Lock()
+        self._settled_at = -1e9
 
     # -- wake-ups --------------------------------------------------------------------
 
@@ -201,11 +248,15 @@ class JobQueue:
             return []
         now = utcnow()
         limits = {k: n for k, n in (concurrency_limits or {}).items() if n > 0}
-        with self.db.write() as conn:
-            self._settle_expired(conn, now)
+        settle_now = time.monotonic() - self._settled_at >= self.settle_interval
+        with self.db.write(durable=False) as conn:
+            if settle_now:
+                self._settle_expired(conn, now)
             rows = []
             for queues, limit in wanted.items():
                 rows += self._take(conn, owner, queues, limit, now, lease, limits)
+        if settle_now:
+            self._settled_at = time.monotonic()
         jobs = [_job(r) for r in rows]
         jobs.sort(key=lambda j: (-j.priority, j.run_after, j.id))
         return jobs
@@ -306,7 +357,7 @@ class JobQueue:
         if not ids:
             return set()
         now = utcnow()
-        with self.db.write() as conn:
+        with self.db.write(durable=False) as conn:
             held = conn.execute(
                 sa.update(t.jobs)
                 .where(_J.id.in_(list(ids)), _J.lease_owner == owner, _J.state == RUNNING)
@@ -317,40 +368,14 @@ class JobQueue:
 
     def succeed(self, job: Job, owner: str) -> bool:
         """Mark the job done; False when ``owner`` no longer holds it."""
-        now = utcnow()
-        return self._finish(
-            job,
-            owner,
-            state=SUCCEEDED,
-            finished_at=now,
-            updated_at=now,
-            lease_owner=None,
-            lease_expires_at=None,
-        )
+        with self.db.write(durable=False) as conn:
+            return bool(settle(conn, job, owner))
 
     def fail(self, job: Job, owner: str, error: str, *, retry_in: float | None) -> str:
-        """Record a failed attempt: queued again in ``retry_in`` seconds while attempts
-        remain, else ``dead``; ``retry_in`` None means ``failed`` at once (retrying
-        cannot help). Returns the new state ('' when ``owner`` no longer holds it)."""
-        now = utcnow()
-        if retry_in is None:
-            state = FAILED
-        elif job.attempts >= job.max_attempts:
-            state = DEAD
-        else:
-            state = QUEUED
-        values: dict[str, Any] = {
-            "state": state,
-            "last_error": error[:4000],
-            "updated_at": now,
-            "lease_owner": None,
-            "lease_expires_at": None,
-        }
-        if state == QUEUED:
-            values["run_after"] = now + timedelta(seconds=max(retry_in or 0.0, 0.0))
-        else:
-            values["finished_at"] = now
-        return state if self._finish(job, owner, **values) else ""
+        """Record a failed attempt (see :func:`settle`); the new state, '' when
+        ``owner`` no longer holds the job."""
+        with self.db.write(durable=False) as conn:
+            return settle(conn, job, owner, error=error, retry_in=retry_in)
 
     def release(self, owner: str, ids: Sequence[int]) -> int:
         """Hand jobs back unfinished (a worker shutting down): queued again at once,
@@ -358,7 +383,7 @@ class JobQueue:
         if not ids:
             return 0
         now = utcnow()
-        with self.db.write() as conn:
+        with self.db.write(durable=False) as conn:
             res = conn.execute(
                 sa.update(t.jobs)
                 .where(_J.id.in_(list(ids)), _J.lease_owner == owner, _J.state == RUNNING)
@@ -374,15 +399,6 @@ class JobQueue:
         if res.rowcount:
             self.notify()
         return int(res.rowcount)
-
-    def _finish(self, job: Job, owner: str, **values: Any) -> bool:
-        with self.db.write() as conn:
-            res = conn.execute(
-                sa.update(t.jobs)
-                .where(_J.id == job.id, _J.lease_owner == owner, _J.state == RUNNING)
-                .values(**values)
-            )
-        return bool(res.rowcount)
 
     # -- administration --------------------------------------------------------------
 

@@ -25,9 +25,22 @@ from typing import Protocol
 
 from anyio import to_thread
 
-from dockyard.jobs.queue import DEAD, FAILED, QUEUED, QUEUES, Job, JobQueue, JobSpec
+from dockyard.jobs.queue import (
+    DEAD,
+    FAILED,
+    QUEUED,
+    QUEUES,
+    SUCCEEDED,
+    Job,
+    JobQueue,
+    JobSpec,
+)
 
 log = logging.getLogger(__name__)
+
+_OUTCOMES = {SUCCEEDED: "succeeded", QUEUED: "retried", DEAD: "dead", FAILED: "failed"}
+"""Job state after an attempt → the outcome the metrics count ('lost': another worker
+had taken the job over)."""
 
 QUEUE_WEIGHTS: dict[str, int] = {"events": 2, "webhooks": 8, "scans": 1, "builds": 1}
 """Slots per queue for each unit of concurrency: deliveries wait on the network, so a
@@ -57,8 +70,14 @@ def exponential_backoff(attempt: int, *, base: float = 10.0, cap: float = 3600.0
 
 @dataclass(frozen=True, slots=True)
 class Handler:
+    """Runs one kind of job: ``run(job, owner)``. A handler that records its result in
+    a transaction of its own settles the job in that same transaction
+    (:func:`jobs.queue.settle` with ``owner``) and returns the state it set; returning
+    None lets the worker settle it (succeeded), raising :class:`Retry` or :class:`Fail`
+    (or anything else: a retry) records a failed attempt."""
+
     spec: JobSpec
-    run: Callable[[Job], Awaitable[None]]
+    run: Callable[[Job, str], Awaitable[str | None]]
     backoff: Callable[[int], float] = exponential_backoff
 
 
@@ -83,6 +102,7 @@ class Worker:
     name: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
     poll_interval: float = 1.0
     lease: float = 60.0
+    batch_delay: float = 0.02
     observer: JobObserver = field(default_factory=_Unobserved)
 
     def __post_init__(self) -> None:
@@ -123,6 +143,10 @@ class Worker:
                 self._wake.clear()
                 with suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+                if self._running:
+                    # Woken while busy (mostly by jobs ending): let a few more slots
+                    # free up, so that one claim fills several of them.
+                    await asyncio.sleep(self.batch_delay)
         except Exception:
             log.exception("job worker %s stopped by an error", self.owner)
             raise
@@ -167,7 +191,7 @@ class Worker:
         try:
             if handler is None:
                 raise Fail(f"this worker has no handler for job kind {job.kind!r}")
-            await handler.run(job)
+            settled = await handler.run(job, self.owner)
         except asyncio.CancelledError:
             outcome = "released"
             raise
@@ -181,7 +205,9 @@ class Worker:
             after = handler.backoff(job.attempts) if handler else None
             outcome = await self._failed(job, f"{type(exc).__name__}: {exc}", after)
         else:
-            await to_thread.run_sync(self.queue.succeed, job, self.owner)
+            if settled is None:
+                settled = SUCCEEDED if await to_thread.run_sync(self._succeed, job) else ""
+            outcome = _OUTCOMES.get(settled, "lost")
         finally:
             self._running.pop(job.id, None)
             self.observer.finished(job.kind, outcome, time.monotonic() - started)
@@ -194,7 +220,7 @@ class Worker:
         )
         if state in (DEAD, FAILED):
             log.warning("job %s (%s) is %s: %s", job.id, job.kind, state, error)
-        return {QUEUED: "retried", DEAD: "dead", FAILED: "failed"}.get(state, "lost")
+        return _OUTCOMES.get(state, "lost")
 
     async def _renew_leases(self) -> None:
         while True:
@@ -210,6 +236,9 @@ class Worker:
             for lost in set(ids) - held:
                 if lost in self._running:
                     log.warning("job %s was taken over by another worker", lost)
+
+    def _succeed(self, job: Job) -> bool:
+        return self.queue.succeed(job, self.owner)
 
     def _renew(self, ids: list[int]) -> set[int]:
         return self.queue.renew(self.owner, ids, lease=self.lease)

@@ -36,8 +36,8 @@ from dockyard.db.engine import Database, as_utc, utcnow
 from dockyard.db.upsert import upsert
 from dockyard.errors import Invalid, NotFound
 from dockyard.events.model import EVENT_TYPES, PUSH, Event
-from dockyard.jobs.queue import Job, JobQueue, JobSpec, enqueue
-from dockyard.jobs.worker import Fail, Handler, Retry
+from dockyard.jobs.queue import Job, JobQueue, JobSpec, enqueue, settle
+from dockyard.jobs.worker import Fail, Handler
 from dockyard.origin import Origin
 from dockyard.secretbox import SecretBox
 from dockyard.webhooks.client import Attempt, WebhookClient
@@ -527,7 +527,7 @@ class WebhookService:
                 return self._insert_delivery(change.conn, row, event, "pending", "test")
 
         delivery_id = await to_thread.run_sync(prepare)
-        await self._attempt(delivery_id, attempt_number=1, last=True)
+        await self._attempt(delivery_id, last=True)
         return await to_thread.run_sync(self.delivery, scope, webhook_id, delivery_id)
 
     # -- fan-out (inside the events.fanout job's transaction) ---------------------------
@@ -613,29 +613,32 @@ class WebhookService:
     # -- delivery (the webhooks.deliver job) ------------------------------------------
 
     def handler(self) -> Handler:
-        async def run(job: Job) -> None:
+        async def run(job: Job, owner: str) -> str | None:
             delivery_id = int(job.payload["delivery_id"])
-            last = job.attempts >= job.max_attempts
-            ok = await self._attempt(delivery_id, attempt_number=job.attempts, last=last)
-            if not ok:
-                delay = self.retry_delays[min(job.attempts, len(self.retry_delays)) - 1]
-                raise Retry(f"delivery {delivery_id} failed", after=delay * _jitter())
+            delay = self.retry_delays[min(job.attempts, len(self.retry_delays)) - 1]
+            return await self._attempt(
+                delivery_id,
+                last=job.attempts >= job.max_attempts,
+                job=_JobTurn(job, owner, delay * _jitter()),
+            )
 
         return Handler(DELIVER, run)
 
-    async def _attempt(self, delivery_id: int, *, attempt_number: int, last: bool) -> bool:
-        """One attempt; True when it succeeded or can never succeed (no retry)."""
+    async def _attempt(
+        self, delivery_id: int, *, last: bool, job: _JobTurn | None = None
+    ) -> str | None:
+        """One attempt, recorded with ``job``'s outcome in one transaction; returns the
+        job's new state (None: nothing was sent, the worker settles the job)."""
         prepared = await to_thread.run_sync(self._prepare_attempt, delivery_id)
         if prepared is None:
-            return True
+            return None
         url, headers, body, secret_names = prepared
         attempt = await self.client.post(url, headers, body)
-        await to_thread.run_sync(
+        return await to_thread.run_sync(
             lambda: self._record_attempt(
-                delivery_id, attempt, mask_headers(headers, secret_names), last=last
+                delivery_id, attempt, mask_headers(headers, secret_names), last=last, job=job
             )
         )
-        return attempt.ok or attempt.status == 410
 
     def _prepare_attempt(
         self, delivery_id: int
@@ -682,8 +685,14 @@ class WebhookService:
         return row.url, headers, body, list(extra)
 
     def _record_attempt(
-        self, delivery_id: int, attempt: Attempt, sent_headers: dict[str, str], *, last: bool
-    ) -> None:
+        self,
+        delivery_id: int,
+        attempt: Attempt,
+        sent_headers: dict[str, str],
+        *,
+        last: bool,
+        job: _JobTurn | None = None,
+    ) -> str | None:
         now = utcnow()
         if attempt.ok:
             status, reason = "succeeded", ""
@@ -694,7 +703,10 @@ class WebhookService:
             reason = attempt.error or f"the receiver answered {attempt.status}"
             if last:
                 reason += "; no attempts left"
-        with self.db.write() as conn:
+        # With a job, not waiting for the disk: a power loss that takes this record
+        # takes the job's outcome too, and the delivery is sent again (receivers drop
+        # duplicates by webhook-id).
+        with self.db.write(durable=job is None) as conn:
             conn.execute(
                 sa.insert(t.webhook_attempts).values(
                     delivery_id=delivery_id,
@@ -720,6 +732,11 @@ class WebhookService:
                 .returning(_D.webhook_id)
             ).scalar_one()
             self._note_health(conn, webhook_id, attempt, now)
+            if job is None:
+                return None
+            if attempt.ok or attempt.status == 410:  # done, or never to be done
+                return settle(conn, job.job, job.owner)
+            return settle(conn, job.job, job.owner, error=reason[:2000], retry_in=job.retry_in)
 
     @staticmethod
     def _note_health(conn: Connection, webhook_id: int, attempt: Attempt, now: datetime) -> None:
@@ -750,6 +767,15 @@ class WebhookService:
                     updated_at=now,
                 )
             )
+
+
+@dataclass(frozen=True, slots=True)
+class _JobTurn:
+    """The job an attempt runs for: settled with the attempt's record."""
+
+    job: Job
+    owner: str
+    retry_in: float
 
 
 def _jitter() -> float:
