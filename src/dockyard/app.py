@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
+from collections.abc import Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -172,27 +172,6 @@ def bootstrap(settings: Settings) -> Services:
     return services
 
 
-def _lifespan(
-    services: Services, metrics: Metrics
-) -> Callable[[Starlette], AbstractAsyncContextManager[None]]:
-    @asynccontextmanager
-    async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        """In-process job workers (``--job-workers``) run while the server does; on
-        shutdown they get ``job_grace`` seconds to finish."""
-        if services.settings.job_workers <= 0:
-            yield
-            return
-        worker = services.worker(concurrency=services.settings.job_workers, observer=metrics)
-        task = asyncio.create_task(run_worker(services, worker))
-        try:
-            yield
-        finally:
-            worker.stop()
-            await task
-
-    return lifespan
-
-
 def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:
     services = services or open_services(settings)
     tokens = TokenService(
@@ -285,7 +264,6 @@ def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:
     app = Starlette(
         routes=routes,
         exception_handlers={ApiError: api_error, 404: not_found, 405: not_found},
-        lifespan=_lifespan(services, metrics),
     )
     app.state.services = services
     console = create_console(app, settings)

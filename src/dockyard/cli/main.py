@@ -41,7 +41,7 @@ def main() -> None:
     "--job-workers",
     type=click.IntRange(min=0),
     default=None,
-    help="Job slots run in-process per server process (default 2; 0: none).",
+    help="Job slots of the worker process serve runs beside itself (default 2; 0: none).",
 )
 @click.pass_context
 def serve(
@@ -53,11 +53,19 @@ def serve(
     workers: int | None,
     job_workers: int | None,
 ) -> None:
-    """Run the registry and its management API (and, unless --job-workers 0, the
-    background jobs: webhook deliveries, scans, builds)."""
+    """Run the registry and its management API, and (unless --job-workers 0) a job
+    worker process beside it for the background work: webhook deliveries, scans,
+    builds."""
+    # The server's processes and its job worker share their metrics through files, so
+    # that /metrics counts them all (set before prometheus_client is first imported).
+    metrics_dir = tempfile.mkdtemp(prefix="dockyard-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    atexit.register(shutil.rmtree, metrics_dir, ignore_errors=True)
+
     import uvicorn
 
     from dockyard.app import bootstrap, create_app
+    from dockyard.jobs.process import JobProcess
     from dockyard.observability import setup_logging
 
     settings = settings_of(
@@ -85,20 +93,24 @@ def serve(
         options.update(ssl_certfile=settings.tls_cert, ssl_keyfile=settings.tls_key)
     scheme = "https" if settings.tls_cert else "http"
     click.echo(f"Dockyard listening on {scheme}://{settings.listen}", err=True)
-    if settings.workers > 1:
-        services.close()
-        # Worker processes rebuild the settings from the environment.
-        for key, value in _as_environ(settings).items():
-            os.environ[key] = value
-        # Workers share their metrics through files, so that /metrics counts them all.
-        metrics_dir = tempfile.mkdtemp(prefix="dockyard-metrics-")
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
-        atexit.register(shutil.rmtree, metrics_dir, ignore_errors=True)
-        uvicorn.run(
-            "dockyard.app:create_app_from_env", factory=True, workers=settings.workers, **options
-        )
-    else:
-        uvicorn.run(create_app(settings, services), **options)
+    jobs = JobProcess(settings.job_workers, _as_environ(settings), grace=settings.job_grace)
+    jobs.start()
+    try:
+        if settings.workers > 1:
+            services.close()
+            # Worker processes rebuild the settings from the environment.
+            for key, value in _as_environ(settings).items():
+                os.environ[key] = value
+            uvicorn.run(
+                "dockyard.app:create_app_from_env",
+                factory=True,
+                workers=settings.workers,
+                **options,
+            )
+        else:
+            uvicorn.run(create_app(settings, services), **options)
+    finally:
+        jobs.stop()
 
 
 def cli_origin(action: str, resource: str, detail: str) -> Origin:
@@ -152,8 +164,15 @@ def _as_environ(settings: Settings) -> dict[str, str]:
     default=None,
     help="HOST:PORT to serve this worker's Prometheus /metrics on (default: none).",
 )
+@click.option("--supervised", is_flag=True, hidden=True, help="Started by dockyard serve.")
 @click.pass_context
-def worker(ctx: click.Context, queues: str, concurrency: int, metrics_listen: str | None) -> None:
+def worker(
+    ctx: click.Context,
+    queues: str,
+    concurrency: int,
+    metrics_listen: str | None,
+    supervised: bool,
+) -> None:
     """Run background jobs alone, on any machine that reaches the database and the blob
     store. SIGTERM (or Ctrl-C) stops claiming, lets running jobs finish within the grace
     time (DOCKYARD_JOB_GRACE) and hands the rest back to the queue."""
@@ -189,6 +208,10 @@ def worker(ctx: click.Context, queues: str, concurrency: int, metrics_listen: st
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, jobs.stop)
+        if supervised:
+            from dockyard.jobs.process import stop_with_parent
+
+            stop_with_parent()
         await run_worker(services, jobs)
 
     click.echo(f"Dockyard worker {jobs.owner} serving {', '.join(chosen)}", err=True)
@@ -387,3 +410,7 @@ if __name__ == "__main__":
     run()
 
 __all__ = ["main"]
+
+
+if __name__ == "__main__":
+    main()

@@ -8,11 +8,14 @@ and, thanks to WAL, never block writers.
 
 from __future__ import annotations
 
+import fcntl
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -46,7 +49,7 @@ class Database:
         # busy server reuses connections instead of opening and closing overflow ones.
         self.url = normalize_url(url)
         self.is_sqlite = self.url.startswith("sqlite")
-        self._writer = threading.RLock()
+        self._writer = WriterLock(_sqlite_path(self.url) if self.is_sqlite else None)
         self.inline_reads = self.is_sqlite
         """Point reads are cheap enough to run on the event loop (SQLite in WAL mode:
         readers never wait for writers)."""
@@ -80,12 +83,10 @@ class Database:
             with self.engine.connect() as conn, conn.begin():
                 yield conn
             return
-        # SQLite runs one write transaction at a time. Writers of this process queue on
-        # a lock of their own, which hands over the moment a commit ends; left to
+        # SQLite runs one write transaction at a time. Writers queue on a lock of their
+        # own (see WriterLock), which hands over the moment a commit ends; left to
         # SQLite's busy handler they would poll, sleeping up to 100 ms between tries,
-        # and the database would sit idle while they sleep. (Other processes still
-        # wait in the busy handler.) Reentrant, so that a nested write fails as it
-        # always did (busy timeout) rather than hanging on this lock.
+        # and the database would sit idle while they sleep.
         with self._writer, self.engine.connect() as plain:
             conn = plain.execution_options(sqlite_immediate=True)
             if durable:
@@ -122,6 +123,59 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        self._writer.close()
+
+
+class WriterLock:
+    """Whoever writes to one SQLite database, in this process or another (the server
+    and its job worker, several server processes), takes this lock first: a thread lock
+    within the process, and an ``flock`` on ``<database>-writer.lock`` across processes
+    (the kernel wakes the next waiter as soon as it is released). Reentrant per thread,
+    so that a nested write fails as it always did (SQLite's busy timeout) rather than
+    hanging here."""
+
+    def __init__(self, database_path: Path | None) -> None:
+        self._thread_lock = threading.RLock()
+        self._depth = threading.local()
+        self._path = (
+            database_path.with_name(database_path.name + "-writer.lock")
+            if database_path is not None
+            else None
+        )
+        self._fd: int | None = None
+
+    def __enter__(self) -> None:
+        self._thread_lock.acquire()
+        depth = getattr(self._depth, "n", 0)
+        self._depth.n = depth + 1
+        if depth == 0 and self._path is not None:
+            try:
+                if self._fd is None:
+                    self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+                fcntl.flock(self._fd, fcntl.LOCK_EX)
+            except BaseException:
+                self._depth.n = 0
+                self._thread_lock.release()
+                raise
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def __exit__(self, *_: object) -> None:
+        self._depth.n -= 1
+        try:
+            if self._depth.n == 0 and self._fd is not None:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+        finally:
+            self._thread_lock.release()
+
+
+def _sqlite_path(url: str) -> Path | None:
+    """The file of a ``sqlite:///PATH`` URL (None for an in-memory database)."""
+    path = url.partition(":///")[2].partition("?")[0]
+    return Path(path) if path and path != ":memory:" else None
 
 
 def alembic_config() -> Config:

@@ -213,6 +213,25 @@ class JobQueue:
 
     # -- workers ---------------------------------------------------------------------
 
+    def settle_due(self) -> bool:
+        """Whether the next claim looks for expired leases."""
+        return time.monotonic() - self._settled_at >= self.settle_interval
+
+    def has_runnable(self, queues: Sequence[str]) -> bool:
+        """Whether a job of ``queues`` waits to run: a read, which takes no write lock,
+        so that idle workers may ask often."""
+        with self.db.read() as conn:
+            found = conn.execute(
+                sa.select(_J.id)
+                .where(
+                    _J.queue.in_(list(queues)),
+                    _J.state == QUEUED,
+                    _J.run_after <= utcnow(),
+                )
+                .limit(1)
+            ).first()
+        return found is not None
+
     def claim(
         self,
         owner: str,
@@ -248,7 +267,7 @@ class JobQueue:
             return []
         now = utcnow()
         limits = {k: n for k, n in (concurrency_limits or {}).items() if n > 0}
-        settle_now = time.monotonic() - self._settled_at >= self.settle_interval
+        settle_now = self.settle_due()
         with self.db.write(durable=False) as conn:
             if settle_now:
                 self._settle_expired(conn, now)

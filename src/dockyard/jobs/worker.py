@@ -100,7 +100,9 @@ class Worker:
     concurrency: int = 2
     queues: Sequence[str] = QUEUES
     name: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
-    poll_interval: float = 1.0
+    poll_interval: float = 0.1
+    """Seconds between looks for work when nothing woke the worker (work queued by
+    another process: the server, for a worker of its own)."""
     lease: float = 60.0
     batch_delay: float = 0.02
     observer: JobObserver = field(default_factory=_Unobserved)
@@ -180,6 +182,10 @@ class Worker:
         return len(jobs)
 
     def _claim_from(self, rooms: dict[tuple[str, ...], int]) -> list[Job]:
+        # Look first (a read): an idle worker then polls without taking the write lock.
+        queues = [q for group in rooms for q in group]
+        if not self.queue.settle_due() and not self.queue.has_runnable(queues):
+            return []
         return self.queue.claim_each(
             self.owner, rooms, lease=self.lease, concurrency_limits=self._limits
         )
