@@ -295,3 +295,11 @@ async def listed_account(
     if not named:
         return None
     return (await call_service(lambda: accounts.get(named), ServiceError)).id
+
+
+def path_id(request: Request, name: str, noun: str) -> int:
+    """A numeric id from the path; 404 naming ``noun`` for anything else."""
+    raw: str = request.path_params[name]
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 18):
+        raise ApiError(404, "Not Found", f"{noun} {raw[:40]!r} does not exist")
+    return int(raw)

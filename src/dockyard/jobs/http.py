@@ -10,7 +10,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from dockyard.api import ApiAuth, ApiError, before_param, call_service, iso, listing, page_params
+from dockyard.api import (
+    ApiAuth,
+    ApiError,
+    before_param,
+    call_service,
+    iso,
+    listing,
+    page_params,
+    path_id,
+)
 from dockyard.errors import ServiceError
 from dockyard.iam import actions
 from dockyard.iam.arn import instance_arn
@@ -68,21 +77,15 @@ class JobRoutes:
             listing([job_json(j) for j in found], limit, request, "id", ("kind", "state"))
         )
 
-    def _id(self, request: Request) -> int:
-        raw = request.path_params["id"]
-        if not (raw.isascii() and raw.isdigit() and len(raw) <= 18):
-            raise ApiError(404, "Not Found", f"job {raw[:40]!r} does not exist")
-        return int(raw)
-
     async def one(self, request: Request) -> Response:
         await self.auth.authorize(request, actions.LIST_JOBS, instance_arn(self.region))
-        job_id = self._id(request)
+        job_id = path_id(request, "id", "job")
         return JSONResponse(
             job_json(await call_service(lambda: self.jobs.get(job_id), ServiceError))
         )
 
     async def retry(self, request: Request) -> Response:
         await self.auth.authorize(request, actions.RETRY_JOB, instance_arn(self.region))
-        job_id = self._id(request)
+        job_id = path_id(request, "id", "job")
         job = await call_service(lambda: self.jobs.retry(job_id), ServiceError)
         return JSONResponse(job_json(job))

@@ -28,6 +28,7 @@ from dockyard.api import (
     only_fields,
     optional_field,
     page_params,
+    path_id,
 )
 from dockyard.audit import origin_of
 from dockyard.catalog.service import CatalogService, parse_repository_name
@@ -131,13 +132,6 @@ def _webhook_input(body: dict[str, Any]) -> WebhookInput:
     )
 
 
-def _int_param(request: Request, name: str, noun: str) -> int:
-    raw = request.path_params[name]
-    if not (raw.isascii() and raw.isdigit() and len(raw) <= 18):
-        raise ApiError(404, "Not Found", f"{noun} {raw[:40]!r} does not exist")
-    return int(raw)
-
-
 class WebhookRoutes:
     def __init__(
         self, webhooks: WebhookService, catalog: CatalogService, auth: ApiAuth, region: str
@@ -214,7 +208,7 @@ class WebhookRoutes:
     async def one(self, request: Request) -> Response:
         verb = {"GET": "Get", "PATCH": "Update", "DELETE": "Delete"}[request.method]
         scope, principal = await self._authorized(request, verb)
-        hook_id = _int_param(request, "id", "webhook")
+        hook_id = path_id(request, "id", "webhook")
         if request.method == "DELETE":
             origin = self._origin(request, principal, 204)
             await call_service(lambda: self.webhooks.delete(origin, scope, hook_id), ServiceError)
@@ -231,7 +225,7 @@ class WebhookRoutes:
 
     async def rotate(self, request: Request) -> Response:
         scope, principal = await self._authorized(request, "Update")
-        hook_id = _int_param(request, "id", "webhook")
+        hook_id = path_id(request, "id", "webhook")
         origin = self._origin(request, principal, 200)
         secret = await call_service(
             lambda: self.webhooks.rotate_secret(origin, scope, hook_id), ServiceError
@@ -240,7 +234,7 @@ class WebhookRoutes:
 
     async def test(self, request: Request) -> Response:
         scope, principal = await self._authorized(request, "Update")
-        hook_id = _int_param(request, "id", "webhook")
+        hook_id = path_id(request, "id", "webhook")
         origin = self._origin(request, principal, 200)
         try:
             delivery = await self.webhooks.test(origin, scope, hook_id)
@@ -250,7 +244,7 @@ class WebhookRoutes:
 
     async def deliveries(self, request: Request) -> Response:
         scope, _ = await self._authorized(request, "Get")
-        hook_id = _int_param(request, "id", "webhook")
+        hook_id = path_id(request, "id", "webhook")
         limit, after = page_params(request)
         before = before_param(after, "a delivery")
         status = request.query_params.get("status") or None
@@ -265,8 +259,8 @@ class WebhookRoutes:
 
     async def delivery(self, request: Request) -> Response:
         scope, _ = await self._authorized(request, "Get")
-        hook_id = _int_param(request, "id", "webhook")
-        delivery_id = _int_param(request, "delivery", "delivery")
+        hook_id = path_id(request, "id", "webhook")
+        delivery_id = path_id(request, "delivery", "delivery")
         found = await call_service(
             lambda: self.webhooks.delivery(scope, hook_id, delivery_id), ServiceError
         )
@@ -274,8 +268,8 @@ class WebhookRoutes:
 
     async def redeliver(self, request: Request) -> Response:
         scope, principal = await self._authorized(request, "Update")
-        hook_id = _int_param(request, "id", "webhook")
-        delivery_id = _int_param(request, "delivery", "delivery")
+        hook_id = path_id(request, "id", "webhook")
+        delivery_id = path_id(request, "delivery", "delivery")
         origin = self._origin(request, principal, 202)
         found = await call_service(
             lambda: self.webhooks.redeliver(origin, scope, hook_id, delivery_id), ServiceError
