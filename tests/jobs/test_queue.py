@@ -24,7 +24,9 @@ SPEC = JobSpec("test.work", queue="events", max_attempts=3)
 
 @pytest.fixture
 def queue(database: Database) -> JobQueue:
-    return JobQueue(database)
+    jobs = JobQueue(database)
+    jobs.settle_interval = 0  # look for expired leases on every claim
+    return jobs
 
 
 def test_claim_order_and_success(queue: JobQueue) -> None:
@@ -194,7 +196,7 @@ def test_worker_runs_retries_and_fails_jobs(queue: JobQueue) -> None:
     seen: list[tuple[int, int]] = []
     done = threading.Event()
 
-    async def handle(job: Job) -> None:
+    async def handle(job: Job, _owner: str) -> None:
         seen.append((job.payload["n"], job.attempts))
         if len(seen) >= 5:  # 1 twice, 2 once, 3 twice
             done.set()
@@ -227,7 +229,7 @@ def test_worker_runs_retries_and_fails_jobs(queue: JobQueue) -> None:
 def test_worker_hands_back_what_outlives_the_grace_time(queue: JobQueue) -> None:
     started = threading.Event()
 
-    async def slow(_: Job) -> None:
+    async def slow(_job: Job, _owner: str) -> None:
         started.set()
         await asyncio.sleep(60)
 
