@@ -60,18 +60,29 @@ def test_fan_out_twice_makes_one_delivery(
     world: tuple[CatalogService, WebhookService, EventLog],
 ) -> None:
     catalog, hooks, events = world
+    hook, _ = hooks.create(Origin(), SCOPE, WebhookInput(name="h", url="http://127.0.0.1:9/"))
+    with catalog.changes.open(Origin(actor="pusher")) as change:
+        pushed = change.emit("push", Subject(None, "team", "app", tag="1.0", digest="sha256:x"))
+    events.fan_out(pushed)
+    events.fan_out(pushed)  # a job may run twice after a lease expiry
+    [delivery] = hooks.deliveries(SCOPE, hook.id)
+    assert delivery.status == "pending"
+    assert delivery.event_id == pushed
+    assert _pending_jobs(catalog.db) == 1
+
+
+def test_events_from_before_a_webhook_existed_are_not_delivered(
+    world: tuple[CatalogService, WebhookService, EventLog],
+) -> None:
+    _, hooks, events = world
+    [created] = events.list(None, types=["repository_create"])  # before the webhook
     hook, _ = hooks.create(
         Origin(),
         SCOPE,
         WebhookInput(name="h", url="http://127.0.0.1:9/", events=("repository_create",)),
     )
-    [created] = events.list(None, types=["repository_create"])
     events.fan_out(created.id)
-    events.fan_out(created.id)  # a job may run twice after a lease expiry
-    [delivery] = hooks.deliveries(SCOPE, hook.id)
-    assert delivery.status == "pending"
-    assert delivery.event_id == created.id
-    assert _pending_jobs(catalog.db) == 1
+    assert hooks.deliveries(SCOPE, hook.id) == []
 
 
 def test_three_days_of_failures_disable_the_webhook(
@@ -118,15 +129,17 @@ def test_three_days_of_failures_disable_the_webhook(
 def test_retention_forgets_old_events_with_their_deliveries(
     world: tuple[CatalogService, WebhookService, EventLog],
 ) -> None:
-    _, hooks, events = world
+    catalog, hooks, events = world
     hook, _ = hooks.create(
         Origin(),
         SCOPE,
-        WebhookInput(name="h", url="http://127.0.0.1:9/", events=("repository_create",)),
+        WebhookInput(name="h", url="http://127.0.0.1:9/"),
     )
-    [created] = events.list(None)
-    events.fan_out(created.id)
+    with catalog.changes.open(Origin(actor="pusher")) as change:
+        pushed = change.emit("push", Subject(None, "team", "app", tag="1.0", digest="sha256:x"))
+    events.fan_out(pushed)
+    assert len(hooks.deliveries(SCOPE, hook.id)) == 1
     assert events.purge(utcnow() - timedelta(days=1)) == 0
-    assert events.purge(utcnow() + timedelta(seconds=1)) == 1
+    assert events.purge(utcnow() + timedelta(seconds=1)) == 2
     assert events.list(None) == []
     assert hooks.deliveries(SCOPE, hook.id) == []

@@ -558,6 +558,8 @@ class WebhookService:
         for hook in hooks:
             if event.type not in json.loads(hook.events):
                 continue
+            if as_utc(hook.created_at) > event.at:
+                continue  # the event happened before the webhook existed
             if not hook.enabled:
                 status, reason = "untriggered", f"the webhook is disabled {hook.disabled_reason}"
             else:
@@ -632,17 +634,24 @@ class WebhookService:
         prepared = await to_thread.run_sync(self._prepare_attempt, delivery_id)
         if prepared is None:
             return None
-        url, headers, body, secret_names = prepared
+        url, headers, body, secret_names, failing = prepared
         attempt = await self.client.post(url, headers, body)
         return await to_thread.run_sync(
             lambda: self._record_attempt(
-                delivery_id, attempt, mask_headers(headers, secret_names), last=last, job=job
+                delivery_id,
+                attempt,
+                mask_headers(headers, secret_names),
+                last=last,
+                job=job,
+                failing=failing,
             )
         )
 
     def _prepare_attempt(
         self, delivery_id: int
-    ) -> tuple[str, dict[str, str], bytes, list[str]] | None:
+    ) -> tuple[str, dict[str, str], bytes, list[str], bool] | None:
+        """What an attempt sends: URL, headers (signed now), body, the names of the
+        user's secret headers, and whether the webhook's deliveries are failing."""
         with self.db.read() as conn:
             row = conn.execute(
                 sa.select(
@@ -655,6 +664,7 @@ class WebhookService:
                     t.webhooks.c.secret,
                     t.webhooks.c.previous_secret,
                     t.webhooks.c.previous_secret_expires_at,
+                    t.webhooks.c.failing_since,
                 )
                 .select_from(t.webhook_deliveries.join(t.webhooks))
                 .where(_D.id == delivery_id)
@@ -682,7 +692,7 @@ class WebhookService:
         headers = extra | delivery_headers(
             secrets, f"msg_{delivery_id}", int(time.time()), body, version=__version__
         )
-        return row.url, headers, body, list(extra)
+        return row.url, headers, body, list(extra), row.failing_since is not None
 
     def _record_attempt(
         self,
@@ -692,6 +702,7 @@ class WebhookService:
         *,
         last: bool,
         job: _JobTurn | None = None,
+        failing: bool = True,
     ) -> str | None:
         now = utcnow()
         if attempt.ok:
@@ -731,7 +742,8 @@ class WebhookService:
                 )
                 .returning(_D.webhook_id)
             ).scalar_one()
-            self._note_health(conn, webhook_id, attempt, now)
+            if failing or not attempt.ok:
+                self._note_health(conn, webhook_id, attempt, now)
             if job is None:
                 return None
             if attempt.ok or attempt.status == 410:  # done, or never to be done
