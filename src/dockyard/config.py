@@ -70,8 +70,8 @@ class Settings:
     """Blobs and manifests younger than this (seconds) are never collected."""
     fsync: bool = True
     job_workers: int = 2
-    """Job slots of the worker process ``dockyard serve`` runs beside itself (webhooks,
-    scans, builds); 0 runs none (then run ``dockyard worker`` processes)."""
+    """Job worker processes ``dockyard serve`` runs beside itself, one slot each
+    (webhooks, scans, builds); 0 runs none (then run ``dockyard worker`` processes)."""
     job_grace: int = 30
     """On shutdown, running jobs get this long (seconds) to finish before they are
     handed back to the queue."""

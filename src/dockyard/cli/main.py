@@ -41,7 +41,7 @@ def main() -> None:
     "--job-workers",
     type=click.IntRange(min=0),
     default=None,
-    help="Job slots of the worker process serve runs beside itself (default 2; 0: none).",
+    help="Job worker processes serve runs beside itself (default 2; 0: none).",
 )
 @click.pass_context
 def serve(

@@ -1,11 +1,11 @@
-"""The job worker ``dockyard serve`` runs beside itself.
+"""The job workers ``dockyard serve`` runs beside itself.
 
-Jobs run in a process of their own, ``dockyard worker --supervised``, rather than in
+Jobs run in processes of their own, ``dockyard worker --supervised``, rather than in
 the server's: a Python process runs on one core at a time, and webhook deliveries,
 scans and builds would take that core from the pushes and pulls the server answers.
-The server starts the worker, starts it again if it dies, and stops it (SIGTERM: it
-lets running jobs finish within the grace time) when the server stops; a worker whose
-server is killed stops too.
+The server starts the workers, starts one again if it dies, and stops them (SIGTERM:
+they let running jobs finish within the grace time) when the server stops; a worker
+whose server is killed stops too.
 """
 
 from __future__ import annotations
@@ -16,72 +16,96 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 
 log = logging.getLogger(__name__)
 SUPERVISOR = "_DOCKYARD_SUPERVISOR_PID"
 """The server's process id, in its worker's environment."""
 
 
+class _Supervised:
+    """One worker process, started again whenever it exits unasked."""
+
+    def __init__(self, command: list[str], env: dict[str, str], index: int) -> None:
+        self.command = command
+        self.env = env
+        self.index = index
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.lock = threading.Lock()
+
+    def spawn(self) -> None:
+        with self.lock:
+            self.proc = subprocess.Popen(self.command, env=self.env, stdin=subprocess.DEVNULL)
+
+    def watch(self, stopping: threading.Event) -> None:
+        delay = 1.0
+        while not stopping.is_set():
+            proc = self.proc
+            assert proc is not None
+            code = proc.wait()
+            if stopping.is_set():
+                return
+            log.warning(
+                "job worker %d exited with %s; starting it again in %.0f s", self.index, code, delay
+            )
+            if stopping.wait(delay):
+                return
+            delay = min(delay * 2, 30.0)
+            self.spawn()
+
+    def terminate(self) -> subprocess.Popen[bytes] | None:
+        with self.lock:
+            proc = self.proc
+        if proc is None or proc.poll() is not None:
+            return None
+        proc.send_signal(signal.SIGTERM)
+        return proc
+
+
 class JobProcess:
+    """``--job-workers N``: N worker processes of one slot each, so that N jobs run at
+    once as with N slots in one process, but on as many cores as there are."""
+
     def __init__(self, concurrency: int, environ: dict[str, str], *, grace: float) -> None:
         self.concurrency = concurrency
         self.environ = environ
         self.grace = grace
-        self._proc: subprocess.Popen[bytes] | None = None
         self._stopping = threading.Event()
-        self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
+        self._workers: list[_Supervised] = []
 
     def start(self) -> None:
-        """Start the worker (nothing when there are no job slots) and watch it."""
-        if self.concurrency <= 0:
-            return
-        self._spawn()
-        self._thread = threading.Thread(target=self._watch, name="job-worker", daemon=True)
-        self._thread.start()
-
-    def _spawn(self) -> None:
+        """Start the workers (none when there are no job slots) and watch them."""
         command = [
             sys.executable,
             "-m",
             "dockyard.cli.main",
             "worker",
             "--concurrency",
-            str(self.concurrency),
+            "1",
             "--supervised",
         ]
-        with self._lock:
-            env = {**os.environ, **self.environ, SUPERVISOR: str(os.getpid())}
-            self._proc = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL)
-
-    def _watch(self) -> None:
-        delay = 1.0
-        while not self._stopping.is_set():
-            proc = self._proc
-            assert proc is not None
-            code = proc.wait()
-            if self._stopping.is_set():
-                return
-            log.warning("the job worker exited with %s; starting it again in %.0f s", code, delay)
-            if self._stopping.wait(delay):
-                return
-            delay = min(delay * 2, 30.0)
-            self._spawn()
+        env = {**os.environ, **self.environ, SUPERVISOR: str(os.getpid())}
+        for index in range(self.concurrency):
+            worker = _Supervised(command, env, index)
+            worker.spawn()
+            name = f"job-worker-{index}"
+            threading.Thread(
+                target=worker.watch, args=(self._stopping,), name=name, daemon=True
+            ).start()
+            self._workers.append(worker)
 
     def stop(self) -> None:
-        """SIGTERM the worker and wait for it (its grace time, and a little more)."""
+        """SIGTERM the workers and wait for them (their grace time, and a little more)."""
         self._stopping.set()
-        with self._lock:
-            proc = self._proc
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=self.grace + 10)
-        except subprocess.TimeoutExpired:
-            log.warning("the job worker did not stop within %.0f s; killing it", self.grace + 10)
-            proc.kill()
-            proc.wait()
+        running = [p for p in (w.terminate() for w in self._workers) if p is not None]
+        deadline = time.monotonic() + self.grace + 10
+        for proc in running:
+            try:
+                proc.wait(timeout=max(deadline - time.monotonic(), 0.1))
+            except subprocess.TimeoutExpired:
+                log.warning("a job worker did not stop within %.0f s; killing it", self.grace + 10)
+                proc.kill()
+                proc.wait()
 
 
 def stop_with_parent() -> None:
