@@ -146,6 +146,7 @@ def open_services(settings: Settings, *, migrate: bool = False) -> Services:
         timeout=settings.webhook_timeout,
     )
     events.listen(webhooks.fan_out)
+    changes.interests.append(webhooks.wants)
     return Services(
         settings=settings,
         db=db,

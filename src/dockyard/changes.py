@@ -8,7 +8,7 @@ woken for the events' jobs.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection
 
 from dockyard.audit import write_audit
 from dockyard.db.engine import Database
-from dockyard.events.outbox import Subject, write_event
+from dockyard.events.outbox import Interest, Subject, write_event
 from dockyard.jobs.queue import JobQueue
 from dockyard.origin import Origin
 
@@ -25,11 +25,12 @@ from dockyard.origin import Origin
 class Change:
     conn: Connection
     origin: Origin
+    interests: Sequence[Interest] = ()
     events: list[int] = field(default_factory=list)
 
     def emit(self, type_: str, subject: Subject) -> int:
         """Write an event of ``type_`` about ``subject`` with this change."""
-        event_id = write_event(self.conn, self.origin, type_, subject)
+        event_id = write_event(self.conn, self.origin, type_, subject, self.interests)
         self.events.append(event_id)
         return event_id
 
@@ -38,11 +39,14 @@ class Changes:
     def __init__(self, db: Database, jobs: JobQueue) -> None:
         self.db = db
         self.jobs = jobs
+        self.interests: list[Interest] = []
+        """Who may react to events (webhooks; scans and builds next): an event nobody
+        wants gets no fan-out job."""
 
     @contextmanager
     def open(self, origin: Origin) -> Iterator[Change]:
         with self.db.write() as conn:
-            change = Change(conn, origin)
+            change = Change(conn, origin, self.interests)
             yield change
             audited = origin.decision is not None and not origin.recorded
             if audited:

@@ -20,7 +20,9 @@ from dockyard.origin import Origin
 
 @pytest.fixture
 def catalog(database: Database) -> CatalogService:
-    return CatalogService(database, Changes(database, JobQueue(database)), "test-region")
+    changes = Changes(database, JobQueue(database))
+    changes.interests.append(lambda _conn, _type, subject: subject.namespace != "quiet")
+    return CatalogService(database, changes, "test-region")
 
 
 def _origin(**decision: object) -> Origin:
@@ -185,3 +187,12 @@ def test_ram_changes_commit_with_their_audit_record(catalog: CatalogService) -> 
     with catalog.db.read() as conn:
         rows = conn.execute(sa.select(t.audit_log.c.action, t.audit_log.c.status)).all()
     assert rows == [("ram:CreateGroup", 201)]
+
+
+def test_an_event_nobody_wants_gets_no_fanout_job(catalog: CatalogService) -> None:
+    catalog.create_namespace(Origin(), "quiet")
+    catalog.create_repository(Origin(), parse_repository_name("quiet/app"))
+    assert [e.type for e in EventLog(catalog.db, catalog.changes.jobs).list(None)] == [
+        "repository_create"
+    ]
+    assert _count(catalog.db, t.jobs) == 0

@@ -31,6 +31,9 @@ FANOUT = JobSpec("events.fanout", queue="events", max_attempts=20)
 
 Listener = Callable[[Connection, Event], None]
 """Reacts to an event inside the fan-out transaction (queues its own jobs there)."""
+Interest = Callable[[Connection, str, "Subject"], bool]
+"""Whether a listener may react to an event of this type about this subject, asked in
+the writing transaction: an event no listener wants is stored without a fan-out job."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,8 +52,15 @@ class Subject:
     repository_created_at: datetime | None = None
 
 
-def write_event(conn: Connection, origin: Origin, type_: str, subject: Subject) -> int:
-    """Insert the event and its fan-out job inside ``conn``'s transaction."""
+def write_event(
+    conn: Connection,
+    origin: Origin,
+    type_: str,
+    subject: Subject,
+    interests: Sequence[Interest] = (),
+) -> int:
+    """Insert the event, and its fan-out job when one of ``interests`` wants it, inside
+    ``conn``'s transaction."""
     if type_ not in EVENT_TYPES:
         raise ValueError(f"unknown event type {type_!r}")
     res = conn.execute(
@@ -74,7 +84,8 @@ def write_event(conn: Connection, origin: Origin, type_: str, subject: Subject) 
     pk = res.inserted_primary_key
     assert pk is not None
     event_id = int(pk[0])
-    enqueue(conn, FANOUT, {"event_id": event_id})
+    if any(wants(conn, type_, subject) for wants in interests):
+        enqueue(conn, FANOUT, {"event_id": event_id})
     return event_id
 
 

@@ -36,6 +36,7 @@ from dockyard.db.engine import Database, as_utc, utcnow
 from dockyard.db.upsert import upsert
 from dockyard.errors import Invalid, NotFound
 from dockyard.events.model import EVENT_TYPES, PUSH, Event
+from dockyard.events.outbox import Subject
 from dockyard.jobs.queue import Job, JobQueue, JobSpec, enqueue, settle
 from dockyard.jobs.worker import Fail, Handler
 from dockyard.origin import Origin
@@ -531,6 +532,19 @@ class WebhookService:
         return await to_thread.run_sync(self.delivery, scope, webhook_id, delivery_id)
 
     # -- fan-out (inside the events.fanout job's transaction) ---------------------------
+
+    @staticmethod
+    def wants(conn: Connection, _type: str, subject: Subject) -> bool:
+        """Whether the event's namespace has any webhook (asked as the event is written:
+        without one, no fan-out job is queued, and a webhook made later gets only later
+        events anyway)."""
+        found = conn.execute(
+            sa.select(_W.id)
+            .select_from(t.webhooks.join(t.namespaces))
+            .where(t.namespaces.c.name == subject.namespace)
+            .limit(1)
+        ).first()
+        return found is not None
 
     def fan_out(self, conn: Connection, event: Event) -> None:
         """One delivery per webhook of the event's repository and namespace that listens
