@@ -157,6 +157,11 @@ class Registry:
 
     def start(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
+        self._workers_logged = (
+            self.log_path.read_text(errors="replace").count("Dockyard worker ")
+            if self.log_path.exists()
+            else 0
+        )
         if self.kind == "distribution":
             argv, env = self._distribution_command()
         else:
@@ -272,8 +277,23 @@ class Registry:
                 except httpx.TransportError:
                     time.sleep(0.1)
                 else:
+                    self._wait_for_job_workers(deadline)
                     return
         raise BenchError(f"{self.label} not answering after {timeout:.0f}s\n{self.log_tail()}")
+
+    def _wait_for_job_workers(self, deadline: float) -> None:
+        """Dockyard's job worker processes start beside the server; their start-up
+        (imports, a first look at the queue) must not land in the first timed phase."""
+        if self.kind != "dockyard":
+            return
+        expected = int(self._dockyard_env().get("DOCKYARD_JOB_WORKERS", "2"))
+        while time.monotonic() < deadline:
+            started = self.log_path.read_text(errors="replace").count("Dockyard worker ")
+            if started - self._workers_logged >= expected:
+                time.sleep(0.5)  # their first claims
+                return
+            time.sleep(0.1)
+        raise BenchError(f"{self.label}: job workers did not start\n{self.log_tail()}")
 
     def check_alive(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
