@@ -26,6 +26,7 @@ from typing import Any, Final, Literal
 
 import sqlalchemy as sa
 from anyio import to_thread
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from dockyard import __version__
@@ -33,10 +34,10 @@ from dockyard.changes import Changes
 from dockyard.config import ConfigError
 from dockyard.db import tables as t
 from dockyard.db.engine import Database, as_utc, utcnow
-from dockyard.db.upsert import upsert
 from dockyard.errors import Invalid, NotFound
 from dockyard.events.model import EVENT_TYPES, PUSH, Event
 from dockyard.events.outbox import Subject
+from dockyard.jobs.batch import GroupCommit
 from dockyard.jobs.queue import Job, JobQueue, JobSpec, enqueue, settle
 from dockyard.jobs.worker import Fail, Handler
 from dockyard.origin import Origin
@@ -216,6 +217,7 @@ class WebhookService:
         self.retry_delays = list(retry_delays) or [60.0]
         self.timeout = timeout
         self._client: WebhookClient | None = None
+        self._batch: GroupCommit[_Record, str | None] | None = None
 
     @property
     def client(self) -> WebhookClient:
@@ -525,7 +527,9 @@ class WebhookService:
                     created_at=as_utc(repo.created_at) if repo is not None else utcnow(),
                     account_id=owner,
                 )
-                return self._insert_delivery(change.conn, row, event, "pending", "test")
+                made = self._insert_delivery(change.conn, row, event, "pending", "test")
+                assert made is not None  # a sample event (id 0) always makes a new one
+                return made
 
         delivery_id = await to_thread.run_sync(prepare)
         await self._attempt(delivery_id, last=True)
@@ -579,12 +583,9 @@ class WebhookService:
             else:
                 fires, reason = _trigger(hook.trigger).match(event.tag)
                 status = "pending" if fires else "untriggered"
-            exists = conn.execute(
-                sa.select(_D.id).where(_D.webhook_id == hook.id, _D.event_id == event.id)
-            ).scalar()
-            if exists is not None:
-                continue
             delivery_id = self._insert_delivery(conn, hook, event, status, reason.strip())
+            if delivery_id is None:
+                continue  # made by an earlier run of this fan-out
             if status == "pending":
                 enqueue(
                     conn,
@@ -595,7 +596,8 @@ class WebhookService:
 
     def _insert_delivery(
         self, conn: Connection, hook: Any, event: Event, status: str, reason: str
-    ) -> int:
+    ) -> int | None:
+        """The new delivery's id; None when the webhook has one for this event already."""
         now = utcnow()
         body = b""
         if status == "pending":
@@ -615,12 +617,14 @@ class WebhookService:
             "request_body": body.decode(),
         }
         if event.id:
-            upsert(conn, t.webhook_deliveries, values, keys=("webhook_id", "event_id"))
-            return int(
-                conn.execute(
-                    sa.select(_D.id).where(_D.webhook_id == hook.id, _D.event_id == event.id)
-                ).scalar_one()
-            )
+            dialect: Any = postgresql if conn.dialect.name == "postgresql" else sqlite
+            new = conn.execute(
+                dialect.insert(t.webhook_deliveries)
+                .values(**values)
+                .on_conflict_do_nothing(index_elements=["webhook_id", "event_id"])
+                .returning(_D.id)
+            ).scalar()
+            return None if new is None else int(new)
         res = conn.execute(sa.insert(t.webhook_deliveries).values(**values))
         pk = res.inserted_primary_key
         assert pk is not None
@@ -650,16 +654,14 @@ class WebhookService:
             return None
         url, headers, body, secret_names, failing = prepared
         attempt = await self.client.post(url, headers, body)
-        return await to_thread.run_sync(
-            lambda: self._record_attempt(
-                delivery_id,
-                attempt,
-                mask_headers(headers, secret_names),
-                last=last,
-                job=job,
-                failing=failing,
-            )
+        record = _Record(
+            delivery_id, attempt, mask_headers(headers, secret_names), last, job, failing
         )
+        if job is None:
+            return (await to_thread.run_sync(self._record_all, [record]))[0]
+        if self._batch is None:
+            self._batch = GroupCommit(self._record_all)
+        return await self._batch.submit(record)
 
     def _prepare_attempt(
         self, delivery_id: int
@@ -718,51 +720,63 @@ class WebhookService:
         job: _JobTurn | None = None,
         failing: bool = True,
     ) -> str | None:
+        """Record one attempt (and settle its job) in a transaction of its own."""
+        record = _Record(delivery_id, attempt, sent_headers, last, job, failing)
+        return self._record_all([record])[0]
+
+    def _record_all(self, records: Sequence[_Record]) -> list[str | None]:
+        """Record attempts, and settle their jobs, in one transaction: the worker's
+        finished deliveries are written together (group commit), which holds SQLite's
+        write lock once instead of once each. With jobs, the transaction does not wait
+        for the disk: a power loss that takes a record takes its job's outcome too,
+        and the delivery is sent again (receivers drop duplicates by webhook-id)."""
+        durable = any(r.job is None for r in records)
+        with self.db.write(durable=durable) as conn:
+            return [self._record_in(conn, r) for r in records]
+
+    def _record_in(self, conn: Connection, r: _Record) -> str | None:
         now = utcnow()
+        attempt = r.attempt
         if attempt.ok:
             status, reason = "succeeded", ""
         elif attempt.status == 410:
             status, reason = "failed", "the receiver answered 410 Gone: the webhook is disabled"
         else:
-            status = "failed" if last else "retrying"
+            status = "failed" if r.last else "retrying"
             reason = attempt.error or f"the receiver answered {attempt.status}"
-            if last:
+            if r.last:
                 reason += "; no attempts left"
-        # With a job, not waiting for the disk: a power loss that takes this record
-        # takes the job's outcome too, and the delivery is sent again (receivers drop
-        # duplicates by webhook-id).
-        with self.db.write(durable=job is None) as conn:
-            conn.execute(
-                sa.insert(t.webhook_attempts).values(
-                    delivery_id=delivery_id,
-                    at=attempt.at,
-                    status=attempt.status,
-                    duration_ms=attempt.duration_ms,
-                    error=attempt.error[:2000],
-                )
+        conn.execute(
+            sa.insert(t.webhook_attempts).values(
+                delivery_id=r.delivery_id,
+                at=attempt.at,
+                status=attempt.status,
+                duration_ms=attempt.duration_ms,
+                error=attempt.error[:2000],
             )
-            webhook_id = conn.execute(
-                sa.update(t.webhook_deliveries)
-                .where(_D.id == delivery_id)
-                .values(
-                    status=status,
-                    reason=reason[:2000],
-                    attempts=_D.attempts + 1,
-                    updated_at=now,
-                    request_headers=json.dumps(sent_headers),
-                    response_status=attempt.status,
-                    response_headers=json.dumps(attempt.response_headers),
-                    response_body=attempt.response_body,
-                )
-                .returning(_D.webhook_id)
-            ).scalar_one()
-            if failing or not attempt.ok:
-                self._note_health(conn, webhook_id, attempt, now)
-            if job is None:
-                return None
-            if attempt.ok or attempt.status == 410:  # done, or never to be done
-                return settle(conn, job.job, job.owner)
-            return settle(conn, job.job, job.owner, error=reason[:2000], retry_in=job.retry_in)
+        )
+        webhook_id = conn.execute(
+            sa.update(t.webhook_deliveries)
+            .where(_D.id == r.delivery_id)
+            .values(
+                status=status,
+                reason=reason[:2000],
+                attempts=_D.attempts + 1,
+                updated_at=now,
+                request_headers=json.dumps(r.sent_headers),
+                response_status=attempt.status,
+                response_headers=json.dumps(attempt.response_headers),
+                response_body=attempt.response_body,
+            )
+            .returning(_D.webhook_id)
+        ).scalar()
+        if webhook_id is not None and (r.failing or not attempt.ok):
+            self._note_health(conn, webhook_id, attempt, now)
+        if r.job is None:
+            return None
+        if attempt.ok or attempt.status == 410 or webhook_id is None:
+            return settle(conn, r.job.job, r.job.owner)  # done, or never to be done
+        return settle(conn, r.job.job, r.job.owner, error=reason[:2000], retry_in=r.job.retry_in)
 
     @staticmethod
     def _note_health(conn: Connection, webhook_id: int, attempt: Attempt, now: datetime) -> None:
@@ -793,6 +807,18 @@ class WebhookService:
                     updated_at=now,
                 )
             )
+
+
+@dataclass(frozen=True, slots=True)
+class _Record:
+    """One finished attempt, to be recorded."""
+
+    delivery_id: int
+    attempt: Attempt
+    sent_headers: dict[str, str]
+    last: bool
+    job: _JobTurn | None
+    failing: bool
 
 
 @dataclass(frozen=True, slots=True)
