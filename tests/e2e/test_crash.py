@@ -112,6 +112,10 @@ class Run:
         self.completed: list[int] = []
         self.enough = threading.Event()
         self.killed = threading.Event()
+        self.dead = threading.Event()
+        """Set once the server process is gone: stragglers go on only then (woken by
+        ``killed``, which is set just before the kill, one could reach the server
+        before it dies and add a chunk nobody expects)."""
         self.start = threading.Barrier(PUSHES)
 
     def client(self) -> httpx.Client:
@@ -171,7 +175,7 @@ class Run:
             offset += len(chunk)
             if push.mode == "straggler" and push.resume is None and offset < len(data):
                 push.resume = (location, data)
-                self.killed.wait(timeout=60)
+                self.dead.wait(timeout=60)
             else:
                 time.sleep(0.005)
         _expect(c.put(location, params={"digest": digest}), 201)
@@ -218,6 +222,7 @@ def test_sigkill_during_concurrent_pushes(dockyard_server: DockyardServer) -> No
     assert enough, f"only {state.completed} completed before the deadline; errors: {early}"
     state.killed.set()
     dockyard_server.kill()
+    state.dead.set()
     for thread in threads:
         thread.join(timeout=40)
         assert not thread.is_alive(), f"{thread.name} is stuck after the kill"
@@ -264,6 +269,7 @@ def test_sigkill_during_concurrent_pushes(dockyard_server: DockyardServer) -> No
             )
             assert r.status_code == 201, (push.index, r.text)
         state.killed.set()
+        state.dead.set()
         for push in interrupted:
             push.error = None
             state.start = threading.Barrier(1)
