@@ -2,8 +2,8 @@
 
 :meth:`Changes.open` gives a :class:`Change`: the change's own statements, its audit
 record (the origin's authorization decision) and its events all run on ``change.conn``
-and commit together — or not at all. Once committed, the workers of this process are
-woken for the events' jobs.
+and commit together — or not at all. Once committed, any worker in this process is woken
+for the events' jobs (workers elsewhere find them when they next look).
 """
 
 from __future__ import annotations

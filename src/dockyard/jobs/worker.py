@@ -1,8 +1,9 @@
 """The worker: claims jobs from the queue and runs their handlers.
 
-One worker is an asyncio task with a number of slots per queue; ``dockyard serve`` runs
-one in-process (``--job-workers N`` slots) and ``dockyard worker`` runs one alone on any
-machine that reaches the database and the blob store. Handlers are coroutines: I/O-bound
+One worker is an asyncio task with a number of slots per queue, in a ``dockyard worker``
+process: ``dockyard serve`` starts ``--job-workers N`` of them beside itself (see
+:mod:`jobs.process`), and more may run on any machine that reaches the database and the
+blob store. Handlers are coroutines: I/O-bound
 work (webhook deliveries) runs on the loop, blocking work goes to threads.
 
 While jobs run, their leases are renewed; a worker told to stop claims nothing more,
