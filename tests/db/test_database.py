@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from datetime import timedelta
 
@@ -220,6 +221,82 @@ def test_sqlite_write_transactions_are_serialized(database: Database) -> None:
 
     run_concurrently(THREADS, work)
     assert _blob_size(database, counter) == THREADS * rounds
+
+
+def _background_twin(database: Database) -> Database:
+    """A second handle on the same SQLite file whose writes are background work, as a
+    job worker's are (its own lock files' descriptors: to ``flock`` it is another
+    process)."""
+    if not database.is_sqlite:
+        pytest.skip("only SQLite writers share one lock")
+    twin = Database(database.url)
+    twin.write_in_background()
+    return twin
+
+
+def test_background_writes_let_waiting_requests_go_first(database: Database) -> None:
+    """A background writer that asked before a request's second writer still goes after
+    it: while the server has a writer at work or waiting, workers hold back."""
+    worker = _background_twin(database)
+    order: list[str] = []
+    holding = threading.Event()
+
+    def write(db: Database, name: str, hold: float = 0.0) -> None:
+        with db.write() as conn:
+            if hold:
+                holding.set()
+                time.sleep(hold)
+            conn.execute(sa.insert(t.accounts).values(name=name, created_at=utcnow()))
+            order.append(name)
+
+    try:
+        first = threading.Thread(target=write, args=(database, "first-request", 0.4))
+        first.start()
+        assert holding.wait(10)
+        background = threading.Thread(target=write, args=(worker, "background"))
+        background.start()
+        time.sleep(0.1)  # the worker is waiting (for the lock, or for quiet) now
+        second = threading.Thread(target=write, args=(database, "second-request"))
+        second.start()
+        for thread in (first, second, background):
+            thread.join(10)
+        assert order == ["first-request", "second-request", "background"]
+    finally:
+        worker.dispose()
+
+
+def test_background_writes_wait_a_bounded_time(database: Database) -> None:
+    """Under a stream of requests' writes that never pauses, a background write still
+    gets its turn after the lock's patience, not when the stream ends."""
+    worker = _background_twin(database)
+    worker._writer.patience = 0.2
+    stop = threading.Event()
+    started = time.monotonic()
+
+    def stream(index: int) -> None:
+        while not stop.is_set():
+            with database.write() as conn:
+                conn.execute(sa.select(1))
+                time.sleep(0.005)
+            if time.monotonic() - started > 5:
+                return
+
+    threads = [threading.Thread(target=stream, args=(i,)) for i in range(3)]
+    try:
+        for thread in threads:
+            thread.start()
+        time.sleep(0.05)
+        begun = time.monotonic()
+        with worker.write() as conn:
+            waited = time.monotonic() - begun
+            conn.execute(sa.insert(t.accounts).values(name="background", created_at=utcnow()))
+        assert waited < 1.5, f"the background write waited {waited:.2f} s"
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(10)
+        worker.dispose()
+    assert _count(database, t.accounts) == 1
 
 
 class Boom(Exception):

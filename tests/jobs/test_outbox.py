@@ -3,6 +3,8 @@ or none of them does."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 import sqlalchemy as sa
 
@@ -14,7 +16,8 @@ from dockyard.db.engine import Database
 from dockyard.errors import Conflict
 from dockyard.events.outbox import FANOUT, EventLog
 from dockyard.iam.ram import RamService
-from dockyard.jobs.queue import JobQueue
+from dockyard.jobs.queue import SUCCEEDED, JobQueue
+from dockyard.jobs.worker import Fail
 from dockyard.origin import Origin
 
 
@@ -196,3 +199,38 @@ def test_an_event_nobody_wants_gets_no_fanout_job(catalog: CatalogService) -> No
         "repository_create"
     ]
     assert _count(catalog.db, t.jobs) == 0
+
+
+def test_a_workers_fanouts_commit_together_and_a_gone_event_fails_alone(
+    catalog: CatalogService,
+) -> None:
+    """The fan-out jobs one worker holds run in one transaction; an event purged since
+    its job was queued fails that job (no retry helps) and no other."""
+    log = EventLog(catalog.db, catalog.changes.jobs)
+    seen: list[tuple[str | None, int]] = []
+    log.listen(lambda conn, event: seen.append((event.repository, id(conn))))
+    catalog.create_namespace(Origin(), "team")
+    for name in ("one", "two", "three"):
+        catalog.create_repository(Origin(), parse_repository_name(f"team/{name}"))
+    gone = next(e.id for e in log.list(None) if e.repository == "two")
+    with catalog.db.write() as conn:
+        conn.execute(sa.delete(t.events).where(t.events.c.id == gone))
+    queue = catalog.changes.jobs
+    jobs = queue.claim("worker-1", ["events"], 10, lease=60)
+    assert len(jobs) == 3
+    handler = log.handler()
+
+    async def run_all() -> list[str | BaseException | None]:
+        return await asyncio.gather(
+            *(handler.run(job, "worker-1") for job in jobs), return_exceptions=True
+        )
+
+    ids = [int(j.payload["event_id"]) for j in jobs]
+    outcomes = dict(zip(ids, asyncio.run(run_all()), strict=True))
+    failed = outcomes.pop(gone)
+    assert isinstance(failed, Fail)
+    assert "no longer exists" in str(failed)
+    assert set(outcomes.values()) == {SUCCEEDED}
+    assert sorted(repo or "" for repo, _ in seen) == ["one", "three"]
+    assert len({conn for _, conn in seen}) == 1  # one transaction for both
+    assert {queue.get(j.id).state for j in jobs if j.payload["event_id"] != gone} == {SUCCEEDED}

@@ -202,6 +202,7 @@ def worker(
             raise click.BadParameter("HOST:PORT", param_hint="--metrics-listen")
         start_http_server(int(port), host or "127.0.0.1", registry=metrics.registry)
     services = open_services(settings, migrate=True)
+    services.db.write_in_background()
     jobs = services.worker(concurrency=concurrency, queues=chosen, observer=metrics)
 
     async def main() -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import fcntl
 import os
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -101,6 +102,11 @@ class Database:
             finally:
                 driver.execute("PRAGMA synchronous=FULL")
 
+    def write_in_background(self) -> None:
+        """This process's writes are background work (a job worker's): on SQLite they
+        let requests' writes go first, within bounds (see :class:`WriterLock`)."""
+        self._writer.background = True
+
     def migrate(self) -> None:
         """Bring the schema to the newest revision (safe to run from many replicas)."""
         with self.engine.connect() as conn:
@@ -128,11 +134,25 @@ class Database:
 
 class WriterLock:
     """Whoever writes to one SQLite database, in this process or another (the server
-    and its job worker, several server processes), takes this lock first: a thread lock
+    and its job workers, several server processes), takes this lock first: a thread lock
     within the process, and an ``flock`` on ``<database>-writer.lock`` across processes
     (the kernel wakes the next waiter as soon as it is released). Reentrant per thread,
     so that a nested write fails as it always did (SQLite's busy timeout) rather than
-    hanging here."""
+    hanging here.
+
+    Requests come first. A process whose writes are background work (a job worker:
+    :meth:`Database.write_in_background`) lets the database go to a request that waits
+    for it or is writing: while any foreground process has a writer waiting or at work,
+    it holds a shared ``flock`` on ``<database>-writer.busy``, and a background writer
+    waits until that file is free, up to :attr:`patience` seconds, before it queues for
+    the lock. A worker that waited writes what piled up meanwhile in one transaction
+    (the queue claims, and results commit, in batches), so under a burst of pushes the
+    workers take the lock a few times a second instead of several times per push, and
+    when requests pause they have it at once."""
+
+    patience = 0.5
+    """Seconds a background writer yields to foreground ones before it queues anyway:
+    the bound on how long a stream of requests can hold background work back."""
 
     def __init__(self, database_path: Path | None) -> None:
         self._thread_lock = threading.RLock()
@@ -142,26 +162,82 @@ class WriterLock:
             if database_path is not None
             else None
         )
+        self._busy_path = (
+            database_path.with_name(database_path.name + "-writer.busy")
+            if database_path is not None
+            else None
+        )
         self._fd: int | None = None
+        self._busy_fd: int | None = None
+        self._busy_guard = threading.Lock()
+        self._writers = 0
+        """This process's foreground writers, waiting or at work."""
+        self.background = False
+
+    def _busy_file(self) -> int:
+        if self._busy_fd is None:
+            assert self._busy_path is not None
+            self._busy_fd = os.open(self._busy_path, os.O_RDWR | os.O_CREAT, 0o600)
+        return self._busy_fd
+
+    def _announce(self, change: int) -> None:
+        """Count a foreground writer in (+1) or out (-1); the first in takes the shared
+        lock on the busy file, the last out lets it go."""
+        with self._busy_guard:
+            self._writers += change
+            if change > 0 and self._writers == 1:
+                fcntl.flock(self._busy_file(), fcntl.LOCK_SH)
+            elif change < 0 and self._writers == 0 and self._busy_fd is not None:
+                fcntl.flock(self._busy_fd, fcntl.LOCK_UN)
+
+    def _wait_for_quiet(self) -> None:
+        """Background: until no foreground process has writers, or patience runs out."""
+        fd = self._busy_file()
+        deadline = time.monotonic() + self.patience
+        pause = 0.001
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    return
+                time.sleep(pause)
+                pause = min(pause * 2, 0.01)
+            else:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                return
 
     def __enter__(self) -> None:
-        self._thread_lock.acquire()
+        foreground = self._path is not None and not self.background
+        if foreground:
+            self._announce(+1)
+        try:
+            self._thread_lock.acquire()
+        except BaseException:
+            if foreground:
+                self._announce(-1)
+            raise
         depth = getattr(self._depth, "n", 0)
         self._depth.n = depth + 1
         if depth == 0 and self._path is not None:
             try:
+                if self.background:
+                    self._wait_for_quiet()
                 if self._fd is None:
                     self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
                 fcntl.flock(self._fd, fcntl.LOCK_EX)
             except BaseException:
                 self._depth.n = 0
                 self._thread_lock.release()
+                if foreground:
+                    self._announce(-1)
                 raise
 
     def close(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        for fd in (self._fd, self._busy_fd):
+            if fd is not None:
+                os.close(fd)
+        self._fd = self._busy_fd = None
 
     def __exit__(self, *_: object) -> None:
         self._depth.n -= 1
@@ -170,6 +246,8 @@ class WriterLock:
                 fcntl.flock(self._fd, fcntl.LOCK_UN)
         finally:
             self._thread_lock.release()
+            if self._path is not None and not self.background:
+                self._announce(-1)
 
 
 def _sqlite_path(url: str) -> Path | None:

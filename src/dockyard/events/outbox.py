@@ -10,24 +10,36 @@ rolled-back one reaches none. The fan-out job hands the event to each listener
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from anyio import to_thread
 from sqlalchemy.engine import Connection
 
 from dockyard.db import tables as t
 from dockyard.db.engine import Database, as_utc, utcnow
 from dockyard.errors import Invalid, NotFound
 from dockyard.events.model import EVENT_TYPES, Event
+from dockyard.jobs.batch import GroupCommit
 from dockyard.jobs.queue import Job, JobQueue, JobSpec, enqueue, settle
 from dockyard.jobs.worker import Fail, Handler
 from dockyard.origin import Origin
 
 FANOUT = JobSpec("events.fanout", queue="events", max_attempts=20)
+
+
+class _Gone(enum.Enum):
+    EVENT = "gone"
+
+
+_GONE = _Gone.EVENT
+"""A fan-out's result when its event no longer exists."""
+_FanOut = tuple[int, "Job | None", str]
+_Settled = list[str | _Gone | None]
+"""What one fan-out needs: the event, its job, the worker that holds the job."""
 
 Listener = Callable[[Connection, Event], None]
 """Reacts to an event inside the fan-out transaction (queues its own jobs there)."""
@@ -123,6 +135,7 @@ class EventLog:
         self.db = db
         self.jobs = jobs
         self.listeners: list[Listener] = []
+        self._batch: GroupCommit[_FanOut, str | _Gone | None] | None = None
 
     def listen(self, listener: Listener) -> None:
         self.listeners.append(listener)
@@ -173,24 +186,39 @@ class EventLog:
         """Hand the event to every listener in one transaction (a listener queues its
         jobs there, idempotently: this may run twice for one event), which also settles
         the fan-out ``job`` when given; returns its new state."""
-        settled = None
-        # Not waiting for the disk: if a power loss takes this transaction, it takes the
-        # job's outcome with it, and the fan-out runs again.
-        with self.db.write(durable=job is None) as conn:
-            event = load_event(conn, event_id)
-            if event is None:
-                raise Fail(f"event {event_id} no longer exists (past its retention)")
-            for listener in self.listeners:
-                listener(conn, event)
-            if job is not None:
-                settled = settle(conn, job, owner)
-        self.jobs.notify()
+        settled = self._fan_out_all([(event_id, job, owner)])[0]
+        if settled is _GONE:
+            raise Fail(f"event {event_id} no longer exists (past its retention)")
         return settled
+
+    def _fan_out_all(self, batch: Sequence[_FanOut]) -> _Settled:
+        """Fan out several events in one transaction (a worker's fan-outs commit
+        together: :class:`jobs.batch.GroupCommit`); per event, its job's new state, or
+        ``_GONE``."""
+        results: _Settled = []
+        # Not waiting for the disk when every fan-out is a job's: if a power loss takes
+        # this transaction, it takes the jobs' outcomes with it, and they run again.
+        with self.db.write(durable=any(job is None for _, job, _ in batch)) as conn:
+            for event_id, job, owner in batch:
+                event = load_event(conn, event_id)
+                if event is None:
+                    results.append(_GONE)
+                    continue
+                for listener in self.listeners:
+                    listener(conn, event)
+                results.append(settle(conn, job, owner) if job is not None else None)
+        self.jobs.notify()
+        return results
 
     def handler(self) -> Handler:
         async def run(job: Job, owner: str) -> str | None:
             event_id = int(job.payload["event_id"])
-            return await to_thread.run_sync(self.fan_out, event_id, job, owner)
+            if self._batch is None:
+                self._batch = GroupCommit(self._fan_out_all)
+            settled = await self._batch.submit((event_id, job, owner))
+            if settled is _GONE:
+                raise Fail(f"event {event_id} no longer exists (past its retention)")
+            return settled
 
         return Handler(FANOUT, run)
 

@@ -43,9 +43,10 @@ _OUTCOMES = {SUCCEEDED: "succeeded", QUEUED: "retried", DEAD: "dead", FAILED: "f
 """Job state after an attempt → the outcome the metrics count ('lost': another worker
 had taken the job over)."""
 
-QUEUE_WEIGHTS: dict[str, int] = {"events": 2, "webhooks": 8, "scans": 1, "builds": 1}
-"""Slots per queue for each unit of concurrency: deliveries wait on the network, so a
-worker runs several per unit; scans and builds use a core each."""
+QUEUE_WEIGHTS: dict[str, int] = {"events": 8, "webhooks": 8, "scans": 1, "builds": 1}
+"""Slots per queue for each unit of concurrency: deliveries wait on the network and
+fan-outs commit together (one transaction for all that a worker holds), so a worker runs
+several of each per unit; scans and builds use a core each."""
 
 
 class Retry(Exception):
