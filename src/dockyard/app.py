@@ -206,7 +206,8 @@ def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:
 
     async def metrics_endpoint(_: Request) -> Response:
         try:
-            metrics.set_queue_depth(await to_thread.run_sync(services.jobs.depth))
+            depth = await to_thread.run_sync(services.jobs.depth)
+            metrics.set_queue_depth(depth, (h.spec.kind for h in services.job_handlers()))
         except Exception:
             log.exception("could not read the job queue's depth")
         return PlainTextResponse(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)

@@ -14,6 +14,7 @@ import os
 import sys
 import time
 import uuid
+from collections.abc import Iterable
 from typing import Any
 
 from prometheus_client import (
@@ -149,9 +150,13 @@ class Metrics:
         self.job_runs.labels(kind, outcome).inc()
         self.job_seconds.labels(kind).observe(seconds)
 
-    def set_queue_depth(self, depth: list[tuple[str, int, float]]) -> None:
-        """The queue as it is now: (kind, queued jobs, oldest age); kinds no longer
-        queued read 0."""
+    def set_queue_depth(
+        self, depth: list[tuple[str, int, float]], kinds: Iterable[str] = ()
+    ) -> None:
+        """The queue as it is now: (kind, queued jobs, oldest age); ``kinds`` (every
+        kind there is) and kinds no longer queued read 0, so that an empty queue shows
+        as 0 rather than as no series at all."""
+        self._depth_kinds.update(kinds)
         seen = set()
         for kind, count, age in depth:
             self.queue_depth.labels(kind).set(count)

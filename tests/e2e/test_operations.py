@@ -90,6 +90,9 @@ def test_logs_metrics_and_request_ids(dockyard_server: DockyardServer) -> None:
     assert "dockyard_http_request_duration_seconds_bucket" in metrics
     assert 'dockyard_http_received_bytes_total{route="uploads"}' in metrics
     assert "dockyard_uploads_in_progress 0.0" in metrics
+    # Nothing is queued (no webhooks: no fan-out), and the queue says so.
+    assert 'dockyard_jobs_queued{kind="webhooks.deliver"} 0.0' in metrics
+    assert 'dockyard_jobs_queued{kind="events.fanout"} 0.0' in metrics
     received = next(
         line
         for line in metrics.splitlines()

@@ -64,6 +64,10 @@ class Subject:
     repository_created_at: datetime | None = None
 
 
+_INSERT_EVENT = sa.insert(t.events)
+"""Built once: every push writes an event."""
+
+
 def write_event(
     conn: Connection,
     origin: Origin,
@@ -76,22 +80,23 @@ def write_event(
     if type_ not in EVENT_TYPES:
         raise ValueError(f"unknown event type {type_!r}")
     res = conn.execute(
-        sa.insert(t.events).values(
-            type=type_,
-            at=utcnow(),
-            account_id=subject.account_id,
-            namespace=subject.namespace,
-            repository=subject.repository,
-            tag=subject.tag,
-            digest=subject.digest,
-            media_type=subject.media_type,
-            size=subject.size,
-            actor=origin.actor[:200],
-            request_id=origin.request_id[:64],
-            client_address=origin.client_address[:64],
-            repository_public=subject.repository_public,
-            repository_created_at=subject.repository_created_at,
-        )
+        _INSERT_EVENT,
+        {
+            "type": type_,
+            "at": utcnow(),
+            "account_id": subject.account_id,
+            "namespace": subject.namespace,
+            "repository": subject.repository,
+            "tag": subject.tag,
+            "digest": subject.digest,
+            "media_type": subject.media_type,
+            "size": subject.size,
+            "actor": origin.actor[:200],
+            "request_id": origin.request_id[:64],
+            "client_address": origin.client_address[:64],
+            "repository_public": subject.repository_public,
+            "repository_created_at": subject.repository_created_at,
+        },
     )
     pk = res.inserted_primary_key
     assert pk is not None

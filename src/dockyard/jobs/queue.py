@@ -97,6 +97,10 @@ def _job(row: Any) -> Job:
     )
 
 
+_INSERT_JOB = sa.insert(t.jobs)
+"""Built once: enqueue runs in every push that someone listens to."""
+
+
 def enqueue(
     conn: Connection,
     spec: JobSpec,
@@ -110,19 +114,20 @@ def enqueue(
     that asked for it commits."""
     now = utcnow()
     res = conn.execute(
-        sa.insert(t.jobs).values(
-            kind=spec.kind,
-            queue=spec.queue,
-            payload=json.dumps(payload, separators=(",", ":")),
-            state=QUEUED,
-            priority=priority,
-            attempts=0,
-            max_attempts=spec.max_attempts,
-            run_after=run_after or now,
-            created_at=now,
-            updated_at=now,
-            concurrency_key=concurrency_key[:128] if concurrency_key else None,
-        )
+        _INSERT_JOB,
+        {
+            "kind": spec.kind,
+            "queue": spec.queue,
+            "payload": json.dumps(payload, separators=(",", ":")),
+            "state": QUEUED,
+            "priority": priority,
+            "attempts": 0,
+            "max_attempts": spec.max_attempts,
+            "run_after": run_after or now,
+            "created_at": now,
+            "updated_at": now,
+            "concurrency_key": concurrency_key[:128] if concurrency_key else None,
+        },
     )
     pk = res.inserted_primary_key
     assert pk is not None
@@ -130,6 +135,45 @@ def enqueue(
 
 
 _J = t.jobs.c
+
+
+def _candidates(limited: bool, skip_locked: bool) -> sa.Select[Any]:
+    """Runnable jobs of some queues, best first (with, when ``limited``, how many jobs
+    of each one's concurrency key are running)."""
+    running = t.jobs.alias("running")
+    busy = (
+        sa.select(sa.func.count())
+        .where(running.c.concurrency_key == _J.concurrency_key, running.c.state == RUNNING)
+        .scalar_subquery()
+    )
+    query = (
+        sa.select(_J.id, _J.kind, _J.concurrency_key, busy if limited else sa.null())
+        .where(
+            _J.queue.in_(sa.bindparam("queues", expanding=True)),
+            _J.state == QUEUED,
+            _J.run_after <= sa.bindparam("now"),
+        )
+        .order_by(_J.priority.desc(), _J.run_after, _J.id)
+        .limit(sa.bindparam("limit"))
+    )
+    return query.with_for_update(skip_locked=True, of=t.jobs) if skip_locked else query
+
+
+_CANDIDATES = {(lim, pg): _candidates(lim, pg) for lim in (False, True) for pg in (False, True)}
+"""Built once (a worker claims many times a second): (limited, PostgreSQL) → query."""
+_TAKE = (
+    sa.update(t.jobs)
+    .where(_J.id.in_(sa.bindparam("ids", expanding=True)), _J.state == QUEUED)
+    .values(
+        state=RUNNING,
+        attempts=_J.attempts + 1,
+        lease_owner=sa.bindparam("owner"),
+        lease_expires_at=sa.bindparam("expires"),
+        started_at=sa.bindparam("now"),
+        updated_at=sa.bindparam("now"),
+    )
+    .returning(*t.jobs.c)
+)
 
 
 def settle(
@@ -290,31 +334,16 @@ class JobQueue:
         lease: float,
         limits: dict[str, int],
     ) -> list[Any]:
-        running = t.jobs.alias("running")
-        busy = (
-            sa.select(sa.func.count())
-            .where(
-                running.c.concurrency_key == _J.concurrency_key,
-                running.c.state == RUNNING,
-            )
-            .scalar_subquery()
-        )
-        candidates = (
-            sa.select(_J.id, _J.kind, _J.concurrency_key, busy if limits else sa.null())
-            .where(
-                _J.queue.in_(list(queues)),
-                _J.state == QUEUED,
-                _J.run_after <= now,
-            )
-            .order_by(_J.priority.desc(), _J.run_after, _J.id)
+        candidates = _CANDIDATES[(bool(limits), conn.dialect.name == "postgresql")]
+        params = {
+            "queues": list(queues),
+            "now": now,
             # Room to skip jobs whose key is at its limit within this batch.
-            .limit(limit * 4 if limits else limit)
-        )
-        if conn.dialect.name == "postgresql":
-            candidates = candidates.with_for_update(skip_locked=True, of=t.jobs)
+            "limit": limit * 4 if limits else limit,
+        }
         ids: list[int] = []
         taken: dict[str, int] = {}
-        for job_id, kind, key, running_now in conn.execute(candidates):
+        for job_id, kind, key, running_now in conn.execute(candidates, params):
             cap = limits.get(kind, 0)
             if cap and key is not None:
                 used = int(running_now or 0) + taken.get(key, 0)
@@ -327,17 +356,13 @@ class JobQueue:
         if not ids:
             return []
         rows = conn.execute(
-            sa.update(t.jobs)
-            .where(_J.id.in_(ids), _J.state == QUEUED)
-            .values(
-                state=RUNNING,
-                attempts=_J.attempts + 1,
-                lease_owner=owner,
-                lease_expires_at=now + timedelta(seconds=lease),
-                started_at=now,
-                updated_at=now,
-            )
-            .returning(*t.jobs.c)
+            _TAKE,
+            {
+                "ids": ids,
+                "owner": owner,
+                "expires": now + timedelta(seconds=lease),
+                "now": now,
+            },
         ).all()
         return list(rows)
 

@@ -191,6 +191,13 @@ def mask_headers(headers: dict[str, str], secret_names: Sequence[str]) -> dict[s
 
 _W = t.webhooks.c
 _D = t.webhook_deliveries.c
+_ANY_WEBHOOK = (
+    sa.select(_W.id)
+    .select_from(t.webhooks.join(t.namespaces))
+    .where(t.namespaces.c.name == sa.bindparam("namespace"))
+    .limit(1)
+)
+"""Built once: asked for every event (every push)."""
 
 
 class WebhookService:
@@ -542,13 +549,7 @@ class WebhookService:
         """Whether the event's namespace has any webhook (asked as the event is written:
         without one, no fan-out job is queued, and a webhook made later gets only later
         events anyway)."""
-        found = conn.execute(
-            sa.select(_W.id)
-            .select_from(t.webhooks.join(t.namespaces))
-            .where(t.namespaces.c.name == subject.namespace)
-            .limit(1)
-        ).first()
-        return found is not None
+        return conn.execute(_ANY_WEBHOOK, {"namespace": subject.namespace}).first() is not None
 
     def fan_out(self, conn: Connection, event: Event) -> None:
         """One delivery per webhook of the event's repository and namespace that listens
