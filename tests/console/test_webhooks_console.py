@@ -77,6 +77,19 @@ def reload_until(page: Page, locator: Locator, text: str, timeout: float = 30) -
         page.reload()
 
 
+def fits_a_phone(page: Page, path: str) -> None:
+    """``path`` at 390 px wide: nothing sticks out sideways (the page does not scroll
+    horizontally)."""
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(path)
+    widest = page.evaluate("document.documentElement.scrollWidth")
+    assert widest <= 390, f"{path} is {widest} px wide at 390 px"
+    where = urlsplit(path)
+    name = f"{where.path}-{where.query}".strip("/-").replace("/", "-").replace("=", "-")
+    SHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"phone-{name}.png"), full_page=True)
+
+
 def fill_header(page: Page, index: int, name: str, value: str) -> None:
     page.fill(f"input[name=header_name_{index}]", name)
     page.fill(f"input[name=header_value_{index}]", value)
@@ -170,6 +183,19 @@ def test_repository_webhook_secret_deliveries_test_and_redeliver(
         expect(page.locator("[data-testid=response-body]")).to_contain_text('"n": 1')
         page.screenshot(path=str(SHOTS / "webhook-delivery.png"), full_page=True)
         first_delivery = page.url
+
+        # On a phone (390 px) every webhook page fits its width: long URLs, headers and
+        # bodies wrap or scroll inside their own boxes.
+        for path in (
+            first_delivery,
+            hook_url,
+            "/console/repositories/hooks/app?tab=webhooks",
+            f"{hook_url}/edit",
+            "/console/repositories/hooks/app/webhooks/new",
+        ):
+            fits_a_phone(page, path)
+        page.set_viewport_size({"width": 1360, "height": 900})
+        page.goto(first_delivery)
 
         # Test: a sample push, sent now, shown as a new delivery.
         page.get_by_test_id("test-webhook").click()
