@@ -993,6 +993,7 @@ def test_policy_list_pages_and_pickers_offer_every_policy(page: Page, acme: http
             values = [o.get_attribute("value") for o in options.all()]
             assert values == [n for n in everything if n not in attached]
     finally:
+        acme.delete("/api/v1/ram/users/picker/policies/Paged-07")
         acme.delete("/api/v1/ram/users/picker")
         acme.delete("/api/v1/ram/groups/pickers")
         for name in names:
@@ -1020,3 +1021,30 @@ def test_changes_made_in_the_console_are_audited(page: Page, acme: httpx.Client)
         assert entry["allowed"] is True
         assert entry["status"] == status
         assert entry["source_ip"] == "127.0.0.1"
+
+
+def test_delete_buttons_show_what_still_holds_it(page: Page, acme: httpx.Client) -> None:
+    """A RAM user, group or policy still in use is not deleted: the page says why."""
+    document = {
+        "Version": "1",
+        "Statement": [{"Effect": "Allow", "Action": "cr:PullRepository", "Resource": "*"}],
+    }
+    assert acme.post("/api/v1/ram/users", json={"name": "held"}).status_code == 201
+    assert acme.post("/api/v1/ram/users/held/access-keys").status_code == 201
+    assert acme.post("/api/v1/ram/groups", json={"name": "holding"}).status_code == 201
+    assert acme.put("/api/v1/ram/groups/holding/members/held").status_code == 204
+    r = acme.post("/api/v1/ram/policies", json={"name": "Held", "document": document})
+    assert r.status_code == 201, r.text
+    assert acme.put("/api/v1/ram/groups/holding/policies/Held").status_code == 204
+    sign_in(page)
+    for url, said in (
+        ("/console/ram/users/held", f"RAM user 'held@{ACCOUNT}' still has 1 access key and 1 "),
+        ("/console/ram/groups/holding", "group 'holding' still has 1 member and 1 attached policy"),
+        ("/console/ram/policies/Held", "policy 'Held' is still attached to 1 group"),
+    ):
+        page.goto(url)
+        page.locator(".danger-zone button").click()
+        confirm(page)
+        expect(page.locator("[data-testid=flash]")).to_contain_text(said)
+        assert page.url.endswith(url)
+        assert acme.get(url.replace("/console/", "/api/v1/")).status_code == 200
