@@ -246,7 +246,21 @@ class AuditMiddleware:
                 )
 
 
+def outcome(status: int) -> str:
+    """How a request ended, apart from whether it was allowed: ``succeeded`` (below
+    400), ``refused`` (401, 403, 429), ``failed`` (any other 4xx: allowed, then a bad
+    request, not found, a conflict) or ``error`` (5xx)."""
+    if status < 400:
+        return "succeeded"
+    if status in REFUSED:
+        return "refused"
+    return "failed" if status < 500 else "error"
+
+
 def entry_json(entry: AuditEntry) -> dict[str, Any]:
+    """An audit record on the API: the authorization ``decision`` (``allowed`` or
+    ``denied``; ``allowed`` too, as a boolean) and the ``outcome`` of the request with its
+    HTTP ``status`` are two things — allowed, then answered 404, is ``failed``."""
     return {
         "id": entry.id,
         "at": entry.at.isoformat(),
@@ -256,6 +270,8 @@ def entry_json(entry: AuditEntry) -> dict[str, Any]:
         "resource": entry.resource,
         "source_ip": entry.source_ip,
         "allowed": entry.allowed,
+        "decision": "allowed" if entry.allowed else "denied",
+        "outcome": outcome(entry.status),
         "status": entry.status,
         "detail": entry.detail,
     }

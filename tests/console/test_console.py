@@ -1048,3 +1048,15 @@ def test_delete_buttons_show_what_still_holds_it(page: Page, acme: httpx.Client)
         expect(page.locator("[data-testid=flash]")).to_contain_text(said)
         assert page.url.endswith(url)
         assert acme.get(url.replace("/console/", "/api/v1/")).status_code == 200
+
+
+def test_audit_page_shows_the_decision_and_the_outcome_apart(
+    page: Page, acme: httpx.Client
+) -> None:
+    """Allowed, then answered 404: the page does not say just "Allowed"."""
+    assert acme.delete("/api/v1/ram/groups/never-was").status_code == 404
+    sign_in(page)
+    page.goto("/console/audit?action=ram:DeleteGroup")
+    row = page.locator("[data-testid=audit] tbody tr", has_text="group/never-was")
+    expect(row.locator("[data-testid=decision]")).to_have_text("Allowed")
+    expect(row.locator("[data-testid=outcome]")).to_have_text("404 Not Found failed")

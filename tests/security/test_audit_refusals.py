@@ -159,3 +159,31 @@ def test_a_refused_pull_with_credentials_is_audited_for_get_and_head(
         assert record["resource"].endswith(":repository/acme-apps/web")
         assert (record["status"], record["allowed"]) == (403, False)
         assert record["source_ip"] == "127.0.0.1"
+
+
+def test_decision_and_outcome_are_two_things(server: DockyardServer) -> None:
+    """Allowed, then answered 404 or 400, is not simply "allowed": the record says the
+    decision and how the request ended apart."""
+    with server.client(auth=ROOT) as root:
+        assert root.post("/api/v1/ram/groups", json={"name": "fine"}).status_code == 201
+        assert root.delete("/api/v1/ram/groups/ghost").status_code == 404
+        assert root.post("/api/v1/ram/groups", json={"name": "fine"}).status_code == 409
+    with server.client(auth=NOBODY) as client:
+        assert client.head("/v2/acme-apps/prod/manifests/v1").status_code == 403
+    _token(server, NOBODY, "repository:acme-apps/prod:pull")
+
+    def seen(actor: str, action: str) -> list[tuple[str, str, int, bool]]:
+        return [
+            (r["decision"], r["outcome"], r["status"], r["allowed"])
+            for r in _audit(server, actor, action)
+            if r["resource"].endswith(("/acme-apps/prod", ":group/fine", ":group/ghost"))
+        ]
+
+    assert seen(ROOT[0], "ram:DeleteGroup") == [("allowed", "failed", 404, True)]
+    assert seen(ROOT[0], "ram:CreateGroup") == [
+        ("allowed", "failed", 409, True),
+        ("allowed", "succeeded", 201, True),
+    ]
+    assert seen(NOBODY[0], "cr:PullRepository") == [("denied", "refused", 403, False)]
+    # The token was issued (200), its scope refused.
+    assert seen(NOBODY[0], "registry:Token") == [("denied", "succeeded", 200, False)]
