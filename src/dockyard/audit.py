@@ -207,14 +207,20 @@ class AuditLog:
 
 class AuditMiddleware:
     """Writes the audit record a request left (management API and registry alike) once
-    the response has gone out."""
+    the response has gone out.
 
-    def __init__(self, app: ASGIApp, audit: AuditLog) -> None:
+    With ``reads=False`` (the console's calls to the API) only changes are recorded, their
+    refusals and failures included: a console page asks for what it may show (the
+    permissions, the webhooks) and leaves out what is refused, and recording those
+    refusals would fill the log on every page a limited user opens."""
+
+    def __init__(self, app: ASGIApp, audit: AuditLog, *, reads: bool = True) -> None:
         self.app = app
         self.audit = audit
+        self.reads = reads
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or (not self.reads and scope["method"] in SAFE_METHODS):
             await self.app(scope, receive, send)
             return
         status = 500

@@ -1060,3 +1060,33 @@ def test_audit_page_shows_the_decision_and_the_outcome_apart(
     row = page.locator("[data-testid=audit] tbody tr", has_text="group/never-was")
     expect(row.locator("[data-testid=decision]")).to_have_text("Allowed")
     expect(row.locator("[data-testid=outcome]")).to_have_text("404 Not Found failed")
+
+
+def test_changes_refused_in_the_console_are_audited(page: Page, acme: httpx.Client) -> None:
+    """A change tried in the console and refused by policy is in the audit log, as the
+    same call made to the API directly is."""
+    r = acme.post("/api/v1/ram/users", json={"name": "looker", "password": "looker-console-pw"})
+    assert r.status_code == 201, r.text
+    readonly = "/api/v1/ram/users/looker/policies/AliyunContainerRegistryReadOnlyAccess"
+    assert acme.put(readonly).status_code == 204
+    sign_in(page, f"looker@{ACCOUNT}", "looker-console-pw")
+    page.goto("/console/namespaces")
+    page.get_by_role("button", name="Create Namespace").click()
+    page.fill("#f-name", "looker-ns")
+    page.get_by_role("button", name="Confirm").click()
+    expect(page.locator("body")).to_contain_text("may not do cr:CreateNamespace")
+    assert acme.get("/api/v1/namespaces/looker-ns").status_code == 404
+    items = acme.get(
+        "/api/v1/audit", params={"actor": f"looker@{ACCOUNT}", "action": "cr:CreateNamespace"}
+    ).json()["items"]
+    [entry] = items
+    assert entry["resource"].endswith(":repository/looker-ns")
+    assert (entry["allowed"], entry["status"]) == (False, 403)
+    assert entry["source_ip"] == "127.0.0.1"
+    # Pages ask for what they may show and leave out what is refused: those refused
+    # reads are not attempts of the user's, and are not recorded.
+    response = page.goto("/console/ram/users")
+    assert response is not None
+    assert response.status == 403
+    listed = acme.get("/api/v1/audit", params={"actor": f"looker@{ACCOUNT}"}).json()["items"]
+    assert [e["action"] for e in listed] == ["cr:CreateNamespace"]
