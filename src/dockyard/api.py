@@ -223,7 +223,9 @@ async def call_service(func: Callable[[], T], *errors: type[Exception]) -> T:
     try:
         return await to_thread.run_sync(func)
     except errors as exc:
-        raise ApiError(getattr(exc, "status", 400), type(exc).__name__, str(exc)) from exc
+        code = getattr(exc, "code", None)
+        extra = {"code": code} if code else {}
+        raise ApiError(getattr(exc, "status", 400), type(exc).__name__, str(exc), **extra) from exc
 
 
 def iso(moment: datetime | float) -> str:

@@ -268,7 +268,8 @@ def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:
         exception_handlers={ApiError: api_error, 404: not_found, 405: not_found},
     )
     app.state.services = services
-    console = create_console(app, settings)
+    audited = AuditMiddleware(app, services.audit, reads=False)
+    console = create_console(app, settings, audited=audited)
 
     async def dispatch(scope: Scope, receive: Receive, send: Send) -> None:
         # /v2/ goes straight to the registry: it answers every path under it in the OCI

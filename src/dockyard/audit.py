@@ -4,8 +4,10 @@ where, allowed or denied — readable by each account's administrators.
 The management API records through :class:`AuditMiddleware`: a route's authorization
 decision (``ApiAuth.authorize``) is left on the request, and once the response has gone
 out the middleware writes it when the request changed something (any method but GET and
-HEAD) or was refused (401, 403, 429). The registry records pushed and deleted manifests,
-deleted blobs, refused operations and refused logins itself.
+HEAD), was refused (401, 403, 429) or decided a refusal it still answered (a token that
+grants less than was asked). The registry records pushed and deleted manifests, deleted
+blobs, refused operations (with credentials or a bearer token, whatever the method),
+refused token scopes and refused logins itself.
 """
 
 from __future__ import annotations
@@ -31,6 +33,9 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 REFUSED = frozenset({401, 403, 429})
 DECISION = "dockyard.audit"
 """The ASGI scope key where a request's authorization decision waits to be recorded."""
+REFUSALS = "dockyard.audit.refusals"
+"""The ASGI scope key of refusals a request decided besides its own decision (each scope
+a token request was refused), each written as a record of its own."""
 ORIGIN = "dockyard.origin"
 """The ASGI scope key of the :class:`Origin` a request's change was made with."""
 
@@ -63,7 +68,8 @@ class Decision:
 
 def decision(principal: Principal | None, action: str, resource: str, allowed: bool) -> Decision:
     owner = resource_account(resource)
-    account_id = int(owner) if owner.isdigit() else None
+    # Account 0 stands for none (a repository whose namespace does not exist).
+    account_id = int(owner) if owner.isdigit() and int(owner) else None
     if account_id is None and principal is not None:
         account_id = principal.account_id
     actor = "anonymous"
@@ -72,6 +78,18 @@ def decision(principal: Principal | None, action: str, resource: str, allowed: b
         if principal.name.startswith("STS."):
             actor = f"{principal.arn} ({principal.name})"
     return Decision(actor, action, resource, allowed, account_id)
+
+
+MAX_REFUSALS = 20
+"""At most this many refusals of one request are recorded (a token request may ask for
+any number of scopes)."""
+
+
+def refusal(scope: Scope, entry: Decision) -> None:
+    """Record ``entry`` (a refusal) once the response has gone out, whatever it was."""
+    found = scope.setdefault(REFUSALS, [])
+    if len(found) < MAX_REFUSALS:
+        found.append(entry)
 
 
 def _insert(conn: Connection, entry: Decision, *, status: int, source_ip: str | None) -> None:
@@ -129,15 +147,16 @@ class AuditLog:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def record(self, entry: Decision, *, status: int, source_ip: str | None) -> None:
-        """Write a record after the request (refusals, failures, and changes not yet
-        written with their transaction)."""
+    def record(self, *entries: Decision, status: int, source_ip: str | None) -> None:
+        """Write records after the request (refusals, failures, and changes not yet
+        written with their transaction), together."""
         try:
             with self.db.write() as conn:
-                _insert(conn, entry, status=status, source_ip=source_ip)
+                for entry in entries:
+                    _insert(conn, entry, status=status, source_ip=source_ip)
         except Exception:
             # The audit log never turns a done request into a failed one; it says so.
-            log.exception("could not write an audit record: %s", entry)
+            log.exception("could not write audit records: %s", entries)
 
     def list(
         self,
@@ -188,14 +207,20 @@ class AuditLog:
 
 class AuditMiddleware:
     """Writes the audit record a request left (management API and registry alike) once
-    the response has gone out."""
+    the response has gone out.
 
-    def __init__(self, app: ASGIApp, audit: AuditLog) -> None:
+    With ``reads=False`` (the console's calls to the API) only changes are recorded, their
+    refusals and failures included: a console page asks for what it may show (the
+    permissions, the webhooks) and leaves out what is refused, and recording those
+    refusals would fill the log on every page a limited user opens."""
+
+    def __init__(self, app: ASGIApp, audit: AuditLog, *, reads: bool = True) -> None:
         self.app = app
         self.audit = audit
+        self.reads = reads
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or (not self.reads and scope["method"] in SAFE_METHODS):
             await self.app(scope, receive, send)
             return
         status = 500
@@ -209,20 +234,39 @@ class AuditMiddleware:
         try:
             await self.app(scope, receive, watch)
         finally:
+            entries: list[Decision] = list(scope.get(REFUSALS, ()))
             entry: Decision | None = scope.get(DECISION)
             origin: Origin | None = scope.get(ORIGIN)
             if origin is not None and origin.recorded:
                 entry = None  # written with the change, in its transaction
-            if entry is not None and (scope["method"] not in SAFE_METHODS or status in REFUSED):
+            if entry is not None and (
+                scope["method"] not in SAFE_METHODS or status in REFUSED or not entry.allowed
+            ):
+                entries.insert(0, entry)
+            if entries:
                 client = scope.get("client")
                 await to_thread.run_sync(
                     lambda: self.audit.record(
-                        entry, status=status, source_ip=client[0] if client else None
+                        *entries, status=status, source_ip=client[0] if client else None
                     )
                 )
 
 
+def outcome(status: int) -> str:
+    """How a request ended, apart from whether it was allowed: ``succeeded`` (below
+    400), ``refused`` (401, 403, 429), ``failed`` (any other 4xx: allowed, then a bad
+    request, not found, a conflict) or ``error`` (5xx)."""
+    if status < 400:
+        return "succeeded"
+    if status in REFUSED:
+        return "refused"
+    return "failed" if status < 500 else "error"
+
+
 def entry_json(entry: AuditEntry) -> dict[str, Any]:
+    """An audit record on the API: the authorization ``decision`` (``allowed`` or
+    ``denied``; ``allowed`` too, as a boolean) and the ``outcome`` of the request with its
+    HTTP ``status`` are two things — allowed, then answered 404, is ``failed``."""
     return {
         "id": entry.id,
         "at": entry.at.isoformat(),
@@ -232,6 +276,8 @@ def entry_json(entry: AuditEntry) -> dict[str, Any]:
         "resource": entry.resource,
         "source_ip": entry.source_ip,
         "allowed": entry.allowed,
+        "decision": "allowed" if entry.allowed else "denied",
+        "outcome": outcome(entry.status),
         "status": entry.status,
         "detail": entry.detail,
     }

@@ -6,6 +6,13 @@ from __future__ import annotations
 
 class ServiceError(Exception):
     status = 400
+    code: str | None = None
+    """A machine-readable reason, answered as the problem's ``code`` when set."""
+
+    def __init__(self, message: str = "", *, code: str | None = None) -> None:
+        super().__init__(message)
+        if code is not None:
+            self.code = code
 
 
 class Invalid(ServiceError):

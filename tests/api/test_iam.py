@@ -116,6 +116,10 @@ def test_groups_carry_policies_to_their_members(server: DockyardServer) -> None:
         assert client.delete("/api/v1/ram/groups/readers/members/dev").status_code == 204
     assert _granted(server, dev, "grp-ns/app") == []
     with server.client(auth=root) as client:
+        # Still holding a policy: refused until it is detached.
+        assert client.delete("/api/v1/ram/groups/readers").status_code == 409
+        policy = "/api/v1/ram/groups/readers/policies/AliyunContainerRegistryReadOnlyAccess"
+        assert client.delete(policy).status_code == 204
         assert client.delete("/api/v1/ram/groups/readers").status_code == 204
         assert client.get("/api/v1/ram/groups/readers").status_code == 404
 

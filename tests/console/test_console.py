@@ -993,6 +993,7 @@ def test_policy_list_pages_and_pickers_offer_every_policy(page: Page, acme: http
             values = [o.get_attribute("value") for o in options.all()]
             assert values == [n for n in everything if n not in attached]
     finally:
+        acme.delete("/api/v1/ram/users/picker/policies/Paged-07")
         acme.delete("/api/v1/ram/users/picker")
         acme.delete("/api/v1/ram/groups/pickers")
         for name in names:
@@ -1020,3 +1021,72 @@ def test_changes_made_in_the_console_are_audited(page: Page, acme: httpx.Client)
         assert entry["allowed"] is True
         assert entry["status"] == status
         assert entry["source_ip"] == "127.0.0.1"
+
+
+def test_delete_buttons_show_what_still_holds_it(page: Page, acme: httpx.Client) -> None:
+    """A RAM user, group or policy still in use is not deleted: the page says why."""
+    document = {
+        "Version": "1",
+        "Statement": [{"Effect": "Allow", "Action": "cr:PullRepository", "Resource": "*"}],
+    }
+    assert acme.post("/api/v1/ram/users", json={"name": "held"}).status_code == 201
+    assert acme.post("/api/v1/ram/users/held/access-keys").status_code == 201
+    assert acme.post("/api/v1/ram/groups", json={"name": "holding"}).status_code == 201
+    assert acme.put("/api/v1/ram/groups/holding/members/held").status_code == 204
+    r = acme.post("/api/v1/ram/policies", json={"name": "Held", "document": document})
+    assert r.status_code == 201, r.text
+    assert acme.put("/api/v1/ram/groups/holding/policies/Held").status_code == 204
+    sign_in(page)
+    for url, said in (
+        ("/console/ram/users/held", f"RAM user 'held@{ACCOUNT}' still has 1 access key and 1 "),
+        ("/console/ram/groups/holding", "group 'holding' still has 1 member and 1 attached policy"),
+        ("/console/ram/policies/Held", "policy 'Held' is still attached to 1 group"),
+    ):
+        page.goto(url)
+        page.locator(".danger-zone button").click()
+        confirm(page)
+        expect(page.locator("[data-testid=flash]")).to_contain_text(said)
+        assert page.url.endswith(url)
+        assert acme.get(url.replace("/console/", "/api/v1/")).status_code == 200
+
+
+def test_audit_page_shows_the_decision_and_the_outcome_apart(
+    page: Page, acme: httpx.Client
+) -> None:
+    """Allowed, then answered 404: the page does not say just "Allowed"."""
+    assert acme.delete("/api/v1/ram/groups/never-was").status_code == 404
+    sign_in(page)
+    page.goto("/console/audit?action=ram:DeleteGroup")
+    row = page.locator("[data-testid=audit] tbody tr", has_text="group/never-was")
+    expect(row.locator("[data-testid=decision]")).to_have_text("Allowed")
+    expect(row.locator("[data-testid=outcome]")).to_have_text("404 Not Found failed")
+
+
+def test_changes_refused_in_the_console_are_audited(page: Page, acme: httpx.Client) -> None:
+    """A change tried in the console and refused by policy is in the audit log, as the
+    same call made to the API directly is."""
+    r = acme.post("/api/v1/ram/users", json={"name": "looker", "password": "looker-console-pw"})
+    assert r.status_code == 201, r.text
+    readonly = "/api/v1/ram/users/looker/policies/AliyunContainerRegistryReadOnlyAccess"
+    assert acme.put(readonly).status_code == 204
+    sign_in(page, f"looker@{ACCOUNT}", "looker-console-pw")
+    page.goto("/console/namespaces")
+    page.get_by_role("button", name="Create Namespace").click()
+    page.fill("#f-name", "looker-ns")
+    page.get_by_role("button", name="Confirm").click()
+    expect(page.locator("body")).to_contain_text("may not do cr:CreateNamespace")
+    assert acme.get("/api/v1/namespaces/looker-ns").status_code == 404
+    items = acme.get(
+        "/api/v1/audit", params={"actor": f"looker@{ACCOUNT}", "action": "cr:CreateNamespace"}
+    ).json()["items"]
+    [entry] = items
+    assert entry["resource"].endswith(":repository/looker-ns")
+    assert (entry["allowed"], entry["status"]) == (False, 403)
+    assert entry["source_ip"] == "127.0.0.1"
+    # Pages ask for what they may show and leave out what is refused: those refused
+    # reads are not attempts of the user's, and are not recorded.
+    response = page.goto("/console/ram/users")
+    assert response is not None
+    assert response.status == 403
+    listed = acme.get("/api/v1/audit", params={"actor": f"looker@{ACCOUNT}"}).json()["items"]
+    assert [e["action"] for e in listed] == ["cr:CreateNamespace"]

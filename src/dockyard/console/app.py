@@ -19,8 +19,13 @@ from dockyard.console.core import HERE, PREFIX, Console, api_routes
 from dockyard.console.views import access, auth, catalog, ram, webhooks
 
 
-def create_console(api: ASGIApp, settings: Settings) -> ASGIApp:
-    console = Console(api, settings, routes=api_routes(api))
+def create_console(api: ASGIApp, settings: Settings, *, audited: ASGIApp | None = None) -> ASGIApp:
+    """The console over the management API app ``api`` (whose routes it reads).
+
+    Its calls go through ``audited`` when given: ``api`` behind the audit middleware,
+    so that a change refused (or failed) is recorded as the same call made directly is.
+    A change made is recorded with its own transaction either way."""
+    console = Console(audited or api, settings, routes=api_routes(api))
 
     async def bare(_: Request) -> Response:
         return RedirectResponse(f"{PREFIX}/", status_code=308)

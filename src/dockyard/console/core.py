@@ -8,6 +8,7 @@ import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import parse_qs, quote, urlencode, urlsplit
@@ -99,6 +100,16 @@ def when(value: Any) -> str:
     return parsed.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def http_status(value: Any) -> str:
+    """An HTTP status with its phrase: ``404 Not Found``."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        return "—"
+    try:
+        return f"{value} {HTTPStatus(value).phrase}"
+    except ValueError:
+        return str(value)
+
+
 def seg(value: Any) -> str:
     return quote(str(value), safe="")
 
@@ -125,6 +136,7 @@ def make_env() -> jinja2.Environment:
         short_digest=short_digest,
         when=when,
         q=seg,
+        http_status=http_status,
         pretty_json=pretty_json,
         markdown=lambda text: Markup(render_markdown(str(text or ""))),  # noqa: S704
     )

@@ -236,10 +236,13 @@ class RamService:
             store_console_password(conn, self._user_id(conn, account_id, login), password)
 
     def delete_user(self, origin: Origin, account_id: int, login: str) -> None:
-        """Delete a RAM user with its access keys, attachments and group memberships."""
+        """Delete a RAM user that holds nothing more: one that still has access keys,
+        attached policies (repository and namespace permissions included) or group
+        memberships is refused, naming them (as RAM's ``DeleteConflict.User.*``)."""
         with self.changes.open(origin) as change:
             conn = change.conn
             user_id = self._user_id(conn, account_id, login)
+            refuse_while_held(conn, f"RAM user {login!r} still has", user_id, _USER_HOLDS)
             conn.execute(sa.delete(t.users).where(t.users.c.id == user_id))
 
     def user_id(self, account_id: int, login: str) -> int:
@@ -349,6 +352,7 @@ class RamService:
         return _one(self.list_groups(account_id, only=name), f"group {name!r}")
 
     def delete_group(self, origin: Origin, account_id: int, name: str) -> None:
+        """Delete a group without members or attached policies (refused otherwise)."""
         self._delete_holder(origin, "group", account_id, name)
 
     def set_membership(
@@ -458,7 +462,8 @@ class RamService:
         return _one(self.list_roles(account_id, only=name), f"role {name!r}")
 
     def delete_role(self, origin: Origin, account_id: int, name: str) -> None:
-        """Delete a role; the STS credentials of its sessions stop working with it."""
+        """Delete a role without attached policies (refused otherwise); the STS
+        credentials of its sessions stop working with it."""
         self._delete_holder(origin, "role", account_id, name)
 
     def _delete_holder(self, origin: Origin, kind: str, account_id: int, name: str) -> None:
@@ -466,6 +471,9 @@ class RamService:
         with self.changes.open(origin) as change:
             conn = change.conn
             doomed = holder_id(conn, kind, account_id, name)
+            refuse_while_held(
+                conn, f"{kind} {name!r} still has", doomed, _GROUP_OR_ROLE_HOLDS[kind]
+            )
             conn.execute(sa.delete(table).where(table.c.id == doomed))
 
     # -- policies --------------------------------------------------------------------
@@ -602,6 +610,7 @@ class RamService:
         return self.get_policy(account_id, name)
 
     def delete_policy(self, origin: Origin, account_id: int, name: str) -> None:
+        """Delete a custom policy attached to nobody (refused while it is attached)."""
         with self.changes.open(origin) as change:
             conn = change.conn
             row = conn.execute(
@@ -615,6 +624,7 @@ class RamService:
                 raise Conflict(
                     f"policy {name!r} is managed by the system; revoke the permission instead"
                 )
+            refuse_while_held(conn, f"policy {name!r} is still attached to", row.id, _POLICY_HOLDS)
             conn.execute(sa.delete(t.policies).where(t.policies.c.id == row.id))
 
     def attach(
@@ -657,6 +667,127 @@ class RamService:
                         links.c[column] == holder_key, links.c.policy_id == row.id
                     )
                 )
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """Rows that keep something from being deleted: those of ``table`` whose ``column``
+    names it, each ``one`` (``many``), to be undone by ``remedy``; ``code`` is the reason
+    RAM gives (``DeleteConflict.User.AccessKey``)."""
+
+    table: sa.Table
+    column: str
+    one: str
+    many: str
+    remedy: str
+    code: str
+
+
+_USER_HOLDS = (
+    Hold(
+        t.access_keys,
+        "user_id",
+        "access key",
+        "access keys",
+        "delete its access keys",
+        "DeleteConflict.User.AccessKey",
+    ),
+    Hold(
+        t.user_policies,
+        "user_id",
+        "attached policy",
+        "attached policies",
+        "detach its policies and revoke its permissions",
+        "DeleteConflict.User.Policy",
+    ),
+    Hold(
+        t.group_members,
+        "user_id",
+        "group membership",
+        "group memberships",
+        "remove it from its groups",
+        "DeleteConflict.User.Group",
+    ),
+)
+_GROUP_OR_ROLE_HOLDS = {
+    "group": (
+        Hold(
+            t.group_members,
+            "group_id",
+            "member",
+            "members",
+            "remove its members",
+            "DeleteConflict.Group.User",
+        ),
+        Hold(
+            t.group_policies,
+            "group_id",
+            "attached policy",
+            "attached policies",
+            "detach its policies and revoke its permissions",
+            "DeleteConflict.Group.Policy",
+        ),
+    ),
+    "role": (
+        Hold(
+            t.role_policies,
+            "role_id",
+            "attached policy",
+            "attached policies",
+            "detach its policies",
+            "DeleteConflict.Role.Policy",
+        ),
+    ),
+}
+_POLICY_HOLDS = (
+    Hold(
+        t.user_policies,
+        "policy_id",
+        "user",
+        "users",
+        "detach it from them",
+        "DeleteConflict.Policy.User",
+    ),
+    Hold(
+        t.group_policies,
+        "policy_id",
+        "group",
+        "groups",
+        "detach it from them",
+        "DeleteConflict.Policy.Group",
+    ),
+    Hold(
+        t.role_policies,
+        "policy_id",
+        "role",
+        "roles",
+        "detach it from them",
+        "DeleteConflict.Policy.Role",
+    ),
+)
+
+
+def refuse_while_held(conn: Connection, what: str, key: int, holds: tuple[Hold, ...]) -> None:
+    """Refuse (409) to delete the thing of id ``key`` while any of ``holds`` has rows
+    naming it: deleting them with it would lose them silently. The message is ``what``
+    ("group 'devs' still has"), then what holds it, how many, and what to do first; the
+    code is the first hold's."""
+    held = []
+    for hold in holds:
+        count = conn.execute(
+            sa.select(sa.func.count()).where(hold.table.c[hold.column] == key)
+        ).scalar_one()
+        if count:
+            held.append((count, hold))
+    if not held:
+        return
+    found = _and([f"{n} {hold.one if n == 1 else hold.many}" for n, hold in held])
+    remedies = list(dict.fromkeys(hold.remedy for _, hold in held))
+    raise Conflict(f"{what} {found}; {_and(remedies)} first", code=held[0][1].code)
+
+
+def _and(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
 
 
 def holder_id(conn: Connection, kind: str, account_id: int, name: str) -> int:

@@ -24,7 +24,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from dockyard.audit import DECISION, Decision, decision, origin_of
+from dockyard.audit import DECISION, Decision, decision, origin_of, refusal
 from dockyard.catalog.service import CatalogService, RepoRef
 from dockyard.iam import actions
 from dockyard.iam.arn import repository_arn
@@ -160,17 +160,20 @@ class RegistryHTTP:
                 return JSONResponse(
                     {"errors": [{"code": "UNSUPPORTED", "message": str(exc)}]}, status_code=400
                 )
-            granted = await run(
+            granted, resource = await run(
                 self._grant, principal, scope.type, scope.name, scope.actions, _context(request)
             )
+            given = granted.actions if granted is not None else ()
             if granted is not None:
                 grants.append(granted)
-                refused = set(scope.actions) - set(granted.actions) - {"*"}
-                if refused and not principal.is_anonymous:
-                    request.scope[DECISION] = decision(
-                        principal, "registry:Token", str(scope), False
-                    )
-                    request.scope[DECISION].detail = f"not granted: {','.join(sorted(refused))}"
+            if scope.actions and (set(scope.actions) - set(given) - {"*"} or not given):
+                # Asked for more than it may have: audited, though the token is issued.
+                entry = decision(principal, "registry:Token", resource or text[:1024], False)
+                entry.detail = (
+                    f"scope {text[:512]}: asked {','.join(scope.actions)}; "
+                    f"granted {','.join(given) or 'nothing'}"
+                )
+                refusal(request.scope, entry)
         subject = principal.name or "anonymous"
         ttl = self.tokens.ttl
         if principal.expires_at is not None:  # STS credentials: no longer than they last
@@ -191,16 +194,18 @@ class RegistryHTTP:
         name: str,
         wanted: tuple[str, ...],
         context: Context,
-    ) -> Grant | None:
+    ) -> tuple[Grant | None, str]:
+        """What the token grants of one scope asked (None: nothing, not even an empty
+        grant), and the ARN of what it names ("" when it names nothing known)."""
         if type_ == "registry" and name == "catalog":
             ok = self._may_list_catalog(principal, context)
-            return Grant(type_, name, ("*",)) if ok else None
+            return (Grant(type_, name, ("*",)) if ok else None), self._catalog_resource().arn
         if type_ != "repository":
-            return None
+            return None, ""
         try:
             repo = RepositoryName.parse(name)
         except NameError_:
-            return None
+            return None, ""
         ref = self.catalog.resolve(repo)
         resource = self._resource(ref)
         expanded = ("pull", "push", "delete") if "*" in wanted else wanted
@@ -216,12 +221,14 @@ class RegistryHTTP:
             ):
                 continue
             allowed.append(scope_action)
-        return Grant(type_, name, tuple(allowed)) if allowed else Grant(type_, name, ())
+        return Grant(type_, name, tuple(allowed)), resource.arn
+
+    def _catalog_resource(self) -> Resource:
+        return Resource(f"acs:cr:{self.region}:*:repository/*")
 
     def _may_list_catalog(self, principal: Principal, context: Context) -> bool:
         """``/v2/_catalog`` needs ``cr:ListRepository`` (then lists what may be pulled)."""
-        resource = Resource(f"acs:cr:{self.region}:*:repository/*")
-        return is_allowed(principal, actions.LIST_REPOSITORY, resource, context)
+        return is_allowed(principal, actions.LIST_REPOSITORY, self._catalog_resource(), context)
 
     def _resource(self, ref: RepoRef) -> Resource:
         account = ref.account_id if ref.account_id is not None else 0
@@ -311,6 +318,17 @@ class RegistryHTTP:
             origin.decision = None
         return origin
 
+    @staticmethod
+    def _token_refused(
+        request: Request, token: VerifiedToken, action: str, arn: str, scope: str
+    ) -> None:
+        """Leave the refusal of a request whose bearer token lacks ``scope`` to the audit
+        log (401 follows, whatever the method)."""
+        entry = decision(None, action, arn, False)
+        entry.actor = token.subject[:200] or "anonymous"
+        entry.detail = f"the token does not grant {scope}"
+        request.scope[DECISION] = entry
+
     def _challenge(self, request: Request, scope: str | None, error: str | None = None) -> str:
         base = self.public_url or f"{request.url.scheme}://{request.headers.get('host', '')}"
         parts = [f'realm="{base}/auth/token"', f'service="{self.tokens.service}"']
@@ -337,11 +355,12 @@ class RegistryHTTP:
         scope = f"repository:{ref.name}:{scope_action}"
         if caller.bad_credentials:
             raise self._unauthorized(request, caller, scope)
+        action = actions.SCOPE_ACTIONS[scope_action]
         if caller.token is not None:
             if caller.token.allows("repository", str(ref.name), scope_action):
                 return
+            self._token_refused(request, caller.token, action, self._resource(ref).arn, scope)
             raise self._unauthorized(request, caller, scope)
-        action = actions.SCOPE_ACTIONS[scope_action]
         principal = caller.principal or ANONYMOUS
         resource = self._resource(ref)
         if is_allowed(principal, action, resource, _context(request)):
@@ -672,6 +691,10 @@ class RegistryHTTP:
         if caller.bad_credentials:
             raise self._unauthorized(request, caller, "registry:catalog:*")
         if caller.token is not None and not caller.token.allows("registry", "catalog", "*"):
+            arn = self._catalog_resource().arn
+            self._token_refused(
+                request, caller.token, actions.LIST_REPOSITORY, arn, "registry:catalog:*"
+            )
             raise self._unauthorized(request, caller, "registry:catalog:*")
         if caller.token is None and caller.principal is None:
             raise self._unauthorized(request, caller, "registry:catalog:*")

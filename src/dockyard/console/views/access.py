@@ -265,6 +265,8 @@ async def audit(ctx: Ctx) -> Response:
 
 
 def _audit_json(entry: dict[str, Any]) -> dict[str, Any]:
+    """A record as the page shows it: the decision (allowed or denied) and how the request
+    ended (``404 Not Found``, failed) in columns of their own."""
     return {
         "at": entry.get("at"),
         "actor": entry.get("actor") or "anonymous",
@@ -272,6 +274,7 @@ def _audit_json(entry: dict[str, Any]) -> dict[str, Any]:
         "resource": entry.get("resource") or "",
         "source_ip": entry.get("source_ip") or "",
         "allowed": bool(entry.get("allowed")),
+        "outcome": entry.get("outcome") or "",
         "status": entry.get("status"),
         "detail": entry.get("detail") or "",
     }
