@@ -601,9 +601,13 @@ class RegistryService:
     def referrers(
         self, ref: RepoRef, digest: str, artifact_type: str | None
     ) -> list[dict[str, Any]]:
+        """The manifests in ``ref`` whose subject is ``digest``. A repository with nothing
+        pushed yet (or none at all) has none: the spec lets a registry that supports the
+        referrers API answer 404 only when it does not, and ORAS and notation take a 404
+        to mean exactly that (they fall back to the tag schema)."""
         parse_digest(digest)
         if ref.repository_id is None:
-            self.require_repository(ref)
+            return []
         q = sa.select(
             t.manifests.c.digest,
             t.manifests.c.media_type,
