@@ -531,7 +531,7 @@ class RegistryHTTP:
         mount, source = query.get("mount"), query.get("from")
         if mount:
             digest = str(parse_digest(mount))
-            if source and await self._may_mount(request, caller, source):
+            if source and await self._may_mount(request, caller, ref, source):
                 source_ref = await self._read(self.catalog.resolve, RepositoryName.parse(source))
                 origin = self._origin(request, caller, ref, status=201)
                 if await run(self.registry.mount_blob, origin, ref, source_ref, digest):
@@ -568,11 +568,26 @@ class RegistryHTTP:
         upload_id = await run(self.registry.start_upload, origin, ref)
         return Response(status_code=202, headers=upload_headers(ref, upload_id, 0))
 
-    async def _may_mount(self, request: Request, caller: Caller, source: str) -> bool:
+    async def _may_mount(
+        self, request: Request, caller: Caller, target: RepoRef, source: str
+    ) -> bool:
+        """Whether the blob may be mounted from ``source``; False falls back to an upload.
+
+        A bearer token that does not name the source at all was asked for without it:
+        answer 401 with a challenge for both repositories, as distribution does, so that
+        the client fetches a token for both and retries. A token that names the source
+        and was granted no pull falls back to an upload (challenging again would loop).
+        The challenge comes before any look at the source, so that it tells nothing about
+        whether the source exists.
+        """
         try:
             source_name = RepositoryName.parse(source)
         except NameError_:
             return False
+        token = caller.token
+        if token is not None and not token.names("repository", str(source_name)):
+            scope = f"repository:{target.name}:pull,push repository:{source_name}:pull"
+            raise self._unauthorized(request, caller, scope)
         source_ref = await self._read(self.catalog.resolve, source_name)
         if not source_ref.exists:
             return False
