@@ -502,6 +502,24 @@ def test_invalid_tag(client: httpx.Client, repo: str, tag: str) -> None:
     assert _tags(client, repo) == []
 
 
+@pytest.mark.parametrize(
+    "reference", ["-leading-dash", "a" * 129, "has space", "sha256:abc", "sha256:" + "A" * 64]
+)
+def test_pull_by_a_malformed_reference_is_unknown(
+    client: httpx.Client, image_repo: tuple[str, Pushed], reference: str
+) -> None:
+    """GET and HEAD answer only 404 in the spec; PUT and DELETE refuse with 400."""
+    repo = image_repo[0]
+    error = assert_error(client.get(f"/v2/{repo}/manifests/{reference}"), 404, "MANIFEST_UNKNOWN")
+    assert error["detail"] == {"reference": reference}
+    assert_error(client.head(f"/v2/{repo}/manifests/{reference}"), 404, "MANIFEST_UNKNOWN")
+    code = "DIGEST_INVALID" if ":" in reference else "MANIFEST_INVALID"
+    assert_error(client.delete(f"/v2/{repo}/manifests/{reference}"), 400, code)
+    body = image_repo[1]
+    r = put_manifest(client, repo, reference, body.body, body.media_type)
+    assert_error(r, 400, code)
+
+
 def test_newline_in_a_tag_is_not_routed(client: httpx.Client, repo: str) -> None:
     push_blob(client, repo, _CONFIG)
     r = put_manifest(client, repo, "latest%0A", dumps(_valid()), OCI_MANIFEST)

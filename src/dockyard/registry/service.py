@@ -373,12 +373,17 @@ class RegistryService:
         self, ref: RepoRef, reference: str, conn: Connection | None = None
     ) -> StoredManifest:
         repo_id = self.require_repository(ref)
-        if ":" in reference:
-            parse_digest(reference)
-            q = _MANIFEST_BY_DIGEST
-        else:
-            check_reference_tag(reference)
-            q = _MANIFEST_BY_TAG
+        # A malformed reference names no manifest: the spec lists only 404 for a pull
+        # (PUT and DELETE still answer 400).
+        try:
+            if ":" in reference:
+                Digest.parse(reference)
+                q = _MANIFEST_BY_DIGEST
+            else:
+                check_tag(reference)
+                q = _MANIFEST_BY_TAG
+        except (DigestError, NameError_) as exc:
+            raise manifest_unknown(reference, str(exc)) from exc
         params = {"repo": repo_id, "ref": reference}
         if conn is None:
             with self.db.read() as own:
