@@ -461,16 +461,21 @@ class RegistryHTTP:
         if method == "PUT":
             await self._authorize(request, caller, ref, "push")
             body = await _read_limited(request, MAX_MANIFEST_BYTES)
-            origin = self._origin(
-                request, caller, ref, status=201, audit=(actions.PUSH, f"manifest {reference}")
-            )
-            digest, manifest = await run(
+            # Tags to apply with a push by digest (the spec's next release); a push by
+            # tag moves that tag alone.
+            tags = request.query_params.getlist("tag") if ":" in reference else []
+            detail = f"manifest {reference}"
+            if tags:
+                detail += f" tags {','.join(tags)}"[:1000]
+            origin = self._origin(request, caller, ref, status=201, audit=(actions.PUSH, detail))
+            digest, manifest, applied = await run(
                 self.registry.put_manifest,
                 origin,
                 ref,
                 reference,
                 body,
                 request.headers.get("content-type"),
+                tags,
             )
             headers = {
                 "Location": f"/v2/{ref.name}/manifests/{digest}",
@@ -478,7 +483,11 @@ class RegistryHTTP:
             }
             if manifest.subject is not None:
                 headers["OCI-Subject"] = str(manifest.subject.digest)
-            return Response(status_code=201, headers=headers)
+            response = Response(status_code=201, headers=headers)
+            if ":" in reference:
+                for tag in applied:  # one header per tag, as the spec has it
+                    response.headers.append("OCI-Tag", tag)
+            return response
         if method == "DELETE":
             await self._authorize(request, caller, ref, "delete")
             origin = self._origin(
