@@ -502,6 +502,44 @@ def test_public_repository(
     assert client.get(f"/v2/{repo}/manifests/{pushed.digest}").status_code == 200
 
 
+def test_private_repository_in_a_public_namespace(
+    client: httpx.Client, anon: httpx.Client, registry: DockyardServer, public_ns: str
+) -> None:
+    """A namespace's default type is only a default: a repository made private in a
+    namespace whose default is public is closed to anonymous pulls, by every door."""
+    private, public = f"{public_ns}/{unique()}", f"{public_ns}/{unique()}"
+    pushed = push_image(client, private, "latest")
+    push_image(client, public, "latest")
+    ns, name = private.split("/")
+    r = client.patch(f"/api/v1/repositories/{ns}/{name}", json={"repo_type": "private"})
+    assert r.status_code == 200, r.text
+    assert r.json()["repo_type"] == "private"
+
+    # The control: its public sibling (the namespace's default) is open.
+    assert anon.get(f"/v2/{public}/manifests/latest").status_code == 200
+    config = json.loads(pushed.body)["config"]["digest"]
+    for method, path in [
+        ("GET", "manifests/latest"),
+        ("HEAD", "manifests/latest"),
+        ("GET", f"manifests/{pushed.digest}"),
+        ("GET", f"blobs/{config}"),
+        ("HEAD", f"blobs/{config}"),
+        ("GET", "tags/list"),
+        ("GET", f"referrers/{pushed.digest}"),
+    ]:
+        r = anon.request(method, f"/v2/{private}/{path}")
+        assert_error(r, 401, "UNAUTHORIZED")
+        assert (
+            parse_challenge(r.headers["WWW-Authenticate"])["scope"] == f"repository:{private}:pull"
+        )
+    # Nor does an anonymous token open it.
+    body = _token(anon, f"repository:{private}:pull", f"repository:{public}:pull")
+    assert _granted(body["token"]) == {("repository", public): ["pull"]}
+    with _bearer(registry, body["token"]) as c:
+        assert_error(c.get(f"/v2/{private}/manifests/latest"), 401, "UNAUTHORIZED")
+        assert c.get(f"/v2/{public}/manifests/latest").status_code == 200
+
+
 def test_public_namespace_is_not_open_for_push(
     anon: httpx.Client, public_ns: str, registry: DockyardServer
 ) -> None:
