@@ -18,7 +18,7 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import jwt
@@ -33,6 +33,7 @@ PROBLEM = "application/problem+json"
 ROOT = ("tok", "tok-console-pw")
 REGISTRY_ROOT = ("tok", "tok-registry-pw")
 SCOPE = "repository:tok-ns/app:pull"
+T = TypeVar("T")
 
 
 @dataclass
@@ -314,19 +315,25 @@ def _use_sts(t: Tokens, sts: dict[str, str]) -> None:
     assert r.status_code == 200, r.text
 
 
+def _take(
+    t: Tokens, fresh: Callable[[Tokens], T], use: Callable[[Tokens, T], None], used: bool
+) -> T:
+    """A fresh token of one kind; ``used``: once used as meant, so the server caches it."""
+    value = fresh(t)
+    if used:
+        use(t, value)
+    return value
+
+
 @WARM
 def test_api_session_token_is_not_a_registry_token(tokens: Tokens, used_first: bool) -> None:
-    session = _fresh_session(tokens)
-    if used_first:
-        _use_session(tokens, session)
+    session = _take(tokens, _fresh_session, _use_session, used_first)
     _registry_refuses(tokens.client, session)
 
 
 @WARM
 def test_registry_token_is_not_an_api_session(tokens: Tokens, used_first: bool) -> None:
-    registry = _fresh_registry_token(tokens)
-    if used_first:
-        _use_registry_token(tokens, registry)
+    registry = _take(tokens, _fresh_registry_token, _use_registry_token, used_first)
     _api_refuses(tokens.client, registry)
 
 
@@ -334,18 +341,14 @@ def test_registry_token_is_not_an_api_session(tokens: Tokens, used_first: bool) 
 def test_temporary_registry_password_is_not_a_bearer_token(
     tokens: Tokens, used_first: bool
 ) -> None:
-    password = _fresh_temp_password(tokens)
-    if used_first:
-        _use_temp_password(tokens, password)
+    password = _take(tokens, _fresh_temp_password, _use_temp_password, used_first)
     _registry_refuses(tokens.client, password)
     _api_refuses(tokens.client, password)
 
 
 @WARM
 def test_sts_security_token_is_not_a_bearer_token(tokens: Tokens, used_first: bool) -> None:
-    sts = _fresh_sts(tokens)
-    if used_first:
-        _use_sts(tokens, sts)
+    sts = _take(tokens, _fresh_sts, _use_sts, used_first)
     _api_refuses(tokens.client, sts["security_token"])
     _registry_refuses(tokens.client, sts["security_token"])
 
@@ -354,13 +357,10 @@ def test_sts_security_token_is_not_a_bearer_token(tokens: Tokens, used_first: bo
 def test_tokens_are_not_passwords(tokens: Tokens, used_first: bool) -> None:
     """A registry token or a session is no ``cr_temp_user`` password, nor a SecurityToken."""
     c = tokens.client
-    registry, session = _fresh_registry_token(tokens), _fresh_session(tokens)
-    temp, sts, other = _fresh_temp_password(tokens), _fresh_sts(tokens), _fresh_sts(tokens)
-    if used_first:
-        _use_registry_token(tokens, registry)
-        _use_session(tokens, session)
-        _use_temp_password(tokens, temp)
-        _use_sts(tokens, other)
+    registry = _take(tokens, _fresh_registry_token, _use_registry_token, used_first)
+    session = _take(tokens, _fresh_session, _use_session, used_first)
+    temp = _take(tokens, _fresh_temp_password, _use_temp_password, used_first)
+    sts, other = _fresh_sts(tokens), _take(tokens, _fresh_sts, _use_sts, used_first)
     for value in (registry, session, other["security_token"]):
         r = c.get("/v2/", auth=("cr_temp_user", value))
         assert r.status_code == 401, r.text
