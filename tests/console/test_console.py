@@ -262,6 +262,41 @@ def test_forms_without_the_session_csrf_token_are_refused(
     assert acme.delete("/api/v1/namespaces/csrf-ok").status_code == 204
 
 
+def test_sign_out_without_the_session_csrf_token_is_refused(
+    page: Page, server: DockyardServer
+) -> None:
+    """Another site must not sign a user out: the sign-out form checks its CSRF token and
+    its origin like every other form, and a refused one leaves the session working."""
+    sign_in(page)
+    page.goto("/console/")
+    token = page.locator("input[name=csrf]").first.get_attribute("value")
+    assert token is not None
+    session = next(c for c in page.context.cookies() if c["name"] == "dockyard_session")
+    refused = [
+        ({"csrf": "0" * 64}, {}),
+        ({}, {}),
+        ({"csrf": token}, {"Origin": "http://evil.example"}),
+    ]
+    for form, headers in refused:
+        r = page.request.post("/console/sign-out", form=form, headers=headers, max_redirects=0)
+        assert r.status == 403, (form, headers, r.status)
+    # The session is still whole: its cookie, the console and the API session behind it.
+    assert [c for c in page.context.cookies() if c["name"] == "dockyard_session"] == [session]
+    page.goto("/console/credentials")
+    expect(page.locator("h1")).to_have_text("Access Credential")
+    me = httpx.get(
+        f"{server.url}/api/v1/me", headers={"Authorization": f"Bearer {session['value']}"}
+    )
+    assert me.status_code == 200
+    # The control: the form as the console sends it signs out.
+    r = page.request.post("/console/sign-out", form={"csrf": token}, max_redirects=0)
+    assert r.status == 303
+    me = httpx.get(
+        f"{server.url}/api/v1/me", headers={"Authorization": f"Bearer {session['value']}"}
+    )
+    assert me.status_code == 401
+
+
 # -- the seed's flows --------------------------------------------------------------------
 
 

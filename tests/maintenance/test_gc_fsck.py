@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from pathlib import Path
@@ -18,8 +19,11 @@ from tests.fixtures.oci import (
     push_blob,
     push_image,
     put_manifest,
+    sha256,
 )
 from tests.fixtures.server import DockyardServer
+
+SIGNATURE = "application/vnd.example.signature"
 
 
 def _blob_status(client: httpx.Client, name: str, digest: str) -> int:
@@ -72,6 +76,53 @@ def test_gc_removes_only_unreachable(dockyard_server: DockyardServer) -> None:
         assert_intact(c, kept, "stable")
         assert_intact(c, signature)
         assert_intact(c, child)
+    assert "clean" in dockyard_server.cli("fsck").stdout
+
+
+def _push_index(c: httpx.Client, name: str, children: list[Image], tag: str | None) -> Image:
+    """An index of ``children`` (image manifests or indexes), by ``tag`` or by digest."""
+    index = {
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": [
+            descriptor(
+                OCI_INDEX if json.loads(child.manifest)["mediaType"] == OCI_INDEX else OCI_MANIFEST,
+                child.manifest,
+                platform={"architecture": f"arch{i}", "os": "linux"},
+            )
+            for i, child in enumerate(children)
+        ],
+    }
+    body = json.dumps(index).encode()
+    digest = sha256(body)
+    assert put_manifest(c, name, tag or digest, index, OCI_INDEX).status_code == 201
+    return Image(name, digest, body)
+
+
+@all_backends
+def test_gc_reaches_beyond_one_hop_from_a_tag(dockyard_server: DockyardServer) -> None:
+    """Reachability is transitive: an index inside a tagged index keeps its children, a
+    signature on an index's child lives as long as the child, and a signature on that
+    signature too. Only the tag is a root; every other manifest here is untagged."""
+    name = "library/deep"
+    with dockyard_server.client() as c:
+        leaf = push_image(c, name, None)
+        inner = _push_index(c, name, [leaf], None)
+        _push_index(c, name, [inner], "nested")  # tag -> index -> index -> image
+        child = push_image(c, name, None)
+        _push_index(c, name, [child], "multi")  # tag -> index -> image <- signature
+        signature = push_image(c, name, None, layers=1, subject=child, artifact_type=SIGNATURE)
+        countersigned = push_image(
+            c, name, None, layers=1, subject=signature, artifact_type=SIGNATURE
+        )
+        garbage = push_image(c, name, None)  # the control: gc does remove what is loose
+
+        out = dockyard_server.cli("gc", "--grace", "0", "-v").stdout
+        assert f"{name}@{garbage.digest}" in out
+        assert c.get(f"/v2/{name}/manifests/{garbage.digest}").status_code == 404
+        for image in (leaf, inner, child, signature, countersigned):
+            assert image.digest not in out
+            assert_intact(c, image)
     assert "clean" in dockyard_server.cli("fsck").stdout
 
 

@@ -276,20 +276,67 @@ def test_token_for_one_repository_does_not_open_another(
         assert parse_challenge(r.headers["WWW-Authenticate"])["scope"] == "registry:catalog:*"
 
 
-def test_mount_needs_pull_on_the_source(
-    client: httpx.Client, registry: DockyardServer, repo: str
+@pytest.mark.parametrize("source_exists", [True, False])
+def test_mount_with_a_token_that_does_not_name_the_source(
+    client: httpx.Client, registry: DockyardServer, repo: str, source_exists: bool
 ) -> None:
+    """As distribution does: a challenge for both repositories, so that the client
+    fetches a token naming the source too and the mount succeeds. The challenge is the
+    same whether the source exists or not (it tells nothing about the source)."""
     source = f"library/{unique()}"
-    digest = push_blob(client, source, b"secret layer")
+    data = f"layer of {source}".encode()
+    digest = push_blob(client, source, data) if source_exists else digest_of(data)
     token = _token(client, f"repository:{repo}:pull,push")["token"]
     with _bearer(registry, token) as c:
         r = c.post(f"/v2/{repo}/blobs/uploads/", params={"mount": digest, "from": source})
-        assert r.status_code == 202  # not mounted: falls back to an upload
+        assert_error(r, 401, "UNAUTHORIZED")
+    challenge = parse_challenge(r.headers["WWW-Authenticate"])
+    assert challenge["scope"] == f"repository:{repo}:pull,push repository:{source}:pull"
+    assert challenge["error"] == "insufficient_scope"
+    assert challenge["realm"] == f"{registry.url}/auth/token"
     assert_error(client.head(f"/v2/{repo}/blobs/{digest}"), 404, "BLOB_UNKNOWN")
-    token = _token(client, f"repository:{repo}:pull,push", f"repository:{source}:pull")["token"]
+    # What a client does with the challenge: a token for its scopes, and the same request.
+    r = client.get(
+        challenge["realm"], params={"service": challenge["service"], "scope": challenge["scope"]}
+    )
+    assert r.status_code == 200, r.text
+    assert _granted(r.json()["token"]) == {
+        ("repository", repo): ["pull", "push"],
+        ("repository", source): ["pull"],
+    }
+    with _bearer(registry, r.json()["token"]) as c:
+        r = c.post(f"/v2/{repo}/blobs/uploads/", params={"mount": digest, "from": source})
+        if source_exists:
+            assert r.status_code == 201, r.text
+            assert c.get(f"/v2/{repo}/blobs/{digest}").content == data
+        else:  # nothing to mount: a plain upload
+            assert r.status_code == 202, r.text
+            assert r.headers["Location"].startswith(f"/v2/{repo}/blobs/uploads/")
+
+
+def test_mount_with_a_token_refused_the_source_falls_back_to_an_upload(
+    client: httpx.Client, registry: DockyardServer
+) -> None:
+    """The token names the source and grants nothing there: a plain upload, not another
+    challenge (the client would ask for the same token again, and loop)."""
+    source = f"library/{unique()}"
+    digest = push_blob(client, source, b"secret layer")
+    account = unique("mounter")
+    body = {"name": account, "password": "mounter-console-pw"}
+    assert client.post("/api/v1/accounts", json=body).status_code == 201
+    auth = (account, "mounter-console-pw")
+    r = client.put("/api/v1/me/registry-password", json={"password": "mounter-reg-pw"}, auth=auth)
+    assert r.status_code == 204, r.text
+    assert client.post("/api/v1/namespaces", json={"name": account}, auth=auth).status_code == 201
+    repo = f"{account}/app"
+    with connect(registry, auth=(account, "mounter-reg-pw")) as own:
+        token = _token(own, f"repository:{repo}:pull,push", f"repository:{source}:pull")["token"]
+    assert _granted(token) == {("repository", repo): ["pull", "push"]}
     with _bearer(registry, token) as c:
         r = c.post(f"/v2/{repo}/blobs/uploads/", params={"mount": digest, "from": source})
-        assert r.status_code == 201
+        assert r.status_code == 202, r.text
+        assert r.headers["Location"].startswith(f"/v2/{repo}/blobs/uploads/")
+    assert_error(client.head(f"/v2/{repo}/blobs/{digest}"), 404, "BLOB_UNKNOWN")
 
 
 def test_catalog_with_a_token(client: httpx.Client, registry: DockyardServer) -> None:
@@ -453,6 +500,44 @@ def test_public_repository(
         r = c.delete(f"/v2/{repo}/manifests/{pushed.digest}")
         assert_error(r, 401, "UNAUTHORIZED")
     assert client.get(f"/v2/{repo}/manifests/{pushed.digest}").status_code == 200
+
+
+def test_private_repository_in_a_public_namespace(
+    client: httpx.Client, anon: httpx.Client, registry: DockyardServer, public_ns: str
+) -> None:
+    """A namespace's default type is only a default: a repository made private in a
+    namespace whose default is public is closed to anonymous pulls, by every door."""
+    private, public = f"{public_ns}/{unique()}", f"{public_ns}/{unique()}"
+    pushed = push_image(client, private, "latest")
+    push_image(client, public, "latest")
+    ns, name = private.split("/")
+    r = client.patch(f"/api/v1/repositories/{ns}/{name}", json={"repo_type": "private"})
+    assert r.status_code == 200, r.text
+    assert r.json()["repo_type"] == "private"
+
+    # The control: its public sibling (the namespace's default) is open.
+    assert anon.get(f"/v2/{public}/manifests/latest").status_code == 200
+    config = json.loads(pushed.body)["config"]["digest"]
+    for method, path in [
+        ("GET", "manifests/latest"),
+        ("HEAD", "manifests/latest"),
+        ("GET", f"manifests/{pushed.digest}"),
+        ("GET", f"blobs/{config}"),
+        ("HEAD", f"blobs/{config}"),
+        ("GET", "tags/list"),
+        ("GET", f"referrers/{pushed.digest}"),
+    ]:
+        r = anon.request(method, f"/v2/{private}/{path}")
+        assert_error(r, 401, "UNAUTHORIZED")
+        assert (
+            parse_challenge(r.headers["WWW-Authenticate"])["scope"] == f"repository:{private}:pull"
+        )
+    # Nor does an anonymous token open it.
+    body = _token(anon, f"repository:{private}:pull", f"repository:{public}:pull")
+    assert _granted(body["token"]) == {("repository", public): ["pull"]}
+    with _bearer(registry, body["token"]) as c:
+        assert_error(c.get(f"/v2/{private}/manifests/latest"), 401, "UNAUTHORIZED")
+        assert c.get(f"/v2/{public}/manifests/latest").status_code == 200
 
 
 def test_public_namespace_is_not_open_for_push(

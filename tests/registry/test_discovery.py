@@ -298,9 +298,25 @@ def test_referrers_of_a_malformed_digest(client: httpx.Client, repo: str, bad: s
     assert_error(client.get(f"/v2/{repo}/referrers/{bad}"), 400, "DIGEST_INVALID")
 
 
-def test_referrers_of_an_unknown_repository(client: httpx.Client, repo: str) -> None:
-    r = client.get(f"/v2/{repo}/referrers/{digest_of(b'x')}")
-    assert_error(r, 404, "NAME_UNKNOWN")
+EMPTY_REFERRERS = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []}
+
+
+@pytest.mark.parametrize("namespace", ["library", "nowhere"])
+def test_referrers_of_a_repository_with_nothing_pushed(
+    client: httpx.Client, anon: httpx.Client, namespace: str
+) -> None:
+    """A registry that supports the referrers API must not answer 404 here: ORAS and
+    notation would take it for "no referrers API" and fall back to the tag schema. Once
+    authorization passes, a repository that does not exist yet (in a namespace that may
+    not exist either) has no referrers."""
+    path = f"/v2/{namespace}/{unique()}/referrers/{digest_of(b'x')}"
+    r = client.get(path)
+    assert r.status_code == 200, r.text
+    assert r.headers["Content-Type"] == OCI_INDEX
+    assert r.json() == {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []}
+    assert client.head(path).status_code == 200
+    # Authorization still comes first: without credentials it is not pullable.
+    assert anon.get(path).status_code == 401
 
 
 def test_referrers_method_not_allowed(client: httpx.Client, repo: str) -> None:

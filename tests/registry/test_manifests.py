@@ -84,6 +84,103 @@ def test_push_by_digest_creates_no_tag(client: httpx.Client, repo: str) -> None:
     pushed = push_image(client, repo)  # by digest
     _assert_pull(client, repo, pushed.digest, pushed)
     assert _tags(client, repo) == []
+    assert _events(client, repo) == [("manifest_push", None, pushed.digest)]
+
+
+def _image_body(c: httpx.Client, repo: str) -> bytes:
+    """An image manifest whose blobs are in ``repo``, not pushed itself."""
+    config, layer = dumps({"seed": unique()}), unique("layer").encode()
+    push_blob(c, repo, config)
+    push_blob(c, repo, layer)
+    return dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": descriptor(OCI_CONFIG, config),
+            "layers": [descriptor(OCI_LAYER, layer)],
+        }
+    )
+
+
+def _events(c: httpx.Client, repo: str) -> list[tuple[str, str | None, str]]:
+    """``repo``'s image events, oldest first: (type, tag, digest)."""
+    r = c.get("/api/v1/events", params={"repository": repo})
+    assert r.status_code == 200, r.text
+    items = r.json()["items"]
+    return [(e["type"], e["tag"], e["digest"]) for e in reversed(items) if e["digest"]]
+
+
+def test_push_by_digest_with_tags(client: httpx.Client, repo: str) -> None:
+    """The spec's next release: each ``tag`` parameter tags the manifest, and the answer
+    has one ``OCI-Tag`` header per tag applied (a repeated one counts once)."""
+    old = push_image(client, repo, "b")
+    body = _image_body(client, repo)
+    digest = digest_of(body)
+    r = client.put(
+        f"/v2/{repo}/manifests/{digest}",
+        params=[("tag", "a"), ("tag", "b"), ("tag", "a"), ("tag", "v1.0")],
+        content=body,
+        headers={"Content-Type": OCI_MANIFEST},
+    )
+    assert r.status_code == 201, r.text
+    assert r.headers["Docker-Content-Digest"] == digest
+    assert r.headers.get_list("OCI-Tag") == ["a", "b", "v1.0"]
+    assert _tags(client, repo) == ["a", "b", "v1.0"]
+    pushed = Pushed(digest, body, OCI_MANIFEST, len(body))
+    for tag in ("a", "b", "v1.0"):  # "b" moved from the old image
+        _assert_pull(client, repo, tag, pushed)
+    # One push event per tag, in the order asked, and no manifest_push.
+    assert _events(client, repo) == [
+        ("push", "b", old.digest),
+        ("push", "a", digest),
+        ("push", "b", digest),
+        ("push", "v1.0", digest),
+    ]
+
+
+def test_push_by_digest_with_a_bad_tag_applies_nothing(client: httpx.Client, repo: str) -> None:
+    push_image(client, repo, "keep")
+    body = _image_body(client, repo)
+    digest = digest_of(body)
+    r = client.put(
+        f"/v2/{repo}/manifests/{digest}",
+        params=[("tag", "good"), ("tag", "keep"), ("tag", "-bad")],
+        content=body,
+        headers={"Content-Type": OCI_MANIFEST},
+    )
+    error = assert_error(r, 400, "MANIFEST_INVALID")
+    assert error["detail"] == {"tag": "-bad"}
+    assert "OCI-Tag" not in r.headers
+    # All or nothing: neither the manifest nor any tag, and "keep" did not move.
+    assert _tags(client, repo) == ["keep"]
+    assert_error(client.head(f"/v2/{repo}/manifests/{digest}"), 404, "MANIFEST_UNKNOWN")
+    assert [e[0] for e in _events(client, repo)] == ["push"]
+
+
+def test_push_by_digest_with_too_many_tags(client: httpx.Client, repo: str) -> None:
+    body = _image_body(client, repo)
+    r = client.put(
+        f"/v2/{repo}/manifests/{digest_of(body)}",
+        params=[("tag", f"t{i}") for i in range(101)],
+        content=body,
+        headers={"Content-Type": OCI_MANIFEST},
+    )
+    assert_error(r, 400, "MANIFEST_INVALID")
+    assert _tags(client, repo) == []
+
+
+def test_push_by_tag_ignores_tag_parameters(client: httpx.Client, repo: str) -> None:
+    """``tag`` parameters go with a push by digest; a push by tag moves its own alone."""
+    body = _image_body(client, repo)
+    r = client.put(
+        f"/v2/{repo}/manifests/latest",
+        params={"tag": "other"},
+        content=body,
+        headers={"Content-Type": OCI_MANIFEST},
+    )
+    assert r.status_code == 201, r.text
+    assert "OCI-Tag" not in r.headers
+    assert _tags(client, repo) == ["latest"]
 
 
 def test_bytes_are_kept_exactly(client: httpx.Client, repo: str) -> None:
@@ -500,6 +597,24 @@ def test_invalid_tag(client: httpx.Client, repo: str, tag: str) -> None:
     r = put_manifest(client, repo, tag, dumps(_valid()), OCI_MANIFEST)
     assert_error(r, 400, "MANIFEST_INVALID")
     assert _tags(client, repo) == []
+
+
+@pytest.mark.parametrize(
+    "reference", ["-leading-dash", "a" * 129, "has space", "sha256:abc", "sha256:" + "A" * 64]
+)
+def test_pull_by_a_malformed_reference_is_unknown(
+    client: httpx.Client, image_repo: tuple[str, Pushed], reference: str
+) -> None:
+    """GET and HEAD answer only 404 in the spec; PUT and DELETE refuse with 400."""
+    repo = image_repo[0]
+    error = assert_error(client.get(f"/v2/{repo}/manifests/{reference}"), 404, "MANIFEST_UNKNOWN")
+    assert error["detail"] == {"reference": reference}
+    assert_error(client.head(f"/v2/{repo}/manifests/{reference}"), 404, "MANIFEST_UNKNOWN")
+    code = "DIGEST_INVALID" if ":" in reference else "MANIFEST_INVALID"
+    assert_error(client.delete(f"/v2/{repo}/manifests/{reference}"), 400, code)
+    body = image_repo[1]
+    r = put_manifest(client, repo, reference, body.body, body.media_type)
+    assert_error(r, 400, code)
 
 
 def test_newline_in_a_tag_is_not_routed(client: httpx.Client, repo: str) -> None:

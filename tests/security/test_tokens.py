@@ -18,7 +18,7 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import jwt
@@ -33,6 +33,7 @@ PROBLEM = "application/problem+json"
 ROOT = ("tok", "tok-console-pw")
 REGISTRY_ROOT = ("tok", "tok-registry-pw")
 SCOPE = "repository:tok-ns/app:pull"
+T = TypeVar("T")
 
 
 @dataclass
@@ -250,35 +251,121 @@ def test_garbage_bearer_values_are_refused(tokens: Tokens) -> None:
 
 
 # -- right signature, wrong audience ------------------------------------------------------
+#
+# The server keeps the tokens it has verified in a cache. Each test below takes tokens of
+# its own, fresh from the server, and refuses each twice over: never used (the signature
+# check's audience) and once used as meant (the cache's audience), so that no test depends
+# on another having warmed the cache, nor on its order.
+
+WARM = pytest.mark.parametrize("used_first", [False, True], ids=["never-used", "used-first"])
 
 
-def test_api_session_token_is_not_a_registry_token(tokens: Tokens) -> None:
-    _registry_refuses(tokens.client, tokens.session)
+def _fresh_registry_token(t: Tokens) -> str:
+    r = t.client.get(
+        "/auth/token", params={"service": "dockyard", "scope": SCOPE}, auth=REGISTRY_ROOT
+    )
+    assert r.status_code == 200, r.text
+    token: str = r.json()["token"]
+    return token
 
 
-def test_registry_token_is_not_an_api_session(tokens: Tokens) -> None:
-    _api_refuses(tokens.client, tokens.registry)
+def _fresh_session(t: Tokens) -> str:
+    r = t.client.post("/api/v1/auth/login", json={"username": ROOT[0], "password": ROOT[1]})
+    assert r.status_code == 200, r.text
+    token: str = r.json()["token"]
+    return token
 
 
-def test_temporary_registry_password_is_not_a_bearer_token(tokens: Tokens) -> None:
-    _registry_refuses(tokens.client, tokens.temp_password)
-    _api_refuses(tokens.client, tokens.temp_password)
+def _fresh_temp_password(t: Tokens) -> str:
+    r = t.client.post("/api/v1/tokens", auth=ROOT)
+    assert r.is_success, r.text
+    password: str = r.json()["password"]
+    return password
 
 
-def test_sts_security_token_is_not_a_bearer_token(tokens: Tokens) -> None:
-    _api_refuses(tokens.client, tokens.sts["security_token"])
-    _registry_refuses(tokens.client, tokens.sts["security_token"])
+def _fresh_sts(t: Tokens) -> dict[str, str]:
+    body = {"role_arn": _role_arn(t), "role_session_name": "fresh"}
+    r = t.client.post("/api/v1/sts/assume-role", json=body, auth=ROOT)
+    assert r.is_success, r.text
+    sts: dict[str, str] = r.json()
+    return sts
 
 
-def test_tokens_are_not_passwords(tokens: Tokens) -> None:
+def _use_registry_token(t: Tokens, token: str) -> None:
+    auth = {"Authorization": f"Bearer {token}"}
+    assert t.client.get("/v2/tok-ns/app/manifests/v1", headers=auth).status_code == 200
+
+
+def _use_session(t: Tokens, token: str) -> None:
+    auth = {"Authorization": f"Bearer {token}"}
+    assert t.client.get("/api/v1/me", headers=auth).status_code == 200
+
+
+def _use_temp_password(t: Tokens, password: str) -> None:
+    r = t.client.get("/v2/tok-ns/app/manifests/v1", auth=("cr_temp_user", password))
+    assert r.status_code == 200, r.text
+
+
+def _use_sts(t: Tokens, sts: dict[str, str]) -> None:
+    r = t.client.get(
+        "/api/v1/me",
+        auth=(sts["access_key_id"], sts["access_key_secret"]),
+        headers={"X-Dockyard-Security-Token": sts["security_token"]},
+    )
+    assert r.status_code == 200, r.text
+
+
+def _take(
+    t: Tokens, fresh: Callable[[Tokens], T], use: Callable[[Tokens, T], None], used: bool
+) -> T:
+    """A fresh token of one kind; ``used``: once used as meant, so the server caches it."""
+    value = fresh(t)
+    if used:
+        use(t, value)
+    return value
+
+
+@WARM
+def test_api_session_token_is_not_a_registry_token(tokens: Tokens, used_first: bool) -> None:
+    session = _take(tokens, _fresh_session, _use_session, used_first)
+    _registry_refuses(tokens.client, session)
+
+
+@WARM
+def test_registry_token_is_not_an_api_session(tokens: Tokens, used_first: bool) -> None:
+    registry = _take(tokens, _fresh_registry_token, _use_registry_token, used_first)
+    _api_refuses(tokens.client, registry)
+
+
+@WARM
+def test_temporary_registry_password_is_not_a_bearer_token(
+    tokens: Tokens, used_first: bool
+) -> None:
+    password = _take(tokens, _fresh_temp_password, _use_temp_password, used_first)
+    _registry_refuses(tokens.client, password)
+    _api_refuses(tokens.client, password)
+
+
+@WARM
+def test_sts_security_token_is_not_a_bearer_token(tokens: Tokens, used_first: bool) -> None:
+    sts = _take(tokens, _fresh_sts, _use_sts, used_first)
+    _api_refuses(tokens.client, sts["security_token"])
+    _registry_refuses(tokens.client, sts["security_token"])
+
+
+@WARM
+def test_tokens_are_not_passwords(tokens: Tokens, used_first: bool) -> None:
     """A registry token or a session is no ``cr_temp_user`` password, nor a SecurityToken."""
     c = tokens.client
-    for value in (tokens.registry, tokens.session, tokens.sts["security_token"]):
+    registry = _take(tokens, _fresh_registry_token, _use_registry_token, used_first)
+    session = _take(tokens, _fresh_session, _use_session, used_first)
+    temp = _take(tokens, _fresh_temp_password, _use_temp_password, used_first)
+    sts, other = _fresh_sts(tokens), _take(tokens, _fresh_sts, _use_sts, used_first)
+    for value in (registry, session, other["security_token"]):
         r = c.get("/v2/", auth=("cr_temp_user", value))
         assert r.status_code == 401, r.text
         assert r.json()["errors"][0]["code"] == "UNAUTHORIZED"
-    sts = tokens.sts
-    for value in (tokens.registry, tokens.session, tokens.temp_password):
+    for value in (registry, session, temp):
         r = c.get(
             "/api/v1/me",
             auth=(sts["access_key_id"], sts["access_key_secret"]),
@@ -286,6 +373,26 @@ def test_tokens_are_not_passwords(tokens: Tokens) -> None:
         )
         assert r.status_code == 401, r.text
         assert r.headers["content-type"] == PROBLEM
+
+
+# -- expiry --------------------------------------------------------------------------------
+
+
+def test_a_token_used_before_it_expired_is_refused_once_it_has(tokens: Tokens) -> None:
+    """A verified token is served from the server's cache; once expired, it is refused
+    all the same (the controls of ``test_expired_token`` never use theirs in time)."""
+    short: list[str] = []
+    expires = int(time.time()) + 2
+    for genuine in (_fresh_registry_token(tokens), _fresh_session(tokens)):
+        header, claims = _parts(genuine)
+        claims.update(exp=expires)
+        short.append(jwt.encode(claims, tokens.key, algorithm="ES256", headers=header))
+    registry, session = short
+    _use_registry_token(tokens, registry)
+    _use_session(tokens, session)
+    time.sleep(max(0.0, expires - time.time()) + 1.1)
+    _registry_refuses(tokens.client, registry)
+    _api_refuses(tokens.client, session)
 
 
 def test_a_security_token_belongs_to_its_own_credentials(tokens: Tokens) -> None:

@@ -54,6 +54,11 @@ class VerifiedToken:
     audience: str = ""
     issued_at: float = 0.0
 
+    def names(self, type_: str, name: str) -> bool:
+        """Whether the token speaks of ``type_:name`` at all (a scope it was asked for
+        and granted nothing of still names it)."""
+        return any(g.type == type_ and g.name == name for g in self.grants)
+
     def allows(self, type_: str, name: str, action: str) -> bool:
         return any(
             g.type == type_ and g.name == name and (action in g.actions or "*" in g.actions)

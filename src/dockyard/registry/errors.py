@@ -58,8 +58,9 @@ def blob_unknown(digest: str) -> RegistryError:
     return RegistryError("BLOB_UNKNOWN", "blob unknown to registry", detail={"digest": digest})
 
 
-def manifest_unknown(reference: str) -> RegistryError:
-    return RegistryError("MANIFEST_UNKNOWN", "manifest unknown", detail={"reference": reference})
+def manifest_unknown(reference: str, why: str = "") -> RegistryError:
+    message = f"manifest unknown: {why}" if why else "manifest unknown"
+    return RegistryError("MANIFEST_UNKNOWN", message, detail={"reference": reference[:200]})
 
 
 def upload_unknown(upload_id: str) -> RegistryError:

@@ -480,16 +480,21 @@ class RegistryHTTP:
         if method == "PUT":
             await self._authorize(request, caller, ref, "push")
             body = await _read_limited(request, MAX_MANIFEST_BYTES)
-            origin = self._origin(
-                request, caller, ref, status=201, audit=(actions.PUSH, f"manifest {reference}")
-            )
-            digest, manifest = await run(
+            # Tags to apply with a push by digest (the spec's next release); a push by
+            # tag moves that tag alone.
+            tags = request.query_params.getlist("tag") if ":" in reference else []
+            detail = f"manifest {reference}"
+            if tags:
+                detail += f" tags {','.join(tags)}"[:1000]
+            origin = self._origin(request, caller, ref, status=201, audit=(actions.PUSH, detail))
+            digest, manifest, applied = await run(
                 self.registry.put_manifest,
                 origin,
                 ref,
                 reference,
                 body,
                 request.headers.get("content-type"),
+                tags,
             )
             headers = {
                 "Location": f"/v2/{ref.name}/manifests/{digest}",
@@ -497,7 +502,11 @@ class RegistryHTTP:
             }
             if manifest.subject is not None:
                 headers["OCI-Subject"] = str(manifest.subject.digest)
-            return Response(status_code=201, headers=headers)
+            response = Response(status_code=201, headers=headers)
+            if ":" in reference:
+                for tag in applied:  # one header per tag, as the spec has it
+                    response.headers.append("OCI-Tag", tag)
+            return response
         if method == "DELETE":
             await self._authorize(request, caller, ref, "delete")
             origin = self._origin(
@@ -550,7 +559,7 @@ class RegistryHTTP:
         mount, source = query.get("mount"), query.get("from")
         if mount:
             digest = str(parse_digest(mount))
-            if source and await self._may_mount(request, caller, source):
+            if source and await self._may_mount(request, caller, ref, source):
                 source_ref = await self._read(self.catalog.resolve, RepositoryName.parse(source))
                 origin = self._origin(request, caller, ref, status=201)
                 if await run(self.registry.mount_blob, origin, ref, source_ref, digest):
@@ -587,11 +596,26 @@ class RegistryHTTP:
         upload_id = await run(self.registry.start_upload, origin, ref)
         return Response(status_code=202, headers=upload_headers(ref, upload_id, 0))
 
-    async def _may_mount(self, request: Request, caller: Caller, source: str) -> bool:
+    async def _may_mount(
+        self, request: Request, caller: Caller, target: RepoRef, source: str
+    ) -> bool:
+        """Whether the blob may be mounted from ``source``; False falls back to an upload.
+
+        A bearer token that does not name the source at all was asked for without it:
+        answer 401 with a challenge for both repositories, as distribution does, so that
+        the client fetches a token for both and retries. A token that names the source
+        and was granted no pull falls back to an upload (challenging again would loop).
+        The challenge comes before any look at the source, so that it tells nothing about
+        whether the source exists.
+        """
         try:
             source_name = RepositoryName.parse(source)
         except NameError_:
             return False
+        token = caller.token
+        if token is not None and not token.names("repository", str(source_name)):
+            scope = f"repository:{target.name}:pull,push repository:{source_name}:pull"
+            raise self._unauthorized(request, caller, scope)
         source_ref = await self._read(self.catalog.resolve, source_name)
         if not source_ref.exists:
             return False

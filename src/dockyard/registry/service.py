@@ -15,8 +15,8 @@ import json
 import re
 import threading
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import sqlalchemy as sa
@@ -63,6 +63,9 @@ def parse_digest(text: str) -> Digest:
     except DigestError as exc:
         raise RegistryError("DIGEST_INVALID", str(exc), detail={"digest": text[:200]}) from exc
 
+
+MAX_TAGS_PER_PUSH = 100
+"""``tag`` query parameters one push by digest may carry."""
 
 # An upload id: a random part, then the id of the repository the upload belongs to.
 _UPLOAD_ID = re.compile(r"[0-9a-f]{32}-([0-9]{1,18})")
@@ -373,12 +376,17 @@ class RegistryService:
         self, ref: RepoRef, reference: str, conn: Connection | None = None
     ) -> StoredManifest:
         repo_id = self.require_repository(ref)
-        if ":" in reference:
-            parse_digest(reference)
-            q = _MANIFEST_BY_DIGEST
-        else:
-            check_reference_tag(reference)
-            q = _MANIFEST_BY_TAG
+        # A malformed reference names no manifest: the spec lists only 404 for a pull
+        # (PUT and DELETE still answer 400).
+        try:
+            if ":" in reference:
+                Digest.parse(reference)
+                q = _MANIFEST_BY_DIGEST
+            else:
+                check_tag(reference)
+                q = _MANIFEST_BY_TAG
+        except (DigestError, NameError_) as exc:
+            raise manifest_unknown(reference, str(exc)) from exc
         params = {"repo": repo_id, "ref": reference}
         if conn is None:
             with self.db.read() as own:
@@ -390,11 +398,33 @@ class RegistryService:
         return StoredManifest(row.digest, row.media_type, bytes(row.content), row.subject_digest)
 
     def put_manifest(
-        self, origin: Origin, ref: RepoRef, reference: str, body: bytes, content_type: str | None
-    ) -> tuple[str, Manifest]:
-        """Store the manifest and move the tag (when ``reference`` is one), with the
-        ``push`` event (``manifest_push`` for a push by digest) in the same transaction."""
+        self,
+        origin: Origin,
+        ref: RepoRef,
+        reference: str,
+        body: bytes,
+        content_type: str | None,
+        tags: Sequence[str] = (),
+    ) -> tuple[str, Manifest, list[str]]:
+        """Store the manifest and move its tags, with a ``push`` event per tag
+        (``manifest_push`` for a push by digest alone), all in one transaction.
+
+        The tags are ``reference`` when it is one, else ``tags`` (the ``tag`` query
+        parameters of a push by digest, each checked before anything is written: all are
+        applied or none). Returns the digest, the manifest and the tags applied.
+        """
         by_digest = ":" in reference
+        if by_digest:
+            applied = list(dict.fromkeys(tags))
+            if len(applied) > MAX_TAGS_PER_PUSH:
+                raise RegistryError(
+                    "MANIFEST_INVALID",
+                    f"at most {MAX_TAGS_PER_PUSH} tags may be applied with one push",
+                )
+            for tag in applied:
+                check_reference_tag(tag)
+        else:
+            applied = [reference]
         if by_digest:
             expected = parse_digest(reference)
             actual = Digest.of(body, expected.algorithm)
@@ -426,13 +456,13 @@ class RegistryService:
             ).scalar()
             if manifest_id is None:
                 manifest_id = self._insert_manifest(conn, repo_id, digest, body, manifest, now)
-            if not by_digest:
+            for tag in applied:
                 upsert(
                     conn,
                     t.tags,
                     {
                         "repository_id": repo_id,
-                        "name": reference,
+                        "name": tag,
                         "manifest_id": manifest_id,
                         "updated_at": now,
                     },
@@ -444,19 +474,20 @@ class RegistryService:
                 .where(t.repositories.c.id == repo_id)
                 .values(updated_at=now)
             )
-            change.emit(
-                events.MANIFEST_PUSH if by_digest else events.PUSH,
-                image_subject(
-                    conn,
-                    ref,
-                    repo_id,
-                    tag="" if by_digest else reference,
-                    digest=digest,
-                    media_type=manifest.media_type,
-                    size=len(body),
-                ),
+            subject = image_subject(
+                conn,
+                ref,
+                repo_id,
+                tag="",
+                digest=digest,
+                media_type=manifest.media_type,
+                size=len(body),
             )
-        return digest, manifest
+            for tag in applied:
+                change.emit(events.PUSH, replace(subject, tag=tag))
+            if not applied:
+                change.emit(events.MANIFEST_PUSH, subject)
+        return digest, manifest, applied
 
     @staticmethod
     def _check_references(conn: Connection, repo_id: int, digest: str, manifest: Manifest) -> None:
@@ -601,9 +632,13 @@ class RegistryService:
     def referrers(
         self, ref: RepoRef, digest: str, artifact_type: str | None
     ) -> list[dict[str, Any]]:
+        """The manifests in ``ref`` whose subject is ``digest``. A repository with nothing
+        pushed yet (or none at all) has none: the spec lets a registry that supports the
+        referrers API answer 404 only when it does not, and ORAS and notation take a 404
+        to mean exactly that (they fall back to the tag schema)."""
         parse_digest(digest)
         if ref.repository_id is None:
-            self.require_repository(ref)
+            return []
         q = sa.select(
             t.manifests.c.digest,
             t.manifests.c.media_type,
