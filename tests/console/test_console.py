@@ -1125,3 +1125,27 @@ def test_changes_refused_in_the_console_are_audited(page: Page, acme: httpx.Clie
     assert response.status == 403
     listed = acme.get("/api/v1/audit", params={"actor": f"looker@{ACCOUNT}"}).json()["items"]
     assert [e["action"] for e in listed] == ["cr:CreateNamespace"]
+
+
+def test_the_navigation_folds_behind_a_menu_button_on_a_phone(page: Page) -> None:
+    sign_in(page)
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto("/console/")
+    nav = page.locator("nav.sidenav")
+    expect(nav).to_be_hidden()
+    page.get_by_test_id("nav-toggle").click()
+    expect(nav).to_be_visible()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    SHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SHOTS / "phone-menu.png"))
+    page.get_by_test_id("nav-close").click()
+    expect(nav).to_be_hidden()
+    page.get_by_test_id("nav-toggle").click()
+    nav.get_by_role("link", name="Namespaces").click()
+    expect(page.locator("h1")).to_have_text("Namespaces")
+    expect(nav).to_be_hidden()  # a new page starts with the menu folded
+    # On a wide screen the navigation is always there and the button is not.
+    page.set_viewport_size({"width": 1360, "height": 900})
+    expect(nav).to_be_visible()
+    expect(page.get_by_test_id("nav-toggle")).to_be_hidden()
+    expect(page.get_by_test_id("nav-close")).to_be_hidden()
