@@ -11,6 +11,7 @@ from anyio import to_thread
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from dockyard import jsontext
 from dockyard.audit import DECISION, Decision, decision
 from dockyard.errors import ServiceError
 from dockyard.iam.accounts import AccountService
@@ -207,9 +208,40 @@ def only_fields(body: dict[str, Any], allowed: tuple[str, ...]) -> None:
         )
 
 
+MAX_BODY_BYTES = 1024 * 1024
+"""The largest body the management API reads (the largest field, a repository's 64 KiB
+description, fits several times over even with every character escaped)."""
+
+
+async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
+    """The request body, or 413 as soon as it is known to be larger than ``limit``
+    (from ``Content-Length`` before reading, or while reading a chunked body). The 413
+    closes the connection: the rest of the body is left unread."""
+    too_large = ApiError(
+        413,
+        "Content Too Large",
+        f"the body may have at most {limit} bytes",
+        headers={"Connection": "close"},
+    )
+    declared = request.headers.get("content-length", "")
+    if declared.isascii() and declared.isdigit() and int(declared) > limit:
+        raise too_large
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise too_large
+    return bytes(body)
+
+
 async def json_body(request: Request) -> dict[str, Any]:
+    """The body as a JSON object: 413 when larger than :data:`MAX_BODY_BYTES`, 400 when
+    it is no JSON object or nests deeper than :data:`jsontext.MAX_DEPTH`."""
+    raw = await read_body(request)
     try:
-        body = await request.json()
+        body = jsontext.loads(raw)
+    except jsontext.TooDeep as exc:
+        raise ApiError(400, "Bad Request", f"the body is refused: its {exc}") from exc
     except ValueError as exc:
         raise ApiError(400, "Bad Request", f"the body is not valid JSON: {exc}") from exc
     if not isinstance(body, dict):
