@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from http import HTTPStatus
 from typing import Any, TypeVar
 from urllib.parse import urlencode
 
@@ -42,6 +43,21 @@ class ApiError(Exception):
         self.detail = detail
         self.headers = headers or {}
         self.extra = extra
+
+    @classmethod
+    def of(cls, exc: Exception) -> ApiError:
+        """A domain error (with its HTTP ``status``) as a problem, titled by its status
+        as every problem is ("Not Found", never the exception's class name)."""
+        status: int = getattr(exc, "status", 400)
+        return cls(status, title_of(status), str(exc))
+
+
+def title_of(status: int) -> str:
+    """The standard reason phrase of ``status``, a problem's title."""
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
 
 
 def problem(
@@ -237,7 +253,18 @@ async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
 async def json_body(request: Request) -> dict[str, Any]:
     """The body as a JSON object: 413 when larger than :data:`MAX_BODY_BYTES`, 400 when
     it is no JSON object or nests deeper than :data:`jsontext.MAX_DEPTH`."""
+    return _json_object(await read_body(request))
+
+
+async def no_fields(request: Request) -> None:
+    """For a request that takes no fields: no body, or ``{}``; 400 for anything else
+    (broken JSON, a field) rather than doing what was asked and ignoring the rest."""
     raw = await read_body(request)
+    if raw.strip() and (body := _json_object(raw)):
+        raise ApiError(400, "Bad Request", f"unknown field {min(body)!r}; this takes no fields")
+
+
+def _json_object(raw: bytes) -> dict[str, Any]:
     try:
         body = jsontext.loads(raw)
     except jsontext.TooDeep as exc:
@@ -255,7 +282,7 @@ async def call_service(func: Callable[[], T], *errors: type[Exception]) -> T:
     try:
         return await to_thread.run_sync(func)
     except errors as exc:
-        raise ApiError(getattr(exc, "status", 400), type(exc).__name__, str(exc)) from exc
+        raise ApiError.of(exc) from exc
 
 
 def iso(moment: datetime | float) -> str:

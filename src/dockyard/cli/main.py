@@ -330,19 +330,29 @@ def account_create(
     click.echo(f"created account {created.name} (id {created.id}); root login: {created.name}")
 
 
-@main.command()
+@main.command(
+    help=(
+        "Remove untagged manifests and blobs nothing references; safe while serving. "
+        "Uploads abandoned for longer than upload_purge_age (DOCKYARD_UPLOAD_PURGE_AGE, "
+        f"default {Settings.upload_purge_age} seconds) go too. The last line says what "
+        "the grace period spared."
+    )
+)
 @instance_options
 @click.option("--dry-run", is_flag=True, help="Report what would be removed; remove nothing.")
 @click.option(
     "--grace",
-    type=int,
+    type=click.IntRange(min=0),
     default=None,
-    help="Spare anything touched within this many seconds (default: gc_grace).",
+    help=(
+        f"Spare anything touched within this many seconds (default {Settings.gc_grace}, "
+        "or the setting gc_grace: DOCKYARD_GC_GRACE)."
+    ),
 )
 @click.option("--verbose", "-v", is_flag=True, help="List every item removed.")
 @click.pass_context
 def gc(ctx: click.Context, dry_run: bool, grace: int | None, verbose: bool) -> None:
-    """Remove untagged manifests and blobs nothing references; safe while serving."""
+    # The help is the command's (help=): it names the settings' real defaults.
     from datetime import timedelta
 
     from dockyard.app import bootstrap
@@ -377,7 +387,7 @@ def gc(ctx: click.Context, dry_run: bool, grace: int | None, verbose: bool) -> N
 def fsck(ctx: click.Context, no_rehash: bool) -> None:
     """Re-hash every blob and check every reference; exit 1 when something is wrong."""
     from dockyard.app import bootstrap
-    from dockyard.registry.maintenance import check_consistency
+    from dockyard.registry.maintenance import check_consistency, counted
 
     services = bootstrap(settings_of(ctx))
     try:
@@ -389,8 +399,9 @@ def fsck(ctx: click.Context, no_rehash: bool) -> None:
     for problem in report.problems:
         click.echo(f"problem: {problem}")
     click.echo(
-        f"checked {report.blobs_checked} blobs and {report.manifests_checked} manifests: "
-        + ("clean" if report.clean else f"{len(report.problems)} problems")
+        f"checked {counted(report.blobs_checked, 'blob')} and "
+        f"{counted(report.manifests_checked, 'manifest')}: "
+        + ("clean" if report.clean else counted(len(report.problems), "problem"))
     )
     if not report.clean:
         ctx.exit(1)
