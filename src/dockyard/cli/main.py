@@ -7,8 +7,11 @@ Errors end with a non-zero exit and one line on stderr.
 from __future__ import annotations
 
 import atexit
+import errno
+import logging
 import os
 import shutil
+import socket
 import sys
 import tempfile
 from typing import TYPE_CHECKING, Any
@@ -80,6 +83,10 @@ def serve(
     setup_logging(settings.log_level, settings.log_format)
     if bool(settings.tls_cert) != bool(settings.tls_key):
         raise click.ClickException("--tls-cert and --tls-key go together")
+    # Bound and listening before anything else: a port in use is said plainly (and no
+    # database is touched for a server that cannot start); "listening" is said once the
+    # instance is ready (connections wait in the backlog until the server takes them).
+    sock = _listen(settings)
     services = bootstrap(settings)
     options: dict[str, Any] = {
         "host": settings.host,
@@ -92,25 +99,59 @@ def serve(
     if settings.tls_cert:
         options.update(ssl_certfile=settings.tls_cert, ssl_keyfile=settings.tls_key)
     scheme = "https" if settings.tls_cert else "http"
-    click.echo(f"Dockyard listening on {scheme}://{settings.listen}", err=True)
+    logging.getLogger("dockyard.serve").info(
+        "Dockyard listening on %s://%s", scheme, settings.listen
+    )
     jobs = JobProcess(settings.job_workers, _as_environ(settings), grace=settings.job_grace)
     jobs.start()
     try:
         if settings.workers > 1:
+            from uvicorn.supervisors import Multiprocess
+
             services.close()
             # Worker processes rebuild the settings from the environment.
             for key, value in _as_environ(settings).items():
                 os.environ[key] = value
-            uvicorn.run(
+            config = uvicorn.Config(
                 "dockyard.app:create_app_from_env",
                 factory=True,
                 workers=settings.workers,
                 **options,
             )
+            Multiprocess(config, sockets=[sock]).run()
         else:
-            uvicorn.run(create_app(settings, services), **options)
+            config = uvicorn.Config(create_app(settings, services), **options)
+            uvicorn.Server(config).run(sockets=[sock])
     finally:
         jobs.stop()
+        sock.close()
+
+
+def _listen(settings: Settings) -> socket.socket:
+    """A socket bound to ``settings.listen`` and listening, as uvicorn would make it; a
+    one-line error naming the address when it cannot be (a port in use above all)."""
+    host = settings.host.strip("[]")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, settings.port))
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        failure = exc
+    else:
+        sock.set_inheritable(True)
+        return sock
+    if failure.errno == errno.EADDRINUSE:
+        message = (
+            f"{settings.listen} is already in use; choose another with --listen or DOCKYARD_LISTEN"
+        )
+    else:
+        message = f"cannot listen on {settings.listen}: {failure.strerror or failure}"
+    # One line, in the log's format (JSON or text), and a failing exit status.
+    logging.getLogger("dockyard.serve").error(message)
+    raise SystemExit(1) from failure
 
 
 def cli_origin(action: str, resource: str, detail: str) -> Origin:
