@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
-from tests.fixtures.server import running_server
+from tests.fixtures.server import DockyardServer, running_server
 
 _BIN = Path(sys.executable).with_name("dockyard")
 # The start of a TLS ClientHello: what podman, skopeo and docker send first.
@@ -59,3 +61,43 @@ def test_a_port_in_use_is_said_plainly(tmp_path: Path) -> None:
                 assert said in messages
             # Bound before anything else: no database was made for a server that can't start.
             assert not (tmp_path / "second" / "dockyard.db").exists()
+
+
+def test_with_json_logs_every_line_is_json(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    env = {
+        **os.environ,
+        "DOCKYARD_DATA_DIR": str(data_dir),
+        "DOCKYARD_ADMIN_PASSWORD": "",  # first start: the password notice
+        "DOCKYARD_LOG_FORMAT": "json",
+        "DOCKYARD_JOB_WORKERS": "1",  # its lines share the server's log
+        "NO_PROXY": "*",
+    }
+    server = DockyardServer(data_dir=data_dir, env=env)
+    server.start()
+    try:
+        clients = []
+        for _ in range(5):
+            with socket.create_connection(("127.0.0.1", server.port)) as conn:
+                clients.append(conn.getsockname())
+                conn.sendall(CLIENT_HELLO)
+                assert conn.recv(1000).startswith(b"HTTP/1.1 400")
+        deadline = time.monotonic() + 30
+        while '"dockyard.worker"' not in server.log() and time.monotonic() < deadline:
+            time.sleep(0.1)  # the job worker's first line
+    finally:
+        server.stop()
+    lines = json_lines(server.log())
+    password = (data_dir / "admin-password").read_text().strip()
+    notice = [line for line in lines if password in line["message"]]
+    assert len(notice) == 1
+    assert notice[0]["message"].startswith("Created the instance administrator 'admin'")
+    listening = [i for i, line in enumerate(lines) if "listening on" in line["message"]]
+    assert [lines[i]["message"] for i in listening] == [f"Dockyard listening on {server.url}"]
+    assert any(line["logger"] == "uvicorn.error" for line in lines)  # uvicorn's own lines
+    assert any(line["logger"] == "dockyard.worker" for line in lines)  # the job worker's
+    # Five handshakes from one client address: one line, naming the client, with a hint.
+    invalid = [line for line in lines if line["message"] == "Invalid HTTP request received."]
+    assert len(invalid) == 1, invalid
+    assert invalid[0]["client"] == "{}:{}".format(*clients[0])
+    assert "HTTPS first" in invalid[0]["hint"]

@@ -69,7 +69,7 @@ def serve(
 
     from dockyard.app import bootstrap, create_app
     from dockyard.jobs.process import JobProcess
-    from dockyard.observability import setup_logging
+    from dockyard.observability import HttpProtocol, setup_logging
 
     settings = settings_of(
         ctx,
@@ -95,6 +95,7 @@ def serve(
         "access_log": False,
         "server_header": False,
         "timeout_keep_alive": 30,
+        "http": HttpProtocol,
     }
     if settings.tls_cert:
         options.update(ssl_certfile=settings.tls_cert, ssl_keyfile=settings.tls_key)
@@ -256,7 +257,10 @@ def worker(
             stop_with_parent()
         await run_worker(services, jobs)
 
-    click.echo(f"Dockyard worker {jobs.owner} serving {', '.join(chosen)}", err=True)
+    # A log line (JSON with JSON logs): beside serve it shares the server's log.
+    logging.getLogger("dockyard.worker").info(
+        "Dockyard worker %s serving %s", jobs.owner, ", ".join(chosen)
+    )
     try:
         asyncio.run(main())
     finally:
