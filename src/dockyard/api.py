@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from http import HTTPStatus
 from typing import Any, TypeVar
 from urllib.parse import urlencode
 
@@ -11,6 +12,7 @@ from anyio import to_thread
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from dockyard import jsontext
 from dockyard.audit import DECISION, Decision, decision
 from dockyard.errors import ServiceError
 from dockyard.iam.accounts import AccountService
@@ -41,6 +43,24 @@ class ApiError(Exception):
         self.detail = detail
         self.headers = headers or {}
         self.extra = extra
+
+    @classmethod
+    def of(cls, exc: Exception) -> ApiError:
+        """A domain error (with its HTTP ``status``) as a problem, titled by its status
+        as every problem is ("Not Found", never the exception's class name), with its
+        machine-readable ``code`` when it has one (RAM's DeleteConflict.User.AccessKey)."""
+        status: int = getattr(exc, "status", 400)
+        code = getattr(exc, "code", None)
+        extra = {"code": code} if code else {}
+        return cls(status, title_of(status), str(exc), **extra)
+
+
+def title_of(status: int) -> str:
+    """The standard reason phrase of ``status``, a problem's title."""
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
 
 
 def problem(
@@ -207,9 +227,51 @@ def only_fields(body: dict[str, Any], allowed: tuple[str, ...]) -> None:
         )
 
 
+MAX_BODY_BYTES = 1024 * 1024
+"""The largest body the management API reads (the largest field, a repository's 64 KiB
+description, fits several times over even with every character escaped)."""
+
+
+async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
+    """The request body, or 413 as soon as it is known to be larger than ``limit``
+    (from ``Content-Length`` before reading, or while reading a chunked body). The 413
+    closes the connection: the rest of the body is left unread."""
+    too_large = ApiError(
+        413,
+        "Content Too Large",
+        f"the body may have at most {limit} bytes",
+        headers={"Connection": "close"},
+    )
+    declared = request.headers.get("content-length", "")
+    if declared.isascii() and declared.isdigit() and int(declared) > limit:
+        raise too_large
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise too_large
+    return bytes(body)
+
+
 async def json_body(request: Request) -> dict[str, Any]:
+    """The body as a JSON object: 413 when larger than :data:`MAX_BODY_BYTES`, 400 when
+    it is no JSON object or nests deeper than :data:`jsontext.MAX_DEPTH`."""
+    return _json_object(await read_body(request))
+
+
+async def no_fields(request: Request) -> None:
+    """For a request that takes no fields: no body, or ``{}``; 400 for anything else
+    (broken JSON, a field) rather than doing what was asked and ignoring the rest."""
+    raw = await read_body(request)
+    if raw.strip() and (body := _json_object(raw)):
+        raise ApiError(400, "Bad Request", f"unknown field {min(body)!r}; this takes no fields")
+
+
+def _json_object(raw: bytes) -> dict[str, Any]:
     try:
-        body = await request.json()
+        body = jsontext.loads(raw)
+    except jsontext.TooDeep as exc:
+        raise ApiError(400, "Bad Request", f"the body is refused: its {exc}") from exc
     except ValueError as exc:
         raise ApiError(400, "Bad Request", f"the body is not valid JSON: {exc}") from exc
     if not isinstance(body, dict):
@@ -223,9 +285,7 @@ async def call_service(func: Callable[[], T], *errors: type[Exception]) -> T:
     try:
         return await to_thread.run_sync(func)
     except errors as exc:
-        code = getattr(exc, "code", None)
-        extra = {"code": code} if code else {}
-        raise ApiError(getattr(exc, "status", 400), type(exc).__name__, str(exc), **extra) from exc
+        raise ApiError.of(exc) from exc
 
 
 def iso(moment: datetime | float) -> str:

@@ -22,7 +22,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, RedirectRespons
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from dockyard.api import ApiAuth, ApiError, problem
+from dockyard.api import ApiAuth, ApiError, problem, title_of
 from dockyard.audit import AuditLog, AuditMiddleware
 from dockyard.catalog.http import NamespaceRoutes, RepositoryRoutes
 from dockyard.catalog.service import CatalogService
@@ -228,7 +228,7 @@ def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:
         if request.url.path.startswith("/api/"):
             return problem(
                 status,
-                "Not Found" if status == 404 else "Error",
+                title_of(status),
                 f"no such route: {request.method} {request.url.path}",
             )
         return PlainTextResponse("not found" if status == 404 else "error", status_code=status)

@@ -27,6 +27,15 @@ from prometheus_client import (
 )
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+try:
+    import httptools  # noqa: F401 (uvicorn's choice: httptools when installed)
+except ImportError:  # pragma: no cover
+    from uvicorn.protocols.http.h11_impl import H11Protocol as _UvicornHttp
+else:
+    from uvicorn.protocols.http.httptools_impl import (  # type: ignore[assignment]
+        HttpToolsProtocol as _UvicornHttp,
+    )
+
 # Request ids: a random per-process prefix and a counter, unique without a syscall each.
 _RID_PREFIX = uuid.uuid4().hex[:8] + "-"
 _rid_counter = itertools.count(1)
@@ -65,6 +74,9 @@ class TextFormatter(logging.Formatter):
 
 
 def setup_logging(level: str = "info", fmt: str = "auto") -> None:
+    """Every line through one handler, in one format: uvicorn's (``uvicorn.error``) and
+    alembic's too; repeated protocol warnings from one client folded (see
+    :class:`FoldRepeats`)."""
     use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JSONFormatter() if use_json else TextFormatter())
@@ -73,8 +85,82 @@ def setup_logging(level: str = "info", fmt: str = "auto") -> None:
     root.setLevel(level.upper())
     for noisy in ("uvicorn.access", "botocore", "boto3", "urllib3", "s3transfer"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    logging.getLogger("uvicorn.error").handlers[:] = []
-    logging.getLogger("uvicorn.error").propagate = True
+    server_log = logging.getLogger("uvicorn.error")
+    server_log.handlers[:] = []
+    server_log.propagate = True
+    server_log.filters[:] = [f for f in server_log.filters if not isinstance(f, FoldRepeats)]
+    server_log.addFilter(FoldRepeats())
+
+
+TLS_HINT = (
+    "clients that try HTTPS first (podman, skopeo, docker) send this to a plain-HTTP "
+    "port: serve TLS (--tls-cert, --tls-key) or set the registry insecure on the client"
+)
+
+
+class FoldRepeats(logging.Filter):
+    """uvicorn warns "Invalid HTTP request received." for every connection that speaks
+    something else than HTTP, such as a TLS handshake from a client that tries HTTPS
+    first: a line per connection, a flood from a busy client. Let one through per client
+    address each ``window`` seconds, with a hint; count the rest and say how many were
+    folded on the next line let through for that client."""
+
+    MESSAGES = frozenset({"Invalid HTTP request received."})
+    MAX_CLIENTS = 10_000
+
+    def __init__(self, window: float = 60.0) -> None:
+        super().__init__()
+        self.window = window
+        self._clients: dict[str, tuple[float, int]] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg not in self.MESSAGES:
+            return True
+        fields = getattr(record, "fields", None)
+        fields = dict(fields) if isinstance(fields, dict) else {}
+        host = str(fields.get("client", "-")).rpartition(":")[0] or "-"
+        now = time.monotonic()
+        since, folded = self._clients.get(host, (0.0, 0))
+        if since and now - since < self.window:
+            self._clients[host] = (since, folded + 1)
+            return False
+        if len(self._clients) >= self.MAX_CLIENTS:
+            self._clients.clear()
+        self._clients[host] = (now, 0)
+        fields["hint"] = TLS_HINT
+        if folded:
+            fields["folded"] = folded  # like lines from this client since the last one
+        record.fields = fields
+        return True
+
+
+class _ClientLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """uvicorn's connection logger, adding the client's address to every line."""
+
+    def __init__(self, logger: logging.Logger, protocol: Any) -> None:
+        super().__init__(logger, {})
+        self.protocol = protocol
+
+    @property
+    def level(self) -> int:  # uvicorn reads it to skip its trace lines
+        level: int = self.logger.level
+        return level
+
+    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        client = getattr(self.protocol, "client", None)
+        if client:
+            extra = kwargs.setdefault("extra", {})
+            extra["fields"] = {**extra.get("fields", {}), "client": f"{client[0]}:{client[1]}"}
+        return msg, kwargs
+
+
+class HttpProtocol(_UvicornHttp):
+    """uvicorn's HTTP protocol (httptools when installed, as uvicorn's ``auto`` would
+    pick), whose own log lines name the client they are about."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.logger = _ClientLog(self.logger, self)  # type: ignore[assignment]
 
 
 class Metrics:

@@ -21,7 +21,7 @@ from tests.fixtures.oci import (
     put_manifest,
     sha256,
 )
-from tests.fixtures.server import DockyardServer
+from tests.fixtures.server import DockyardServer, make_server
 
 SIGNATURE = "application/vnd.example.signature"
 
@@ -131,8 +131,16 @@ def test_gc_grace_period_spares_recent_content(dockyard_server: DockyardServer) 
     with dockyard_server.client() as c:
         image = push_image(c, "library/recent", None)
         loose = push_blob(c, "library/recent", b"uploaded, not yet referenced")
-        out = dockyard_server.cli("gc").stdout  # default grace: an hour
+        dry = dockyard_server.cli("gc", "--dry-run").stdout  # default grace: an hour
+        assert "would free 0 bytes: 0 manifests, 0 blobs" in dry
+        # It says what the grace period spared: the untagged image, the loose blob (the
+        # image's own blobs are referenced by it).
+        assert (
+            "the grace period (3600 s) spared 1 unreachable manifest and 1 unreferenced blob" in dry
+        )
+        out = dockyard_server.cli("gc").stdout
         assert "0 manifests, 0 blobs" in out
+        assert "spared 1 unreachable manifest and 1 unreferenced blob" in out
         assert_intact(c, image)
         assert _blob_status(c, "library/recent", loose) == 200
 
@@ -146,7 +154,7 @@ def test_gc_purges_abandoned_uploads(dockyard_server: DockyardServer) -> None:
         assert c.patch(location, content=b"partial").status_code == 202
     dockyard_server.env["DOCKYARD_UPLOAD_PURGE_AGE"] = "0"
     out = dockyard_server.cli("gc").stdout
-    assert "1 abandoned uploads" in out
+    assert "1 abandoned upload;" in out
     with dockyard_server.client() as c:
         assert c.get(location).status_code == 404
 
@@ -212,3 +220,10 @@ def test_fsck_reports_corruption(dockyard_server: DockyardServer) -> None:
     result = dockyard_server.cli("fsck", check=False)
     assert result.returncode == 1
     assert f"blob {layer} is recorded but its bytes are missing" in result.stdout
+    assert result.stdout.rstrip().endswith("1 problem"), result.stdout
+
+
+def test_gc_help_names_the_real_defaults(tmp_path: Path) -> None:
+    help_text = make_server(tmp_path, namespace=None).cli("gc", "--help").stdout
+    assert "default 3600" in help_text
+    assert "default 604800 seconds" in help_text

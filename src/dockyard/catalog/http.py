@@ -493,4 +493,4 @@ def _parse_name(text: str) -> RepositoryName:
     try:
         return parse_repository_name(text)
     except ServiceError as exc:
-        raise ApiError(exc.status, type(exc).__name__, str(exc)) from exc
+        raise ApiError.of(exc) from exc

@@ -264,12 +264,13 @@ class CatalogService:
     ) -> Namespace:
         """Create a namespace for ``account_id``, within the account's namespace quota
         unless ``enforce_quota`` is off (the instance administrator is not bound by it)."""
+        # The length first: one message for a name too short or too long, whatever else.
+        if len(name) < 2 or len(name) > 30:
+            raise Invalid("a namespace name has 2 to 30 characters")
         try:
             check_component(name, "namespace")
         except NameError_ as exc:
             raise Invalid(str(exc)) from exc
-        if len(name) < 2 or len(name) > 30:
-            raise Invalid("a namespace name has 2 to 30 characters")
         try:
             with self.changes.open(origin) as change:
                 conn = change.conn

@@ -7,8 +7,11 @@ Errors end with a non-zero exit and one line on stderr.
 from __future__ import annotations
 
 import atexit
+import errno
+import logging
 import os
 import shutil
+import socket
 import sys
 import tempfile
 from typing import TYPE_CHECKING, Any
@@ -66,7 +69,7 @@ def serve(
 
     from dockyard.app import bootstrap, create_app
     from dockyard.jobs.process import JobProcess
-    from dockyard.observability import setup_logging
+    from dockyard.observability import HttpProtocol, setup_logging
 
     settings = settings_of(
         ctx,
@@ -80,6 +83,10 @@ def serve(
     setup_logging(settings.log_level, settings.log_format)
     if bool(settings.tls_cert) != bool(settings.tls_key):
         raise click.ClickException("--tls-cert and --tls-key go together")
+    # Bound and listening before anything else: a port in use is said plainly (and no
+    # database is touched for a server that cannot start); "listening" is said once the
+    # instance is ready (connections wait in the backlog until the server takes them).
+    sock = _listen(settings)
     services = bootstrap(settings)
     options: dict[str, Any] = {
         "host": settings.host,
@@ -88,29 +95,64 @@ def serve(
         "access_log": False,
         "server_header": False,
         "timeout_keep_alive": 30,
+        "http": HttpProtocol,
     }
     if settings.tls_cert:
         options.update(ssl_certfile=settings.tls_cert, ssl_keyfile=settings.tls_key)
     scheme = "https" if settings.tls_cert else "http"
-    click.echo(f"Dockyard listening on {scheme}://{settings.listen}", err=True)
+    logging.getLogger("dockyard.serve").info(
+        "Dockyard listening on %s://%s", scheme, settings.listen
+    )
     jobs = JobProcess(settings.job_workers, _as_environ(settings), grace=settings.job_grace)
     jobs.start()
     try:
         if settings.workers > 1:
+            from uvicorn.supervisors import Multiprocess
+
             services.close()
             # Worker processes rebuild the settings from the environment.
             for key, value in _as_environ(settings).items():
                 os.environ[key] = value
-            uvicorn.run(
+            config = uvicorn.Config(
                 "dockyard.app:create_app_from_env",
                 factory=True,
                 workers=settings.workers,
                 **options,
             )
+            Multiprocess(config, sockets=[sock]).run()
         else:
-            uvicorn.run(create_app(settings, services), **options)
+            config = uvicorn.Config(create_app(settings, services), **options)
+            uvicorn.Server(config).run(sockets=[sock])
     finally:
         jobs.stop()
+        sock.close()
+
+
+def _listen(settings: Settings) -> socket.socket:
+    """A socket bound to ``settings.listen`` and listening, as uvicorn would make it; a
+    one-line error naming the address when it cannot be (a port in use above all)."""
+    host = settings.host.strip("[]")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, settings.port))
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        failure = exc
+    else:
+        sock.set_inheritable(True)
+        return sock
+    if failure.errno == errno.EADDRINUSE:
+        message = (
+            f"{settings.listen} is already in use; choose another with --listen or DOCKYARD_LISTEN"
+        )
+    else:
+        message = f"cannot listen on {settings.listen}: {failure.strerror or failure}"
+    # One line, in the log's format (JSON or text), and a failing exit status.
+    logging.getLogger("dockyard.serve").error(message)
+    raise SystemExit(1) from failure
 
 
 def cli_origin(action: str, resource: str, detail: str) -> Origin:
@@ -215,7 +257,10 @@ def worker(
             stop_with_parent()
         await run_worker(services, jobs)
 
-    click.echo(f"Dockyard worker {jobs.owner} serving {', '.join(chosen)}", err=True)
+    # A log line (JSON with JSON logs): beside serve it shares the server's log.
+    logging.getLogger("dockyard.worker").info(
+        "Dockyard worker %s serving %s", jobs.owner, ", ".join(chosen)
+    )
     try:
         asyncio.run(main())
     finally:
@@ -330,19 +375,29 @@ def account_create(
     click.echo(f"created account {created.name} (id {created.id}); root login: {created.name}")
 
 
-@main.command()
+@main.command(
+    help=(
+        "Remove untagged manifests and blobs nothing references; safe while serving. "
+        "Uploads abandoned for longer than upload_purge_age (DOCKYARD_UPLOAD_PURGE_AGE, "
+        f"default {Settings.upload_purge_age} seconds) go too. The last line says what "
+        "the grace period spared."
+    )
+)
 @instance_options
 @click.option("--dry-run", is_flag=True, help="Report what would be removed; remove nothing.")
 @click.option(
     "--grace",
-    type=int,
+    type=click.IntRange(min=0),
     default=None,
-    help="Spare anything touched within this many seconds (default: gc_grace).",
+    help=(
+        f"Spare anything touched within this many seconds (default {Settings.gc_grace}, "
+        "or the setting gc_grace: DOCKYARD_GC_GRACE)."
+    ),
 )
 @click.option("--verbose", "-v", is_flag=True, help="List every item removed.")
 @click.pass_context
 def gc(ctx: click.Context, dry_run: bool, grace: int | None, verbose: bool) -> None:
-    """Remove untagged manifests and blobs nothing references; safe while serving."""
+    # The help is the command's (help=): it names the settings' real defaults.
     from datetime import timedelta
 
     from dockyard.app import bootstrap
@@ -377,7 +432,7 @@ def gc(ctx: click.Context, dry_run: bool, grace: int | None, verbose: bool) -> N
 def fsck(ctx: click.Context, no_rehash: bool) -> None:
     """Re-hash every blob and check every reference; exit 1 when something is wrong."""
     from dockyard.app import bootstrap
-    from dockyard.registry.maintenance import check_consistency
+    from dockyard.registry.maintenance import check_consistency, counted
 
     services = bootstrap(settings_of(ctx))
     try:
@@ -389,8 +444,9 @@ def fsck(ctx: click.Context, no_rehash: bool) -> None:
     for problem in report.problems:
         click.echo(f"problem: {problem}")
     click.echo(
-        f"checked {report.blobs_checked} blobs and {report.manifests_checked} manifests: "
-        + ("clean" if report.clean else f"{len(report.problems)} problems")
+        f"checked {counted(report.blobs_checked, 'blob')} and "
+        f"{counted(report.manifests_checked, 'manifest')}: "
+        + ("clean" if report.clean else counted(len(report.problems), "problem"))
     )
     if not report.clean:
         ctx.exit(1)

@@ -19,6 +19,7 @@ from dockyard.api import (
     iso,
     json_body,
     listed_account,
+    no_fields,
     optional_field,
     page,
     page_params,
@@ -152,6 +153,7 @@ class AccountRoutes:
         hour (or what remains of the STS credentials that ask), which carries exactly the
         caller's permissions (evaluated when it is used)."""
         principal = await self.auth.signed_in(request)
+        await no_fields(request)
         tokens = self.auth.tokens
         ttl = _remaining(principal, TEMPORARY_LOGIN_SECONDS)
         password, ttl, issued = tokens.issue(
@@ -239,6 +241,7 @@ class AccountRoutes:
         user_id = await self._own_user(request)
         if request.method == "POST":
             origin = await self._own_change(request, "ram:CreateAccessKey", 201)
+            await no_fields(request)
             key_id, secret = await call_service(
                 lambda: self.ram.create_access_key(origin, user_id), ServiceError
             )
@@ -572,6 +575,7 @@ class RamRoutes:
         if request.method == "POST":
             user_id = await self._user_id(request, "ram:CreateAccessKey")
             origin = await self._origin(request, 201)
+            await no_fields(request)
             key_id, secret = await call_service(
                 lambda: self.ram.create_access_key(origin, user_id), ServiceError
             )

@@ -7,7 +7,6 @@ import binascii
 import logging
 import os
 import re
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -274,10 +273,14 @@ class IdentityService:
             f.write(password + "\n")
         os.chmod(path, 0o600)
         if generated:
-            # Printed once, on purpose: this is the only time the password is shown.
-            sys.stderr.write(
-                f"Created the instance administrator 'admin' with password: {password}\n"
-                f"(also written to {path}, mode 0600)\n"
+            # Said once, on purpose: this is the only time the password is shown. A log
+            # line (a warning: commands that set no logging up still print it), so that
+            # with JSON logs it is JSON too.
+            log.warning(
+                "Created the instance administrator 'admin' with password: %s "
+                "(also written to %s, mode 0600)",
+                password,
+                path,
             )
             return password
         log.info("created the instance administrator 'admin'")

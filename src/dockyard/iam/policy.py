@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from dockyard import jsontext
+
 VERSION = "1"
 MAX_DOCUMENT_BYTES = 6 * 1024
 
@@ -258,7 +260,9 @@ def parse_policy(document: str | bytes | dict[str, Any], *, trust: bool = False)
         if len(document) > MAX_DOCUMENT_BYTES:
             raise PolicyError(f"a policy document has at most {MAX_DOCUMENT_BYTES} bytes")
         try:
-            document = json.loads(document)
+            document = jsontext.loads(document)
+        except jsontext.TooDeep as exc:
+            raise PolicyError(f"the policy document is refused: its {exc}") from exc
         except ValueError as exc:
             raise PolicyError(f"the policy document is not valid JSON: {exc}") from exc
     if not isinstance(document, dict):

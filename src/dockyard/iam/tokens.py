@@ -185,6 +185,11 @@ class TokenService:
             raise TokenError("the token has expired") from exc
         except jwt.InvalidAudienceError as exc:
             raise TokenError("the token is not meant for this use") from exc
+        except jwt.InvalidSignatureError as exc:
+            raise TokenError("the token's signature does not verify") from exc
+        except jwt.DecodeError as exc:
+            # Its reason is the decoder's (a codec error, "Invalid header padding"): no use.
+            raise TokenError("the token is malformed: it is no token Dockyard issued") from exc
         except jwt.PyJWTError as exc:
             raise TokenError(f"the token is invalid: {exc}") from exc
         verified = VerifiedToken(

@@ -22,6 +22,8 @@ STATUS: dict[str, int] = {
     "UNAUTHORIZED": 401,
     "DENIED": 403,
     "UNSUPPORTED": 405,
+    # Not in the spec's table: distribution's code for a bad ?n= page size.
+    "PAGINATION_NUMBER_INVALID": 400,
     "TOOMANYREQUESTS": 429,
     "RANGE_INVALID": 416,
     "UNKNOWN": 500,

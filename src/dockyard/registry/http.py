@@ -896,6 +896,7 @@ def _page_size(request: Request) -> int | None:
         return None
     if not (raw.isascii() and raw.isdigit() and len(raw) <= 6) or int(raw) > 100_000:
         raise RegistryError(
-            "UNSUPPORTED", f"n must be an integer from 0 to 100000, not {raw[:20]!r}", status=400
+            "PAGINATION_NUMBER_INVALID",
+            f"n (the page size) must be an integer from 0 to 100000, not {raw[:20]!r}",
         )
     return int(raw)

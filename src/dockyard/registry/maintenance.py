@@ -41,6 +41,11 @@ class GCReport:
     orphans: list[tuple[str, int]] = field(default_factory=list)
     """Stored bytes no database row knows (left by a crash mid-publish)."""
     uploads: list[str] = field(default_factory=list)
+    grace: timedelta = timedelta(0)
+    spared_manifests: int = 0
+    """Unreachable manifests left because they were touched within the grace period."""
+    spared_blobs: int = 0
+    """Unreferenced blobs left because they were touched within the grace period."""
 
     @property
     def bytes_freed(self) -> int:
@@ -49,10 +54,19 @@ class GCReport:
     def summary(self) -> str:
         verb = "would free" if self.dry_run else "freed"
         return (
-            f"{verb} {self.bytes_freed} bytes: {len(self.manifests)} manifests, "
-            f"{len(self.blobs)} blobs, {len(self.orphans)} unrecorded stored blobs, "
-            f"{len(self.uploads)} abandoned uploads"
+            f"{verb} {self.bytes_freed} bytes: {counted(len(self.manifests), 'manifest')}, "
+            f"{counted(len(self.blobs), 'blob')}, "
+            f"{counted(len(self.orphans), 'unrecorded stored blob')}, "
+            f"{counted(len(self.uploads), 'abandoned upload')}; the grace period "
+            f"({int(self.grace.total_seconds())} s) spared "
+            f"{counted(self.spared_manifests, 'unreachable manifest')} and "
+            f"{counted(self.spared_blobs, 'unreferenced blob')} touched within it"
         )
+
+
+def counted(n: int, noun: str) -> str:
+    """``1 manifest``, ``2 manifests``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def _reachable_manifests(conn: sa.Connection) -> set[int]:
@@ -100,7 +114,7 @@ def collect_garbage(
     upload_age: timedelta,
     dry_run: bool = False,
 ) -> GCReport:
-    report = GCReport(dry_run=dry_run)
+    report = GCReport(dry_run=dry_run, grace=grace)
     cutoff = utcnow() - grace
     doomed = _collect_manifests(db, cutoff, dry_run, report)
     _collect_blobs(db, store, cutoff, doomed, dry_run, report)
@@ -123,6 +137,10 @@ def _collect_manifests(db: Database, cutoff: datetime, dry_run: bool, report: GC
             .select_from(t.manifests.join(t.repositories).join(t.namespaces))
             .where(t.manifests.c.touched_at < cutoff)
         ).all()
+        young = conn.execute(
+            sa.select(t.manifests.c.id).where(t.manifests.c.touched_at >= cutoff)
+        ).scalars()
+        report.spared_manifests = sum(1 for id_ in young if id_ not in live)
     doomed: set[int] = set()
     for row in candidates:
         if row.id in live:
@@ -176,6 +194,10 @@ def _collect_blobs(
             sa.select(t.blobs.c.digest, t.blobs.c.size).where(t.blobs.c.touched_at < cutoff)
         ).all()
         candidates = [(r.digest, r.size) for r in old if r.digest not in kept]
+        young = conn.execute(
+            sa.select(t.blobs.c.digest).where(t.blobs.c.touched_at >= cutoff)
+        ).scalars()
+        report.spared_blobs = sum(1 for digest in young if digest not in kept)
         known = set(conn.execute(sa.select(t.blobs.c.digest)).scalars())
 
     def unreferenced(conn: sa.Connection, digest: str) -> bool:

@@ -239,7 +239,7 @@ class WebhookRoutes:
         try:
             delivery = await self.webhooks.test(origin, scope, hook_id)
         except ServiceError as exc:
-            raise ApiError(exc.status, type(exc).__name__, str(exc)) from exc
+            raise ApiError.of(exc) from exc
         return JSONResponse(delivery_json(delivery))
 
     async def deliveries(self, request: Request) -> Response:

@@ -10,6 +10,7 @@ from typing import Any
 from starlette.responses import Response
 from starlette.routing import Route
 
+from dockyard import jsontext
 from dockyard.console.client import ApiProblem
 from dockyard.console.core import PREFIX, Console, Ctx, Rerender, next_after, seg
 
@@ -255,7 +256,9 @@ async def policies(ctx: Ctx) -> Response:
 
 def _parse_document(text: str) -> tuple[Any, str | None]:
     try:
-        return json.loads(text), None
+        return jsontext.loads(text), None
+    except jsontext.TooDeep as exc:
+        return None, f"The document is refused: its {exc}."
     except json.JSONDecodeError as exc:
         return (
             None,
