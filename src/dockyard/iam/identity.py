@@ -15,6 +15,7 @@ import sqlalchemy as sa
 
 from dockyard.db import tables as t
 from dockyard.db.engine import Database, as_utc, utcnow
+from dockyard.db.upsert import lock_keys
 from dockyard.errors import Forbidden
 from dockyard.iam.accounts import store_console_password, store_registry_password
 from dockyard.iam.arn import root_arn
@@ -231,8 +232,11 @@ class IdentityService:
 
     def ensure_admin(self, data_dir: Path, password: str = "") -> str | None:
         """Create ``admin`` (root of the built-in account ``admin``) on first start;
-        return the password when one was generated."""
+        return the password when one was generated. Safe when many replicas start at
+        once on one new database: each looks and inserts under the same lock, so the
+        second finds what the first created."""
         with self.db.write() as conn:
+            lock_keys(conn, ["bootstrap:admin"])
             account_id = conn.execute(
                 sa.select(t.accounts.c.id).where(t.accounts.c.name == ADMIN)
             ).scalar()
