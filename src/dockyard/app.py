@@ -125,7 +125,7 @@ async def run_worker(services: Services, worker: Worker) -> None:
 
 
 def open_services(settings: Settings, *, migrate: bool = False) -> Services:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     db = Database(settings.effective_database_url)
     if migrate:
         db.migrate()
@@ -152,7 +152,7 @@ def open_services(settings: Settings, *, migrate: bool = False) -> Services:
         db=db,
         store=store,
         catalog=catalog,
-        identity=IdentityService(db),
+        identity=IdentityService(db, data_dir=settings.data_dir),
         accounts=AccountService(db, changes),
         registry=RegistryService(db, store, catalog),
         ram=RamService(db, changes),

@@ -28,6 +28,9 @@ from dockyard.iam.throttle import LoginThrottle
 
 log = logging.getLogger(__name__)
 ADMIN = "admin"
+FIRST_PASSWORD_FILE = "admin-password"  # noqa: S105 (a file name)
+"""In the data dir: the administrator's generated first-start password, until it is
+changed (removed then: it no longer works)."""
 
 
 _USER = (
@@ -90,9 +93,18 @@ def _principal(row: Any, policies: tuple[Policy, ...] = ()) -> Principal:
 
 
 class IdentityService:
-    def __init__(self, db: Database, throttle: LoginThrottle | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        throttle: LoginThrottle | None = None,
+        *,
+        data_dir: Path | None = None,
+    ) -> None:
         self.db = db
         self.throttle = throttle or LoginThrottle()
+        self.data_dir = data_dir
+        """Where the first-start password file is removed once the administrator
+        changes a password (None: nowhere, for tests of the service alone)."""
 
     def login(
         self, username: str, password: str, *, source_ip: str | None, registry: bool = False
@@ -197,10 +209,24 @@ class IdentityService:
                 self.throttle.failed(key, source_ip)
                 raise Forbidden("the current password is not right")
             store_console_password(conn, principal.user_id, password)
+        if principal.is_admin:
+            self._forget_first_password()
 
     def set_registry_password(self, user_id: int, password: str) -> None:
         with self.db.write() as conn:
             store_registry_password(conn, user_id, password)
+            is_admin = conn.execute(
+                sa.select(t.users.c.is_admin).where(t.users.c.id == user_id)
+            ).scalar()
+        if is_admin:
+            self._forget_first_password()
+
+    def _forget_first_password(self) -> None:
+        """The administrator changed a password: the first-start one no longer works,
+        so its file goes (a replica with a data dir of its own removes its copy at its
+        next start, see :meth:`ensure_admin`)."""
+        if self.data_dir is not None:
+            (self.data_dir / FIRST_PASSWORD_FILE).unlink(missing_ok=True)
 
     def session_principal(self, subject: str, issued_at: float) -> Principal | None:
         """The principal of an API session token, unless it signed out since."""
@@ -234,7 +260,13 @@ class IdentityService:
         """Create ``admin`` (root of the built-in account ``admin``) on first start;
         return the password when one was generated. Safe when many replicas start at
         once on one new database: each looks and inserts under the same lock, so the
-        second finds what the first created."""
+        second finds what the first created.
+
+        A generated password is written to ``DATA_DIR/admin-password`` (mode 0600),
+        which is removed once the administrator changes either password; a password
+        given (``DOCKYARD_ADMIN_PASSWORD``) is written nowhere."""
+        path = data_dir / FIRST_PASSWORD_FILE
+        generated = False
         with self.db.write() as conn:
             lock_keys(conn, ["bootstrap:admin"])
             account_id = conn.execute(
@@ -251,41 +283,60 @@ class IdentityService:
                 .where(t.namespaces.c.account_id.is_(None))
                 .values(account_id=account_id)
             )
-            exists = conn.execute(sa.select(t.users.c.id).where(t.users.c.name == ADMIN)).first()
-            if exists is not None:
+            existing = conn.execute(
+                sa.select(t.users.c.password_hash, t.users.c.registry_password_hash).where(
+                    t.users.c.name == ADMIN
+                )
+            ).first()
+            if existing is not None:
                 conn.execute(
                     sa.update(t.users)
                     .where(t.users.c.name == ADMIN)
                     .values(account_id=account_id, is_root=True)
                 )
-                return None
-            generated = not password
-            password = password or generate_password()
-            conn.execute(
-                sa.insert(t.users).values(
-                    name=ADMIN,
-                    account_id=account_id,
-                    password_hash=hash_password(password),
-                    is_admin=True,
-                    is_root=True,
-                    created_at=utcnow(),
+            else:
+                generated = not password
+                password = password or generate_password()
+                conn.execute(
+                    sa.insert(t.users).values(
+                        name=ADMIN,
+                        account_id=account_id,
+                        password_hash=hash_password(password),
+                        is_admin=True,
+                        is_root=True,
+                        created_at=utcnow(),
+                    )
                 )
-            )
-        data_dir.mkdir(parents=True, exist_ok=True)
-        path = data_dir / "admin-password"
+        if existing is not None:
+            if path.exists() and not _still_first(path, existing):
+                path.unlink(missing_ok=True)
+            return None
+        if not generated:
+            log.info("created the instance administrator 'admin'")
+            return None
+        data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(password + "\n")
         os.chmod(path, 0o600)
-        if generated:
-            # Printed once, on purpose: this is the only time the password is shown.
-            sys.stderr.write(
-                f"Created the instance administrator 'admin' with password: {password}\n"
-                f"(also written to {path}, mode 0600)\n"
-            )
-            return password
-        log.info("created the instance administrator 'admin'")
-        return None
+        # Printed once, on purpose: this is the only time the password is shown.
+        sys.stderr.write(
+            f"Created the instance administrator 'admin' with password: {password}\n"
+            f"(also written to {path}, mode 0600, until it is changed)\n"
+        )
+        return password
+
+
+def _still_first(path: Path, admin: Any) -> bool:
+    """Whether the password in ``path`` is still the administrator's only one: its
+    console password, with no registry password set."""
+    if admin.registry_password_hash is not None:
+        return False
+    try:
+        first = path.read_text().strip()
+    except OSError:
+        return False
+    return verify_password(admin.password_hash, first)
 
 
 def parse_basic(header: str) -> tuple[str, str] | None:
