@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from pathlib import Path
@@ -18,6 +19,7 @@ from tests.fixtures.oci import (
     push_blob,
     push_image,
     put_manifest,
+    sha256,
 )
 from tests.fixtures.server import DockyardServer
 
@@ -161,3 +163,51 @@ def test_fsck_reports_corruption(dockyard_server: DockyardServer) -> None:
     result = dockyard_server.cli("fsck", check=False)
     assert result.returncode == 1
     assert f"blob {layer} is recorded but its bytes are missing" in result.stdout
+
+
+def _index(*children: Image) -> dict[str, object]:
+    return {
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": [descriptor(OCI_MANIFEST, child.manifest) for child in children],
+    }
+
+
+@all_backends
+def test_gc_deletes_what_holds_before_what_is_held(dockyard_server: DockyardServer) -> None:
+    """Unreachable content goes in one run however deep (an index of an index, a
+    signature on an index child), and a manifest still held by something gc spares (an
+    untagged index younger than the grace period) is spared with its signature."""
+    with dockyard_server.client() as c:
+        # Old and unreachable, three levels deep: outer index → inner index → child,
+        # with a signature on the child.
+        child = push_image(c, "library/deep", None)
+        signature = push_image(c, "library/deep", None, layers=1, subject=child)
+        inner = _index(child)
+        inner_body = json.dumps(inner).encode()
+        inner_digest = sha256(inner_body)
+        assert put_manifest(c, "library/deep", inner_digest, inner, OCI_INDEX).status_code == 201
+        outer = {
+            "schemaVersion": 2,
+            "mediaType": OCI_INDEX,
+            "manifests": [descriptor(OCI_INDEX, inner_body)],
+        }
+        outer_digest = sha256(json.dumps(outer).encode())
+        assert put_manifest(c, "library/deep", outer_digest, outer, OCI_INDEX).status_code == 201
+        # Old, and held by an index pushed after the grace period began.
+        held = push_image(c, "library/held", None)
+        held_signature = push_image(c, "library/held", None, layers=1, subject=held)
+        time.sleep(3)
+        young = _index(held)
+        young_digest = sha256(json.dumps(young).encode())
+        assert put_manifest(c, "library/held", young_digest, young, OCI_INDEX).status_code == 201
+
+        out = dockyard_server.cli("gc", "--grace", "2", "-v").stdout
+        for gone in (child.digest, signature.digest, inner_digest, outer_digest):
+            assert f"library/deep@{gone}" in out, out
+            assert c.get(f"/v2/library/deep/manifests/{gone}").status_code == 404
+        assert "library/held@" not in out, out
+        assert_intact(c, held)
+        assert_intact(c, held_signature)
+        assert c.get(f"/v2/library/held/manifests/{young_digest}").status_code == 200
+    assert "clean" in dockyard_server.cli("fsck").stdout
