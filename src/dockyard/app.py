@@ -93,10 +93,12 @@ class Services:
         return worker
 
     def housekeeping(self) -> None:
-        """Forget events past their retention, and finished jobs as old."""
+        """Forget events past their retention, finished jobs as old, and login-failure
+        counters that no longer count."""
         cutoff = utcnow() - timedelta(days=self.settings.event_retention)
         self.events.purge(cutoff)
         self.jobs.purge(cutoff)
+        self.identity.throttle.purge()
 
 
 HOUSEKEEPING_INTERVAL = 600.0
@@ -147,12 +149,14 @@ def open_services(settings: Settings, *, migrate: bool = False) -> Services:
     )
     events.listen(webhooks.fan_out)
     changes.interests.append(webhooks.wants)
+    identity = IdentityService(db, data_dir=settings.data_dir)
+    changes.committed.append(identity.forget_logins)
     return Services(
         settings=settings,
         db=db,
         store=store,
         catalog=catalog,
-        identity=IdentityService(db, data_dir=settings.data_dir),
+        identity=identity,
         accounts=AccountService(db, changes),
         registry=RegistryService(db, store, catalog),
         ram=RamService(db, changes),

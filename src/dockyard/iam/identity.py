@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hmac
 import logging
 import os
 import re
 import sys
+import threading
+import time
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +96,59 @@ def _principal(row: Any, policies: tuple[Policy, ...] = ()) -> Principal:
     )
 
 
+class PrincipalCache:
+    """Who recently logged in with which credentials, for :attr:`SECONDS` at most.
+
+    Registry clients send Basic credentials on every request; each check costs a
+    database load (the user, its policies) and a policy parse. A success is kept under
+    an HMAC (with a key of this process's own) of the login name, the password and the
+    kind of login, so a wrong password never finds it, and for at most
+    :attr:`SECONDS` (STS credentials, which expire, are not kept): a
+    password change, a disabled or deleted access key, or a changed policy takes effect
+    in every process within that bound (at once in the process that made it: every
+    change committed there clears the cache). At most :attr:`MAX` entries, the oldest
+    dropped first."""
+
+    SECONDS = 5.0
+    MAX = 10_000
+
+    def __init__(self) -> None:
+        self._secret = os.urandom(32)
+        self._entries: OrderedDict[bytes, tuple[float, Principal]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def key(self, username: str, password: str, registry: bool) -> bytes:
+        message = f"{int(registry)}\0{username}\0{password}".encode(errors="surrogatepass")
+        return hmac.digest(self._secret, message, "sha256")
+
+    def get(self, key: bytes) -> Principal | None:
+        now = time.monotonic()
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return None
+            if entry[0] <= now:
+                del self._entries[key]
+                return None
+            return entry[1]
+
+    def put(self, key: bytes, principal: Principal) -> None:
+        ttl = self.SECONDS
+        if principal.expires_at is not None:
+            ttl = min(ttl, principal.expires_at - time.time())
+        if ttl <= 0:
+            return
+        with self._lock:
+            self._entries[key] = (time.monotonic() + ttl, principal)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.MAX:
+                self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
 class IdentityService:
     def __init__(
         self,
@@ -101,7 +158,8 @@ class IdentityService:
         data_dir: Path | None = None,
     ) -> None:
         self.db = db
-        self.throttle = throttle or LoginThrottle()
+        self.throttle = throttle or LoginThrottle(db)
+        self._principals = PrincipalCache()
         self.data_dir = data_dir
         """Where the first-start password file is removed once the administrator
         changes a password (None: nowhere, for tests of the service alone)."""
@@ -110,14 +168,28 @@ class IdentityService:
         self, username: str, password: str, *, source_ip: str | None, registry: bool = False
     ) -> Principal | None:
         """Check a password (console or, with ``registry``, ``docker login``) under the
-        brute-force protection: raise :class:`LoginThrottled` while locked out."""
-        self.throttle.check(username, source_ip)
-        principal = self._check(username, password, registry=registry)
+        brute-force protection: raise :class:`LoginThrottled` while locked out. A
+        success is remembered for a few seconds (see :class:`PrincipalCache`): clients
+        send Basic credentials on every request."""
+        # The lock-out is checked even for a remembered login (one indexed read):
+        # while locked, the right password is refused too, in every process.
+        pending = self.throttle.check(username, source_ip)
+        key = self._principals.key(username, password, registry)
+        principal = self._principals.get(key)
         if principal is None:
-            self.throttle.failed(username, source_ip)
-        else:
-            self.throttle.succeeded(username)
+            principal = self._check(username, password, registry=registry)
+            if principal is None:
+                self.throttle.failed(username, source_ip)
+                return None
+            if not is_sts_key(username):  # temporary: checked afresh until they end
+                self._principals.put(key, principal)
+        self.throttle.succeeded(username, pending)
         return principal
+
+    def forget_logins(self) -> None:
+        """Forget remembered logins (after a change in this process: a key, a policy
+        or a user may be different now)."""
+        self._principals.clear()
 
     def _sts(self, key_id: str, secret: str | None) -> Principal | None:
         """The principal of live STS credentials (the secret checked when given)."""
@@ -200,15 +272,20 @@ class IdentityService:
         # Its own count: the caller's other requests succeed (they authenticate), which
         # would otherwise clear the failures of its login name.
         key = f"{principal.name}#current-password"
-        self.throttle.check(key, source_ip)
+        pending = self.throttle.check(key, source_ip)
         with self.db.write() as conn:
             stored = conn.execute(
                 sa.select(t.users.c.password_hash).where(t.users.c.id == principal.user_id)
             ).scalar()
-            if stored is None or not verify_password(stored, current):
-                self.throttle.failed(key, source_ip)
-                raise Forbidden("the current password is not right")
-            store_console_password(conn, principal.user_id, password)
+            right = stored is not None and verify_password(stored, current)
+            if right:
+                store_console_password(conn, principal.user_id, password)
+        if not right:
+            # Counted after the transaction: the counters are written in one of their own.
+            self.throttle.failed(key, source_ip)
+            raise Forbidden("the current password is not right")
+        self.throttle.succeeded(key, pending)
+        self.forget_logins()
         if principal.is_admin:
             self._forget_first_password()
 
@@ -218,6 +295,7 @@ class IdentityService:
             is_admin = conn.execute(
                 sa.select(t.users.c.is_admin).where(t.users.c.id == user_id)
             ).scalar()
+        self.forget_logins()
         if is_admin:
             self._forget_first_password()
 
