@@ -93,10 +93,12 @@ class Services:
         return worker
 
     def housekeeping(self) -> None:
-        """Forget events past their retention, and finished jobs as old."""
+        """Forget events past their retention, finished jobs as old, and login-failure
+        counters that no longer count."""
         cutoff = utcnow() - timedelta(days=self.settings.event_retention)
         self.events.purge(cutoff)
         self.jobs.purge(cutoff)
+        self.identity.throttle.purge()
 
 
 HOUSEKEEPING_INTERVAL = 600.0
@@ -125,7 +127,7 @@ async def run_worker(services: Services, worker: Worker) -> None:
 
 
 def open_services(settings: Settings, *, migrate: bool = False) -> Services:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     db = Database(settings.effective_database_url)
     if migrate:
         db.migrate()
@@ -147,12 +149,14 @@ def open_services(settings: Settings, *, migrate: bool = False) -> Services:
     )
     events.listen(webhooks.fan_out)
     changes.interests.append(webhooks.wants)
+    identity = IdentityService(db, data_dir=settings.data_dir)
+    changes.committed.append(identity.forget_logins)
     return Services(
         settings=settings,
         db=db,
         store=store,
         catalog=catalog,
-        identity=IdentityService(db),
+        identity=identity,
         accounts=AccountService(db, changes),
         registry=RegistryService(db, store, catalog),
         ram=RamService(db, changes),

@@ -8,7 +8,7 @@ for the events' jobs (workers elsewhere find them when they next look).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -42,6 +42,9 @@ class Changes:
         self.interests: list[Interest] = []
         """Who may react to events (webhooks; scans and builds next): an event nobody
         wants gets no fan-out job."""
+        self.committed: list[Callable[[], None]] = []
+        """Called after every commit of a change in this process (the principal cache
+        forgets its logins: policies, keys or users may have changed)."""
 
     @contextmanager
     def open(self, origin: Origin) -> Iterator[Change]:
@@ -53,5 +56,7 @@ class Changes:
                 write_audit(conn, origin)
         if audited:
             origin.recorded = True
+        for hook in self.committed:
+            hook()
         if change.events:
             self.jobs.notify()

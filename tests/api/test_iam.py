@@ -499,7 +499,7 @@ def test_console_password_changes(server: DockyardServer, tmp_path: Path) -> Non
         == 200
     )
     # The administrator's first-start password serves docker login until either changes:
-    # changing the console password leaves docker login on the first-start one.
+    # changing the console password retires it there too (the new one serves both).
     with running_server(tmp_path / "fresh") as fresh:
         with fresh.client() as admin:
             r = admin.put(
@@ -511,9 +511,9 @@ def test_console_password_changes(server: DockyardServer, tmp_path: Path) -> Non
             httpx.get(f"{fresh.url}/api/v1/me", auth=("admin", ADMIN_PASSWORD)).status_code == 401
         )
         r = httpx.get(f"{fresh.url}/auth/token", auth=("admin", ADMIN_PASSWORD))
-        assert r.status_code == 200
-        r = httpx.get(f"{fresh.url}/auth/token", auth=("admin", "new-admin-console"))
         assert r.status_code == 401
+        r = httpx.get(f"{fresh.url}/auth/token", auth=("admin", "new-admin-console"))
+        assert r.status_code == 200
 
 
 def test_wrong_current_passwords_count_as_failed_logins(server: DockyardServer) -> None:

@@ -207,7 +207,8 @@ def test_serve_flags(tmp_path: Path) -> None:
         assert r.status_code == 200
         assert r.json()["expires_in"] == 77
         assert (tmp_path / "flagdata" / "dockyard.db").exists()
-        assert (tmp_path / "flagdata" / "admin-password").exists()
+        # A given password is not written down (only a generated one is).
+        assert not (tmp_path / "flagdata" / "admin-password").exists()
     finally:
         proc.terminate()
         proc.wait(timeout=15)

@@ -227,3 +227,33 @@ def test_gc_help_names_the_real_defaults(tmp_path: Path) -> None:
     help_text = make_server(tmp_path, namespace=None).cli("gc", "--help").stdout
     assert "default 3600" in help_text
     assert "default 604800 seconds" in help_text
+
+
+@all_backends
+def test_gc_deletes_what_holds_before_what_is_held(dockyard_server: DockyardServer) -> None:
+    """Unreachable content goes in one run however deep (an index of an index, a
+    signature on an index child), and a manifest still held by something gc spares (an
+    untagged index younger than the grace period) is spared with its signature."""
+    with dockyard_server.client() as c:
+        # Old and unreachable, three levels deep: outer index → inner index → child,
+        # with a signature on the child.
+        child = push_image(c, "library/deep", None)
+        signature = push_image(c, "library/deep", None, layers=1, subject=child)
+        inner = _push_index(c, "library/deep", [child], None)
+        outer = _push_index(c, "library/deep", [inner], None)
+        inner_digest, outer_digest = inner.digest, outer.digest
+        # Old, and held by an index pushed after the grace period began.
+        held = push_image(c, "library/held", None)
+        held_signature = push_image(c, "library/held", None, layers=1, subject=held)
+        time.sleep(3)
+        young_digest = _push_index(c, "library/held", [held], None).digest
+
+        out = dockyard_server.cli("gc", "--grace", "2", "-v").stdout
+        for gone in (child.digest, signature.digest, inner_digest, outer_digest):
+            assert f"library/deep@{gone}" in out, out
+            assert c.get(f"/v2/library/deep/manifests/{gone}").status_code == 404
+        assert "library/held@" not in out, out
+        assert_intact(c, held)
+        assert_intact(c, held_signature)
+        assert c.get(f"/v2/library/held/manifests/{young_digest}").status_code == 200
+    assert "clean" in dockyard_server.cli("fsck").stdout

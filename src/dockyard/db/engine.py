@@ -50,6 +50,10 @@ class Database:
         # busy server reuses connections instead of opening and closing overflow ones.
         self.url = normalize_url(url)
         self.is_sqlite = self.url.startswith("sqlite")
+        if self.is_sqlite and (path := _sqlite_path(self.url)) is not None:
+            # Created readable by the owner only (SQLite gives its -wal and -shm files
+            # the database file's mode); an existing file keeps its mode.
+            os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
         self._writer = WriterLock(_sqlite_path(self.url) if self.is_sqlite else None)
         self.inline_reads = self.is_sqlite
         """Point reads are cheap enough to run on the event loop (SQLite in WAL mode:

@@ -157,6 +157,19 @@ signing_keys = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
+# Brute-force counters (iam/throttle.py), keyed "u:<login name>" or "a:<address>": failed
+# attempts since window_start, how many lock-outs so far, and until when it is locked
+# (both times in seconds since the epoch). Bookkeeping, not audited.
+login_failures = Table(
+    "login_failures",
+    metadata,
+    Column("key", String(300), primary_key=True),
+    Column("failures", Integer, nullable=False),
+    Column("window_start", sa.Float, nullable=False),
+    Column("lockouts", Integer, nullable=False, server_default="0"),
+    Column("locked_until", sa.Float, nullable=False, server_default="0"),
+)
+
 # Policies: system ones (account_id NULL, created by migration 0004), each account's
 # custom ones, and the ones the system manages for repository and namespace permissions
 # (managed_resource: the ARN, managed_role: read-only, write or admin). document is the

@@ -69,22 +69,18 @@ def store_registry_password(conn: Connection, user_id: int, password: str) -> No
 
 
 def store_console_password(conn: Connection, user_id: int, password: str) -> None:
-    """Set a user's console password, inside the caller's write transaction. The
-    instance administrator's first-start password keeps serving ``docker login`` until a
-    registry password is set: it moves to the registry password when the console one
-    changes."""
+    """Set a user's console password, inside the caller's write transaction. Until a
+    registry password is set, the instance administrator's console password serves
+    ``docker login`` too, so the first-start password stops working everywhere once
+    the console one changes."""
     check_password(password)
-    row = conn.execute(
-        sa.select(
-            t.users.c.password_hash, t.users.c.registry_password_hash, t.users.c.is_admin
-        ).where(t.users.c.id == user_id)
-    ).first()
-    if row is None:
+    res = conn.execute(
+        sa.update(t.users)
+        .where(t.users.c.id == user_id)
+        .values(password_hash=hash_password(password))
+    )
+    if not res.rowcount:
         raise NotFound("the user does not exist")
-    values = {"password_hash": hash_password(password)}
-    if row.is_admin and row.registry_password_hash is None:
-        values["registry_password_hash"] = row.password_hash
-    conn.execute(sa.update(t.users).where(t.users.c.id == user_id).values(**values))
 
 
 class AccountService:

@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from dockyard.db import tables as t
 from dockyard.db.engine import Database, utcnow
+from dockyard.db.upsert import lock_keys
 
 ALGORITHM = "ES256"
 TEMP_USER = "cr_temp_user"
@@ -74,10 +75,17 @@ def _kid(public_key: ec.EllipticCurvePublicKey) -> str:
 
 
 def load_or_create_key(db: Database, data_dir: Path) -> ec.EllipticCurvePrivateKey:
-    """The instance's signing key: from the database, else the data dir, else new."""
+    """The instance's signing key: from the database, else the data dir, else new.
+    Replicas starting at once on one new database look and insert under one lock, so
+    they all end up with the key the first stored (the oldest, should there be more)."""
     path = data_dir / "token-key.pem"
     with db.write() as conn:
-        row = conn.execute(sa.select(t.signing_keys.c.private_pem).limit(1)).first()
+        lock_keys(conn, ["bootstrap:signing-key"])
+        row = conn.execute(
+            sa.select(t.signing_keys.c.private_pem)
+            .order_by(t.signing_keys.c.created_at, t.signing_keys.c.kid)
+            .limit(1)
+        ).first()
         if row is not None:
             pem = row.private_pem.encode()
         elif path.exists():
@@ -100,7 +108,10 @@ def load_or_create_key(db: Database, data_dir: Path) -> ec.EllipticCurvePrivateK
             )
     if not path.exists():
         data_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process sharing the data dir wrote it first
+            return loaded
         with os.fdopen(fd, "wb") as f:
             f.write(pem)
     return loaded

@@ -18,9 +18,10 @@ long as the image they describe). A blob is reachable when a manifest references
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -69,24 +70,40 @@ def counted(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
-def _reachable_manifests(conn: sa.Connection) -> set[int]:
-    rows = conn.execute(
-        sa.select(
-            t.manifests.c.id,
-            t.manifests.c.repository_id,
-            t.manifests.c.digest,
-            t.manifests.c.subject_digest,
-        )
-    ).all()
-    by_digest = {(r.repository_id, r.digest): r.id for r in rows}
-    referrers: dict[int, list[int]] = defaultdict(list)
-    for r in rows:
+@dataclass
+class _Graph:
+    """Every manifest and how they hold each other, read once per run: ``children``
+    (an index → its child manifests), ``referrers`` (a subject → the manifests whose
+    ``subject`` it is), their reverse ``holders`` (a manifest → the indexes that list it
+    and its subject), and ``live``, what a tag reaches."""
+
+    rows: Sequence[Any]
+    children: dict[int, list[int]] = field(default_factory=lambda: defaultdict(list))
+    referrers: dict[int, list[int]] = field(default_factory=lambda: defaultdict(list))
+    holders: dict[int, list[int]] = field(default_factory=lambda: defaultdict(list))
+    live: set[int] = field(default_factory=set)
+
+
+def _graph(conn: sa.Connection) -> _Graph:
+    graph = _Graph(
+        conn.execute(
+            sa.select(
+                t.manifests.c.id,
+                t.manifests.c.repository_id,
+                t.manifests.c.digest,
+                t.manifests.c.subject_digest,
+                t.manifests.c.touched_at,
+            )
+        ).all()
+    )
+    by_digest = {(r.repository_id, r.digest): r.id for r in graph.rows}
+    for r in graph.rows:
         if r.subject_digest:
             subject = by_digest.get((r.repository_id, r.subject_digest))
             if subject is not None:
-                referrers[subject].append(r.id)
-    repo_of = {r.id: r.repository_id for r in rows}
-    children: dict[int, list[int]] = defaultdict(list)
+                graph.referrers[subject].append(r.id)
+                graph.holders[r.id].append(subject)
+    repo_of = {r.id: r.repository_id for r in graph.rows}
     for ref in conn.execute(
         sa.select(t.manifest_references.c.manifest_id, t.manifest_references.c.digest).where(
             t.manifest_references.c.kind == "manifest"
@@ -94,16 +111,64 @@ def _reachable_manifests(conn: sa.Connection) -> set[int]:
     ):
         child = by_digest.get((repo_of.get(ref.manifest_id), ref.digest))
         if child is not None:
-            children[ref.manifest_id].append(child)
-    live = set(conn.execute(sa.select(t.tags.c.manifest_id)).scalars())
-    stack = list(live)
+            graph.children[ref.manifest_id].append(child)
+            graph.holders[child].append(ref.manifest_id)
+    graph.live = set(conn.execute(sa.select(t.tags.c.manifest_id)).scalars())
+    stack = list(graph.live)
     while stack:
         current = stack.pop()
-        for nxt in (*children.get(current, ()), *referrers.get(current, ())):
-            if nxt not in live:
-                live.add(nxt)
+        for nxt in (*graph.children.get(current, ()), *graph.referrers.get(current, ())):
+            if nxt not in graph.live:
+                graph.live.add(nxt)
                 stack.append(nxt)
-    return live
+    return graph
+
+
+def _plan(graph: _Graph, cutoff: datetime) -> list[int]:
+    """The unreachable manifests older than ``cutoff`` to delete, each after everything
+    that holds it (an index before its children, a subject before its referrers): a
+    manifest goes only once all that holds it has gone, so a holder that is spared (too
+    recent, or found in use when deleted) spares what it holds. Linear in manifests and
+    references (Kahn's topological order over the candidates)."""
+    candidates = {
+        r.id for r in graph.rows if r.id not in graph.live and as_utc(r.touched_at) < cutoff
+    }
+    waiting = {m: sum(h in candidates for h in graph.holders.get(m, ())) for m in candidates}
+    ready = [m for m in sorted(candidates) if waiting[m] == 0]
+    gone: set[int] = set()
+    order: list[int] = []
+    while ready:
+        current = ready.pop()
+        if all(h in gone for h in graph.holders.get(current, ())):
+            gone.add(current)
+            order.append(current)
+        for held in (*graph.children.get(current, ()), *graph.referrers.get(current, ())):
+            if held in waiting:
+                waiting[held] -= 1
+                if waiting[held] == 0:
+                    ready.append(held)
+    return order
+
+
+GC_BATCH = 500
+"""Manifests deleted per write transaction (each under its lock)."""
+
+_HELD = sa.exists().where(
+    t.manifest_references.c.kind == "manifest",
+    t.manifest_references.c.digest == sa.bindparam("digest"),
+    t.manifest_references.c.manifest_id == t.manifests.c.id,
+    t.manifests.c.repository_id == sa.bindparam("repository_id"),
+)
+_SUBJECT_EXISTS = sa.exists().where(
+    t.manifests.c.repository_id == sa.bindparam("repository_id"),
+    t.manifests.c.digest == sa.bindparam("subject"),
+)
+_STILL_GARBAGE = sa.select(sa.not_(_HELD) & sa.not_(_SUBJECT_EXISTS))
+_DELETE_MANIFEST = sa.delete(t.manifests).where(
+    t.manifests.c.id == sa.bindparam("id"),
+    t.manifests.c.touched_at < sa.bindparam("cutoff"),
+    ~sa.exists().where(t.tags.c.manifest_id == sa.bindparam("id")),
+)
 
 
 def collect_garbage(
@@ -123,47 +188,52 @@ def collect_garbage(
 
 
 def _collect_manifests(db: Database, cutoff: datetime, dry_run: bool, report: GCReport) -> set[int]:
-    """Remove unreachable manifests; return the ids of those removed (or to remove)."""
+    """Remove unreachable manifests; return the ids of those removed (or to remove).
+
+    Reachability is computed once. Each deletion then re-checks, under the manifest's
+    lock, only what a concurrent write could have changed about it: no tag on it (a
+    tag's write locks the manifest), nothing that lists it as a child (a push of an
+    index locks its children), its subject gone, and not pushed again since. Whatever
+    holds it was deleted before it (see :func:`_plan`), so these local checks stand for
+    the whole graph, and a run costs time linear in manifests instead of a rebuild of
+    the graph per deletion."""
     with db.read() as conn:
-        live = _reachable_manifests(conn)
-        candidates = conn.execute(
-            sa.select(
-                t.manifests.c.id,
-                t.manifests.c.repository_id,
-                t.manifests.c.digest,
-                t.namespaces.c.name.label("ns"),
-                t.repositories.c.name.label("repo"),
+        graph = _graph(conn)
+        names = {
+            r.id: f"{r.ns}/{r.repo}"
+            for r in conn.execute(
+                sa.select(
+                    t.repositories.c.id,
+                    t.namespaces.c.name.label("ns"),
+                    t.repositories.c.name.label("repo"),
+                ).select_from(t.repositories.join(t.namespaces))
             )
-            .select_from(t.manifests.join(t.repositories).join(t.namespaces))
-            .where(t.manifests.c.touched_at < cutoff)
-        ).all()
-        young = conn.execute(
-            sa.select(t.manifests.c.id).where(t.manifests.c.touched_at >= cutoff)
-        ).scalars()
-        report.spared_manifests = sum(1 for id_ in young if id_ not in live)
+        }
+    rows = {r.id: r for r in graph.rows}
+    plan = [rows[m] for m in _plan(graph, cutoff)]
+    report.spared_manifests = sum(
+        1 for r in graph.rows if r.id not in graph.live and as_utc(r.touched_at) >= cutoff
+    )
     doomed: set[int] = set()
-    for row in candidates:
-        if row.id in live:
-            continue
-        name = f"{row.ns}/{row.repo}@{row.digest}"
-        if dry_run:
-            report.manifests.append(name)
-            doomed.add(row.id)
-            continue
+    if dry_run:
+        report.manifests.extend(f"{names[r.repository_id]}@{r.digest}" for r in plan)
+        return {r.id for r in plan}
+    for start in range(0, len(plan), GC_BATCH):
+        batch = plan[start : start + GC_BATCH]
+        removed = []
         with db.write() as conn:
-            # Under the manifest's lock, re-check: still old, untagged, unreferenced.
-            lock_keys(conn, [manifest_key(row.repository_id, row.digest)])
-            if row.id in _reachable_manifests(conn):
-                continue
-            res = conn.execute(
-                sa.delete(t.manifests).where(
-                    t.manifests.c.id == row.id,
-                    t.manifests.c.touched_at < cutoff,
-                    ~sa.exists().where(t.tags.c.manifest_id == row.id),
-                )
-            )
-        if res.rowcount:
-            report.manifests.append(name)
+            lock_keys(conn, [manifest_key(r.repository_id, r.digest) for r in batch])
+            for row in batch:
+                # Under the manifest's lock, re-check: nothing holds it, still old, untagged.
+                key = {"digest": row.digest, "repository_id": row.repository_id}
+                if not conn.execute(
+                    _STILL_GARBAGE, {**key, "subject": row.subject_digest}
+                ).scalar():
+                    continue
+                if conn.execute(_DELETE_MANIFEST, {"id": row.id, "cutoff": cutoff}).rowcount:
+                    removed.append(row)
+        for row in removed:
+            report.manifests.append(f"{names[row.repository_id]}@{row.digest}")
             doomed.add(row.id)
     return doomed
 
