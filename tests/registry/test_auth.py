@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -211,6 +212,26 @@ def test_token_oauth2_password_grant(anon: httpx.Client, registry: DockyardServe
     assert r.status_code == 401
     r = anon.post("/auth/token", data={"grant_type": "refresh_token", "refresh_token": "x"})
     assert r.status_code == 401
+
+
+@pytest.mark.parametrize("declared", [True, False])
+def test_token_oauth2_form_is_bounded(anon: httpx.Client, declared: bool) -> None:
+    """A form over 64 KiB is refused (413, in the registry's error format) before it is
+    read, or as soon as a chunked one passes the bound; the endpoint goes on working."""
+    body = b"scope=" + b"[" * (64 * 1024)
+
+    def chunks() -> Iterator[bytes]:
+        yield body
+
+    r = anon.post(
+        "/auth/token",
+        content=body if declared else chunks(),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert r.status_code == 413
+    assert r.json()["errors"][0]["code"] == "SIZE_INVALID"
+    assert r.headers["connection"] == "close"
+    assert anon.get("/auth/token", params={"scope": "garbage"}).status_code == 400
 
 
 # -- using bearer tokens -----------------------------------------------------------------

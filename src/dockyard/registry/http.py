@@ -24,6 +24,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from dockyard.api import ApiError, read_body
 from dockyard.audit import DECISION, Decision, decision, origin_of, refusal
 from dockyard.catalog.service import CatalogService, RepoRef
 from dockyard.iam import actions
@@ -128,7 +129,14 @@ class RegistryHTTP:
         if request.method == "POST":
             # The OAuth2 form is urlencoded; parsed here because Request.form() needs the
             # optional python-multipart package, which is not a dependency.
-            raw = await request.body()
+            try:
+                raw = await read_body(request, TOKEN_FORM_BYTES)
+            except ApiError as exc:
+                return JSONResponse(
+                    {"errors": [{"code": "SIZE_INVALID", "message": exc.detail}]},
+                    status_code=exc.status,
+                    headers=exc.headers,
+                )
             form = MultiDict(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True))
             for key, item in form.multi_items():
                 params.setdefault(key, []).append(str(item))
@@ -769,6 +777,10 @@ def _context(request: Request) -> Context:
         source_ip=client.host if client else None,
         secure_transport=request.url.scheme == "https",
     )
+
+
+TOKEN_FORM_BYTES = 64 * 1024
+"""The largest OAuth2 form ``POST /auth/token`` reads (a login and its scopes)."""
 
 
 def _token_error(message: str) -> Response:
