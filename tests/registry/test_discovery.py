@@ -101,7 +101,7 @@ def test_tags_last(client: httpx.Client, tagged: str, last: str) -> None:
 )
 def test_tags_bad_n(client: httpx.Client, tagged: str, n: str) -> None:
     r = client.get(f"/v2/{tagged}/tags/list", params={"n": n})
-    assert_error(r, 400, "UNSUPPORTED")
+    assert_error(r, 400, "PAGINATION_NUMBER_INVALID")
 
 
 def test_tags_of_a_repository_without_tags(client: httpx.Client, repo: str) -> None:
@@ -173,7 +173,7 @@ def test_catalog_n_zero_and_last(client: httpx.Client) -> None:
 
 @pytest.mark.parametrize("n", ["-1", "x", "9" * 5000, "\u00b2"])
 def test_catalog_bad_n(client: httpx.Client, n: str) -> None:
-    assert_error(client.get("/v2/_catalog", params={"n": n}), 400, "UNSUPPORTED")
+    assert_error(client.get("/v2/_catalog", params={"n": n}), 400, "PAGINATION_NUMBER_INVALID")
 
 
 # -- referrers ---------------------------------------------------------------------------
