@@ -111,6 +111,15 @@ def cpu_seconds(pid: int) -> float:
     return ticks / _CLK_TCK
 
 
+def _is_job_worker(pid: int) -> bool:
+    """Whether ``pid`` is a ``dockyard worker`` process (one ``serve`` started)."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return b"worker" in argv and b"--supervised" in argv
+
+
 # -- registries --------------------------------------------------------------------------
 
 
@@ -157,11 +166,6 @@ class Registry:
 
     def start(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self._workers_logged = (
-            self.log_path.read_text(errors="replace").count("Dockyard worker ")
-            if self.log_path.exists()
-            else 0
-        )
         if self.kind == "distribution":
             argv, env = self._distribution_command()
         else:
@@ -283,16 +287,24 @@ class Registry:
 
     def _wait_for_job_workers(self, deadline: float) -> None:
         """Dockyard's job worker processes start beside the server; their start-up
-        (imports, a first look at the queue) must not land in the first timed phase."""
+        (imports, a first look at the queue) must not land in the first timed phase.
+        Waits until the expected number of ``dockyard worker`` processes run in the
+        server's process tree and their CPU time has stopped growing (start-up over;
+        an idle worker's polls cost a tick now and then)."""
         if self.kind != "dockyard":
             return
         expected = int(self._dockyard_env().get("DOCKYARD_JOB_WORKERS", "2"))
+        if expected <= 0:
+            return
+        before: float | None = None
         while time.monotonic() < deadline:
-            started = self.log_path.read_text(errors="replace").count("Dockyard worker ")
-            if started - self._workers_logged >= expected:
-                time.sleep(0.5)  # their first claims
-                return
-            time.sleep(0.1)
+            workers = [pid for pid in process_tree(self.pid) if _is_job_worker(pid)]
+            if len(workers) >= expected:
+                used = sum(cpu_seconds(pid) for pid in workers)
+                if before is not None and used - before <= 0.03 * len(workers):
+                    return
+                before = used
+            time.sleep(0.5)
         raise BenchError(f"{self.label}: job workers did not start\n{self.log_tail()}")
 
     def check_alive(self) -> None:
