@@ -1149,3 +1149,39 @@ def test_the_navigation_folds_behind_a_menu_button_on_a_phone(page: Page) -> Non
     expect(nav).to_be_visible()
     expect(page.get_by_test_id("nav-toggle")).to_be_hidden()
     expect(page.get_by_test_id("nav-close")).to_be_hidden()
+
+
+def test_every_page_of_the_menu_fits_a_phone(page: Page, acme: httpx.Client) -> None:
+    """As the administrator (who sees every menu entry), each page the menu leads to is
+    no wider than a 390 px screen: wide tables scroll inside their own box."""
+    assert acme.post("/api/v1/namespaces", json={"name": "phone-ns"}).status_code == 201
+    r = acme.post("/api/v1/repositories", json={"namespace": "phone-ns", "name": "app"})
+    assert r.status_code == 201, r.text
+    sign_in(page, "admin", ADMIN_PASSWORD)
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto("/console/")
+    links = page.locator("nav.sidenav a[href^='/console/']")
+    paths = [links.nth(i).get_attribute("href") for i in range(links.count())]
+    assert "/console/accounts" in paths
+    for path in [*paths, "/console/repositories/phone-ns/app", "/console/namespaces/phone-ns"]:
+        assert path is not None
+        page.goto(path)
+        widest = page.evaluate("document.documentElement.scrollWidth")
+        assert widest <= 390, f"{path} is {widest} px wide at 390 px"
+
+
+def test_favicon_and_the_api_document_link(page: Page) -> None:
+    sign_in(page)
+    icon = page.locator("link[rel=icon]").get_attribute("href")
+    assert icon is not None
+    answer = page.request.get(icon)
+    assert answer.status == 200
+    assert answer.headers["content-type"].startswith("image/svg+xml")
+    page.goto("/console/sign-in")
+    assert page.locator("link[rel=icon]").get_attribute("href") == icon
+    sign_in(page)
+    link = page.get_by_test_id("api-document")
+    assert link.get_attribute("href") == "/api/v1/openapi.json"
+    document = page.request.get("/api/v1/openapi.json").json()
+    assert document["openapi"].startswith("3.")
+    assert "/api/v1/namespaces" in document["paths"]
