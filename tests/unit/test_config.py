@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
@@ -76,3 +77,15 @@ def test_postgres_url_is_used_verbatim() -> None:
 def test_readme_lists_every_action_of_the_catalogue() -> None:
     readme = (Path(__file__).parents[2] / "README.md").read_text()
     assert markdown_table() in readme, "regenerate the README table from iam.actions"
+
+
+def test_readme_lists_every_setting() -> None:
+    """The settings table under "Running" names every setting's variable."""
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    table = readme[readme.index("## Running") : readme.index("### Scaled out")]
+    missing = [
+        f"DOCKYARD_{f.name.upper()}"
+        for f in fields(Settings)
+        if f.name != "extra" and f"`DOCKYARD_{f.name.upper()}`" not in table
+    ]
+    assert not missing, f"add to the README's settings table: {', '.join(missing)}"
