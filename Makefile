@@ -6,6 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+DEV_STAMP := $(VENV)/.installed-dev
 
 TEST_TOOLS := buildah skopeo podman busybox chromium debootstrap
 TEST_PACKAGES := buildah skopeo podman busybox-static uidmap fuse-overlayfs postgresql chromium debootstrap
@@ -13,11 +14,17 @@ BENCH_PACKAGES := docker-registry wrk hey
 
 .PHONY: serve test lint bench bench-scan system-test-deps system-bench-deps clean
 
+# What serving needs, and nothing more: `make serve` installs only this.
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e .
 	touch $(STAMP)
+
+# Development tools (pytest, Playwright, mypy, ruff, moto…) come with `make test`.
+$(DEV_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(DEV_STAMP)
 
 serve: $(STAMP)
 	$(BIN)/dockyard serve
@@ -37,18 +44,18 @@ system-bench-deps:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(BENCH_PACKAGES); \
 	fi
 
-lint: $(STAMP)
+lint: $(DEV_STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
-test: $(STAMP) system-test-deps lint
+test: $(DEV_STAMP) system-test-deps lint
 	$(BIN)/pytest
 
-bench: $(STAMP) system-bench-deps
+bench: $(DEV_STAMP) system-bench-deps
 	$(BIN)/python bench/run.py
 
-bench-scan: $(STAMP) system-test-deps
+bench-scan: $(DEV_STAMP) system-test-deps
 	$(BIN)/python bench/scan.py
 
 clean:
