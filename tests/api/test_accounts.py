@@ -171,6 +171,7 @@ def test_registry_password_is_separate(dockyard_server: DockyardServer) -> None:
             "is_root": True,
             "is_instance_admin": False,
             "is_sts": False,
+            "has_registry_password": False,
             "namespace_quota": 3,
             "repository_quota": 300,
             "namespace_count": 0,
@@ -190,7 +191,7 @@ def test_registry_password_is_separate(dockyard_server: DockyardServer) -> None:
         r = console.put("/api/v1/me/registry-password", json={"password": "docker-pw-1"})
         assert r.status_code == 204
         # The console password still opens the API, but not the registry.
-        assert console.get("/api/v1/me").status_code == 200
+        assert console.get("/api/v1/me").json()["has_registry_password"] is True
         assert console.get("/v2/").status_code == 401
     with dockyard_server.client(auth=("acme", "docker-pw-1")) as docker:
         assert docker.get("/v2/").status_code == 200

@@ -1185,3 +1185,32 @@ def test_favicon_and_the_api_document_link(page: Page) -> None:
     document = page.request.get("/api/v1/openapi.json").json()
     assert document["openapi"].startswith("3.")
     assert "/api/v1/namespaces" in document["paths"]
+
+
+def test_access_credential_tells_the_truth_about_registry_passwords(
+    browser: Browser, tmp_path: Path
+) -> None:
+    """On a new instance the administrator's console password also serves docker login,
+    and the page says so; once a registry password is set, the page says it is set and
+    the console password no longer logs in to the registry."""
+    with running_server(tmp_path, namespace=None) as fresh:
+        ctx = browser.new_context(base_url=fresh.url, viewport={"width": 1360, "height": 900})
+        try:
+            page = ctx.new_page()
+            sign_in(page, "admin", ADMIN_PASSWORD)
+            page.goto("/console/credentials")
+            state = page.get_by_test_id("registry-password-state")
+            intro = page.get_by_test_id("credentials-intro")
+            expect(state).to_have_text("Not set")
+            expect(intro).to_contain_text("your console password works there too")
+            with fresh.client(auth=None) as anon:
+                assert anon.get("/v2/", auth=("admin", ADMIN_PASSWORD)).status_code == 200
+                page.fill("#f-password", "registry-only-pw")
+                page.fill("#f-confirm", "registry-only-pw")
+                page.get_by_role("button", name="Set Password").click()
+                expect(state).to_have_text("Set")
+                expect(intro).to_contain_text("Your console password does not work there.")
+                assert anon.get("/v2/", auth=("admin", ADMIN_PASSWORD)).status_code == 401
+                assert anon.get("/v2/", auth=("admin", "registry-only-pw")).status_code == 200
+        finally:
+            ctx.close()

@@ -178,6 +178,12 @@ class AccountRoutes:
         }
         if principal.expires_at is not None:
             body["expires_at"] = iso(principal.expires_at)
+        if (user_id := principal.user_id) is not None:
+            # Until it is set, the administrator's console password also serves
+            # docker login; anyone else has no registry password of their own yet.
+            body["has_registry_password"] = await call_service(
+                lambda: self.identity.has_registry_password(user_id), ServiceError
+            )
         account_id, account_name = principal.account_id, principal.account_name
         if account_id is not None and account_name:
             account = await call_service(lambda: self.accounts.get(account_name), ServiceError)

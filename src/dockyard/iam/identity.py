@@ -288,6 +288,14 @@ class IdentityService:
         if principal.is_admin:
             self._forget_first_password()
 
+    def has_registry_password(self, user_id: int) -> bool:
+        """Whether the user has set a registry password (``docker login``)."""
+        with self.db.read() as conn:
+            stored = conn.execute(
+                sa.select(t.users.c.registry_password_hash).where(t.users.c.id == user_id)
+            ).scalar()
+        return stored is not None
+
     def set_registry_password(self, user_id: int, password: str) -> None:
         with self.db.write() as conn:
             store_registry_password(conn, user_id, password)
