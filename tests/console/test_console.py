@@ -1214,3 +1214,22 @@ def test_access_credential_tells_the_truth_about_registry_passwords(
                 assert anon.get("/v2/", auth=("admin", "registry-only-pw")).status_code == 200
         finally:
             ctx.close()
+
+
+def test_namespace_page_lists_its_repositories(page: Page, acme: httpx.Client) -> None:
+    assert acme.post("/api/v1/namespaces", json={"name": "acme-listed"}).status_code == 201
+    sign_in(page)
+    page.goto("/console/namespaces/acme-listed")
+    card = page.get_by_test_id("namespace-repositories")
+    expect(card).to_contain_text("No repositories yet")
+    for name in ("api", "web"):
+        body = {"namespace": "acme-listed", "name": name, "repo_type": "public"}
+        assert acme.post("/api/v1/repositories", json=body).status_code == 201
+    page.reload()
+    rows = card.locator("tbody tr")
+    expect(rows).to_have_count(2)
+    expect(rows.first).to_contain_text("api")
+    expect(rows.first).to_contain_text("Public")
+    expect(page.locator("h1 + p")).to_contain_text("2 repositories")
+    rows.nth(1).get_by_role("link", name="web").click()
+    expect(page.locator("h1")).to_contain_text("web")

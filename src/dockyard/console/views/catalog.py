@@ -235,6 +235,10 @@ async def namespaces(ctx: Ctx) -> Response:
     )
 
 
+NAMESPACE_PAGE_REPOSITORIES = 20
+"""Repositories a namespace's page lists (the rest: its link to the filtered list)."""
+
+
 async def namespace(
     ctx: Ctx, status: int = 200, *, errors: dict[str, str] | None = None, **values: Any
 ) -> Response:
@@ -255,10 +259,12 @@ async def namespace(
     if ctx.has("/api/v1/namespaces/{}/webhooks"):
         hooks = await hook_list(ctx, Where.of(ctx))
     repo_count: int | None = None
+    repos: list[dict[str, Any]] = []
     if ctx.has("/api/v1/repositories"):
         try:
-            repos, _ = await _all(ctx, "/api/v1/repositories", {"namespace": name})
-            repo_count = len(repos)
+            found_repos, _ = await _all(ctx, "/api/v1/repositories", {"namespace": name})
+            repo_count = len(found_repos)
+            repos = [repo_json(r) for r in found_repos[:NAMESPACE_PAGE_REPOSITORIES]]
         except ApiProblem:
             repo_count = None
     return ctx.render(
@@ -270,6 +276,7 @@ async def namespace(
         choices=choices,
         roles=ROLES,
         repo_count=repo_count,
+        repos=repos,
         hooks=hooks,
         can_edit=ctx.has("/api/v1/namespaces/{}", "PATCH"),
         errors=errors or {},
