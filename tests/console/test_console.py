@@ -603,6 +603,19 @@ def test_administrator_manages_accounts_and_quotas(page: Page, server: DockyardS
     with server.client() as admin:
         account = admin.get("/api/v1/accounts/globex").json()
     assert (account["namespace_quota"], account["repository_quota"]) == (5, 12)
+    expect(row.get_by_test_id("namespace-use")).to_have_text("0 of 5")
+    # What the account uses, against its quotas.
+    with server.client(auth=("globex", "globex-password")) as globex:
+        assert globex.post("/api/v1/namespaces", json={"name": "globex-a"}).status_code == 201
+        body = {"namespace": "globex-a", "name": "app"}
+        assert globex.post("/api/v1/repositories", json=body).status_code == 201
+    page.reload()
+    expect(row.get_by_test_id("namespace-use")).to_have_text("1 of 5")
+    expect(row.get_by_test_id("repository-use")).to_have_text("1 of 12")
+    with server.client() as admin:
+        listed = admin.get("/api/v1/accounts").json()["items"]
+    [mine] = [a for a in listed if a["name"] == "globex"]
+    assert (mine["namespace_count"], mine["repository_count"]) == (1, 1)
 
 
 def test_account_root_sees_no_administration(page: Page) -> None:

@@ -31,7 +31,7 @@ from dockyard.api import (
 from dockyard.audit import DECISION, AuditLog, decision, entry_json, origin_of
 from dockyard.errors import ServiceError
 from dockyard.iam import actions
-from dockyard.iam.accounts import Account, AccountService
+from dockyard.iam.accounts import Account, AccountService, Usage
 from dockyard.iam.arn import audit_arn, instance_arn, ram_arn
 from dockyard.iam.authz import Principal
 from dockyard.iam.ram import HOLDERS, RamGroup, RamRole, RamService, RamUser, StoredPolicy
@@ -45,13 +45,17 @@ TEMPORARY_LOGIN_SECONDS = 3600
 EDITION = "Dockyard self-hosted"
 
 
-def account_json(account: Account) -> dict[str, Any]:
+def account_json(account: Account, usage: Usage | None = None) -> dict[str, Any]:
+    """An account, with what it uses of its quotas (``usage``; none: a new account)."""
+    used = usage or Usage(0, 0)
     return {
         "id": account.id,
         "name": account.name,
         "root_login": account.name,
         "namespace_quota": account.namespace_quota,
         "repository_quota": account.repository_quota,
+        "namespace_count": used.namespaces,
+        "repository_count": used.repositories,
         "created_at": iso(account.created_at),
     }
 
@@ -367,8 +371,11 @@ class AccountRoutes:
         items = await call_service(
             lambda: self.accounts.list(limit=limit, after=after), ServiceError
         )
+        used = await call_service(
+            lambda: self.accounts.usage_of([a.id for a in items]), ServiceError
+        )
         return JSONResponse(
-            page([account_json(a) for a in items], limit, "/api/v1/accounts", "name")
+            page([account_json(a, used[a.id]) for a in items], limit, "/api/v1/accounts", "name")
         )
 
     async def one(self, request: Request) -> Response:
@@ -389,11 +396,11 @@ class AccountRoutes:
                 ),
                 ServiceError,
             )
-            return JSONResponse(account_json(account))
-        await self._admin(request, actions.LIST_ACCOUNT)
-        return JSONResponse(
-            account_json(await call_service(lambda: self.accounts.get(name), ServiceError))
-        )
+        else:
+            await self._admin(request, actions.LIST_ACCOUNT)
+            account = await call_service(lambda: self.accounts.get(name), ServiceError)
+        used = await call_service(lambda: self.accounts.usage(account.id), ServiceError)
+        return JSONResponse(account_json(account, used))
 
 
 def _remaining(principal: Principal, ttl: int) -> int:
