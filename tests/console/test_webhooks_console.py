@@ -40,6 +40,7 @@ browser = test_console.browser
 context = test_console.context
 page = test_console.page
 acme = test_console.acme
+skopeo = test_console.skopeo
 
 REGISTRY_PASSWORD = "hooks-registry-pw"
 MASK = "********"
@@ -99,7 +100,11 @@ def fill_header(page: Page, index: int, name: str, value: str) -> None:
 
 
 def test_repository_webhook_secret_deliveries_test_and_redeliver(
-    page: Page, context: BrowserContext, acme: httpx.Client, server: DockyardServer
+    page: Page,
+    context: BrowserContext,
+    acme: httpx.Client,
+    server: DockyardServer,
+    skopeo: test_console.Skopeo,
 ) -> None:
     make_repository(acme, "hooks")
     context.grant_permissions(["clipboard-read", "clipboard-write"], origin=server.url)
@@ -140,13 +145,21 @@ def test_repository_webhook_secret_deliveries_test_and_redeliver(
         expect(page.locator("[data-testid=new-secret]")).to_have_count(0)
         assert secret not in page.content()
 
-        # A push is delivered, signed with that secret and with the extra header.
-        with server.client(auth=(ACCOUNT, REGISTRY_PASSWORD)) as registry:
-            image = push_image(registry, "hooks/app", "v1")
+        # A push with skopeo is delivered, signed with that secret and with the extra
+        # header.
+        _, digest = skopeo.push(
+            skopeo.layout("v1"),
+            f"docker://{server.host}/hooks/app:v1",
+            f"{ACCOUNT}:{REGISTRY_PASSWORD}",
+        )
         [got] = rx.wait_for(1)
         assert verify(secret, got.headers, got.body)
         assert got.headers["x-token"] == "t0p-secret"
-        assert got.json()["push_data"]["digest"] == image.digest
+        assert got.json()["push_data"] == {
+            "digest": digest,
+            "pushed_at": got.json()["push_data"]["pushed_at"],
+            "tag": "v1",
+        }
 
         # The tab lists it with its last delivery.
         page.goto("/console/repositories/hooks/app?tab=webhooks")
@@ -170,7 +183,7 @@ def test_repository_webhook_secret_deliveries_test_and_redeliver(
         expect(page.locator("[data-testid=attempts] tbody tr")).to_contain_text("200")
         expect(page.locator("[data-testid=request-url]")).to_have_text(rx.url)
         body = page.locator("[data-testid=request-body]")
-        expect(body).to_contain_text(image.digest)
+        expect(body).to_contain_text(digest)
         assert json.loads(body.inner_text()) == got.json()
         assert '\n  "push_data"' in body.inner_text()  # pretty-printed
         headers = page.locator("[data-testid=request-headers]")
