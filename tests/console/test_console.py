@@ -1164,12 +1164,23 @@ def test_the_navigation_folds_behind_a_menu_button_on_a_phone(page: Page) -> Non
     expect(page.get_by_test_id("nav-close")).to_be_hidden()
 
 
-def test_every_page_of_the_menu_fits_a_phone(page: Page, acme: httpx.Client) -> None:
+def _own_account(server: DockyardServer, name: str) -> httpx.Client:
+    """A new account of the test's own (the module's accounts keep their quotas for the
+    tests that count them), as its root user's API client."""
+    with server.client() as admin:
+        body = {"name": name, "password": f"{name}-password", "namespace_quota": 5}
+        r = admin.post("/api/v1/accounts", json=body)
+        assert r.status_code == 201, r.text
+    return server.client(auth=(name, f"{name}-password"))
+
+
+def test_every_page_of_the_menu_fits_a_phone(page: Page, server: DockyardServer) -> None:
     """As the administrator (who sees every menu entry), each page the menu leads to is
     no wider than a 390 px screen: wide tables scroll inside their own box."""
-    assert acme.post("/api/v1/namespaces", json={"name": "phone-ns"}).status_code == 201
-    r = acme.post("/api/v1/repositories", json={"namespace": "phone-ns", "name": "app"})
-    assert r.status_code == 201, r.text
+    with _own_account(server, "phoneco") as owner:
+        assert owner.post("/api/v1/namespaces", json={"name": "phone-ns"}).status_code == 201
+        r = owner.post("/api/v1/repositories", json={"namespace": "phone-ns", "name": "app"})
+        assert r.status_code == 201, r.text
     sign_in(page, "admin", ADMIN_PASSWORD)
     page.set_viewport_size({"width": 390, "height": 844})
     page.goto("/console/")
@@ -1229,15 +1240,17 @@ def test_access_credential_tells_the_truth_about_registry_passwords(
             ctx.close()
 
 
-def test_namespace_page_lists_its_repositories(page: Page, acme: httpx.Client) -> None:
-    assert acme.post("/api/v1/namespaces", json={"name": "acme-listed"}).status_code == 201
-    sign_in(page)
-    page.goto("/console/namespaces/acme-listed")
-    card = page.get_by_test_id("namespace-repositories")
-    expect(card).to_contain_text("No repositories yet")
-    for name in ("api", "web"):
-        body = {"namespace": "acme-listed", "name": name, "repo_type": "public"}
-        assert acme.post("/api/v1/repositories", json=body).status_code == 201
+def test_namespace_page_lists_its_repositories(page: Page, server: DockyardServer) -> None:
+    owner = _own_account(server, "listco")
+    with owner:
+        assert owner.post("/api/v1/namespaces", json={"name": "listco-ns"}).status_code == 201
+        sign_in(page, "listco", "listco-password")
+        page.goto("/console/namespaces/listco-ns")
+        card = page.get_by_test_id("namespace-repositories")
+        expect(card).to_contain_text("No repositories yet")
+        for name in ("api", "web"):
+            body = {"namespace": "listco-ns", "name": name, "repo_type": "public"}
+            assert owner.post("/api/v1/repositories", json=body).status_code == 201
     page.reload()
     rows = card.locator("tbody tr")
     expect(rows).to_have_count(2)
