@@ -150,7 +150,7 @@ def open_services(settings: Settings, *, migrate: bool = False) -> Services:
     events.listen(webhooks.fan_out)
     changes.interests.append(webhooks.wants)
     identity = IdentityService(db, data_dir=settings.data_dir)
-    changes.committed.append(identity.forget_logins)
+    changes.identity_changed.append(identity.forget_logins)
     return Services(
         settings=settings,
         db=db,

@@ -42,12 +42,16 @@ class Changes:
         self.interests: list[Interest] = []
         """Who may react to events (webhooks; scans and builds next): an event nobody
         wants gets no fan-out job."""
-        self.committed: list[Callable[[], None]] = []
-        """Called after every commit of a change in this process (the principal cache
-        forgets its logins: policies, keys or users may have changed)."""
+        self.identity_changed: list[Callable[[], None]] = []
+        """Called after the commit of a change that may alter who someone is or what they
+        may do (the principal cache forgets its logins: policies, keys or users may have
+        changed). Every change counts unless it says otherwise."""
 
     @contextmanager
-    def open(self, origin: Origin) -> Iterator[Change]:
+    def open(self, origin: Origin, *, identity: bool = True) -> Iterator[Change]:
+        """A change by ``origin``. ``identity=False`` for registry content (blobs,
+        manifests, tags), which no login or policy depends on: a burst of pushes then
+        leaves the principal cache warm."""
         with self.db.write() as conn:
             change = Change(conn, origin, self.interests)
             yield change
@@ -56,7 +60,8 @@ class Changes:
                 write_audit(conn, origin)
         if audited:
             origin.recorded = True
-        for hook in self.committed:
-            hook()
+        if identity:
+            for hook in self.identity_changed:
+                hook()
         if change.events:
             self.jobs.notify()

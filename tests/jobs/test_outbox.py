@@ -4,6 +4,9 @@ or none of them does."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -19,6 +22,8 @@ from dockyard.iam.ram import RamService
 from dockyard.jobs.queue import SUCCEEDED, JobQueue
 from dockyard.jobs.worker import Fail
 from dockyard.origin import Origin
+from dockyard.registry.service import RegistryService
+from dockyard.storage.fs import FilesystemBlobStore
 
 
 @pytest.fixture
@@ -234,3 +239,44 @@ def test_a_workers_fanouts_commit_together_and_a_gone_event_fails_alone(
     assert sorted(repo or "" for repo, _ in seen) == ["one", "three"]
     assert len({conn for _, conn in seen}) == 1  # one transaction for both
     assert {queue.get(j.id).state for j in jobs if j.payload["event_id"] != gone} == {SUCCEEDED}
+
+
+def test_identity_hooks_run_for_identity_changes_and_not_for_pushes(
+    catalog: CatalogService, tmp_path: Path
+) -> None:
+    """The principal cache is cleared after a change that may alter a login or a policy,
+    and left warm by registry content (a manifest push, a tag delete)."""
+    calls: list[str] = []
+    catalog.changes.identity_changed.append(lambda: calls.append("forget"))
+    catalog.create_namespace(Origin(), "team")
+    assert calls == ["forget"]
+
+    registry = RegistryService(catalog.db, FilesystemBlobStore(tmp_path), catalog)
+    ref = catalog.resolve(parse_repository_name("team/app"))
+    config = b"{}"
+    upload = registry.start_upload(Origin(), ref)  # creates the repository: a push
+    ref = catalog.resolve(parse_repository_name("team/app"))
+    appender = registry.open_append(ref, upload, 0)
+    appender.write(config)
+    appender.close()
+    registry.finish_upload(ref, upload, f"sha256:{hashlib.sha256(config).hexdigest()}")
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {
+                "mediaType": "application/vnd.oci.empty.v1+json",
+                "digest": f"sha256:{hashlib.sha256(config).hexdigest()}",
+                "size": len(config),
+            },
+            "layers": [],
+        }
+    ).encode()
+    registry.put_manifest(
+        Origin(), ref, "v1", manifest, "application/vnd.oci.image.manifest.v1+json"
+    )
+    registry.delete_manifest(Origin(), catalog.resolve(parse_repository_name("team/app")), "v1")
+    assert calls == ["forget"]
+
+    catalog.create_namespace(Origin(), "other")
+    assert calls == ["forget", "forget"]

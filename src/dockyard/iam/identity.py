@@ -105,8 +105,9 @@ class PrincipalCache:
     :attr:`SECONDS` (STS credentials, which expire, are not kept): a
     password change, a disabled or deleted access key, or a changed policy takes effect
     in every process within that bound (at once in the process that made it: every
-    change committed there clears the cache). At most :attr:`MAX` entries, the oldest
-    dropped first."""
+    change committed there clears the cache, except registry content — pushes and
+    deletes of blobs, manifests and tags — which no login depends on). At most
+    :attr:`MAX` entries, the oldest dropped first."""
 
     SECONDS = 5.0
     MAX = 10_000

@@ -195,7 +195,7 @@ class RegistryService:
         """Link ``digest`` from ``source`` into ``ref``; False when it is not there."""
         if source.repository_id is None:
             return False
-        with self.catalog.changes.open(origin) as change:
+        with self.catalog.changes.open(origin, identity=False) as change:
             conn = change.conn
             lock_keys(conn, [blob_key(digest)])
             linked = conn.execute(
@@ -232,7 +232,7 @@ class RegistryService:
         """
         repo_id = ref.repository_id
         if repo_id is None:
-            with self.catalog.changes.open(origin) as change:
+            with self.catalog.changes.open(origin, identity=False) as change:
                 repo_id = self._ensure_repository(change, ref)
         upload_id = f"{uuid.uuid4().hex}-{repo_id}"
         self.store.upload_start(upload_id)
@@ -443,7 +443,7 @@ class RegistryService:
             raise RegistryError("MANIFEST_INVALID", str(exc)) from exc
         digest = str(actual)
         now = utcnow()
-        with self.catalog.changes.open(origin) as change:
+        with self.catalog.changes.open(origin, identity=False) as change:
             conn = change.conn
             repo_id = self._ensure_repository(change, ref)
             self._check_references(conn, repo_id, digest, manifest)
@@ -566,12 +566,12 @@ class RegistryService:
         repo_id = self.require_repository(ref)
         if ":" not in reference:
             check_reference_tag(reference)
-            with self.catalog.changes.open(origin) as change:
+            with self.catalog.changes.open(origin, identity=False) as change:
                 if not remove_tag(change, ref, repo_id, reference):
                     raise manifest_unknown(reference)
             return
         parse_digest(reference)
-        with self.catalog.changes.open(origin) as change:
+        with self.catalog.changes.open(origin, identity=False) as change:
             conn = change.conn
             # The tags pointing at the manifest go with it: each with its event.
             tagged = conn.execute(
