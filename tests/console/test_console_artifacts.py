@@ -21,6 +21,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.console import test_console
+from tests.console.axe import assert_accessible
 from tests.console.test_console import sign_in
 from tests.e2e.images import Image, Layout, canonical, make_layer
 from tests.fixtures.oci import (
@@ -160,6 +161,7 @@ def test_the_tag_page_of_an_image_pushed_with_skopeo(
     expect(rows.nth(2)).to_contain_text(image.layers[1].digest[:19])
     expect(rows.nth(3).get_by_test_id("empty-layer")).to_be_visible()
     expect(page.get_by_test_id("no-referrers")).to_be_visible()
+    assert_accessible(page)
 
     # The manifest pretty-printed, and the raw bytes to download.
     shown = page.get_by_test_id("manifest-json").inner_text()
@@ -205,6 +207,7 @@ def test_a_two_platform_index_lists_its_platforms(
     expect(page.get_by_test_id("total-size")).to_have_text(
         test_console.human(len(index) + sum(map(pull_size, images)))
     )
+    assert_accessible(page)
     # Each platform's own page: its config says its architecture.
     arm64.locator("a").click()
     assert unquote(page.url).endswith(f"/arts/multi/manifests/{images[1].digest}")
@@ -296,6 +299,7 @@ def test_artifacts_and_referrers_are_shown_as_what_they_are(
     content = json.loads(page.get_by_test_id("config-content").inner_text())
     assert content == {"name": "tools", "version": "1.2.3"}
     expect(page.get_by_test_id("layers")).to_contain_text(HELM_LAYER)
+    assert_accessible(page)
 
     # A tag that is not there: the console's error page, with the API's words.
     page.goto("/console/repositories/arts/charts/tags/nope")

@@ -15,6 +15,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from tests.console import test_console
+from tests.console.axe import assert_accessible
 from tests.console.test_console import sign_in
 from tests.fixtures.server import DockyardServer, running_server
 
@@ -130,6 +131,7 @@ def test_the_editor_points_at_the_line_of_a_json_mistake_as_you_type(
     expect(gutter.locator("span")).to_have_count(6)
     expect(gutter.locator(".error-line")).to_have_text("4")
     expect(editor).to_have_attribute("aria-invalid", "true")
+    assert_accessible(page)
     # The message takes the caret to the mistake; typing the comma there mends it.
     error.click()
     assert editor.evaluate("e => e.selectionStart") == BROKEN.index('"Action"')

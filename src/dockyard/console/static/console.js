@@ -340,4 +340,20 @@
       if (!(e.target instanceof Node) || !menu.contains(e.target)) menu.removeAttribute("open");
     });
   });
+  // A box that scrolls sideways (a wide table or command on a phone) takes the keyboard's
+  // focus, so that it can be scrolled without a mouse; one that fits does not.
+  function focusScrollers() {
+    document.querySelectorAll(".table, .codeline code, pre.code-block").forEach(function (box) {
+      var scrolls = box.scrollWidth > box.clientWidth + 1 && getComputedStyle(box).overflowX !== "visible";
+      if (scrolls && !box.hasAttribute("tabindex")) {
+        box.setAttribute("tabindex", "0");
+        box.dataset.scrollFocus = "yes";
+      } else if (!scrolls && box.dataset.scrollFocus === "yes") {
+        box.removeAttribute("tabindex");
+        delete box.dataset.scrollFocus;
+      }
+    });
+  }
+  focusScrollers();
+  window.addEventListener("resize", focusScrollers);
 })();
