@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
-from typing import Any
 
 import httpx
 import pytest
@@ -24,7 +23,7 @@ from tests.fixtures.oci import (
     OCI_LAYER,
     OCI_MANIFEST,
     descriptor,
-    push_blob,
+    push_manifest,
     put_manifest,
     sha256,
 )
@@ -68,30 +67,6 @@ def _problem(r: httpx.Response, status: int, words: str) -> None:
     assert words in r.json()["detail"], r.json()["detail"]
 
 
-def _push(
-    client: httpx.Client,
-    name: str,
-    reference: str,
-    config: tuple[str, bytes],
-    layers: list[tuple[str, bytes]],
-    **extra: Any,
-) -> tuple[str, dict[str, Any]]:
-    """Push a manifest of ``config`` and ``layers`` (media type, bytes); its digest and
-    the manifest as sent."""
-    for _, data in [config, *layers]:
-        push_blob(client, name, data)
-    manifest = {
-        "schemaVersion": 2,
-        "mediaType": OCI_MANIFEST,
-        "config": descriptor(*config),
-        "layers": [descriptor(kind, data) for kind, data in layers],
-        **extra,
-    }
-    r = put_manifest(client, name, reference, manifest, OCI_MANIFEST)
-    assert r.status_code == 201, r.text
-    return r.headers["Docker-Content-Digest"], manifest
-
-
 def _image_config(arch: str = "amd64") -> bytes:
     return json.dumps(
         {
@@ -126,7 +101,7 @@ def _layers(count: int = 2) -> list[tuple[str, bytes]]:
 
 def test_an_image_by_tag_and_by_digest(owner: httpx.Client) -> None:
     config, layers = _image_config(), _layers()
-    digest, manifest = _push(owner, "details/app", "v1", (OCI_CONFIG, config), layers)
+    digest, manifest = push_manifest(owner, "details/app", "v1", (OCI_CONFIG, config), layers)
     r = owner.get("/api/v1/repositories/details/app/manifests/v1")
     assert r.status_code == 200, r.text
     found = r.json()
@@ -178,7 +153,9 @@ def test_an_index_lists_its_platforms(owner: httpx.Client) -> None:
     children = []
     for arch, variant in (("amd64", None), ("arm64", "v8")):
         config, layers = _image_config(arch), _layers(1)
-        _, manifest = _push(owner, "details/multi", digest_ref(), (OCI_CONFIG, config), layers)
+        _, manifest = push_manifest(
+            owner, "details/multi", digest_ref(), (OCI_CONFIG, config), layers
+        )
         body = json.dumps(manifest).encode()
         platform = {
             "os": "linux",
@@ -218,13 +195,13 @@ def digest_ref() -> str:
 
 
 def test_referrers_and_artifacts_are_shown_as_what_they_are(owner: httpx.Client) -> None:
-    digest, manifest = _push(
+    digest, manifest = push_manifest(
         owner, "details/signed", "v1", (OCI_CONFIG, _image_config()), _layers(1)
     )
     subject = descriptor(OCI_MANIFEST, json.dumps(manifest).encode())
     empty = (OCI_EMPTY, b"{}")
     signature = (COSIGN_SIG, os.urandom(64))
-    sig_digest, _ = _push(
+    sig_digest, _ = push_manifest(
         owner,
         "details/signed",
         digest_ref(),
@@ -234,7 +211,7 @@ def test_referrers_and_artifacts_are_shown_as_what_they_are(owner: httpx.Client)
         subject=subject,
         annotations={"dev.sigstore.cosign/signer": "tests"},
     )
-    sbom_digest, _ = _push(
+    sbom_digest, _ = push_manifest(
         owner,
         "details/signed",
         digest_ref(),
@@ -264,7 +241,9 @@ def test_referrers_and_artifacts_are_shown_as_what_they_are(owner: httpx.Client)
 
 def test_a_helm_chart_and_a_wasm_module(owner: httpx.Client) -> None:
     chart = json.dumps({"name": "tools", "version": "1.2.3", "apiVersion": "v2"}).encode()
-    _push(owner, "details/charts", "1.2.3", (HELM_CONFIG, chart), [(HELM_LAYER, os.urandom(300))])
+    push_manifest(
+        owner, "details/charts", "1.2.3", (HELM_CONFIG, chart), [(HELM_LAYER, os.urandom(300))]
+    )
     found = owner.get("/api/v1/repositories/details/charts/manifests/1.2.3").json()
     assert found["kind"] == "helm-chart"
     assert found["kind_label"] == "Helm chart"
@@ -274,7 +253,7 @@ def test_a_helm_chart_and_a_wasm_module(owner: httpx.Client) -> None:
     assert found["image"] is None
 
     module = (WASM_LAYER, b"\0asm\1\0\0\0" + os.urandom(100))
-    _push(owner, "details/wasm", "v1", (WASM_CONFIG, b'{"architecture": "wasm"}'), [module])
+    push_manifest(owner, "details/wasm", "v1", (WASM_CONFIG, b'{"architecture": "wasm"}'), [module])
     wasm = owner.get("/api/v1/repositories/details/wasm/manifests/v1").json()
     assert wasm["kind"] == "wasm"
     assert wasm["kind_label"] == "WebAssembly module"
@@ -282,7 +261,7 @@ def test_a_helm_chart_and_a_wasm_module(owner: httpx.Client) -> None:
 
 
 def test_bad_references_and_who_may_read(server: DockyardServer, owner: httpx.Client) -> None:
-    _push(owner, "details/private", "v1", (OCI_CONFIG, _image_config()), _layers(1))
+    push_manifest(owner, "details/private", "v1", (OCI_CONFIG, _image_config()), _layers(1))
     base = "/api/v1/repositories/details/private/manifests"
     _problem(owner.get(f"{base}/nope"), 404, "tag 'nope' does not exist in details/private")
     missing = "sha256:" + "0" * 64

@@ -29,7 +29,7 @@ from tests.fixtures.oci import (
     OCI_LAYER,
     OCI_MANIFEST,
     descriptor,
-    push_blob,
+    push_manifest,
     put_manifest,
 )
 from tests.fixtures.server import ADMIN_PASSWORD, DockyardServer, running_server
@@ -70,16 +70,8 @@ def _image(admin: httpx.Client, name: str, tag: str, arch: str = "amd64") -> dic
             "history": [{"created_by": "ADD a /"}, {"created_by": "ENV A=1", "empty_layer": True}],
         }
     ).encode()
-    layer = os.urandom(2000)
-    push_blob(admin, name, config)
-    push_blob(admin, name, layer)
-    manifest = {
-        "schemaVersion": 2,
-        "mediaType": OCI_MANIFEST,
-        "config": descriptor(OCI_CONFIG, config),
-        "layers": [descriptor(OCI_LAYER, layer)],
-    }
-    _ok(put_manifest(admin, name, tag, manifest, OCI_MANIFEST))
+    layers = [(OCI_LAYER, os.urandom(2000))]
+    _, manifest = push_manifest(admin, name, tag, (OCI_CONFIG, config), layers)
     return descriptor(OCI_MANIFEST, json.dumps(manifest).encode())
 
 
@@ -98,19 +90,17 @@ def seed(admin: httpx.Client) -> None:
         )
     index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": platforms}
     _ok(put_manifest(admin, "a11y/app", "multi", index, OCI_INDEX))
-    push_blob(admin, "a11y/app", b"{}")
-    signature = os.urandom(64)
-    push_blob(admin, "a11y/app", signature)
-    sig = {
-        "schemaVersion": 2,
-        "mediaType": OCI_MANIFEST,
-        "artifactType": "application/vnd.dev.cosign.artifact.sig.v1+json",
-        "config": descriptor(OCI_EMPTY, b"{}"),
-        "layers": [descriptor("application/vnd.dev.cosign.artifact.sig.v1+json", signature)],
-        "subject": subject,
-        "annotations": {"signer": "a11y"},
-    }
-    _ok(put_manifest(admin, "a11y/app", "sig", sig, OCI_MANIFEST))
+    sig_type = "application/vnd.dev.cosign.artifact.sig.v1+json"
+    push_manifest(
+        admin,
+        "a11y/app",
+        "sig",
+        (OCI_EMPTY, b"{}"),
+        [(sig_type, os.urandom(64))],
+        artifactType=sig_type,
+        subject=subject,
+        annotations={"signer": "a11y"},
+    )
     _ok(admin.post("/api/v1/accounts", json={"name": "tenant", "password": "tenant-password"}))
     _ok(admin.post("/api/v1/ram/users", json={"name": "dev"}))
     _ok(admin.post("/api/v1/ram/groups", json={"name": "devs"}))

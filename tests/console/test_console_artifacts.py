@@ -31,6 +31,7 @@ from tests.fixtures.oci import (
     OCI_MANIFEST,
     descriptor,
     push_blob,
+    push_manifest,
     put_manifest,
     sha256,
 )
@@ -215,28 +216,6 @@ def test_a_two_platform_index_lists_its_platforms(
     expect(page.get_by_test_id("config")).to_contain_text("linux/arm64/v8")
 
 
-def _push_artifact(
-    client: httpx.Client,
-    name: str,
-    reference: str,
-    config: tuple[str, bytes],
-    layers: list[tuple[str, bytes]],
-    **extra: Any,
-) -> str:
-    for _, data in [config, *layers]:
-        push_blob(client, name, data)
-    manifest = {
-        "schemaVersion": 2,
-        "mediaType": OCI_MANIFEST,
-        "config": descriptor(*config),
-        "layers": [descriptor(kind, data) for kind, data in layers],
-        **extra,
-    }
-    r = put_manifest(client, name, reference, manifest, OCI_MANIFEST)
-    assert r.status_code == 201, r.text
-    return str(r.headers["Docker-Content-Digest"])
-
-
 def test_artifacts_and_referrers_are_shown_as_what_they_are(
     page: Page, server: DockyardServer
 ) -> None:
@@ -249,7 +228,7 @@ def test_artifacts_and_referrers_are_shown_as_what_they_are(
         subject = {"mediaType": OCI_MANIFEST, "digest": sha256(r.request.content), "size": 0}
         subject["size"] = len(r.request.content)
         empty = (OCI_EMPTY, b"{}")
-        signature = _push_artifact(
+        signature, _ = push_manifest(
             registry,
             "arts/signed",
             "sig",
@@ -259,7 +238,7 @@ def test_artifacts_and_referrers_are_shown_as_what_they_are(
             subject=subject,
             annotations={"dev.sigstore.cosign/signer": "console-tests"},
         )
-        sbom = _push_artifact(
+        sbom, _ = push_manifest(
             registry,
             "arts/signed",
             "sbom",
@@ -269,7 +248,7 @@ def test_artifacts_and_referrers_are_shown_as_what_they_are(
             subject=subject,
         )
         chart = json.dumps({"name": "tools", "version": "1.2.3"}).encode()
-        _push_artifact(
+        push_manifest(
             registry, "arts/charts", "1.2.3", (HELM_CONFIG, chart), [(HELM_LAYER, os.urandom(99))]
         )
 
