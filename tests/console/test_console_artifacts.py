@@ -365,3 +365,25 @@ def test_a_thousand_tags_are_searched_and_sorted_on_the_server(
     page.goto("/console/repositories/arts/many?tab=tags&order=bogus&direction=sideways")
     expect(links).to_have_count(50)
     print(f"\n1,000 tags: first page of the tag table in {first_page:.2f} s")
+
+
+def test_a_read_only_ram_user_sees_the_tag_page(
+    page: Page, server: DockyardServer, owner: httpx.Client
+) -> None:
+    """A read-only permission (pull) shows the image as the owner sees it."""
+    with server.client(auth=(OWNER, REGISTRY_PASSWORD)) as registry:
+        push_manifest(
+            registry, "arts/shared", "2.0", (OCI_CONFIG, rich_image().config), [(OCI_LAYER, b"x")]
+        )
+    r = owner.post("/api/v1/ram/users", json={"name": "reader", "password": "reader-console-pw"})
+    assert r.status_code == 201, r.text
+    r = owner.put("/api/v1/repositories/arts/shared/permissions/reader", json={"role": "read-only"})
+    assert r.status_code == 200, r.text
+
+    sign_in(page, f"reader@{OWNER}", "reader-console-pw")
+    page.goto("/console/repositories/arts/shared/tags/2.0")
+    expect(page.get_by_test_id("kind")).to_have_text("Container image")
+    expect(page.get_by_test_id("entrypoint")).to_have_text('["/usr/bin/app"]')
+    # Another repository of the account: not the reader's to see.
+    page.goto("/console/repositories/arts/signed/tags/v1")
+    expect(page.locator("h1")).to_have_text("Not allowed")

@@ -51,6 +51,22 @@ def test_managed_policies_are_listed_under_their_resource(page: Page, owner: htt
         ("/api/v1/repositories", {"namespace": "team", "name": "tools"}),
         ("/api/v1/ram/users", {"name": "dev"}),
         ("/api/v1/ram/groups", {"name": "devs"}),
+        (
+            "/api/v1/ram/roles",
+            {
+                "name": "ci",
+                "trust_policy": {
+                    "Version": "1",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Action": "sts:AssumeRole",
+                            "Principal": {"RAM": ["acs:ram::*:root"]},
+                        }
+                    ],
+                },
+            },
+        ),
     ):
         r = owner.post(path, json=body)
         assert r.status_code == 201, r.text
@@ -64,7 +80,7 @@ def test_managed_policies_are_listed_under_their_resource(page: Page, owner: htt
 
     sign_in(page, OWNER, PASSWORD)
     # The pickers offer what a person attaches: system and custom, never a managed one.
-    for url in ("/console/ram/users/dev", "/console/ram/groups/devs"):
+    for url in ("/console/ram/users/dev", "/console/ram/groups/devs", "/console/ram/roles/ci"):
         page.goto(url)
         options = page.locator("#f-policy option")
         expect(options.first).to_be_attached()
