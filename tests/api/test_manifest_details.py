@@ -113,7 +113,9 @@ def test_an_image_by_tag_and_by_digest(owner: httpx.Client) -> None:
     assert found["size"] == len(found["raw"].encode())
     assert found["config"]["digest"] == sha256(config)
     assert found["config"]["size"] == len(config)
-    assert found["total_size"] == len(config) + sum(len(data) for _, data in layers)
+    assert found["total_size"] == found["size"] + len(config) + sum(len(d) for _, d in layers)
+    tag = owner.get("/api/v1/repositories/details/app/tags/v1").json()
+    assert found["total_size"] == tag["size"]
     image = found["image"]
     assert image["created"] == "2026-11-30T10:00:00Z"
     assert image["author"] == "Dockyard tests <tests@example.invalid>"
@@ -170,6 +172,8 @@ def test_an_index_lists_its_platforms(owner: httpx.Client) -> None:
 
     found = owner.get("/api/v1/repositories/details/multi/manifests/latest").json()
     assert found["kind"] == "index"
+    tag = owner.get("/api/v1/repositories/details/multi/tags/latest").json()
+    assert found["total_size"] == tag["size"] == found["size"] + sum(t for _, t in children)
     assert found["kind_label"] == "Multi-platform image"
     assert "history" not in found
     platforms = found["platforms"]

@@ -56,8 +56,12 @@ class ManifestDetails:
         }
         if stored.media_type in mt.INDEXES:
             out["platforms"] = self._platforms(ref, doc)
+            # What a pull of every platform fetches, as a tag's size counts it.
+            parts = [p["total_size"] or 0 for p in out["platforms"]]
         else:
             out.update(self._image(doc, kind))
+            parts = [d["size"] or 0 for d in [out["config"], *out["layers"]]]
+        out["total_size"] = len(stored.content) + sum(parts)
         out["referrers"] = [_referrer(r) for r in self.registry.referrers(ref, stored.digest, None)]
         return out
 
@@ -96,6 +100,7 @@ class ManifestDetails:
             content = contents.get(entry["digest"])
             entry["present"] = content is not None
             entry["total_size"] = None if content is None else _pull_size(content)
+            entry["kind"] = None
             if content is not None and entry["role"] == "image":
                 child = json.loads(content)
                 entry["kind"] = describe.classify(child, _media_type(child, entry)).name
@@ -108,7 +113,6 @@ class ManifestDetails:
         out: dict[str, Any] = {
             "config": config,
             "layers": layers,
-            "total_size": sum(d["size"] or 0 for d in [config, *layers]),
             "image": None,
             "history": None,
             "config_content": None,

@@ -40,16 +40,9 @@ _ABSENT = {"platforms": None, "image": None, "history": None, "layers": None, "c
 
 
 async def _detail(ctx: Ctx, reference: str) -> dict[str, Any]:
-    """The API's account of the manifest, with what its kind leaves out as None, and for
-    an index the size of every platform together."""
-    found: dict[str, Any] = _ABSENT | await ctx.api.get(
-        f"{_repo_api(ctx)}/manifests/{seg(reference)}"
-    )
-    if found["platforms"] is not None:
-        found["total_size"] = found["size"] + sum(
-            p.get("total_size") or 0 for p in found["platforms"]
-        )
-    return found
+    """The API's account of the manifest, with what its kind leaves out as None."""
+    found: dict[str, Any] = await ctx.api.get(f"{_repo_api(ctx)}/manifests/{seg(reference)}")
+    return _ABSENT | found
 
 
 async def _render(ctx: Ctx, detail: dict[str, Any], tag: dict[str, Any] | None) -> Response:
