@@ -8,11 +8,14 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 
-TEST_TOOLS := buildah skopeo podman busybox chromium debootstrap
-TEST_PACKAGES := buildah skopeo podman busybox-static uidmap fuse-overlayfs postgresql chromium debootstrap
+TEST_TOOLS := buildah skopeo podman busybox chromium debootstrap npm
+TEST_PACKAGES := buildah skopeo podman busybox-static uidmap fuse-overlayfs postgresql chromium debootstrap npm
+# axe-core (MIT, from npm): the accessibility checks of the console's browser tests.
+AXE_VERSION := 4.10.3
+AXE_STAMP := $(VENV)/npm/.axe-core-$(AXE_VERSION)
 BENCH_PACKAGES := docker-registry wrk hey
 
-.PHONY: serve test lint bench bench-scan system-test-deps system-bench-deps clean
+.PHONY: serve test lint bench bench-scan system-test-deps system-bench-deps axe-core clean
 
 # What serving needs, and nothing more: `make serve` installs only this.
 $(STAMP): pyproject.toml
@@ -39,6 +42,13 @@ system-test-deps:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(TEST_PACKAGES); \
 	fi
 
+axe-core: $(AXE_STAMP)
+
+$(AXE_STAMP): | system-test-deps
+	mkdir -p $(VENV)/npm
+	npm install --prefix $(VENV)/npm --no-audit --no-fund --no-save --ignore-scripts axe-core@$(AXE_VERSION)
+	touch $(AXE_STAMP)
+
 system-bench-deps:
 	@if ! command -v docker-registry >/dev/null 2>&1 || ! command -v wrk >/dev/null 2>&1 || ! command -v hey >/dev/null 2>&1; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(BENCH_PACKAGES); \
@@ -49,7 +59,7 @@ lint: $(DEV_STAMP)
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
-test: $(DEV_STAMP) system-test-deps lint
+test: $(DEV_STAMP) system-test-deps axe-core lint
 	$(BIN)/pytest
 
 bench: $(DEV_STAMP) system-bench-deps

@@ -44,6 +44,8 @@ from dockyard.jobs.queue import QUEUES, JobQueue
 from dockyard.jobs.worker import Handler, JobObserver, Worker
 from dockyard.observability import Metrics, ObservabilityMiddleware, setup_logging
 from dockyard.openapi import openapi_document
+from dockyard.registry.details import ManifestDetails
+from dockyard.registry.details_http import ManifestRoutes
 from dockyard.registry.http import RegistryHTTP
 from dockyard.registry.service import RegistryService
 from dockyard.secretbox import SecretBox
@@ -260,6 +262,13 @@ def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:
         Route("/api/v1/openapi.json", openapi),
         *namespaces.routes(),
         *RepositoryRoutes(services.catalog, services.permissions, auth, settings.region).routes(),
+        *ManifestRoutes(
+            ManifestDetails(services.registry),
+            services.catalog,
+            services.permissions,
+            auth,
+            settings.region,
+        ).routes(),
         *accounts.routes(),
         *ram.routes(),
         *EventRoutes(services.events, services.accounts, auth, settings.region).routes(),

@@ -147,6 +147,20 @@ def test_repository_permissions_are_managed_policies(server: DockyardServer) -> 
         managed = client.get("/api/v1/ram/policies", params={"type": "managed"}).json()["items"]
         assert [p["role"] for p in managed] == ["read-only"]
         policy = managed[0]["name"]
+        assert managed[0]["resource"].endswith(":repository/perm-ns/app")
+        # What a person attaches (system and custom) leaves the managed ones out; a
+        # list of types pages with its types kept.
+        attachable = client.get("/api/v1/ram/policies", params={"type": "system,custom"})
+        assert attachable.status_code == 200, attachable.text
+        assert {p["type"] for p in attachable.json()["items"]} == {"system"}
+        pages = client.get("/api/v1/ram/policies", params={"type": "system,managed", "limit": 1})
+        assert "type=system%2Cmanaged" in pages.json()["next"]
+        every = [p["name"] for p in client.get("/api/v1/ram/policies").json()["items"]]
+        assert policy in every
+        for bad in ("system,owned", ",", "managed,"):
+            r = client.get("/api/v1/ram/policies", params={"type": bad})
+            assert r.status_code == 400, (bad, r.text)
+            assert "type must be system, custom or managed" in r.json()["detail"]
         # Managed policies are changed only through the permission.
         assert client.delete(f"/api/v1/ram/policies/{policy}").status_code == 409
         r = client.put(f"/api/v1/ram/users/dev/policies/{policy}")

@@ -263,7 +263,19 @@ def test_tags_sizes_order_and_delete(acme: httpx.Client) -> None:
         400,
         "list again from the start",
     )
-    _problem(acme.get(f"/api/v1/repositories/{name}/tags", params={"order": "size"}), 400, "order")
+    by_size = acme.get(f"/api/v1/repositories/{name}/tags", params={"order": "size"}).json()
+    sizes = [x["size"] for x in by_size["items"]]
+    assert sizes == sorted(sizes, reverse=True)
+    turned = {"order": "size", "direction": "asc", "limit": "2"}
+    first = acme.get(f"/api/v1/repositories/{name}/tags", params=turned).json()
+    assert [x["size"] for x in first["items"]] == sorted(sizes)[:2]
+    assert "direction=asc" in first["next"]
+    assert "order=size" in first["next"]
+    following = acme.get(first["next"]).json()
+    assert [x["size"] for x in following["items"]] == sorted(sizes)[2:]
+    tags_url = f"/api/v1/repositories/{name}/tags"
+    _problem(acme.get(tags_url, params={"order": "largest"}), 400, "order is one of")
+    _problem(acme.get(tags_url, params={"direction": "up"}), 400, "direction is one of")
 
     assert acme.get(f"/api/v1/repositories/{name}/tags/v2").json() == by_name["v2"]
     _problem(acme.get(f"/api/v1/repositories/{name}/tags/nope"), 404, "tag 'nope' does not exist")

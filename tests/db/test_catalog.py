@@ -582,6 +582,37 @@ def test_tags_with_sizes(catalog: CatalogService) -> None:
     assert [x.name for x in catalog.list_tags(name, limit=1, after="also-v1")] == ["multi"]
     assert [x.name for x in catalog.list_tags(name, order="name", after="multi")] == ["v1", "v2"]
     assert [x.name for x in catalog.list_tags(name, contains="v1")] == ["also-v1", "v1"]
+    # The largest first (ties by name), or turned; every order pages by its own key.
+    assert [x.name for x in catalog.list_tags(name, order="size")] == [
+        "multi",
+        "v2",
+        "also-v1",
+        "v1",
+    ]
+    smallest = catalog.list_tags(name, order="size", direction="asc")
+    assert [x.name for x in smallest] == ["also-v1", "v1", "v2", "multi"]
+    assert [x.size for x in smallest] == [1110, 1110, 1220, 2380]
+    for order, direction in (("size", None), ("size", "asc"), ("name", "desc"), ("pushed", "asc")):
+        whole = [x.name for x in catalog.list_tags(name, order=order, direction=direction)]
+        paged: list[str] = []
+        while len(paged) <= len(whole):
+            found = catalog.list_tags(
+                name, order=order, direction=direction, limit=1, after=paged[-1] if paged else None
+            )
+            if not found:
+                break
+            paged += [x.name for x in found]
+        assert paged == whole, (order, direction)
+    assert [x.name for x in catalog.list_tags(name, order="name", direction="desc")] == [
+        "v2",
+        "v1",
+        "multi",
+        "also-v1",
+    ]
+    oldest = catalog.list_tags(name, order="pushed", direction="asc")
+    assert [x.name for x in oldest] == [x.name for x in reversed(tags)]
+    with pytest.raises(Invalid, match="list again from the start"):
+        catalog.list_tags(name, order="size", after="gone")
     assert catalog.list_tags(name, contains="%") == []
     with pytest.raises(Invalid, match="list again from the start"):
         catalog.list_tags(name, after="gone")

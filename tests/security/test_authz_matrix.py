@@ -530,6 +530,14 @@ API: list[tuple[str, str, str, Any, tuple[int, ...]]] = [
     ("GET", f"{R}/{{namespace}}/{{repository}}/tags/{{tag}}",
      f"{R}/owner-ns/app/tags/v1", None,
         (401, 200, 403, 403, 200, 200, 200, 200, 403, 401, 200)),
+    # A manifest explained shows what a pull fetches: cr:PullRepository, which sts's
+    # inline policy keeps; a public repository's, like its pulls, any signed-in caller's.
+    ("GET", f"{R}/{{namespace}}/{{repository}}/manifests/{{reference}}",
+     f"{R}/owner-ns/app/manifests/v1", None,
+        (401, 200, 403, 403, 200, 200, 200, 200, 200, 401, 200)),
+    ("GET", f"{R}/{{namespace}}/{{repository}}/manifests/{{reference}}",
+     f"{R}/owner-ns/pub/manifests/v1", None,
+        (401, 200, 200, 200, 200, 200, 200, 200, 200, 401, 200)),
     # Deleting a tag is cr:DeleteRepositoryImage, which denied's Deny refuses.
     ("DELETE", f"{R}/{{namespace}}/{{repository}}/tags/{{tag}}",
      f"{R}/owner-ns/tagged/tags/t-{{ident}}", None,

@@ -10,16 +10,17 @@ administrator: every account's, ``?account=NAME`` to narrow), and for a RAM user
 the repositories it may ``cr:ListRepository`` or ``cr:GetRepository``.
 
 Tags list the latest pushed first (``?order=pushed``, the default, as the cloud console
-shows them) or by name (``?order=name``); ``after`` is the last tag name of the previous
-page. Deleting a tag removes the tag only: the manifest stays, reachable by digest, as
-when a registry client deletes a tag.
+shows them), by name (``?order=name``) or the largest first (``?order=size``);
+``?direction=asc`` or ``desc`` turns the order, ``?q=`` keeps the names that contain it;
+``after`` is the last tag name of the previous page. Deleting a tag removes the tag
+only: the manifest stays, reachable by digest, as when a registry client deletes a tag.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from anyio import to_thread
 from starlette.requests import Request
@@ -42,12 +43,14 @@ from dockyard.api import (
 from dockyard.audit import origin_of
 from dockyard.catalog.service import (
     CatalogService,
+    Direction,
     Namespace,
     RepoRef,
     Repository,
     RepositoryEntry,
     RepositoryFilter,
     Tag,
+    TagOrder,
     parse_repository_name,
 )
 from dockyard.errors import ServiceError
@@ -59,6 +62,9 @@ from dockyard.oci.reference import RepositoryName
 from dockyard.origin import Origin
 
 REPO_TYPES = ("public", "private")
+TAG_ORDERS: tuple[TagOrder, ...] = ("pushed", "name", "size")
+DIRECTIONS: tuple[Direction, ...] = ("asc", "desc")
+T = TypeVar("T", bound=str)
 
 
 def namespace_json(ns: Namespace) -> dict[str, Any]:
@@ -459,9 +465,8 @@ class RepositoryRoutes(_CatalogRoutes):
     async def tags(self, request: Request) -> Response:
         name = (await self._named(request, "cr:ListRepositoryTag")).name
         limit, after = page_params(request)
-        order = request.query_params.get("order") or "pushed"
-        if order not in ("pushed", "name"):
-            raise ApiError(400, "Bad Request", 'order is "pushed" (the default) or "name"')
+        order = _choice(request, "order", TAG_ORDERS) or "pushed"
+        direction = _choice(request, "direction", DIRECTIONS)
         contains = request.query_params.get("q") or None
         items = await call_service(
             lambda: self.catalog.list_tags(
@@ -469,13 +474,13 @@ class RepositoryRoutes(_CatalogRoutes):
                 limit=limit,
                 after=after,
                 contains=contains,
-                order="name" if order == "name" else "pushed",
+                order=order,
+                direction=direction,
             ),
             ServiceError,
         )
-        return JSONResponse(
-            listing([tag_json(x) for x in items], limit, request, "name", ("q", "order"))
-        )
+        filters = ("q", "order", "direction")
+        return JSONResponse(listing([tag_json(x) for x in items], limit, request, "name", filters))
 
     async def tag(self, request: Request) -> Response:
         tag = request.path_params["tag"]
@@ -487,6 +492,18 @@ class RepositoryRoutes(_CatalogRoutes):
         name = (await self._named(request, "cr:GetRepositoryTag")).name
         found = await call_service(lambda: self.catalog.get_tag(name, tag), ServiceError)
         return JSONResponse(tag_json(found))
+
+
+def _choice(request: Request, name: str, allowed: tuple[T, ...]) -> T | None:
+    """The query parameter ``name``, one of ``allowed`` (None when absent; 400 otherwise)."""
+    value = request.query_params.get(name) or None
+    if value is None:
+        return None
+    for choice in allowed:
+        if value == choice:
+            return choice
+    listed = ", ".join(f'"{a}"' for a in allowed)
+    raise ApiError(400, "Bad Request", f"{name} is one of {listed}")
 
 
 def _parse_name(text: str) -> RepositoryName:

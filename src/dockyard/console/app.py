@@ -16,7 +16,7 @@ from starlette.types import ASGIApp
 
 from dockyard.config import Settings
 from dockyard.console.core import HERE, PREFIX, Console, api_routes
-from dockyard.console.views import access, auth, catalog, ram, webhooks
+from dockyard.console.views import access, artifacts, auth, catalog, ram, webhooks
 
 
 def create_console(api: ASGIApp, settings: Settings, *, audited: ASGIApp | None = None) -> ASGIApp:
@@ -48,6 +48,7 @@ def create_console(api: ASGIApp, settings: Settings, *, audited: ASGIApp | None 
         Mount(f"{PREFIX}/static", StaticFiles(directory=HERE / "static"), name="static"),
         *auth.routes(console),
         *catalog.routes(console),
+        *artifacts.routes(console),
         *ram.routes(console),
         *access.routes(console),
         *webhooks.routes(console),

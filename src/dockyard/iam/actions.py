@@ -32,7 +32,8 @@ INSTANCE_ARN = "acs:cr:$regionid::instance"
 CATALOGUE: tuple[Action, ...] = (
     Action(
         "cr:PullRepository",
-        "registry pull (GET/HEAD of manifests, blobs, tags, referrers)",
+        "registry pull (GET/HEAD of manifests, blobs, tags, referrers); "
+        "GET /api/v1/repositories/{namespace}/{repository}/manifests/{reference}",
         REPOSITORY_ARN,
     ),
     Action(

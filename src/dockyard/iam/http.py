@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlencode
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -761,7 +762,7 @@ class RamRoutes:
         )
         body = page([policy_json(p) for p in items], limit, "/api/v1/ram/policies", "name")
         if kind and "next" in body:
-            body["next"] += f"&type={kind}"
+            body["next"] += "&" + urlencode({"type": kind})
         return JSONResponse(body)
 
     async def policy(self, request: Request) -> Response:

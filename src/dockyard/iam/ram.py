@@ -127,6 +127,16 @@ def _parse_trust(document: Any) -> Policy:
         raise Invalid(f"the trust policy is invalid: {exc}") from exc
 
 
+_POLICY_KINDS: dict[str, sa.ColumnElement[bool]] = {
+    "system": t.policies.c.account_id.is_(None),
+    "custom": sa.and_(
+        t.policies.c.account_id.is_not(None), t.policies.c.managed_resource.is_(None)
+    ),
+    "managed": t.policies.c.managed_resource.is_not(None),
+}
+"""Each type of policy, as the condition that picks its rows."""
+
+
 class RamService:
     """Every write takes the :class:`Origin` of the change first: the change and its
     audit record commit in one transaction."""
@@ -490,20 +500,18 @@ class RamService:
         after: str | None = None,
     ) -> list[StoredPolicy]:
         """System, custom and managed policies visible in the account, by name (``kind``
-        narrows; ``after`` is the last name of the previous page)."""
+        narrows: one type or several, comma-separated, as ``system,custom`` for those a
+        person attaches; ``after`` is the last name of the previous page)."""
         q = sa.select(t.policies).where(self._visible(account_id)).limit(limit)
         if after:
             q = q.where(t.policies.c.name > after)
-        if kind == "system":
-            q = q.where(t.policies.c.account_id.is_(None))
-        elif kind == "custom":
-            q = q.where(
-                t.policies.c.account_id.is_not(None), t.policies.c.managed_resource.is_(None)
-            )
-        elif kind == "managed":
-            q = q.where(t.policies.c.managed_resource.is_not(None))
-        elif kind is not None:
-            raise Invalid("type must be system, custom or managed")
+        if kind is not None:
+            kinds = {k.strip() for k in kind.split(",")}
+            if not kinds or not kinds <= set(_POLICY_KINDS):
+                raise Invalid(
+                    "type must be system, custom or managed (or several, comma-separated)"
+                )
+            q = q.where(sa.or_(*(_POLICY_KINDS[k] for k in sorted(kinds))))
         q = q.order_by(t.policies.c.name)
         with self.db.read() as conn:
             rows = conn.execute(q).all()

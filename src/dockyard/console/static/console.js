@@ -77,22 +77,139 @@
     dialog.showModal();
   });
 
-  // JSON editors: check the syntax as you type and before the form is sent.
-  function checkJson(area) {
-    var box = area.parentElement.querySelector("[data-json-error]");
+  // JSON editors: check the syntax as you type and before the form is sent, and say at
+  // which line and column the first mistake is (the browsers' own JSON.parse messages
+  // differ, and most name no line). The server checks again.
+  function jsonMistake(text) {
+    var i = 0, n = text.length;
+    function what(c) {
+      if (c === undefined) return "the end of the document";
+      if (c === "\n") return "a line break";
+      return "'" + c + "'";
+    }
+    function fail(message) { throw { at: i, message: message }; }
+    function ws() { while (i < n && " \t\n\r".indexOf(text[i]) >= 0) i++; }
+    function string() {
+      i++;
+      while (i < n) {
+        var c = text[i];
+        if (c === '"') { i++; return; }
+        if (c === "\\") {
+          var e = text[i + 1];
+          if (e === "u") {
+            if (!/^[0-9a-fA-F]{4}$/.test(text.substr(i + 2, 4))) fail("\\u must be followed by four hex digits");
+            i += 6;
+          } else if (e !== undefined && '"\\/bfnrt'.indexOf(e) >= 0) {
+            i += 2;
+          } else {
+            fail("unknown escape \\" + (e || "") + " in a string");
+          }
+        } else if (c < " ") {
+          fail("a string must end (with \") on the line it starts");
+        } else {
+          i++;
+        }
+      }
+      fail("the document ends inside a string: a closing \" is missing");
+    }
+    function value() {
+      ws();
+      var c = text[i];
+      if (c === "{") return object();
+      if (c === "[") return list();
+      if (c === '"') return string();
+      var number = /-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?/y;
+      number.lastIndex = i;
+      if ((c === "-" || (c >= "0" && c <= "9")) && number.exec(text)) { i = number.lastIndex; return; }
+      var words = ["true", "false", "null"];
+      for (var k = 0; k < words.length; k++) {
+        if (text.substr(i, words[k].length) === words[k]) { i += words[k].length; return; }
+      }
+      fail("expected a value (a string, number, object, list, true, false or null), found " + what(c));
+    }
+    function object() {
+      i++; ws();
+      if (text[i] === "}") { i++; return; }
+      for (;;) {
+        ws();
+        if (text[i] === "}") fail("a comma before '}': remove it");
+        if (text[i] !== '"') fail("expected a property name in double quotes, found " + what(text[i]));
+        string(); ws();
+        if (text[i] !== ":") fail("expected ':' after the property name, found " + what(text[i]));
+        i++; value(); ws();
+        if (text[i] === ",") { i++; continue; }
+        if (text[i] === "}") { i++; return; }
+        fail("expected ',' or '}' after the property's value, found " + what(text[i]));
+      }
+    }
+    function list() {
+      i++; ws();
+      if (text[i] === "]") { i++; return; }
+      for (;;) {
+        ws();
+        if (text[i] === "]") fail("a comma before ']': remove it");
+        value(); ws();
+        if (text[i] === ",") { i++; continue; }
+        if (text[i] === "]") { i++; return; }
+        fail("expected ',' or ']' after a list item, found " + what(text[i]));
+      }
+    }
     try {
-      JSON.parse(area.value);
-      if (box) { box.hidden = true; box.textContent = ""; }
-      area.setAttribute("aria-invalid", "false");
-      area.parentElement.classList.remove("has-error");
-      return true;
+      value(); ws();
+      if (i < n) fail("unexpected " + what(text[i]) + " after the end of the document");
+      return null;
     } catch (err) {
-      if (box) { box.hidden = false; box.textContent = "Invalid JSON: " + err.message; }
-      area.setAttribute("aria-invalid", "true");
-      area.parentElement.classList.add("has-error");
-      return false;
+      if (err.at === undefined) throw err;
+      var before = text.slice(0, err.at).split("\n");
+      return { at: err.at, line: before.length, column: before[before.length - 1].length + 1, message: err.message };
     }
   }
+  // Line numbers beside a JSON editor, the line of its first mistake marked.
+  function fieldOf(element) { return element.closest(".field") || element.parentElement; }
+  function gutterOf(area) {
+    var gutter = fieldOf(area).querySelector("[data-json-gutter]");
+    if (!gutter) return null;
+    var lines = area.value.split("\n").length;
+    if (gutter.childElementCount !== lines) {
+      gutter.textContent = "";
+      for (var k = 1; k <= lines; k++) {
+        var span = document.createElement("span");
+        span.textContent = String(k);
+        gutter.appendChild(span);
+      }
+    }
+    gutter.scrollTop = area.scrollTop;
+    return gutter;
+  }
+  function checkJson(area) {
+    var box = fieldOf(area).querySelector("[data-json-error]");
+    var mistake = jsonMistake(area.value);
+    var gutter = gutterOf(area);
+    if (gutter) {
+      var marked = gutter.querySelector(".error-line");
+      if (marked) marked.classList.remove("error-line");
+      if (mistake) gutter.children[mistake.line - 1].classList.add("error-line");
+    }
+    area.setAttribute("aria-invalid", mistake ? "true" : "false");
+    fieldOf(area).classList.toggle("has-error", !!mistake);
+    if (box) {
+      box.hidden = !mistake;
+      box.textContent = mistake ? "Invalid JSON at line " + mistake.line + ", column " + mistake.column + ": " + mistake.message + "." : "";
+      if (mistake) { box.dataset.line = mistake.line; box.dataset.at = mistake.at; } else { delete box.dataset.line; }
+    }
+    return !mistake;
+  }
+  document.querySelectorAll("textarea[data-json-editor]").forEach(function (area) {
+    gutterOf(area);
+    area.addEventListener("scroll", function () { gutterOf(area); });
+  });
+  // The message takes the caret to the mistake.
+  on("[data-json-error]", "click", function (e, box) {
+    var area = fieldOf(box).querySelector("textarea[data-json-editor]");
+    if (!area || box.dataset.at === undefined) return;
+    area.focus();
+    area.setSelectionRange(Number(box.dataset.at), Number(box.dataset.at));
+  });
   on("textarea[data-json-editor]", "input", function (e, area) { checkJson(area); });
   on("form[data-json-form]", "submit", function (e, form) {
     var area = form.querySelector("textarea[data-json-editor]");
@@ -223,4 +340,20 @@
       if (!(e.target instanceof Node) || !menu.contains(e.target)) menu.removeAttribute("open");
     });
   });
+  // A box that scrolls sideways (a wide table or command on a phone) takes the keyboard's
+  // focus, so that it can be scrolled without a mouse; one that fits does not.
+  function focusScrollers() {
+    document.querySelectorAll(".table, .codeline code, pre.code-block").forEach(function (box) {
+      var scrolls = box.scrollWidth > box.clientWidth + 1 && getComputedStyle(box).overflowX !== "visible";
+      if (scrolls && !box.hasAttribute("tabindex")) {
+        box.setAttribute("tabindex", "0");
+        box.dataset.scrollFocus = "yes";
+      } else if (!scrolls && box.dataset.scrollFocus === "yes") {
+        box.removeAttribute("tabindex");
+        delete box.dataset.scrollFocus;
+      }
+    });
+  }
+  focusScrollers();
+  window.addEventListener("resize", focusScrollers);
 })();

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from dockyard.console.client import ApiProblem
-from dockyard.console.core import PREFIX, Console, Ctx, Rerender, seg
+from dockyard.console.core import PREFIX, Console, Ctx, Rerender, page_url, seg
 from dockyard.console.views.webhooks import HookList, Where, hook_list
 from dockyard.oci.reference import COMPONENT
 
@@ -455,8 +457,9 @@ async def repository(
         tab = "info"
     tags: list[dict[str, Any]] = []
     next_url = None
+    sorting = TagSort.of(ctx)
     if tab == "tags":
-        found, next_url = await ctx.listing(f"{base}/tags")
+        found, next_url = await ctx.listing(f"{base}/tags", sorting.filters())
         tags = [tag_json(t) for t in found]
     permissions: list[dict[str, Any]] | None = None
     choices: dict[str, list[str]] = {"users": [], "groups": []}
@@ -477,6 +480,7 @@ async def repository(
         tab=tab,
         tags=tags,
         next_url=next_url,
+        sorting=sorting,
         permissions=permissions,
         has_permissions=has_permissions,
         has_webhooks=has_webhooks,
@@ -488,6 +492,45 @@ async def repository(
         or {"summary": item["summary"], "detail": item["detail"], "repo_type": item["repo_type"]},
         host=ctx.instance["registry_host"],
     )
+
+
+TAG_ORDERS = {"pushed": "desc", "name": "asc", "size": "desc"}
+"""The tag table's orders, each with the direction it starts in (the API's)."""
+
+
+@dataclass(frozen=True)
+class TagSort:
+    """The tag table's search and order, from the page's query (anything unknown is
+    the default: the latest pushed first)."""
+
+    request: Request
+    search: str
+    order: str
+    direction: str
+
+    @classmethod
+    def of(cls, ctx: Ctx) -> TagSort:
+        order = ctx.query("order")
+        order = order if order in TAG_ORDERS else "pushed"
+        direction = ctx.query("direction")
+        direction = direction if direction in ("asc", "desc") else TAG_ORDERS[order]
+        return cls(ctx.request, ctx.query("q").strip(), order, direction)
+
+    def filters(self) -> dict[str, str]:
+        return {"q": self.search, "order": self.order, "direction": self.direction}
+
+    def url(self, order: str) -> str:
+        """This page sorted by ``order``: the other way round when it already is."""
+        direction = TAG_ORDERS[order]
+        if order == self.order:
+            direction = "asc" if self.direction == "desc" else "desc"
+        return page_url(self.request, order=order, direction=direction, after=None, tab="tags")
+
+    def aria(self, order: str) -> str:
+        """``aria-sort`` of the column for ``order``."""
+        if order != self.order:
+            return "none"
+        return "ascending" if self.direction == "asc" else "descending"
 
 
 def _repo_api(ctx: Ctx) -> str:

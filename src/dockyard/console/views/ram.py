@@ -88,12 +88,14 @@ def routes(console: Console) -> list[Route]:
 # -- helpers -----------------------------------------------------------------------------
 
 
-async def every_item(ctx: Ctx, path: str) -> list[dict[str, Any]]:
+async def every_item(
+    ctx: Ctx, path: str, filters: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
     """All items of a paged listing: its pages of 1000, following ``next`` to the end."""
     items: list[dict[str, Any]] = []
     after = ""
     for _ in range(MOST_PAGES):
-        body = await ctx.api.get(path, {"limit": "1000", "after": after})
+        body = await ctx.api.get(path, {**(filters or {}), "limit": "1000", "after": after})
         items.extend(body.get("items", []))
         following = next_after(body)
         if not following or following == after:
@@ -102,11 +104,24 @@ async def every_item(ctx: Ctx, path: str) -> list[dict[str, Any]]:
     return items
 
 
+ATTACHABLE = "system,custom"
+"""The policies a person attaches; the managed ones come with a permission on a
+namespace or repository, and are listed there."""
+POLICY_FILTERS = {
+    "": ATTACHABLE,
+    "all": "",
+    "system": "system",
+    "custom": "custom",
+    "managed": "managed",
+}
+"""The policy list's type filter (the page's ``type``) → the API's."""
+
+
 async def _policy_names(ctx: Ctx) -> list[dict[str, Any]]:
     """Every policy the caller may attach (for the pickers), or none when it may not list
     them."""
     try:
-        return await every_item(ctx, "/api/v1/ram/policies")
+        return await every_item(ctx, "/api/v1/ram/policies", {"type": ATTACHABLE})
     except ApiProblem:
         return []
 
@@ -246,9 +261,26 @@ async def user_access_key_delete(ctx: Ctx) -> Response:
 # -- policies ----------------------------------------------------------------------------
 
 
+def managed_link(policy: dict[str, Any]) -> dict[str, str] | None:
+    """Where a managed policy's permission is (its namespace's or repository's console
+    page, permissions tab), from the resource ARN it is kept for."""
+    arn = policy.get("resource")
+    if not isinstance(arn, str) or ":repository/" not in arn:
+        return None
+    path = arn.split(":repository/", 1)[1]
+    namespace, _, repository = path.partition("/")
+    if repository:
+        url = f"{PREFIX}/repositories/{seg(namespace)}/{seg(repository)}?tab=permissions"
+        return {"label": f"repository {path}", "url": url}
+    return {"label": f"namespace {namespace}", "url": f"{PREFIX}/namespaces/{seg(namespace)}"}
+
+
 async def policies(ctx: Ctx) -> Response:
     kind = ctx.query("type")
-    items, next_url = await ctx.listing("/api/v1/ram/policies", {"type": kind})
+    kind = kind if kind in POLICY_FILTERS else ""
+    items, next_url = await ctx.listing("/api/v1/ram/policies", {"type": POLICY_FILTERS[kind]})
+    for item in items:
+        item["managed_link"] = managed_link(item)
     return ctx.render(
         "ram_policies.html", nav="policies", items=items, kind=kind, next_url=next_url
     )
@@ -330,6 +362,7 @@ async def policy_edit(ctx: Ctx) -> Response:
             document=json.dumps(found.get("document"), indent=2),
             errors={},
             versions=await _versions(ctx, name),
+            managed=managed_link(found),
         )
     text = ctx.form.get("document", "")
     document, problem = _parse_document(text)
