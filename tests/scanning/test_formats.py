@@ -424,7 +424,8 @@ def test_harbor_report_follows_the_scanner_adapter_spec() -> None:
     # v4 only: Harbor has no v4 field, the vector goes to the vendor attributes
     go = by_id[("GO-2023-0001", "golang.org/x/net")]
     assert "preferred_cvss" not in go
-    assert go["vendor_attributes"]["CVSS"] == {"osv": {"cvss_v4": V4_HIGH}}
+    assert go["vendor_attributes"]["CVSS"] == {"osv": {"V40Vector": V4_HIGH, "V40Score": 9.3}}
+    assert attributes["CVSS"] == {"osv": {"V2Vector": V2, "V3Vector": V31_CRITICAL, "V3Score": 9.8}}
 
 
 def test_harbor_untagged_artifact_and_no_findings() -> None:

@@ -17,7 +17,7 @@ from typing import Any, Final
 from dockyard.scanning.formats import cyclonedx, harbor, sarif, spdx, trivy
 from dockyard.scanning.formats.common import LayerInfo, ReportContext, UnknownFormat
 from dockyard.scanning.model import ScanResult
-from dockyard.scanning.report import as_json
+from dockyard.scanning.report import render_json
 
 __all__ = [
     "REPORT_FORMATS",
@@ -51,7 +51,7 @@ def _json(document: Any) -> bytes:
 
 _REPORTS: Final[dict[str, Callable[[ScanResult, ReportContext], bytes]]] = {
     # exactly what ``dockyard scan --format json`` prints
-    "dockyard": lambda result, _context: _json(as_json(result)),
+    "dockyard": lambda result, _context: render_json(result).encode(),
     "harbor": lambda result, context: _json(harbor.report(result, context)),
     "trivy": lambda result, context: _json(trivy.report(result, context)),
     "sarif": lambda result, context: _json(sarif.report(result, context)),

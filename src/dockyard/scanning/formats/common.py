@@ -161,6 +161,21 @@ def deciding_score(finding: Finding) -> float | None:
     return None
 
 
+def cvss_by_source(finding: Finding) -> dict[str, dict[str, str | float]]:
+    """Trivy's ``CVSS`` shape, which Harbor's console also reads from a report's
+    ``vendor_attributes``: ``{"osv": {"V3Vector": …, "V3Score": …, "V40Vector": …}}``,
+    the best vector of each version; ``{}`` when the record has none."""
+    entry: dict[str, str | float] = {}
+    for version, prefix in (("2", "V2"), ("3", "V3"), ("4", "V40")):
+        found = best(finding, version)
+        if found is None:
+            continue
+        entry[f"{prefix}Vector"] = found.vector
+        if found.score is not None:
+            entry[f"{prefix}Score"] = found.score
+    return {"osv": entry} if entry else {}
+
+
 _NOMINAL: Final = {"High": 8.0, "Medium": 5.5, "Low": 2.0, "Unknown": 0.0}
 """A number inside each level's CVSS band, for formats that need a score when the
 record gave the level in words only."""

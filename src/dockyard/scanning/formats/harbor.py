@@ -8,7 +8,8 @@ as Harbor's own Trivy adapter answers.
 
 ``vendor_attributes`` is an object: the OpenAPI document draws it as an array of
 key/value pairs, but Harbor decodes it into a map (and its Trivy adapter writes one), so
-an array would fail to load. Layers, source packages and CVSS details go there.
+an array would fail to load. Layers, source packages and the CVSS vectors go there, the
+vectors in the ``CVSS`` shape Harbor's console reads (as the Trivy adapter writes it).
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from dockyard.scanning.formats.common import (
     SCANNER_VENDOR,
     SCANNER_VERSION,
     ReportContext,
-    Score,
     best,
+    cvss_by_source,
     highest_level,
     level,
     links,
@@ -62,14 +63,10 @@ def _vendor_attributes(finding: Finding, context: ReportContext) -> dict[str, An
         attributes["source_package"] = package.source_name
     if finding.aliases:
         attributes["aliases"] = list(finding.aliases)
-    vectors = {f"cvss_v{s.version}": s.vector for s in _all_best(finding)}
-    if vectors:
-        attributes["CVSS"] = {"osv": vectors}
+    cvss = cvss_by_source(finding)
+    if cvss:
+        attributes["CVSS"] = cvss
     return attributes
-
-
-def _all_best(finding: Finding) -> list[Score]:
-    return [s for s in (best(finding, v) for v in ("4", "3", "2")) if s is not None]
 
 
 def _item(finding: Finding, context: ReportContext) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from dockyard.scanning.formats.common import (
     LANGUAGE_ECOSYSTEMS,
     OS_ECOSYSTEMS,
     ReportContext,
-    best,
+    cvss_by_source,
     ecosystem_base,
     is_language,
     level,
@@ -31,18 +31,6 @@ from dockyard.scanning.report import sort_findings
 MEDIA_TYPE = "application/json"
 SCHEMA_VERSION = 2
 DATA_SOURCE = {"ID": "osv", "Name": "OSV", "URL": "https://osv.dev"}
-
-
-def _cvss(finding: Finding) -> dict[str, Any]:
-    entry: dict[str, Any] = {}
-    for version, prefix in (("2", "V2"), ("3", "V3"), ("4", "V40")):
-        found = best(finding, version)
-        if found is None:
-            continue
-        entry[f"{prefix}Vector"] = found.vector
-        if found.score is not None:
-            entry[f"{prefix}Score"] = found.score
-    return {"osv": entry} if entry else {}
 
 
 def _vulnerability(finding: Finding, result: ScanResult, context: ReportContext) -> dict[str, Any]:
@@ -65,7 +53,7 @@ def _vulnerability(finding: Finding, result: ScanResult, context: ReportContext)
         "Description": finding.summary,
         "Severity": level(finding).upper(),
         "CweIDs": list(finding.cwe_ids),
-        "CVSS": _cvss(finding),
+        "CVSS": cvss_by_source(finding),
         "References": links(finding),
     }
     if is_language(package) and package.path:
