@@ -526,6 +526,11 @@ def test_sarif_report_is_valid_sarif_2_1_0() -> None:
     location = first["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
     assert location == "var/lib/dpkg/status"
     assert LAYERS[0].created_by in first["message"]["text"]
+    uris = {
+        r["properties"]["package"]: r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+        for r in run["results"]
+    }
+    assert uris["@types/lodash"] == "app/node_modules/%40types/lodash/package.json"
     fingerprints = [r["partialFingerprints"]["dockyardFinding/v1"] for r in run["results"]]
     assert len(set(fingerprints)) == len(fingerprints)
     assert run["properties"]["vulnerability_database"] == "loaded"

@@ -25,6 +25,7 @@ from typing import Final
 from cyclonedx.model import Property, XsUri
 from cyclonedx.model.bom import Bom
 from cyclonedx.model.component import Component, ComponentType
+from cyclonedx.model.dependency import Dependency
 from cyclonedx.model.impact_analysis import ImpactAnalysisAffectedStatus
 from cyclonedx.model.vulnerability import (
     BomTarget,
@@ -232,10 +233,17 @@ def document(result: ScanResult, context: ReportContext, *, vulnerabilities: boo
             for name, value in context.database_properties().items()
         )
     components = [_component(p, refs[p], result, context) for p in packages]
-    for component in components:
-        bom.components.add(component)
-        bom.register_dependency(component, [])
-    bom.register_dependency(image, components)
+    bom.components.update(components)
+    # The graph is built here in one go: Bom.register_dependency searches the whole
+    # graph per call, which made a 3,000-package image take seconds more to render.
+    bom.dependencies.update(
+        [
+            Dependency(
+                ref=image.bom_ref, dependencies=[Dependency(ref=c.bom_ref) for c in components]
+            ),
+            *(Dependency(ref=c.bom_ref) for c in components),
+        ]
+    )
     if vulnerabilities:
         by_id: dict[str, list[Finding]] = {}
         for finding in sort_findings(result.findings):

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 from typing import Any, Final
+from urllib.parse import quote
 
 from dockyard.scanning.formats.common import (
     SCANNER_NAME,
@@ -41,9 +42,11 @@ _FINGERPRINT: Final = "dockyardFinding/v1"
 
 
 def _location_uri(finding: Finding) -> str:
-    """The package's record as a path relative to the image root (a relative URI)."""
+    """The package's record as a path relative to the image root, percent-encoded into
+    a relative URI reference (a ``:`` or space in a path would otherwise break it)."""
     path = finding.package.path.lstrip("/")
-    return path or f"{finding.package.ecosystem or 'packages'}/{finding.package.name}"
+    path = path or f"{finding.package.ecosystem or 'packages'}/{finding.package.name}"
+    return quote(path, safe="/")
 
 
 def _help(rule_id: str, findings: list[Finding]) -> tuple[str, str]:
