@@ -861,3 +861,11 @@ def test_reports_of_a_real_scan_of_an_image_made_in_python(tmp_path: Path) -> No
     body, _ = render_sbom(result, "cyclonedx", ctx)
     assert_valid_cyclonedx(body.decode())
     assert len(json.loads(body)["components"]) == len(result.packages)
+
+
+def test_readme_lists_every_format_with_its_media_type() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    for name, media_type in REPORT_FORMATS.items():
+        assert f"| `{name}` | `{media_type}` |" in readme
+    assert "(SPDX 2.3 JSON,\n`application/spdx+json`)" in readme
+    assert set(SBOM_FORMATS) == {"cyclonedx", "spdx"}
