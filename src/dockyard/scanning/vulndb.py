@@ -42,7 +42,10 @@ below some ``limit`` when any is given. ``GIT`` ranges and other types are ignor
 range whose versions cannot be read by the ordering is skipped ("cannot decide"); it
 records nothing. The fixed version reported is the ``fixed`` event that closes the
 matched range, or ``""`` when none is known (``last_affected``, open ranges, a match by
-``versions`` only). There is one finding per (record id, installed package).
+``versions`` only). There is one finding per (record id, installed package). Besides
+its level and fixed version, a finding carries what reports show and matching never
+reads: the record's aliases, summary, reference URLs, ``database_specific.cwe_ids``, and
+the CVSS vectors its level is decided from (see below).
 
 The walk's answer is computed without sorting (see ``_in_range``): each event's version
 is compared with the installed one, and events with each other only where two of them
