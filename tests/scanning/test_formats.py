@@ -722,6 +722,55 @@ def test_an_image_without_packages_or_os_still_renders_valid_documents() -> None
     )
 
 
+@pytest.mark.parametrize(
+    ("os", "package", "trivy_type", "purl_prefix"),
+    [
+        (
+            OperatingSystem("alpine", "3.18.4"),
+            Package(
+                "busybox", "1.36.1-r5", "Alpine:v3.18", "busybox", "", BASE, "/lib/apk/db/installed"
+            ),
+            "alpine",
+            "pkg:apk/alpine/busybox@1.36.1-r5?distro=3.18.4",
+        ),
+        (
+            OperatingSystem("rocky", "9.3"),
+            Package(
+                "openssl-libs",
+                "1:3.0.7-24.el9",
+                "Rocky Linux:9",
+                "openssl",
+                "",
+                BASE,
+                "/var/lib/rpm/rpmdb.sqlite",
+            ),
+            "rocky",
+            "pkg:rpm/rocky/openssl-libs@3.0.7-24.el9?distro=rocky-9.3&epoch=1",
+        ),
+    ],
+)
+def test_other_operating_systems(
+    os: OperatingSystem, package: Package, trivy_type: str, purl_prefix: str
+) -> None:
+    result = ScanResult(
+        name="x",
+        digest=DIGEST,
+        os=os,
+        packages=[package],
+        findings=[finding(package, "OSV-1", "Medium", "9")],
+    )
+    trivy = report("trivy", result)
+    assert_matches(TRIVY_SCHEMA, trivy)
+    (os_result,) = trivy["Results"]
+    assert os_result["Target"] == f"acme/app:1.0 ({os.family} {os.version})"
+    assert os_result["Type"] == trivy_type
+    assert os_result["Vulnerabilities"][0]["PkgIdentifier"]["PURL"].startswith(purl_prefix)
+    spdx = sbom("spdx", result)
+    assert_valid_spdx(spdx)
+    assert spdx["packages"][1]["externalRefs"][0]["referenceLocator"].startswith(purl_prefix)
+    assert_valid_cyclonedx(render_report(result, "cyclonedx", context())[0].decode())
+
+
 # --- package URLs ------------------------------------------------------------------------
 
 
