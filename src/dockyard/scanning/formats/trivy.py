@@ -12,7 +12,7 @@ more is HIGH). Trivy's ``CVSS`` map is keyed by data source: ours is ``osv``.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 from dockyard.scanning.formats.common import (
     LANGUAGE_ECOSYSTEMS,
@@ -30,7 +30,7 @@ from dockyard.scanning.report import sort_findings
 
 MEDIA_TYPE = "application/json"
 SCHEMA_VERSION = 2
-DATA_SOURCE = {"ID": "osv", "Name": "OSV", "URL": "https://osv.dev"}
+DATA_SOURCE: Final = {"ID": "osv", "Name": "OSV", "URL": "https://osv.dev"}
 
 
 def _vulnerability(finding: Finding, result: ScanResult, context: ReportContext) -> dict[str, Any]:
