@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import zipfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -614,6 +615,103 @@ def test_findings_carry_aliases_summary_and_sort_worst_first(db: VulnDB, tmp_pat
         ("B-LOW", "Low", (), ""),
         ("A-UNKNOWN", "Unknown", (), "First line"),
     ]
+
+
+def test_findings_carry_references_cwe_ids_and_the_deciding_vectors(
+    db: VulnDB, tmp_path: Path
+) -> None:
+    """Reports need the record's links, weaknesses and CVSS vectors: the vectors are the
+    affected entry's when it has its own, else the record's; junk entries are skipped."""
+    v4 = "CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N"
+    load(
+        db,
+        tmp_path,
+        record(
+            "GHSA-1",
+            affected("npm", "x", {"introduced": "0"}),
+            affected(
+                "npm",
+                "y",
+                {"introduced": "0"},
+                severity=[{"type": "CVSS_V3", "score": LOW_V3}],
+            ),
+            severity=[
+                {"type": "CVSS_V3", "score": CRITICAL_V3},
+                {"type": "CVSS_V4", "score": v4},
+                {"type": "Ubuntu", "score": "high"},
+                {"type": "CVSS_V2", "score": 7},
+            ],
+            references=[
+                {"type": "ADVISORY", "url": "https://example.test/a"},
+                {"type": "WEB"},
+                "junk",
+                {"type": "FIX", "url": "https://example.test/fix"},
+            ],
+            database_specific={"cwe_ids": ["CWE-79", 5, "CWE-89"], "severity": "HIGH"},
+        ),
+        record("PLAIN-1", affected("npm", "x", {"introduced": "0"}), database_specific=[]),
+    )
+    found = {
+        (f.id, f.package.name): f
+        for f in db.match([Package("x", "1.0.0", "npm"), Package("y", "1.0.0", "npm")])
+    }
+    x = found[("GHSA-1", "x")]
+    assert x.references == ("https://example.test/a", "https://example.test/fix")
+    assert x.cwe_ids == ("CWE-79", "CWE-89")
+    assert x.cvss == (("CVSS_V3", CRITICAL_V3), ("CVSS_V4", v4))
+    y = found[("GHSA-1", "y")]
+    assert (y.cvss, y.severity, y.cwe_ids) == ((("CVSS_V3", LOW_V3),), "Low", x.cwe_ids)
+    plain = found[("PLAIN-1", "x")]
+    assert (plain.references, plain.cwe_ids, plain.cvss) == ((), (), ())
+
+
+def test_a_database_file_from_before_report_details_opens_and_fills_on_reimport(
+    tmp_path: Path,
+) -> None:
+    """A file written by an earlier version lacks the report columns: opening adds them,
+    its records still match (without details), and importing them again fills them."""
+    folder = tmp_path / "old"
+    folder.mkdir()
+    conn = sqlite3.connect(folder / "osv.sqlite")
+    conn.executescript(
+        """
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE vulns (id TEXT PRIMARY KEY, modified TEXT NOT NULL,
+            withdrawn INTEGER NOT NULL, aliases TEXT NOT NULL, summary TEXT NOT NULL
+        ) WITHOUT ROWID;
+        CREATE TABLE affected (vuln_id TEXT NOT NULL, ecosystem TEXT NOT NULL COLLATE NOCASE,
+            release TEXT NOT NULL, name TEXT NOT NULL, severity TEXT NOT NULL,
+            ranges TEXT NOT NULL);
+        INSERT INTO vulns VALUES ('OLD-1', '2024-01-01T00:00:00.000000Z', 0, '[]', 'old');
+        INSERT INTO affected VALUES ('OLD-1', 'npm', '', 'x', 'High',
+            '{"r":[["SEMVER",[["introduced","0"]]]],"v":[]}');
+        """
+    )
+    conn.commit()
+    conn.close()
+    with VulnDB(folder) as old:
+        (found,) = old.match([Package("x", "1.0.0", "npm")])
+        assert (found.id, found.severity, found.references, found.cvss) == (
+            "OLD-1",
+            "High",
+            (),
+            (),
+        )
+        load(
+            old,
+            tmp_path,
+            record(
+                "OLD-1",
+                affected("npm", "x", {"introduced": "0"}),
+                severity=[{"type": "CVSS_V3", "score": CRITICAL_V3}],
+                references=[{"type": "WEB", "url": "https://example.test/old"}],
+            ),
+        )
+        (found,) = old.match([Package("x", "1.0.0", "npm")])
+        assert (found.references, found.cvss) == (
+            ("https://example.test/old",),
+            (("CVSS_V3", CRITICAL_V3),),
+        )
 
 
 # --- import ----------------------------------------------------------------------------

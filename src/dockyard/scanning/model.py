@@ -44,6 +44,14 @@ class Finding:
     fixed_version: str = ""
     aliases: tuple[str, ...] = ()
     summary: str = ""
+    references: tuple[str, ...] = ()
+    """URLs from the record's ``references``, in its order: reports link to them."""
+    cwe_ids: tuple[str, ...] = ()
+    """``CWE-…`` identifiers from the record's ``database_specific.cwe_ids``."""
+    cvss: tuple[tuple[str, str], ...] = ()
+    """``(OSV type, vector)`` pairs (``CVSS_V2``, ``CVSS_V3``, ``CVSS_V4``) for this package:
+    the affected entry's when it has any, else the record's, as the level is decided.
+    Reports carry the vectors and their scores."""
 
 
 @dataclass(slots=True)

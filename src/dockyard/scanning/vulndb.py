@@ -42,7 +42,10 @@ below some ``limit`` when any is given. ``GIT`` ranges and other types are ignor
 range whose versions cannot be read by the ordering is skipped ("cannot decide"); it
 records nothing. The fixed version reported is the ``fixed`` event that closes the
 matched range, or ``""`` when none is known (``last_affected``, open ranges, a match by
-``versions`` only). There is one finding per (record id, installed package).
+``versions`` only). There is one finding per (record id, installed package). Besides
+its level and fixed version, a finding carries what reports show and matching never
+reads: the record's aliases, summary, reference URLs, ``database_specific.cwe_ids``, and
+the CVSS vectors its level is decided from (see below).
 
 The walk's answer is computed without sorting (see ``_in_range``): each event's version
 is compared with the installed one, and events with each other only where two of them
@@ -316,8 +319,11 @@ class _Prepared:
     withdrawn: bool
     aliases: list[str]
     summary: str
-    affected: list[tuple[str, str, str, str, str]]
-    """(ecosystem, release, lookup name, severity, ranges JSON) per package entry."""
+    affected: list[tuple[str, str, str, str, str, str]]
+    """(ecosystem, release, lookup name, severity, CVSS JSON, ranges JSON) per package
+    entry."""
+    extra: str
+    """JSON of what reports show and matching never reads: references, CWE ids."""
 
 
 def _summary(record: Mapping[str, Any]) -> str:
@@ -329,6 +335,34 @@ def _summary(record: Mapping[str, Any]) -> str:
         first = details.strip().splitlines()[0].strip()
         return first if len(first) <= 200 else first[:199] + "…"
     return ""
+
+
+_CVSS_TYPES: Final = ("CVSS_V2", "CVSS_V3", "CVSS_V4")
+
+
+def _cvss_vectors(record: Mapping[str, Any], affected: Mapping[str, Any]) -> list[list[str]]:
+    """``[[type, vector], …]`` for one affected entry, from where :func:`severity_of`
+    takes its vectors: the entry's ``severity[]`` when it has one, else the record's."""
+    holder = affected if _severity_entries(affected) else record
+    return [
+        [entry["type"], entry["score"]]
+        for entry in _severity_entries(holder)
+        if entry.get("type") in _CVSS_TYPES and isinstance(entry.get("score"), str)
+    ]
+
+
+def _extra(record: Mapping[str, Any]) -> str:
+    """The stored ``extra`` JSON: reference URLs and CWE ids, malformed entries skipped."""
+    references = record.get("references")
+    urls = [
+        ref["url"]
+        for ref in (references if isinstance(references, list) else [])
+        if isinstance(ref, Mapping) and isinstance(ref.get("url"), str) and ref["url"]
+    ]
+    specific = record.get("database_specific")
+    cwes = specific.get("cwe_ids") if isinstance(specific, Mapping) else None
+    cwe_ids = [c for c in (cwes if isinstance(cwes, list) else []) if isinstance(c, str) and c]
+    return json.dumps({"references": urls, "cwe_ids": cwe_ids}, separators=(",", ":"))
 
 
 def _prepare(record: Any) -> _Prepared:
@@ -347,7 +381,7 @@ def _prepare(record: Any) -> _Prepared:
     if not isinstance(entries, list):
         raise InvalidRecord("'affected' must be a list")
 
-    rows: list[tuple[str, str, str, str, str]] = []
+    rows: list[tuple[str, str, str, str, str, str]] = []
     for index, entry in enumerate(entries):
         where = f"affected[{index}]"
         if not isinstance(entry, Mapping):
@@ -383,6 +417,7 @@ def _prepare(record: Any) -> _Prepared:
                 release,
                 _lookup_name(base, name),
                 severity_of(record, entry),
+                json.dumps(_cvss_vectors(record, entry), separators=(",", ":")),
                 json.dumps({"r": kept_ranges, "v": entry_versions}, separators=(",", ":")),
             )
         )
@@ -393,6 +428,7 @@ def _prepare(record: Any) -> _Prepared:
         aliases=aliases,
         summary=_summary(record),
         affected=rows,
+        extra=_extra(record),
     )
 
 
@@ -581,7 +617,8 @@ CREATE TABLE IF NOT EXISTS vulns (
     modified TEXT NOT NULL,
     withdrawn INTEGER NOT NULL,
     aliases TEXT NOT NULL,
-    summary TEXT NOT NULL
+    summary TEXT NOT NULL,
+    extra TEXT NOT NULL DEFAULT '{}'
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS affected (
     vuln_id TEXT NOT NULL,
@@ -589,6 +626,7 @@ CREATE TABLE IF NOT EXISTS affected (
     release TEXT NOT NULL,
     name TEXT NOT NULL,
     severity TEXT NOT NULL,
+    cvss TEXT NOT NULL DEFAULT '[]',
     ranges TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS affected_package ON affected (ecosystem, name);
@@ -596,13 +634,20 @@ CREATE INDEX IF NOT EXISTS affected_vuln ON affected (vuln_id);
 """
 
 _MATCH_QUERY: Final = (
-    "SELECT vuln_id, release, name, severity, ranges FROM affected"
+    "SELECT vuln_id, release, name, severity, cvss, ranges FROM affected"
     " WHERE ecosystem = ? AND name IN ({marks}) AND release IN ({releases})"
 )
 """Rows that may match; ``{marks}`` and ``{releases}`` become one ``?`` placeholder per
 name and per release (``""``, for records of every release, and the packages' own)."""
-_DETAILS_QUERY: Final = "SELECT id, aliases, summary FROM vulns WHERE id IN ({marks})"
-"""Aliases and summary of the matched records."""
+_DETAILS_QUERY: Final = "SELECT id, aliases, summary, extra FROM vulns WHERE id IN ({marks})"
+"""Aliases, summary, references and CWE ids of the matched records."""
+_ADDED_COLUMNS: Final = (
+    ("vulns", "extra", "TEXT NOT NULL DEFAULT '{}'"),
+    ("affected", "cvss", "TEXT NOT NULL DEFAULT '[]'"),
+)
+"""Columns a database file written before reports needed them lacks; added on open
+(records imported before then show no references, CWE ids or vectors until imported
+again)."""
 _CHUNK: Final = 500
 """Names or ids per ``IN (…)`` query, well below SQLite's parameter limit."""
 
@@ -641,6 +686,10 @@ class VulnDB:
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.executescript(_SCHEMA)
+            for table, column, definition in _ADDED_COLUMNS:
+                present = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+                if column not in present:
+                    conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
             conn.execute(
                 "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema', ?)",
                 (_SCHEMA_VERSION,),
@@ -683,16 +732,16 @@ class VulnDB:
             if replaced:
                 db.executemany("DELETE FROM affected WHERE vuln_id = ?", [(i,) for i in replaced])
             db.executemany(
-                "INSERT OR REPLACE INTO vulns (id, modified, withdrawn, aliases, summary)"
-                " VALUES (?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO vulns (id, modified, withdrawn, aliases, summary, extra)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
                 [
-                    (p.id, p.modified, int(p.withdrawn), json.dumps(p.aliases), p.summary)
+                    (p.id, p.modified, int(p.withdrawn), json.dumps(p.aliases), p.summary, p.extra)
                     for p in pending.values()
                 ],
             )
             db.executemany(
-                "INSERT INTO affected (vuln_id, ecosystem, release, name, severity, ranges)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO affected (vuln_id, ecosystem, release, name, severity, cvss, ranges)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [(p.id, *row) for p in pending.values() if not p.withdrawn for row in p.affected],
             )
             pending.clear()
@@ -809,8 +858,8 @@ class VulnDB:
             by_ecosystem.setdefault(ecosystem, []).append(name)
             releases.setdefault(ecosystem, {""}).update(release for _, _, release in entries)
 
-        # (record id, package index) -> (severity, fixed version)
-        found: dict[tuple[str, int], tuple[str, str]] = {}
+        # (record id, package index) -> (severity, fixed version, CVSS JSON)
+        found: dict[tuple[str, int], tuple[str, str, str]] = {}
         keys = _Keys()
         for ecosystem, names in by_ecosystem.items():
             try:
@@ -824,7 +873,7 @@ class VulnDB:
                     marks=",".join("?" * len(chunk)),
                     releases=",".join("?" * len(wanted_releases)),
                 )
-                for vuln_id, release, name, severity, ranges in self._db.execute(
+                for vuln_id, release, name, severity, cvss, ranges in self._db.execute(
                     query, (ecosystem, *chunk, *wanted_releases)
                 ):
                     stored: dict[str, Any] | None = None
@@ -843,15 +892,15 @@ class VulnDB:
                             continue
                         previous = found.get((vuln_id, index))
                         if previous is None or (fix and not previous[1]):
-                            found[(vuln_id, index)] = (severity, fix)
+                            found[(vuln_id, index)] = (severity, fix, cvss)
 
-        details: dict[str, tuple[tuple[str, ...], str]] = {}
+        details: dict[str, tuple[tuple[str, ...], str, dict[str, Any]]] = {}
         ids = list({vuln_id for vuln_id, _ in found})
         for start in range(0, len(ids), _CHUNK):
             chunk = ids[start : start + _CHUNK]
             query = _DETAILS_QUERY.format(marks=",".join("?" * len(chunk)))
-            for vuln_id, aliases, summary in self._db.execute(query, chunk):
-                details[vuln_id] = (tuple(json.loads(aliases)), summary)
+            for vuln_id, aliases, summary, extra in self._db.execute(query, chunk):
+                details[vuln_id] = (tuple(json.loads(aliases)), summary, json.loads(extra))
         findings = [
             Finding(
                 id=vuln_id,
@@ -860,8 +909,11 @@ class VulnDB:
                 fixed_version=fix,
                 aliases=details[vuln_id][0],
                 summary=details[vuln_id][1],
+                references=tuple(details[vuln_id][2].get("references", ())),
+                cwe_ids=tuple(details[vuln_id][2].get("cwe_ids", ())),
+                cvss=tuple((kind, vector) for kind, vector in json.loads(cvss)),
             )
-            for (vuln_id, index), (severity, fix) in found.items()
+            for (vuln_id, index), (severity, fix, cvss) in found.items()
         ]
         return sorted(
             findings,
