@@ -132,16 +132,33 @@ class HookList:
     found: list[dict[str, Any]] | None
     next_url: str | None = None
     error: str | None = None
+    allowed: frozenset[str] = frozenset()
+    """The ``allowed_actions`` of the repository or namespace: which buttons to show."""
+
+    def may(self, verb: str) -> bool:
+        """Whether the caller may ``Create``, ``Update`` or ``Delete`` webhooks here."""
+        kind = "Namespace" if self.where.repository is None else "Repo"
+        return f"cr:{verb}{kind}Webhook" in self.allowed
 
 
-async def hook_list(ctx: Ctx, where: Where) -> HookList:
+async def hook_list(ctx: Ctx, where: Where, allowed: list[str] | None = None) -> HookList:
+    """The webhooks of ``where``, whose ``allowed_actions`` are ``allowed`` (None: the
+    caller may do everything the API lets it, as before the API said)."""
+    may = frozenset(allowed) if allowed is not None else frozenset(_EVERY_HOOK_ACTION)
     try:
         items, next_url = await ctx.listing(where.api)
     except ApiProblem as exc:
         if exc.status != 403:
             raise
-        return HookList(where, None, error=exc.detail)
-    return HookList(where, [hook_view(h) for h in items], next_url)
+        return HookList(where, None, error=exc.detail, allowed=may)
+    return HookList(where, [hook_view(h) for h in items], next_url, allowed=may)
+
+
+_EVERY_HOOK_ACTION = tuple(
+    f"cr:{verb}{kind}Webhook"
+    for verb in ("Create", "Update", "Delete")
+    for kind in ("Namespace", "Repo")
+)
 
 
 def hook_view(item: dict[str, Any]) -> dict[str, Any]:
