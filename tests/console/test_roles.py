@@ -20,9 +20,10 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
-from tests.console.test_console import CHROMIUM_ARGS, confirm, expect_flash, sign_in
+from tests.console import test_console
+from tests.console.test_console import confirm, expect_flash, sign_in
 from tests.fixtures.oci import push_image
 from tests.fixtures.server import ADMIN_PASSWORD, DockyardServer, running_server
 
@@ -32,16 +33,8 @@ ROOT = ("roleco", "roleco-console-password")
 RIVAL = ("rivalco", "rivalco-console-password")
 VIEWER = ("viewer@roleco", "viewer-console-password")
 NOBODY = ("nobody@roleco", "nobody-console-password")
-READ_ONLY = {
-    "Version": "1",
-    "Statement": [
-        {
-            "Effect": "Allow",
-            "Action": ["cr:Get*", "cr:List*", "cr:PullRepository"],
-            "Resource": "*",
-        }
-    ],
-}
+READ_ONLY = "AliyunContainerRegistryReadOnlyAccess"
+"""The system policy: cr:Get*, cr:List* and cr:PullRepository on everything."""
 PUSH_APPS = {
     "Version": "1",
     "Statement": [
@@ -87,10 +80,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockyardServer]
             for user, password in (VIEWER, NOBODY):
                 body = {"name": user.split("@")[0], "password": password}
                 _ok(root.post("/api/v1/ram/users", json=body), 201)
-            for name, document in (("RolesReadOnly", READ_ONLY), ("RolesPushApps", PUSH_APPS)):
-                body = {"name": name, "document": document}
-                _ok(root.post("/api/v1/ram/policies", json=body), 201)
-            _ok(root.put("/api/v1/ram/users/viewer/policies/RolesReadOnly"), 204)
+            body = {"name": "RolesPushApps", "document": PUSH_APPS}
+            _ok(root.post("/api/v1/ram/policies", json=body), 201)
+            _ok(root.put(f"/api/v1/ram/users/viewer/policies/{READ_ONLY}"), 204)
             account_id = _ok(root.get("/api/v1/me"))["account_id"]
             trust = {
                 "Version": "1",
@@ -106,7 +98,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockyardServer]
                 root.post("/api/v1/ram/roles", json={"name": "deployer", "trust_policy": trust}),
                 201,
             )
-            for policy in ("RolesReadOnly", "RolesPushApps"):
+            for policy in (READ_ONLY, "RolesPushApps"):
                 _ok(root.put(f"/api/v1/ram/roles/deployer/policies/{policy}"), 204)
         with found.client(auth=RIVAL) as rival:
             _ok(rival.post("/api/v1/namespaces", json={"name": "rival-ns"}), 201)
@@ -115,30 +107,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockyardServer]
         yield found
 
 
-@pytest.fixture(scope="module")
-def playwright() -> Iterator[Playwright]:
-    with sync_playwright() as p:
-        yield p
-
-
-@pytest.fixture(scope="module")
-def browser(playwright: Playwright) -> Iterator[Browser]:
-    found = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-    yield found
-    found.close()
-
-
-@pytest.fixture
-def context(browser: Browser, server: DockyardServer) -> Iterator[BrowserContext]:
-    ctx = browser.new_context(base_url=server.url, viewport={"width": 1360, "height": 900})
-    ctx.set_default_timeout(15_000)
-    yield ctx
-    ctx.close()
-
-
-@pytest.fixture
-def page(context: BrowserContext) -> Page:
-    return context.new_page()
+# test_console's browser and page fixtures, over this module's ``server``.
+playwright = test_console.playwright
+browser = test_console.browser
+context = test_console.context
+page = test_console.page
 
 
 # -- helpers -----------------------------------------------------------------------------
