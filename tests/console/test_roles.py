@@ -57,13 +57,16 @@ def _ok(r: httpx.Response, status: int = 200) -> Any:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockyardServer]:
-    """``roleco`` (quota 3) with namespaces roles-apps (repository web, tags v1 and v2)
+    """``roleco`` (quota 3) with namespaces roles-apps (repository web, tags v1 and v2,
+    webhook ci)
     and roles-tools (repository cli), RAM users ``viewer`` (read-only everywhere) and
     ``nobody`` (no policy), and role ``deployer`` (read-only, plus push to roles-apps)
     that roleco's root may assume; ``rivalco`` with namespace rival-ns (repository db);
     the administrator's own namespace roles-admin."""
     base = tmp_path_factory.mktemp("console-roles")
-    with running_server(base, remove=True, namespace=None) as found:
+    # Webhooks may name a loopback address (one nobody listens on: nothing is delivered).
+    loopback = {"DOCKYARD_WEBHOOK_ALLOW_NETWORKS": "127.0.0.0/8"}
+    with running_server(base, loopback, remove=True, namespace=None) as found:
         with found.client() as admin:
             for name, password in (ROOT, RIVAL):
                 body = {"name": name, "password": password, "namespace_quota": 3}
@@ -77,6 +80,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockyardServer]
                 _ok(root.post("/api/v1/repositories", json={"namespace": ns, "name": repo}), 201)
             for tag in ("v1", "v2"):
                 push_image(root, "roles-apps/web", tag, layers=1, layer_size=512)
+            body = {"name": "ci", "url": "http://127.0.0.1:9/"}
+            _ok(root.post("/api/v1/repositories/roles-apps/web/webhooks", json=body), 201)
             for user, password in (VIEWER, NOBODY):
                 body = {"name": user.split("@")[0], "password": password}
                 _ok(root.post("/api/v1/ram/users", json=body), 201)
@@ -237,6 +242,11 @@ def test_an_account_root_manages_its_own_account(page: Page, server: DockyardSer
     expect(page.get_by_role("heading", name="Edit")).to_be_visible()
     expect(page.get_by_role("button", name="Delete repository")).to_be_visible()
     expect(page.get_by_role("tab", name="Permissions")).to_be_visible()
+    page.get_by_role("tab", name="Webhooks").click()
+    expect(page.locator("#webhooks").get_by_role("link", name="Create Webhook")).to_be_visible()
+    page.locator("tr[data-webhook=ci]").get_by_role("link", name="ci").click()
+    for label in ("Test", "Rotate secret", "Delete"):
+        expect(page.locator(".head-actions").get_by_role("button", name=label)).to_be_visible()
 
     # Another account's namespace is not its: the API refuses, the page says so.
     with server.client(auth=ROOT) as root:
@@ -310,6 +320,15 @@ def test_a_read_only_user_sees_no_action_it_may_not_take(
     page.goto("/console/repositories/roles-apps/web?tab=info")
     expect(page.get_by_role("heading", name="Edit")).to_have_count(0)
     expect(page.get_by_role("button", name="Delete repository")).to_have_count(0)
+    # Its webhooks: listed and opened, changed nowhere.
+    page.get_by_role("tab", name="Webhooks").click()
+    row = page.locator("tr[data-webhook=ci]")
+    expect(row.get_by_role("button")).to_have_count(0)
+    expect(page.locator("#webhooks").get_by_role("link", name="Create Webhook")).to_have_count(0)
+    row.get_by_role("link", name="ci").click()
+    expect(page.locator("[data-testid=webhook-title]")).to_contain_text("ci")
+    expect(page.locator(".head-actions").get_by_role("button")).to_have_count(0)
+    expect(page.locator(".head-actions").get_by_role("link", name="Edit")).to_have_count(0)
     # Forced: deleting a tag through the console's form, and through the API.
     page.goto("/console/repositories/roles-apps/web")
     forced(page, "/console/repositories/roles-apps/web/tags/v1/delete")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http import HTTPStatus
@@ -368,7 +368,7 @@ class Ctx:
         return list(body.get("items", [])), next_url
 
 
-async def allowed(api: ApiClient, checks: list[tuple[str, str | None]]) -> frozenset[str]:
+async def allowed(api: ApiClient, checks: Sequence[tuple[str, str | None]]) -> frozenset[str]:
     """The actions of ``checks`` ((action, resource or None) pairs, each action once) the
     API says the caller may do: one batch check."""
     if not checks:
