@@ -33,6 +33,17 @@ ROOT = ("roleco", "roleco-console-password")
 RIVAL = ("rivalco", "rivalco-console-password")
 VIEWER = ("viewer@roleco", "viewer-console-password")
 NOBODY = ("nobody@roleco", "nobody-console-password")
+AUDITOR = ("auditor@roleco", "auditor-console-password")
+LOOK_AROUND = {
+    "Version": "1",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Action": ["ram:List*", "ram:Get*", "cr:ReadAuditLog"],
+            "Resource": "*",
+        }
+    ],
+}
 READ_ONLY = "AliyunContainerRegistryReadOnlyAccess"
 """The system policy: cr:Get*, cr:List* and cr:PullRepository on everything."""
 PUSH_APPS = {
@@ -58,11 +69,11 @@ def _ok(r: httpx.Response, status: int = 200) -> Any:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockyardServer]:
     """``roleco`` (quota 3) with namespaces roles-apps (repository web, tags v1 and v2,
-    webhook ci)
-    and roles-tools (repository cli), RAM users ``viewer`` (read-only everywhere) and
-    ``nobody`` (no policy), and role ``deployer`` (read-only, plus push to roles-apps)
-    that roleco's root may assume; ``rivalco`` with namespace rival-ns (repository db);
-    the administrator's own namespace roles-admin."""
+    webhook ci) and roles-tools (repository cli); RAM users ``viewer`` (read-only
+    everywhere), ``nobody`` (no policy) and ``auditor`` (may read RAM and the audit log);
+    role ``deployer`` (read-only, plus push to roles-apps) that roleco's root may assume.
+    ``rivalco`` with namespace rival-ns (repository db); the administrator's own namespace
+    roles-admin."""
     base = tmp_path_factory.mktemp("console-roles")
     # Webhooks may name a loopback address (one nobody listens on: nothing is delivered).
     loopback = {"DOCKYARD_WEBHOOK_ALLOW_NETWORKS": "127.0.0.0/8"}
@@ -82,11 +93,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockyardServer]
                 push_image(root, "roles-apps/web", tag, layers=1, layer_size=512)
             body = {"name": "ci", "url": "http://127.0.0.1:9/"}
             _ok(root.post("/api/v1/repositories/roles-apps/web/webhooks", json=body), 201)
-            for user, password in (VIEWER, NOBODY):
+            for user, password in (VIEWER, NOBODY, AUDITOR):
                 body = {"name": user.split("@")[0], "password": password}
                 _ok(root.post("/api/v1/ram/users", json=body), 201)
-            body = {"name": "RolesPushApps", "document": PUSH_APPS}
-            _ok(root.post("/api/v1/ram/policies", json=body), 201)
+            for name, document in (("RolesPushApps", PUSH_APPS), ("LookAround", LOOK_AROUND)):
+                body = {"name": name, "document": document}
+                _ok(root.post("/api/v1/ram/policies", json=body), 201)
+            _ok(root.put("/api/v1/ram/users/auditor/policies/LookAround"), 204)
             _ok(root.put(f"/api/v1/ram/users/viewer/policies/{READ_ONLY}"), 204)
             account_id = _ok(root.get("/api/v1/me"))["account_id"]
             trust = {
@@ -248,6 +261,12 @@ def test_an_account_root_manages_its_own_account(page: Page, server: DockyardSer
     for label in ("Test", "Rotate secret", "Delete"):
         expect(page.locator(".head-actions").get_by_role("button", name=label)).to_be_visible()
 
+    # RAM pages offer their create forms.
+    page.goto("/console/ram/users")
+    expect(page.get_by_role("button", name="Create User")).to_be_visible()
+    page.goto("/console/ram/policies")
+    expect(page.get_by_role("link", name="Create Policy")).to_be_visible()
+
     # Another account's namespace is not its: the API refuses, the page says so.
     with server.client(auth=ROOT) as root:
         r = root.delete("/api/v1/namespaces/rival-ns")
@@ -362,6 +381,29 @@ def test_a_user_without_permissions_gets_a_clear_empty_state(page: Page) -> None
     expect(page.locator("[data-testid=stat-namespaces]")).to_have_text("0")
 
 
+def test_a_user_who_may_read_ram_sees_it_without_its_forms(page: Page) -> None:
+    sign_in(page, *AUDITOR)
+    entries = menu(page)
+    assert {"Users", "Groups", "Roles", "Policies", "Audit log"} <= set(entries)
+    assert "Accounts" not in entries
+    page.goto("/console/ram/users")
+    expect(page.locator("[data-testid=users] tbody tr")).not_to_have_count(0)
+    expect(page.get_by_role("button", name="Create User")).to_have_count(0)
+    expect(page.locator("#create-user")).to_have_count(0)
+    page.goto("/console/ram/roles")
+    expect(page.get_by_role("link", name="Create Role")).to_have_count(0)
+    page.goto("/console/ram/policies")
+    expect(page.get_by_role("link", name="Create Policy")).to_have_count(0)
+    expect(page.get_by_role("button", name="Delete")).to_have_count(0)
+    page.goto("/console/audit")
+    expect(page.locator("h1")).to_have_text("Audit log")
+    # Forced: the create form it was not shown is refused, and says why.
+    page.goto("/console/ram/users")
+    r = page.request.post("/console/ram/users", form={"name": "sneaky", "csrf": csrf(page)})
+    assert r.status in (400, 403), r.status
+    assert "may not do ram:CreateUser" in r.text()
+
+
 # -- an STS session ----------------------------------------------------------------------
 
 
@@ -416,6 +458,8 @@ def test_an_sts_session_signs_in_and_acts_as_its_role(page: Page, server: Dockya
 
     # What it may do works: a temporary registry login, and pushing with it.
     page.goto("/console/credentials")
+    expect(page.locator("[data-testid=sts-registry-login]")).to_be_visible()
+    expect(page.get_by_role("button", name="Set Password")).to_have_count(0)
     page.get_by_role("button", name="Get Temporary Password").click()
     temporary = page.locator("[data-testid=temp-password]")
     expect(temporary).to_be_visible()

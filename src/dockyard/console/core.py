@@ -51,6 +51,7 @@ ACCOUNT_ACTIONS = (
     "ram:CreateRole",
     "ram:ListPolicies",
     "ram:CreatePolicy",
+    "ram:DeletePolicy",
     "cr:ReadAuditLog",
     "cr:ListAccount",
     "cr:CreateAccount",
