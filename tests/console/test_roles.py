@@ -266,6 +266,11 @@ def test_an_account_root_manages_its_own_account(page: Page, server: DockyardSer
     expect(page.get_by_role("button", name="Create User")).to_be_visible()
     page.goto("/console/ram/policies")
     expect(page.get_by_role("link", name="Create Policy")).to_be_visible()
+    page.goto("/console/ram/users/viewer")
+    for label in ("Set password", "Create AccessKey", "Delete user"):
+        expect(page.get_by_role("button", name=label)).to_be_visible()
+    page.goto("/console/ram/roles/deployer")
+    expect(page.get_by_role("button", name="Save")).to_be_visible()
 
     # Another account's namespace is not its: the API refuses, the page says so.
     with server.client(auth=ROOT) as root:
@@ -390,8 +395,17 @@ def test_a_user_who_may_read_ram_sees_it_without_its_forms(page: Page) -> None:
     expect(page.locator("[data-testid=users] tbody tr")).not_to_have_count(0)
     expect(page.get_by_role("button", name="Create User")).to_have_count(0)
     expect(page.locator("#create-user")).to_have_count(0)
+    # A user's page: what it is, none of the forms that change it.
+    page.goto("/console/ram/users/viewer")
+    expect(page.locator("h1")).to_contain_text("viewer")
+    for label in ("Set console password", "Set password", "Create AccessKey", "Delete user"):
+        expect(page.get_by_role("button", name=label)).to_have_count(0)
     page.goto("/console/ram/roles")
     expect(page.get_by_role("link", name="Create Role")).to_have_count(0)
+    page.goto("/console/ram/roles/deployer")
+    expect(page.locator("#f-trust")).to_be_visible()
+    expect(page.get_by_role("button", name="Save")).to_have_count(0)
+    expect(page.get_by_role("button", name="Delete role")).to_have_count(0)
     page.goto("/console/ram/policies")
     expect(page.get_by_role("link", name="Create Policy")).to_have_count(0)
     expect(page.get_by_role("button", name="Delete")).to_have_count(0)
