@@ -184,6 +184,13 @@ def test_the_administrator_sees_every_account_with_its_owner(
         "1 of 3 namespaces used by rivalco"
     )
 
+    # The accounts page leads to an account's namespaces from its use.
+    page.goto("/console/accounts")
+    page.locator("tr", has_text="roleco").locator("[data-testid=namespace-use] a").click()
+    expect(page.locator("[data-testid=namespace-quota]")).to_have_text(
+        "2 of 3 namespaces used by roleco"
+    )
+
     # Repositories: owners, and the filter by account.
     page.goto("/console/repositories?account=rivalco")
     expect(page.locator("[data-testid=repositories] tbody tr")).to_have_count(1)
