@@ -71,7 +71,8 @@ def namespace_json(
     ns: Namespace, *, account: str | None = None, allowed: list[str] | None = None
 ) -> dict[str, Any]:
     """A namespace as the API returns it; ``account`` is its owner's name and
-    ``allowed_actions`` what the caller may do with it (see :meth:`_CatalogRoutes.described`)."""
+    ``allowed_actions`` what the caller may do with it (see
+    :meth:`_CatalogRoutes.namespaces_out`)."""
     return {
         "name": ns.name,
         "account_id": ns.account_id,
