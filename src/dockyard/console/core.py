@@ -211,10 +211,14 @@ class Console:
 
     async def account_actions(self, api: ApiClient) -> frozenset[str]:
         """Which of :data:`ACCOUNT_ACTIONS` the caller may do (all of them when the API
-        has no check to ask: the pages then behave as before it had one)."""
+        has no check to ask: the pages then behave as before it had one; none when the
+        check fails)."""
         if not self.has("/api/v1/authz/check", "POST"):
             return frozenset(ACCOUNT_ACTIONS)
-        return await allowed(api, [(a, None) for a in ACCOUNT_ACTIONS])
+        try:
+            return await allowed(api, [(a, None) for a in ACCOUNT_ACTIONS])
+        except ApiProblem:
+            return frozenset()  # no answer: offer nothing the API might refuse
 
     def render(self, request: Request, template: str, status: int = 200, **values: Any) -> Response:
         html = self.env.get_template(template).render(request=request, **values)
