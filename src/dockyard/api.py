@@ -16,7 +16,14 @@ from dockyard import jsontext
 from dockyard.audit import DECISION, Decision, decision
 from dockyard.errors import ServiceError
 from dockyard.iam.accounts import AccountService
-from dockyard.iam.authz import ANONYMOUS, Context, Principal, Resource, is_allowed
+from dockyard.iam.authz import (
+    ANONYMOUS,
+    Context,
+    Principal,
+    Resource,
+    allowed_actions,
+    is_allowed,
+)
 from dockyard.iam.identity import IdentityService, parse_basic
 from dockyard.iam.sts import is_sts_key
 from dockyard.iam.throttle import LoginThrottled
@@ -195,6 +202,16 @@ class ApiAuth:
                 401, "Unauthorized", "log in first (HTTP Basic credentials or a Bearer token)"
             )
         raise ApiError(403, "Forbidden", f"{principal.name} may not do {action} on {arn}")
+
+    async def allowed(
+        self, request: Request, candidates: tuple[str, ...], resources: list[Resource]
+    ) -> list[list[str]]:
+        """For each resource, which of ``candidates`` the caller may do on it: the same
+        decision :meth:`authorize` makes, evaluated once per class of resources (see
+        :func:`iam.authz.allowed_actions`). Nothing is audited: this only asks."""
+        principal = await self.principal(request)
+        found = allowed_actions(principal, candidates, resources, request_context(request))
+        return [list(a) for a in found]
 
 
 _KINDS: dict[type, str] = {str: "a string", bool: "true or false", int: "an integer"}

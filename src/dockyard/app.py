@@ -33,7 +33,8 @@ from dockyard.db.engine import Database, utcnow
 from dockyard.events.http import EventRoutes
 from dockyard.events.outbox import EventLog
 from dockyard.iam.accounts import AccountService
-from dockyard.iam.http import AccountRoutes, RamRoutes
+from dockyard.iam.checks import CheckService
+from dockyard.iam.http import AccountRoutes, AuthzRoutes, RamRoutes
 from dockyard.iam.identity import IdentityService
 from dockyard.iam.permissions import PermissionService
 from dockyard.iam.ram import RamService
@@ -271,6 +272,7 @@ def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:
         ).routes(),
         *accounts.routes(),
         *ram.routes(),
+        *AuthzRoutes(CheckService(settings.region, services.catalog.owner_of), auth).routes(),
         *EventRoutes(services.events, services.accounts, auth, settings.region).routes(),
         *JobRoutes(services.jobs, auth, settings.region).routes(),
         *WebhookRoutes(services.webhooks, services.catalog, auth, settings.region).routes(),

@@ -29,6 +29,8 @@ REPOSITORY_FIELDS = {
     "name",
     "full_name",
     "account_id",
+    "account",
+    "allowed_actions",
     "repo_type",
     "summary",
     "detail",

@@ -376,6 +376,10 @@ API: list[tuple[str, str, str, Any, tuple[int, ...]]] = [
         (401, 201, 201, 201, 201, 201, 201, 201, 201, 401, 201)),
     ("GET", "/api/v1/me", "/api/v1/me", None,
         (401, 200, 200, 200, 200, 200, 200, 200, 200, 401, 200)),
+    # Asking what one may do needs no permission: every signed-in caller is answered.
+    ("POST", "/api/v1/authz/check", "/api/v1/authz/check",
+     {"checks": [{"action": "cr:DeleteRepository", "resource": "owner-ns/app"}]},
+        (401, 200, 200, 200, 200, 200, 200, 200, 200, 401, 200)),
     # Changing one's own console password (to the same one: the cells stay independent).
     ("PUT", "/api/v1/me/password", "/api/v1/me/password", "own-console-password",
 

@@ -6,8 +6,14 @@ tags (``/api/v1/repositories``), and the permissions of RAM users and groups on 
 Every route needs a signed-in caller (401 otherwise) that :func:`iam.authz.is_allowed`
 lets do the route's ``cr:`` action on the namespace or repository ARN (403 otherwise).
 Listings show only what the caller may see: its own account's (the instance
-administrator: every account's, ``?account=NAME`` to narrow), and for a RAM user only
+administrator: every account's, ``?account=NAME`` to narrow, on namespaces as on
+repositories), and for a RAM user only
 the repositories it may ``cr:ListRepository`` or ``cr:GetRepository``.
+
+Every namespace and repository returned carries its owning account's name
+(``account``) and ``allowed_actions``: the ``cr:`` actions the caller may do on it,
+decided by the same evaluation the routes make (a tag listing carries its
+repository's). The console shows only what that answer allows; the routes still decide.
 
 Tags list the latest pushed first (``?order=pushed``, the default, as the cloud console
 shows them), by name (``?order=name``) or the largest first (``?order=size``);
@@ -67,22 +73,35 @@ DIRECTIONS: tuple[Direction, ...] = ("asc", "desc")
 T = TypeVar("T", bound=str)
 
 
-def namespace_json(ns: Namespace) -> dict[str, Any]:
+def namespace_json(
+    ns: Namespace, *, account: str | None = None, allowed: list[str] | None = None
+) -> dict[str, Any]:
+    """A namespace as the API returns it; ``account`` is its owner's name and
+    ``allowed_actions`` what the caller may do with it (see
+    :meth:`_CatalogRoutes.namespaces_out`)."""
     return {
         "name": ns.name,
         "account_id": ns.account_id,
+        "account": account,
+        "allowed_actions": allowed if allowed is not None else [],
         "auto_create_repo": ns.auto_create,
         "default_repo_type": _repo_type(ns.default_public),
         "created_at": iso(ns.created_at),
     }
 
 
-def repository_json(repo: Repository) -> dict[str, Any]:
+def repository_json(
+    repo: Repository, *, account: str | None = None, allowed: list[str] | None = None
+) -> dict[str, Any]:
+    """A repository as the API returns it, with its owner's name (``account``) and what
+    the caller may do with it (``allowed_actions``)."""
     return {
         "namespace": repo.namespace,
         "name": repo.name,
         "full_name": repo.full_name,
         "account_id": repo.account_id,
+        "account": account,
+        "allowed_actions": allowed if allowed is not None else [],
         "repo_type": _repo_type(repo.is_public),
         "summary": repo.summary,
         "detail": repo.detail,
@@ -182,6 +201,67 @@ class _CatalogRoutes:
         """The origin of the change an authorized request is about to make."""
         return origin_of(request.scope, await self.auth.principal(request), status=status)
 
+    async def _owners(self, ids: set[int | None]) -> dict[int, str]:
+        return await to_thread.run_sync(
+            self.catalog.account_names, {i for i in ids if i is not None}
+        )
+
+    async def namespaces_out(
+        self, request: Request, items: list[Namespace]
+    ) -> list[dict[str, Any]]:
+        """Namespaces as the API returns them, each with its owning account's name and
+        ``allowed_actions``: the actions of :data:`actions.NAMESPACE_ACTIONS` the caller
+        may do on it, and ``cr:CreateRepository`` when it may create repositories in it
+        (of any name: decided on ``…/$namespace/*``). One query for the owners' names;
+        policies evaluated once per class of namespaces (:func:`iam.authz.allowed_actions`)."""
+        principal = await self.auth.principal(request)
+        owners = await self._owners({n.account_id for n in items})
+        arns = [
+            namespace_arn(self.region, self._account(principal, n.account_id), n.name)
+            for n in items
+        ]
+        own = await self.auth.allowed(
+            request, actions.NAMESPACE_ACTIONS, [Resource(a) for a in arns]
+        )
+        inside = await self.auth.allowed(
+            request, actions.NAMESPACE_CHILD_ACTIONS, [Resource(f"{a}/*") for a in arns]
+        )
+        return [
+            namespace_json(
+                n,
+                account=owners.get(n.account_id) if n.account_id is not None else None,
+                allowed=[*o, *i],
+            )
+            for n, o, i in zip(items, own, inside, strict=True)
+        ]
+
+    async def repositories_out(
+        self, request: Request, items: list[Repository]
+    ) -> list[dict[str, Any]]:
+        """Repositories as the API returns them, each with its owning account's name and
+        ``allowed_actions`` (the actions of :data:`actions.REPOSITORY_ACTIONS` the caller
+        may do on it), evaluated once per class of repositories."""
+        principal = await self.auth.principal(request)
+        owners = await self._owners({r.account_id for r in items})
+        resources = [
+            Resource(
+                repository_arn(
+                    self.region, self._account(principal, r.account_id), r.namespace, r.name
+                ),
+                public=r.is_public,
+            )
+            for r in items
+        ]
+        allowed = await self.auth.allowed(request, actions.REPOSITORY_ACTIONS, resources)
+        return [
+            repository_json(
+                r,
+                account=owners.get(r.account_id) if r.account_id is not None else None,
+                allowed=a,
+            )
+            for r, a in zip(items, allowed, strict=True)
+        ]
+
     @staticmethod
     def _account(principal: Principal, owner: int | None) -> int | str:
         """The account in a resource's ARN: its owner's, or for something that does not
@@ -247,26 +327,37 @@ class NamespaceRoutes(_CatalogRoutes):
                 ),
                 ServiceError,
             )
-            return JSONResponse(namespace_json(ns), status_code=201)
+            (body_out,) = await self.namespaces_out(request, [ns])
+            return JSONResponse(body_out, status_code=201)
         principal = await self.auth.signed_in(request)
         limit, after = page_params(request)
+        named = request.query_params.get("account") or None
         if principal.is_admin or principal.is_root:
-            # The administrator sees every account's namespaces; a root its own.
+            # The administrator sees every account's namespaces (``?account=`` narrows);
+            # a root its own.
             await self._require(request, "cr:ListNamespace", "*", existing=False)
             account = None if principal.is_admin else principal.account_id
             items = await call_service(
-                lambda: self.catalog.list_namespaces(limit=limit, after=after, account_id=account),
+                lambda: self.catalog.list_namespaces(
+                    limit=limit, after=after, account_id=account, account_name=named
+                ),
                 ServiceError,
             )
         else:
             # A RAM user (or STS session) sees the namespaces its policies let it list.
-            items = await self._visible_namespaces(request, principal, limit, after)
-        return JSONResponse(
-            page([namespace_json(n) for n in items], limit, "/api/v1/namespaces", "name")
+            items = await self._visible_namespaces(request, principal, limit, after, named)
+        body = listing(
+            await self.namespaces_out(request, items), limit, request, "name", ("account",)
         )
+        return JSONResponse(body)
 
     async def _visible_namespaces(
-        self, request: Request, principal: Principal, limit: int, after: str | None
+        self,
+        request: Request,
+        principal: Principal,
+        limit: int,
+        after: str | None,
+        account_name: str | None,
     ) -> list[Namespace]:
         context = request_context(request)
         found: list[Namespace] = []
@@ -278,6 +369,7 @@ class NamespaceRoutes(_CatalogRoutes):
                     limit=500,
                     after=cursor,
                     account_id=principal.account_id,
+                    account_name=account_name,
                 ),
                 ServiceError,
             )
@@ -310,10 +402,10 @@ class NamespaceRoutes(_CatalogRoutes):
                 ),
                 ServiceError,
             )
-            return JSONResponse(namespace_json(ns))
+            return JSONResponse((await self.namespaces_out(request, [ns]))[0])
         await self._require(request, "cr:GetNamespace", name)
         ns = await call_service(lambda: self.catalog.get_namespace(name), ServiceError)
-        return JSONResponse(namespace_json(ns))
+        return JSONResponse((await self.namespaces_out(request, [ns]))[0])
 
 
 class RepositoryRoutes(_CatalogRoutes):
@@ -382,7 +474,7 @@ class RepositoryRoutes(_CatalogRoutes):
             ServiceError,
         )
         body = listing(
-            [repository_json(r) for r in items],
+            await self.repositories_out(request, items),
             limit,
             request,
             "full_name",
@@ -430,7 +522,7 @@ class RepositoryRoutes(_CatalogRoutes):
             ServiceError,
         )
         return JSONResponse(
-            repository_json(created),
+            (await self.repositories_out(request, [created]))[0],
             status_code=201,
             headers={"Location": f"/api/v1/repositories/{name}"},
         )
@@ -457,13 +549,19 @@ class RepositoryRoutes(_CatalogRoutes):
                 ),
                 ServiceError,
             )
-            return JSONResponse(repository_json(updated))
+            return JSONResponse((await self.repositories_out(request, [updated]))[0])
         name = (await self._named(request, "cr:GetRepository")).name
         found = await call_service(lambda: self.catalog.get_repository(name), ServiceError)
-        return JSONResponse(repository_json(found))
+        return JSONResponse((await self.repositories_out(request, [found]))[0])
 
     async def tags(self, request: Request) -> Response:
-        name = (await self._named(request, "cr:ListRepositoryTag")).name
+        """A repository's tags (``items``) and, as the listing's parent, what the caller
+        may do with the repository (``allowed_actions``: delete tags, push, …)."""
+        ref = await self._named(request, "cr:ListRepositoryTag")
+        name = ref.name
+        (allowed,) = await self.auth.allowed(
+            request, actions.REPOSITORY_ACTIONS, [Resource(self._arn(ref), public=ref.is_public)]
+        )
         limit, after = page_params(request)
         order = _choice(request, "order", TAG_ORDERS) or "pushed"
         direction = _choice(request, "direction", DIRECTIONS)
@@ -480,7 +578,8 @@ class RepositoryRoutes(_CatalogRoutes):
             ServiceError,
         )
         filters = ("q", "order", "direction")
-        return JSONResponse(listing([tag_json(x) for x in items], limit, request, "name", filters))
+        body = listing([tag_json(x) for x in items], limit, request, "name", filters)
+        return JSONResponse(body | {"allowed_actions": allowed})
 
     async def tag(self, request: Request) -> Response:
         tag = request.path_params["tag"]

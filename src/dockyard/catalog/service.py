@@ -311,16 +311,31 @@ class CatalogService:
         return _namespace(row)
 
     def list_namespaces(
-        self, *, limit: int = 100, after: str | None = None, account_id: int | None = None
+        self,
+        *,
+        limit: int = 100,
+        after: str | None = None,
+        account_id: int | None = None,
+        account_name: str | None = None,
     ) -> list[Namespace]:
-        """Namespaces in name order after ``after``; only ``account_id``'s when given."""
+        """Namespaces in name order after ``after``; only ``account_id``'s when given,
+        only those of the account named ``account_name`` when given (both: those of
+        the account when it is both, none otherwise)."""
         q = sa.select(t.namespaces).order_by(t.namespaces.c.name).limit(limit)
         if after:
             q = q.where(t.namespaces.c.name > after)
-        if account_id is not None:
-            q = q.where(t.namespaces.c.account_id == account_id)
+        q = RepositoryFilter(account_id=account_id, account_name=account_name).apply(q)
         with self.db.read() as conn:
             return [_namespace(r) for r in conn.execute(q)]
+
+    def account_names(self, ids: set[int]) -> dict[int, str]:
+        """The names of the accounts with these ids (what listings show as the owner),
+        in one query."""
+        if not ids:
+            return {}
+        q = sa.select(t.accounts.c.id, t.accounts.c.name).where(t.accounts.c.id.in_(sorted(ids)))
+        with self.db.read() as conn:
+            return {int(row.id): str(row.name) for row in conn.execute(q)}
 
     def update_namespace(
         self,
@@ -369,6 +384,15 @@ class CatalogService:
                 forget_permissions(conn, row.account_id, arn)
 
     # -- repositories ----------------------------------------------------------------
+
+    def owner_of(self, namespace: str, repository: str | None) -> tuple[int | None, bool]:
+        """The account owning ``namespace`` (None when it does not exist) and whether
+        ``namespace/repository`` is public (False without a repository): what an
+        authorization check needs to know of a resource."""
+        if repository is None:
+            return self.namespace_account(namespace), False
+        ref = self.resolve(RepositoryName(namespace, repository))
+        return ref.account_id, ref.is_public
 
     def resolve(self, name: RepositoryName, conn: Connection | None = None) -> RepoRef:
         params = {"namespace": name.namespace, "repository": name.repository}

@@ -68,11 +68,14 @@ class ApiClient:
         *,
         json: Any = None,
         params: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> Any:
         """The decoded JSON answer (``None`` for an empty one); a refusal raises
         :class:`ApiProblem`, a refused session :class:`SessionExpired`."""
         clean = {k: v for k, v in (params or {}).items() if v not in ("", None)}
-        response = await self._http.request(method, path, json=json, params=clean or None)
+        response = await self._http.request(
+            method, path, json=json, params=clean or None, headers=headers
+        )
         if response.status_code == 401 and self._token:
             raise SessionExpired(_detail(response))
         if response.status_code >= 400:

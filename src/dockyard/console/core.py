@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http import HTTPStatus
@@ -40,6 +40,25 @@ PREFIX = "/console"
 Handler = Callable[["Ctx"], Awaitable[Response]]
 Endpoint = Callable[[Request], Awaitable[Response]]
 PAGE_SIZE = "50"
+
+ACCOUNT_ACTIONS = (
+    "cr:CreateNamespace",
+    "ram:ListUsers",
+    "ram:CreateUser",
+    "ram:ListGroups",
+    "ram:CreateGroup",
+    "ram:ListRoles",
+    "ram:CreateRole",
+    "ram:ListPolicies",
+    "ram:CreatePolicy",
+    "ram:DeletePolicy",
+    "cr:ReadAuditLog",
+    "cr:ListAccount",
+    "cr:CreateAccount",
+)
+"""What every page asks the API about the caller (``POST /api/v1/authz/check``, one call
+with no resource: any name in the caller's account): the menus and the create buttons
+follow the answer, so nobody is shown a page or a form that ends in "Not allowed"."""
 
 
 class Rerender(Protocol):
@@ -138,6 +157,7 @@ def make_env() -> jinja2.Environment:
         q=seg,
         http_status=http_status,
         pretty_json=pretty_json,
+        allows=allows,
         markdown=lambda text: Markup(render_markdown(str(text or ""))),  # noqa: S704
     )
     return env
@@ -189,6 +209,17 @@ class Console:
                 info.update({k: v for k, v in found.items() if v is not None})
         return info
 
+    async def account_actions(self, api: ApiClient) -> frozenset[str]:
+        """Which of :data:`ACCOUNT_ACTIONS` the caller may do (all of them when the API
+        has no check to ask: the pages then behave as before it had one; none when the
+        check fails)."""
+        if not self.has("/api/v1/authz/check", "POST"):
+            return frozenset(ACCOUNT_ACTIONS)
+        try:
+            return await allowed(api, [(a, None) for a in ACCOUNT_ACTIONS])
+        except ApiProblem:
+            return frozenset()  # no answer: offer nothing the API might refuse
+
     def render(self, request: Request, template: str, status: int = 200, **values: Any) -> Response:
         html = self.env.get_template(template).render(request=request, **values)
         return HTMLResponse(html, status_code=status)
@@ -220,7 +251,8 @@ class Console:
                         )
                 me = await api.get("/api/v1/me")
                 instance = await self.instance(api, request)
-                ctx = Ctx(self, request, api, token, me, instance, form)
+                may = await self.account_actions(api)
+                ctx = Ctx(self, request, api, token, me, instance, form, may)
                 return await handler(ctx)
             except SessionExpired:
                 return sign_in_redirect(
@@ -253,10 +285,21 @@ class Ctx:
     me: dict[str, Any]
     instance: dict[str, Any]
     form: dict[str, str]
+    may: frozenset[str] = frozenset()
+    """The account-wide actions (:data:`ACCOUNT_ACTIONS`) the caller may do."""
     flash: Flash | None = None
 
     def __post_init__(self) -> None:
         self.flash = read_flash(self.request)
+
+    @property
+    def ram_menu(self) -> list[tuple[str, str, str]]:
+        """The RAM menu: (key, URL, label) of the pages the caller may use."""
+        return [
+            (key, f"{PREFIX}/ram/{key}", label)
+            for key, label, action in RAM_MENU
+            if action in self.may and self.has(f"/api/v1/ram/{key}")
+        ]
 
     @property
     def csrf(self) -> str:
@@ -328,6 +371,33 @@ class Ctx:
         following = next_after(body)
         next_url = page_url(self.request, after=following) if following else None
         return list(body.get("items", [])), next_url
+
+
+async def allowed(api: ApiClient, checks: Sequence[tuple[str, str | None]]) -> frozenset[str]:
+    """The actions of ``checks`` ((action, resource or None) pairs, each action once) the
+    API says the caller may do: one batch check."""
+    if not checks:
+        return frozenset()
+    body = await api.post(
+        "/api/v1/authz/check",
+        {"checks": [{"action": a, "resource": r} for a, r in checks]},
+    )
+    return frozenset(str(r["action"]) for r in body.get("results", []) if r.get("allowed") is True)
+
+
+def allows(item: Any, action: str) -> bool:
+    """Whether a namespace or repository from the API says the caller may do ``action``
+    with it (its ``allowed_actions``); nothing is allowed when it does not say."""
+    found = item.get("allowed_actions") if isinstance(item, dict) else None
+    return isinstance(found, list) and action in found
+
+
+RAM_MENU = (
+    ("users", "Users", "ram:ListUsers"),
+    ("groups", "Groups", "ram:ListGroups"),
+    ("roles", "Roles", "ram:ListRoles"),
+    ("policies", "Policies", "ram:ListPolicies"),
+)
 
 
 async def read_form(request: Request) -> dict[str, str]:

@@ -203,6 +203,23 @@ LIST_EVENTS = "cr:ListEvents"
 LIST_JOBS = "cr:ListJobs"
 RETRY_JOB = "cr:RetryJob"
 
+LIST_PERMISSIONS = "cr:ListRepositoryPermission"
+SET_PERMISSIONS = "cr:SetRepositoryPermission"
+
+NAMESPACE_ACTIONS = (
+    *(a.name for a in CATALOGUE if a.resource == NAMESPACE_ARN),
+    LIST_PERMISSIONS,
+    SET_PERMISSIONS,
+)
+"""What a namespace's ``allowed_actions`` may name: the actions on the namespace itself,
+and its permissions (checked on the namespace's ARN, as the routes do)."""
+NAMESPACE_CHILD_ACTIONS = (CREATE_REPOSITORY,)
+"""Repository actions a namespace's ``allowed_actions`` also answers, for a repository
+of any name in it (its ARN ``…/$namespace/*``): may the caller create repositories
+there."""
+REPOSITORY_ACTIONS = tuple(a.name for a in CATALOGUE if a.resource == REPOSITORY_ARN)
+"""What a repository's ``allowed_actions`` may name: every action on a repository."""
+
 SCOPE_ACTIONS = {"pull": PULL, "push": PUSH, "delete": DELETE}
 """Docker token scope action → catalogue action."""
 

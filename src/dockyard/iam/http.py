@@ -35,6 +35,7 @@ from dockyard.iam import actions
 from dockyard.iam.accounts import Account, AccountService, Usage
 from dockyard.iam.arn import audit_arn, instance_arn, ram_arn
 from dockyard.iam.authz import Principal
+from dockyard.iam.checks import CheckService, parse_checks
 from dockyard.iam.ram import HOLDERS, RamGroup, RamRole, RamService, RamUser, StoredPolicy
 from dockyard.iam.sts import StsService, is_sts_key
 from dockyard.iam.throttle import LoginThrottled
@@ -798,3 +799,37 @@ class RamRoutes:
         return JSONResponse(
             {"items": [{"version": v, "document": d, "created_at": iso(c)} for v, d, c in versions]}
         )
+
+
+class AuthzRoutes:
+    """``POST /api/v1/authz/check``: what the caller may do, asked in one batch."""
+
+    def __init__(self, checks: CheckService, auth: ApiAuth) -> None:
+        self.checks = checks
+        self.auth = auth
+
+    def routes(self) -> list[Route]:
+        return [Route("/api/v1/authz/check", self.check, methods=["POST"])]
+
+    async def check(self, request: Request) -> Response:
+        """Whether the caller may do each of up to 100 actions on their resources.
+
+        Body: ``{"checks": [{"action": "cr:DeleteRepository", "resource":
+        "namespace/repo"}, …]}``; answer: ``{"results": [{"action", "resource",
+        "allowed"}, …]}`` in the same order. Resources are short names (see
+        :mod:`dockyard.iam.checks`), resolved to the ARN the action's own route checks,
+        and decided by the same policy evaluation. Asking needs no permission (one may
+        always ask about oneself) and is not audited as the action itself; 400 names
+        the first bad check, and nothing is answered then."""
+        principal = await self.auth.signed_in(request)
+        body = await json_body(request)
+        items = await call_service(lambda: parse_checks(body), ServiceError)
+        context = request_context(request)
+        answers = await call_service(
+            lambda: self.checks.check(principal, items, context), ServiceError
+        )
+        results = [
+            {"action": c.action, "resource": c.resource, "allowed": allowed}
+            for c, allowed in zip(items, answers, strict=True)
+        ]
+        return JSONResponse({"results": results})

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from dockyard.api import SECURITY_TOKEN_HEADER
 from dockyard.console.client import ApiProblem, SessionExpired
 from dockyard.console.core import PREFIX, Console, read_form, safe_next
 from dockyard.console.session import (
@@ -20,6 +22,7 @@ from dockyard.console.session import (
     set_flash,
     set_session,
 )
+from dockyard.iam.sts import is_sts_key
 
 
 def routes(console: Console) -> list[Route]:
@@ -51,11 +54,20 @@ class AuthPages:
             clear_flash(response, request)
         return response
 
-    async def signed_in(self, request: Request, username: str, password: str) -> Response:
+    async def signed_in(
+        self, request: Request, username: str, password: str, security_token: str = ""
+    ) -> Response:
+        """Sign in through the API's login: a password, an access key, or STS
+        credentials, whose SecurityToken goes where the API takes it (the
+        ``X-Dockyard-Security-Token`` header); the session lasts as long as they do."""
         api = self.console.client(request, None)
+        headers = {SECURITY_TOKEN_HEADER: security_token} if security_token else None
         try:
-            session = await api.post(
-                "/api/v1/auth/login", {"username": username, "password": password}
+            session = await api.call(
+                "POST",
+                "/api/v1/auth/login",
+                json={"username": username, "password": password},
+                headers=headers,
             )
         finally:
             await api.aclose()
@@ -66,7 +78,9 @@ class AuthPages:
     async def sign_in(self, request: Request) -> Response:
         target = safe_next(request.query_params.get("next"))
         if request.method == "GET":
-            return await self.show(request, "sign_in.html", username="", error=None, next=target)
+            return await self.show(
+                request, "sign_in.html", username="", error=None, next=target, security_token=""
+            )
         if not self.console.same_origin(request):
             return await self.show(
                 request,
@@ -74,31 +88,26 @@ class AuthPages:
                 403,
                 username="",
                 next=target,
+                security_token="",
                 error="The form came from another site and was refused.",
             )
         form = await read_form(request)
         username = form.get("username", "").strip()
         password = form.get("password", "")
+        token = form.get("security_token", "").strip()
+        again = partial(
+            self.show, request, "sign_in.html", username=username, next=target, security_token=token
+        )
         if not username or not password:
-            return await self.show(
-                request,
-                "sign_in.html",
-                400,
-                username=username,
-                next=target,
-                error="Enter your login name and your password.",
+            return await again(400, error="Enter your login name and your password.")
+        if is_sts_key(username) and not token:
+            return await again(
+                400, error="STS credentials need their security token: enter it under them."
             )
         try:
-            return await self.signed_in(request, username, password)
+            return await self.signed_in(request, username, password, token)
         except ApiProblem as exc:
-            return await self.show(
-                request,
-                "sign_in.html",
-                exc.status,
-                username=username,
-                next=target,
-                error=_sign_in_message(exc),
-            )
+            return await again(exc.status, error=_sign_in_message(exc))
 
     async def sign_up(self, request: Request) -> Response:
         api = self.console.client(request, None)

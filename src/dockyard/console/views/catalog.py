@@ -11,11 +11,14 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from dockyard.console.client import ApiProblem
-from dockyard.console.core import PREFIX, Console, Ctx, Rerender, page_url, seg
+from dockyard.console.core import PREFIX, Console, Ctx, Rerender, allows, page_url, seg
 from dockyard.console.views.webhooks import HookList, Where, hook_list
 from dockyard.oci.reference import COMPONENT
 
 ROLES = ("read-only", "write", "admin")
+CREATE_NAMESPACE = "cr:CreateNamespace"
+CREATE_REPOSITORY = "cr:CreateRepository"
+LIST_PERMISSIONS = "cr:ListRepositoryPermission"
 
 
 def routes(console: Console) -> list[Route]:
@@ -79,6 +82,8 @@ def _count(ctx: Ctx, key: str) -> int | None:
 def ns_json(item: dict[str, Any]) -> dict[str, Any]:
     return {
         **item,
+        "account": item.get("account") or "",
+        "allowed_actions": list(item.get("allowed_actions") or []),
         "auto_create_repo": bool(item.get("auto_create_repo", True)),
         "default_repo_type": item.get("default_repo_type") or "private",
     }
@@ -91,6 +96,8 @@ def repo_json(item: dict[str, Any]) -> dict[str, Any]:
         kind = "public" if item["public"] else "private"
     return {
         **item,
+        "account": item.get("account") or "",
+        "allowed_actions": list(item.get("allowed_actions") or []),
         "namespace": item.get("namespace", ""),
         "name": item.get("name", ""),
         "repo_type": kind or "private",
@@ -176,34 +183,68 @@ async def _revoke(ctx: Ctx, base: str, url: str) -> Response:
 
 
 async def overview(ctx: Ctx) -> Response:
+    """The instance, and what the caller has of it: a root its account's use against the
+    quotas; the administrator every account's namespaces and repositories; a RAM user
+    (or STS session) those it may see, with the quota only when it may create more."""
+    namespaces, _ = await _all(ctx, "/api/v1/namespaces")
     ns_count, repo_count = _count(ctx, "namespace_count"), _count(ctx, "repository_count")
-    if ns_count is None:  # the instance administrator: every account's
-        namespaces, _ = await _all(ctx, "/api/v1/namespaces")
+    whole_account = bool(ctx.me.get("is_root")) and not ctx.me.get("is_instance_admin")
+    if not whole_account:
         ns_count = len(namespaces)
-    if repo_count is None and ctx.has("/api/v1/repositories"):
-        repos, _ = await _all(ctx, "/api/v1/repositories")
-        repo_count = len(repos)
+        repo_count = None
+        if ctx.has("/api/v1/repositories"):
+            repos, _ = await _all(ctx, "/api/v1/repositories")
+            repo_count = len(repos)
+    may_create_repository = any(allows(n, CREATE_REPOSITORY) for n in namespaces)
+    may_create_namespace = CREATE_NAMESPACE in ctx.may
+    quotas = whole_account or not ctx.me.get("is_instance_admin")
     return ctx.render(
         "overview.html",
         nav="instance",
         namespace_count=ns_count,
-        namespace_quota=_count(ctx, "namespace_quota"),
+        namespace_quota=_count(ctx, "namespace_quota") if quotas and may_create_namespace else None,
         repository_count=repo_count,
-        repository_quota=_count(ctx, "repository_quota"),
+        repository_quota=_count(ctx, "repository_quota")
+        if quotas and may_create_repository
+        else None,
+        may_create_namespace=may_create_namespace,
+        may_create_repository=may_create_repository and ctx.has("/api/v1/repositories", "POST"),
     )
 
 
 # -- namespaces --------------------------------------------------------------------------
 
 
+async def _accounts(ctx: Ctx) -> list[str]:
+    """The accounts the administrator may filter a listing by (none for anyone else)."""
+    if "cr:ListAccount" not in ctx.may:
+        return []
+    found, _ = await _all(ctx, "/api/v1/accounts")
+    return [str(a["name"]) for a in found]
+
+
+async def _usage(ctx: Ctx, account: str, what: str) -> tuple[int | None, int | None]:
+    """(used, quota) of ``what`` (``namespace`` or ``repository``) the quota line shows:
+    of the account the administrator filters by; of the caller's own account when it may
+    create more (a RAM user who may not is shown no quota: it is not its to use)."""
+    if ctx.me.get("is_instance_admin"):
+        if not account:
+            return None, None  # every account's rows: each has its own quota
+        try:
+            found = await ctx.api.get(f"/api/v1/accounts/{seg(account)}")
+        except ApiProblem:
+            return None, None
+        return found.get(f"{what}_count"), found.get(f"{what}_quota")
+    return _count(ctx, f"{what}_count"), _count(ctx, f"{what}_quota")
+
+
 async def _namespaces_page(
     ctx: Ctx, status: int = 200, *, errors: dict[str, str] | None = None, name: str = ""
 ) -> Response:
-    items, next_url = await ctx.listing("/api/v1/namespaces")
-    used = _count(ctx, "namespace_count")
-    if used is None:
-        total, _ = await _all(ctx, "/api/v1/namespaces")
-        used = len(total)
+    account = ctx.query("account")
+    items, next_url = await ctx.listing("/api/v1/namespaces", {"account": account})
+    may_create = CREATE_NAMESPACE in ctx.may
+    used, quota = await _usage(ctx, account, "namespace") if may_create else (None, None)
     return ctx.render(
         "namespaces.html",
         status,
@@ -211,7 +252,10 @@ async def _namespaces_page(
         items=[ns_json(n) for n in items],
         next_url=next_url,
         used=used,
-        quota=_count(ctx, "namespace_quota"),
+        quota=quota,
+        may_create=may_create,
+        accounts=await _accounts(ctx),
+        account=account,
         error=(errors or {}).get("name"),
         name=name,
         open_create=bool(errors) or ctx.query("create") == "1",
@@ -249,7 +293,8 @@ async def namespace(
     permissions: list[dict[str, Any]] | None = None
     choices: dict[str, list[str]] = {"users": [], "groups": []}
     perm_path = "/api/v1/namespaces/{}/permissions"
-    if ctx.has(perm_path):
+    has_permissions = ctx.has(perm_path) and allows(item, LIST_PERMISSIONS)
+    if has_permissions:
         try:
             found, _ = await _all(ctx, f"/api/v1/namespaces/{seg(name)}/permissions")
             permissions = [permission_json(p) for p in found]
@@ -258,8 +303,8 @@ async def namespace(
                 raise
         choices = await _ram_choices(ctx)
     hooks: HookList | None = None
-    if ctx.has("/api/v1/namespaces/{}/webhooks"):
-        hooks = await hook_list(ctx, Where.of(ctx))
+    if ctx.has("/api/v1/namespaces/{}/webhooks") and allows(item, "cr:ListNamespaceWebhook"):
+        hooks = await hook_list(ctx, Where.of(ctx), item["allowed_actions"])
     repo_count: int | None = None
     repos: list[dict[str, Any]] = []
     if ctx.has("/api/v1/repositories"):
@@ -280,7 +325,8 @@ async def namespace(
         repo_count=repo_count,
         repos=repos,
         hooks=hooks,
-        can_edit=ctx.has("/api/v1/namespaces/{}", "PATCH"),
+        has_permissions=has_permissions,
+        can_edit=ctx.has("/api/v1/namespaces/{}", "PATCH") and allows(item, "cr:UpdateNamespace"),
         errors=errors or {},
         **values,
     )
@@ -332,11 +378,15 @@ async def namespace_revoke(ctx: Ctx) -> Response:
 
 
 async def repositories(ctx: Ctx) -> Response:
-    namespace_filter, search = ctx.query("namespace"), ctx.query("q")
+    namespace_filter, search, account = ctx.query("namespace"), ctx.query("q"), ctx.query("account")
     found, next_url = await ctx.listing(
-        "/api/v1/repositories", {"namespace": namespace_filter, "q": search}
+        "/api/v1/repositories", {"namespace": namespace_filter, "q": search, "account": account}
     )
-    spaces, _ = await _all(ctx, "/api/v1/namespaces")
+    spaces, _ = await _all(ctx, "/api/v1/namespaces", {"account": account})
+    may_create = ctx.has("/api/v1/repositories", "POST") and any(
+        allows(n, CREATE_REPOSITORY) for n in spaces
+    )
+    used, quota = await _usage(ctx, account, "repository") if may_create else (None, None)
     return ctx.render(
         "repositories.html",
         nav="repositories",
@@ -345,20 +395,39 @@ async def repositories(ctx: Ctx) -> Response:
         namespace_filter=namespace_filter,
         search=search,
         next_url=next_url,
-        quota=_count(ctx, "repository_quota"),
-        used=_count(ctx, "repository_count"),
+        quota=quota,
+        used=used,
+        may_create=may_create,
+        accounts=await _accounts(ctx),
+        account=account,
     )
 
 
 _REPO_FIELDS = ("namespace", "name", "summary", "repo_type", "detail")
 
 
+def _namespace_choices(ctx: Ctx, spaces: list[dict[str, Any]]) -> list[tuple[str, list[str]]]:
+    """The namespaces a repository may be created in, by owning account: the caller's
+    own account first, then the others (only the administrator sees others)."""
+    own = str(ctx.me.get("account") or "")
+    groups: dict[str, list[str]] = {}
+    for n in spaces:
+        if allows(n, CREATE_REPOSITORY):
+            groups.setdefault(str(n.get("account") or own), []).append(str(n["name"]))
+    order = sorted(groups, key=lambda a: (a != own, a))
+    return [(a, groups[a]) for a in order]
+
+
 async def repository_new(ctx: Ctx) -> Response:
     spaces, _ = await _all(ctx, "/api/v1/namespaces")
-    names = [n["name"] for n in spaces]
+    choices = _namespace_choices(ctx, spaces)
+    names = [n for _, group in choices for n in group]
+    # The administrator picks the namespace (and so the account) explicitly; anyone else
+    # has only their own account's to choose from.
+    preselect = names[0] if names and not ctx.me.get("is_instance_admin") else ""
     if ctx.request.method == "GET":
         values = {
-            "namespace": ctx.query("namespace") or (names[0] if names else ""),
+            "namespace": ctx.query("namespace") or preselect,
             "name": "",
             "summary": "",
             "repo_type": "private",
@@ -370,6 +439,7 @@ async def repository_new(ctx: Ctx) -> Response:
             step=1,
             values=values,
             namespaces=names,
+            choices=choices,
             errors={},
         )
     values = {key: ctx.form.get(key, "").strip() for key in _REPO_FIELDS}
@@ -397,6 +467,7 @@ async def repository_new(ctx: Ctx) -> Response:
             step=1 if errors or ctx.form.get("back") else 2,
             values=values,
             namespaces=names,
+            choices=choices,
             errors=errors,
         )
     if ctx.form.get("source") != "local":
@@ -422,6 +493,7 @@ async def repository_new(ctx: Ctx) -> Response:
                 step=1,
                 values=values,
                 namespaces=names,
+                choices=choices,
                 errors={"form": exc.detail},
             )
     if errors:
@@ -432,6 +504,7 @@ async def repository_new(ctx: Ctx) -> Response:
             step=2,
             values=values,
             namespaces=names,
+            choices=choices,
             errors=errors,
         )
     full = f"{seg(values['namespace'])}/{seg(values['name'])}"
@@ -463,15 +536,19 @@ async def repository(
         tags = [tag_json(t) for t in found]
     permissions: list[dict[str, Any]] | None = None
     choices: dict[str, list[str]] = {"users": [], "groups": []}
-    has_permissions = ctx.has("/api/v1/repositories/{}/{}/permissions")
+    has_permissions = ctx.has("/api/v1/repositories/{}/{}/permissions") and allows(
+        item, LIST_PERMISSIONS
+    )
     if tab == "permissions" and has_permissions:
         granted, _ = await _all(ctx, f"{base}/permissions")
         permissions = [permission_json(p) for p in granted]
         choices = await _ram_choices(ctx)
-    has_webhooks = ctx.has("/api/v1/repositories/{}/{}/webhooks")
+    has_webhooks = ctx.has("/api/v1/repositories/{}/{}/webhooks") and allows(
+        item, "cr:ListRepoWebhook"
+    )
     hooks: HookList | None = None
     if tab == "webhooks" and has_webhooks:
-        hooks = await hook_list(ctx, Where.of(ctx))
+        hooks = await hook_list(ctx, Where.of(ctx), item["allowed_actions"])
     return ctx.render(
         "repository.html",
         status,

@@ -12,7 +12,7 @@ from starlette.routing import Route
 
 from dockyard import jsontext
 from dockyard.console.client import ApiProblem
-from dockyard.console.core import PREFIX, Console, Ctx, Rerender, next_after, seg
+from dockyard.console.core import PREFIX, Console, Ctx, Rerender, allowed, next_after, seg
 
 MIN_SESSION_SECONDS, MAX_SESSION_SECONDS = 900, 43200
 # Following ``next`` links: enough for any account, and an end if the API misbehaves.
@@ -86,6 +86,19 @@ def routes(console: Console) -> list[Route]:
 
 
 # -- helpers -----------------------------------------------------------------------------
+
+
+USER_ACTIONS = ("ram:UpdateUser", "ram:CreateAccessKey", "ram:DeleteAccessKey", "ram:DeleteUser")
+GROUP_ACTIONS = ("ram:AddUserToGroup", "ram:RemoveUserFromGroup", "ram:DeleteGroup")
+ROLE_ACTIONS = ("ram:UpdateRole", "ram:DeleteRole")
+
+
+async def may_on(ctx: Ctx, candidates: tuple[str, ...], name: str) -> frozenset[str]:
+    """Which ``candidates`` the caller may do on the user, group or role ``name`` (the
+    API's batch check): the forms and buttons its page shows."""
+    if not ctx.has("/api/v1/authz/check", "POST"):
+        return frozenset(candidates)
+    return await allowed(ctx.api, [(a, name) for a in candidates])
 
 
 async def every_item(
@@ -202,6 +215,7 @@ async def user_page(
         status,
         nav="users",
         user=item,
+        may=await may_on(ctx, USER_ACTIONS, name),
         keys=keys.get("items", []),
         groups=groups,
         attachable=[p for p in all_policies if p["name"] not in attached],
@@ -454,6 +468,7 @@ async def group_page(
         status,
         nav="groups",
         group=item,
+        may=await may_on(ctx, GROUP_ACTIONS, name),
         members=members,
         candidates=[u["name"] for u in users if u.get("login") not in members],
         attachable=[p for p in await _policy_names(ctx) if p["name"] not in attached],
@@ -595,6 +610,7 @@ async def _role_page(
         status,
         nav="roles",
         role=item,
+        may=await may_on(ctx, ROLE_ACTIONS, str(item["name"])),
         assume_example=assume_role_example(item),
         values=values
         or {

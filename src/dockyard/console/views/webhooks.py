@@ -20,7 +20,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from dockyard.console.client import ApiProblem
-from dockyard.console.core import PREFIX, Console, Ctx, seg
+from dockyard.console.core import PREFIX, Console, Ctx, allowed, seg
 from dockyard.events.model import EVENT_TYPES
 from dockyard.webhooks.service import DELIVERY_STATES, FORMATS, MAX_HEADERS
 from dockyard.webhooks.triggers import MAX_TAGS, TRIGGER_TYPES
@@ -132,16 +132,47 @@ class HookList:
     found: list[dict[str, Any]] | None
     next_url: str | None = None
     error: str | None = None
+    allowed: frozenset[str] = frozenset()
+    """The ``allowed_actions`` of the repository or namespace: which buttons to show."""
+
+    def may(self, verb: str) -> bool:
+        """Whether the caller may ``Create``, ``Update`` or ``Delete`` webhooks here."""
+        return hook_action(self.where, verb) in self.allowed
 
 
-async def hook_list(ctx: Ctx, where: Where) -> HookList:
+def hook_action(where: Where, verb: str) -> str:
+    """The action that ``verb`` (Create, Update, Delete) is on ``where``'s webhooks."""
+    kind = "Namespace" if where.repository is None else "Repo"
+    return f"cr:{verb}{kind}Webhook"
+
+
+async def hook_permissions(ctx: Ctx, where: Where) -> HookList:
+    """No listing, only what the caller may do with ``where``'s webhooks (the API's
+    batch check): which buttons a webhook's own pages show."""
+    if not ctx.has("/api/v1/authz/check", "POST"):
+        return HookList(where, None, allowed=frozenset(_EVERY_HOOK_ACTION))
+    checks = [(hook_action(where, v), where.label) for v in ("Update", "Delete")]
+    return HookList(where, None, allowed=await allowed(ctx.api, checks))
+
+
+async def hook_list(ctx: Ctx, where: Where, allowed: list[str] | None = None) -> HookList:
+    """The webhooks of ``where``, whose ``allowed_actions`` are ``allowed`` (None: the
+    caller may do everything the API lets it, as before the API said)."""
+    may = frozenset(allowed) if allowed is not None else frozenset(_EVERY_HOOK_ACTION)
     try:
         items, next_url = await ctx.listing(where.api)
     except ApiProblem as exc:
         if exc.status != 403:
             raise
-        return HookList(where, None, error=exc.detail)
-    return HookList(where, [hook_view(h) for h in items], next_url)
+        return HookList(where, None, error=exc.detail, allowed=may)
+    return HookList(where, [hook_view(h) for h in items], next_url, allowed=may)
+
+
+_EVERY_HOOK_ACTION = tuple(
+    f"cr:{verb}{kind}Webhook"
+    for verb in ("Create", "Update", "Delete")
+    for kind in ("Namespace", "Repo")
+)
 
 
 def hook_view(item: dict[str, Any]) -> dict[str, Any]:
@@ -383,6 +414,7 @@ async def webhook(ctx: Ctx) -> Response:
         "webhook.html",
         nav=where.nav,
         where=where,
+        hooks=await hook_permissions(ctx, where),
         hook=hook,
         hook_url=_hook_url(where, hook["id"]),
         deliveries=items,
@@ -445,6 +477,7 @@ async def delivery(ctx: Ctx) -> Response:
         "webhook_delivery.html",
         nav=where.nav,
         where=where,
+        hooks=await hook_permissions(ctx, where),
         hook=hook,
         hook_url=_hook_url(where, hook["id"]),
         delivery=found,
