@@ -549,12 +549,8 @@ class VulnDBService:
         stored: dict[str, str] = {}
         for start in range(0, len(ids), _ROWS):
             chunk = ids[start : start + _ROWS]
-            stored.update(
-                (
-                    tuple(r)
-                    for r in conn.execute(sa.select(_R.id, _R.modified).where(_R.id.in_(chunk)))
-                )
-            )
+            query = sa.select(_R.id, _R.modified).where(_R.id.in_(chunk))
+            stored.update((row.id, row.modified) for row in conn.execute(query))
         changed: list[str] = []
         replaced: list[str] = []
         for vuln_id, item in checked.items():
