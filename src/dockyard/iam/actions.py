@@ -186,6 +186,14 @@ CATALOGUE: tuple[Action, ...] = (
     Action("cr:UpdateAccount", "PATCH /api/v1/accounts/{account} (quotas)", INSTANCE_ARN),
     Action("cr:ListJobs", "GET /api/v1/jobs", INSTANCE_ARN),
     Action("cr:RetryJob", "POST /api/v1/jobs/{id}/retry", INSTANCE_ARN),
+    Action(
+        "cr:GetVulnDB",
+        "GET /api/v1/vulndb (status), GET /api/v1/vulndb/imports and /imports/{id}",
+        INSTANCE_ARN,
+    ),
+    Action(
+        "cr:ImportVulnDB", "POST /api/v1/vulndb/imports (upload OSV data to import)", INSTANCE_ARN
+    ),
 )
 
 BY_NAME = {a.name: a for a in CATALOGUE}
@@ -201,6 +209,8 @@ UPDATE_ACCOUNT = "cr:UpdateAccount"
 LIST_EVENTS = "cr:ListEvents"
 LIST_JOBS = "cr:ListJobs"
 RETRY_JOB = "cr:RetryJob"
+GET_VULNDB = "cr:GetVulnDB"
+IMPORT_VULNDB = "cr:ImportVulnDB"
 
 SCOPE_ACTIONS = {"pull": PULL, "push": PUSH, "delete": DELETE}
 """Docker token scope action → catalogue action."""

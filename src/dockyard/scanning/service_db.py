@@ -55,13 +55,15 @@ from pathlib import Path
 from typing import Any, Final
 
 import sqlalchemy as sa
+from anyio import to_thread
 from sqlalchemy.engine import Connection
 
 from dockyard.changes import Changes
 from dockyard.db import tables as t
 from dockyard.db.engine import Database, as_utc, utcnow
 from dockyard.errors import NotFound
-from dockyard.jobs.queue import JobQueue, JobSpec, enqueue
+from dockyard.jobs.queue import Job, JobQueue, JobSpec, enqueue
+from dockyard.jobs.worker import Fail, Handler
 from dockyard.origin import Origin
 from dockyard.scanning.vulndb import (
     InvalidRecord,
@@ -674,6 +676,19 @@ class VulnDBService:
                     store.upload_abort(found.upload_id)
                     self._set_import(import_id, upload_id=None)
         return result
+
+    def import_handler(self) -> Handler:
+        """Runs an uploaded file's import (:data:`IMPORT_JOB`)."""
+
+        async def run(job: Job, owner: str) -> str | None:
+            import_id = int(job.payload["import_id"])
+            await to_thread.run_sync(self.run_uploaded, import_id)
+            found = await to_thread.run_sync(self.get_import, import_id)
+            if found.state == FAILED:
+                raise Fail(f"import {import_id} failed: {found.error}")
+            return None
+
+        return Handler(IMPORT_JOB, run)
 
     # -- the periodic refresh --------------------------------------------------------
 
