@@ -38,6 +38,7 @@ shared by every replica, unlike a data directory — and imported by a job
 from __future__ import annotations
 
 import fcntl
+import functools
 import json
 import logging
 import os
@@ -56,7 +57,7 @@ from typing import Any, Final
 
 import sqlalchemy as sa
 from anyio import to_thread
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Dialect
 
 from dockyard.changes import Changes
 from dockyard.db import tables as t
@@ -203,6 +204,36 @@ def _import_record(row: Any) -> ImportRecord:
         errors=json.loads(m["errors"]),
         error=m["error"],
     )
+
+
+@functools.cache
+def _multi_insert(dialect: Dialect, table: sa.Table, rows: int) -> tuple[str, list[str] | None]:
+    """``INSERT … VALUES (…), (…)`` of ``rows`` rows, compiled once per dialect and size
+    (compiling a multi-row statement costs as much as running it, and SQLAlchemy does not
+    cache those): the SQL and, for a positional parameter style, the parameter order."""
+    statement = sa.insert(table).values(
+        [{c.name: sa.bindparam(f"{c.name}_{n}") for c in table.columns} for n in range(rows)]
+    )
+    compiled = statement.compile(dialect=dialect)
+    order = list(compiled.positiontup) if compiled.positiontup is not None else None
+    return compiled.string, order
+
+
+def _insert_rows(conn: Connection, table: sa.Table, rows: Sequence[tuple[Any, ...]]) -> None:
+    """Insert ``rows`` (values in the table's column order) with one statement."""
+    if not rows:
+        return
+    names = [c.name for c in table.columns]
+    params = {
+        f"{name}_{n}": value
+        for n, row in enumerate(rows)
+        for name, value in zip(names, row, strict=True)
+    }
+    sql, order = _multi_insert(conn.dialect, table, len(rows))
+    if order is None:
+        conn.exec_driver_sql(sql, params)
+    else:
+        conn.exec_driver_sql(sql, tuple(params[name] for name in order))
 
 
 def count_documents(paths: Sequence[Path]) -> int:
@@ -573,27 +604,17 @@ class VulnDBService:
             conn.execute(sa.delete(t.vulndb_records).where(_R.id.in_(chunk)))
         for start in range(0, len(changed), _ROWS):
             chunk = changed[start : start + _ROWS]
-            conn.execute(
-                sa.insert(t.vulndb_records).values(
-                    [
-                        {
-                            "id": i,
-                            "modified": checked[i].modified,
-                            "withdrawn": checked[i].withdrawn,
-                            "version": version,
-                            "data": checked[i].data,
-                        }
-                        for i in chunk
-                    ]
-                )
+            _insert_rows(
+                conn,
+                t.vulndb_records,
+                [
+                    (i, checked[i].modified, checked[i].withdrawn, version, checked[i].data)
+                    for i in chunk
+                ],
             )
-            links = [
-                {"record_id": i, "ecosystem": eco[:128]}
-                for i in chunk
-                for eco in checked[i].ecosystems
-            ]
-            if links:
-                conn.execute(sa.insert(t.vulndb_ecosystems).values(links))
+            links = [(i, eco[:128]) for i in chunk for eco in checked[i].ecosystems]
+            for first in range(0, len(links), _ROWS):
+                _insert_rows(conn, t.vulndb_ecosystems, links[first : first + _ROWS])
         return version, counts
 
     # -- uploads through the API -----------------------------------------------------
