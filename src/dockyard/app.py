@@ -194,8 +194,8 @@ def open_services(settings: Settings, *, migrate: bool = False) -> Services:
 def observe_vulndb(vulndb: VulnDBService, metrics: Metrics) -> None:
     """Read the vulnerability database's figures into the metrics (at each scrape)."""
     try:
-        status = vulndb.status()
-        metrics.set_vulndb(status.records, status.last_import_at, vulndb.outcomes())
+        records, last_import_at = vulndb.summary()
+        metrics.set_vulndb(records, last_import_at, vulndb.outcomes())
     except Exception:
         log.exception("could not read the vulnerability database's status")
 

@@ -80,18 +80,19 @@ def _shared(ctx: click.Context, command: str, db: Path | None) -> Iterator[VulnD
     if not settings.database_url and not (Path(settings.data_dir) / "dockyard.db").is_file():
         yield None
         return
-    from dockyard.db.engine import Database
-    from dockyard.scanning.service_db import CACHE_DIRNAME, VulnDBService
+    from dockyard.app import open_services
 
     try:
-        database = Database(settings.effective_database_url)
-        database.migrate()
+        # The instance's services as every process builds them, so that what is
+        # connected to an import (the rescan of recent images) happens after one made
+        # here too.
+        services = open_services(settings, migrate=True)
     except Exception as exc:
         raise CommandError(command, f"cannot open the instance's database: {exc}") from exc
     try:
-        yield VulnDBService(database, Path(settings.data_dir) / CACHE_DIRNAME)
+        yield services.vulndb
     finally:
-        database.dispose()
+        services.close()
 
 
 class _ProgressBar:

@@ -102,6 +102,8 @@ _PROGRESS_EVERY: Final = 1.0
 _R = t.vulndb_records.c
 _I = t.vulndb_imports.c
 _S = t.vulndb_state.c
+_COUNT_RECORDS = sa.select(sa.func.count()).select_from(t.vulndb_records).where(~_R.withdrawn)
+"""Records that are not withdrawn (the ones that can match)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -390,9 +392,7 @@ class VulnDBService:
                 .group_by(e.ecosystem)
                 .order_by(e.ecosystem)
             ).all()
-            records = conn.execute(
-                sa.select(sa.func.count()).select_from(t.vulndb_records).where(~_R.withdrawn)
-            ).scalar_one()
+            records = conn.execute(_COUNT_RECORDS).scalar_one()
             state = conn.execute(sa.select(t.vulndb_state).where(_S.id == 1)).one()
         return Status(
             version=str(state.version) if state.version else "",
@@ -401,6 +401,14 @@ class VulnDBService:
             last_import_at=as_utc(state.last_import_at) if state.last_import_at else None,
             next_refresh_at=as_utc(state.next_refresh_at) if state.next_refresh_at else None,
         )
+
+    def summary(self) -> tuple[int, datetime | None]:
+        """Records (not withdrawn) and the end of the last successful import: what the
+        metrics show, in two cheap reads."""
+        with self.db.read() as conn:
+            records = conn.execute(_COUNT_RECORDS).scalar_one()
+            last = conn.execute(sa.select(_S.last_import_at).where(_S.id == 1)).scalar()
+        return int(records), as_utc(last) if last else None
 
     def outcomes(self) -> dict[str, int]:
         """Imports by state, for the metrics."""
