@@ -29,7 +29,7 @@ from dockyard.scanning.service_db import (
 )
 from dockyard.scanning.vulndb import VulnDB
 from dockyard.storage.fs import FilesystemBlobStore
-from tests.db.conftest import database, database_url
+from tests.db.conftest import database, database_url, run_concurrently
 from tests.scanning.osv import INVALID_RECORD, many_records, osv_record, write_json, write_zip
 
 __all__ = ["database", "database_url"]
@@ -241,3 +241,15 @@ def test_a_missing_upload_fails_the_import(service: VulnDBService) -> None:
     found = service.get_import(queued.id)
     assert found.state == FAILED
     assert "gone" in found.error
+
+
+def test_concurrent_imports_take_turns_and_each_gets_a_version(
+    service: VulnDBService, other: VulnDBService, tmp_path: Path
+) -> None:
+    files = [write_zip(tmp_path / f"{n}.zip", many_records(300, prefix=f"C{n}")) for n in range(2)]
+    results = run_concurrently(2, lambda n: (service if n == 0 else other).import_files([files[n]]))
+    assert sorted(r.version for r in results) == ["1", "2"]
+    assert all(r.added == 300 for r in results)
+    assert service.status().records == 600
+    with other.open() as matcher:
+        assert matcher.record_count() == 600
