@@ -39,6 +39,7 @@ from dockyard.errors import ServiceError
 from dockyard.iam import actions
 from dockyard.iam.arn import instance_arn
 from dockyard.scanning.service_db import ImportRecord, Status, VulnDBService
+from dockyard.scanning.sources import redacted
 
 _CHUNK = 1024 * 1024
 
@@ -129,7 +130,7 @@ class VulnDBRoutes:
             auth,
             settings.region,
             upload_limit=settings.vulndb_upload_limit * 1024 * 1024,
-            source=settings.vulndb_source,
+            source=redacted(settings.vulndb_source),
             refresh_hours=settings.vulndb_refresh if settings.vulndb_source else 0,
         )
 

@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import httpx
 from anyio import to_thread
@@ -151,10 +151,21 @@ class FolderSource(Source):
         return [_local(self.path / e / ARCHIVE, known) for e in wanted if e in available], missing
 
 
+def redacted(url: str) -> str:
+    """``url`` without a password it may carry (for what is shown and recorded)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host += f":{parts.port}"
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
+
+
 class HttpSource(Source):
     def __init__(self, base: str, *, timeout: float = 60.0) -> None:
         self.base = base.rstrip("/")
-        self.description = self.base
+        self.description = redacted(self.base)
         self.timeout = timeout
 
     def _client(self) -> httpx.Client:
@@ -166,10 +177,10 @@ class HttpSource(Source):
             with self._client() as client:
                 response = client.get(url)
         except httpx.HTTPError as exc:
-            raise SourceError(f"cannot reach {url}: {exc}") from exc
+            raise SourceError(f"cannot reach {redacted(url)}: {exc}") from exc
         if response.status_code != 200:
             raise SourceError(
-                f"{url} answered {response.status_code}: the source does not list its "
+                f"{redacted(url)} answered {response.status_code}: the source does not list its "
                 "ecosystems; set DOCKYARD_VULNDB_ECOSYSTEMS"
             )
         return sorted({line.strip() for line in response.text.splitlines() if line.strip()})
@@ -211,7 +222,7 @@ class HttpSource(Source):
                 if response.status_code == 404:
                     return None
                 if response.status_code != 200:
-                    raise SourceError(f"{url} answered {response.status_code}")
+                    raise SourceError(f"{redacted(url)} answered {response.status_code}")
                 with target.open("wb") as out:
                     for chunk in response.iter_bytes(1024 * 1024):
                         out.write(chunk)
@@ -220,7 +231,7 @@ class HttpSource(Source):
                     response.headers.get("last-modified", ""),
                 )
         except httpx.HTTPError as exc:
-            raise SourceError(f"cannot fetch {url}: {exc}") from exc
+            raise SourceError(f"cannot fetch {redacted(url)}: {exc}") from exc
         return Fetched(url, target, validators)
 
 
