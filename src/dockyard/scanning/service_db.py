@@ -71,6 +71,7 @@ from dockyard.scanning.vulndb import (
     VulnDB,
     check_record,
     documents,
+    record_time,
     records_in,
 )
 from dockyard.storage.base import BlobStore, UploadNotFound
@@ -180,6 +181,18 @@ class Checked:
     withdrawn: bool
     ecosystems: tuple[str, ...]
     data: bytes
+
+
+@dataclass
+class _Checks:
+    """What reading an import's files found."""
+
+    records: dict[str, Checked] = field(default_factory=dict)
+    """To write, unless a newer copy is stored by the time the write runs."""
+    kept: int = 0
+    """Records skipped already: the stored copy is as new."""
+    invalid: int = 0
+    errors: list[tuple[str, str]] = field(default_factory=list)
 
 
 def _import_record(row: Any) -> ImportRecord:
@@ -493,9 +506,11 @@ class VulnDBService:
         started = time.perf_counter()
         total = count_documents(paths)
         self._set_import(import_id, progress_total=total)
-        checked, errors, invalid = self._check(import_id, paths)
+        checks = self._check(import_id, paths)
+        errors, invalid = checks.errors, checks.invalid
         with self.db.write() as conn:
-            version, (added, updated, kept) = self._write(conn, checked)
+            version, (added, updated, kept) = self._write(conn, checks.records)
+            kept += checks.kept
             now = utcnow()
             conn.execute(
                 sa.update(t.vulndb_state)
@@ -537,44 +552,59 @@ class VulnDBService:
                     log.exception("an on_imported hook failed after import %s", import_id)
         return result
 
-    def _check(
-        self, import_id: int, paths: list[Path]
-    ) -> tuple[dict[str, Checked], list[tuple[str, str]], int]:
+    def _check(self, import_id: int, paths: list[Path]) -> _Checks:
         """Every record of ``paths`` checked and compressed, before any lock is taken
-        (the write itself is then short): the newest copy per id, the first invalid
-        records with their reasons, and how many were invalid."""
-        errors: list[tuple[str, str]] = []
-        invalid = 0
+        (the write itself is then short): the newest copy per id.
+
+        A record whose stored copy is as new is only counted (kept): re-importing an
+        ecosystem's archive, in which most records have not changed, then costs little
+        more than reading it."""
+        found = _Checks()
 
         def report(label: str, reason: str) -> None:
-            nonlocal invalid
-            invalid += 1
-            if len(errors) < MAX_ERRORS:
-                errors.append((label[:300], reason[:500]))
+            found.invalid += 1
+            if len(found.errors) < MAX_ERRORS:
+                found.errors.append((label[:300], reason[:500]))
 
-        checked: dict[str, Checked] = {}
+        with self.db.read() as conn:
+            stored: dict[str, str] = {
+                row.id: row.modified for row in conn.execute(sa.select(_R.id, _R.modified))
+            }
         done = 0
         written_at = time.monotonic()
         for label, raw in documents(paths, report):
             for record_label, record in records_in(label, raw, report):
+                vuln_id = record.get("id") if isinstance(record, dict) else None
+                if isinstance(vuln_id, str) and vuln_id in stored:
+                    modified = record_time(record)
+                    if modified is not None and stored[vuln_id] >= modified:
+                        found.kept += 1
+                        continue
                 try:
-                    found = check_record(record)
+                    checked = check_record(record)
                 except InvalidRecord as exc:
-                    name = record.get("id") if isinstance(record, dict) else None
-                    report(name if isinstance(name, str) and name else record_label, str(exc))
+                    report(
+                        vuln_id if isinstance(vuln_id, str) and vuln_id else record_label, str(exc)
+                    )
                     continue
-                previous = checked.get(found.id)
-                if previous is not None and previous.modified > found.modified:
+                previous = found.records.get(checked.id)
+                if previous is not None and previous.modified > checked.modified:
                     continue
-                data = json.dumps(record, separators=(",", ":")).encode()
-                checked[found.id] = Checked(
-                    found.modified, found.withdrawn, found.ecosystems, zlib.compress(data, 6)
+                # A document of one record is kept as it came; one of an array's records
+                # is written out again.
+                data = (
+                    raw
+                    if record_label == label
+                    else json.dumps(record, separators=(",", ":")).encode()
+                )
+                found.records[checked.id] = Checked(
+                    checked.modified, checked.withdrawn, checked.ecosystems, zlib.compress(data, 6)
                 )
             done += 1
             if time.monotonic() - written_at >= _PROGRESS_EVERY:
-                self._set_import(import_id, progress_done=done, invalid=invalid)
+                self._set_import(import_id, progress_done=done, invalid=found.invalid)
                 written_at = time.monotonic()
-        return checked, errors, invalid
+        return found
 
     @staticmethod
     def _write(conn: Connection, checked: dict[str, Checked]) -> tuple[int, tuple[int, int, int]]:

@@ -102,6 +102,7 @@ __all__ = [
     "documents",
     "ecosystem_base",
     "file_documents",
+    "record_time",
     "records_in",
     "severity_of",
 ]
@@ -419,6 +420,17 @@ def check_record(record: Any) -> CheckedRecord:
     prepared = _prepare(record)
     ecosystems = () if prepared.withdrawn else tuple(sorted({row[0] for row in prepared.affected}))
     return CheckedRecord(prepared.id, prepared.modified, prepared.withdrawn, ecosystems)
+
+
+def record_time(record: Any) -> str | None:
+    """The record's ``modified`` time in the sortable form :func:`check_record` gives,
+    or None when it has none that can be read (the record is then invalid)."""
+    if not isinstance(record, Mapping):
+        return None
+    try:
+        return _parse_time(record.get("modified"), "modified")
+    except InvalidRecord:
+        return None
 
 
 def ecosystem_base(ecosystem: str) -> str:
