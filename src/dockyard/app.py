@@ -49,6 +49,9 @@ from dockyard.registry.details import ManifestDetails
 from dockyard.registry.details_http import ManifestRoutes
 from dockyard.registry.http import RegistryHTTP
 from dockyard.registry.service import RegistryService
+from dockyard.scanning.http import VulnDBRoutes
+from dockyard.scanning.service_db import CACHE_DIRNAME, VulnDBService
+from dockyard.scanning.sources import VulnSync
 from dockyard.secretbox import SecretBox
 from dockyard.storage.base import BlobStore
 from dockyard.storage.factory import create_store
@@ -75,13 +78,20 @@ class Services:
     jobs: JobQueue
     events: EventLog
     webhooks: WebhookService
+    vulndb: VulnDBService
+    vulndb_sync: VulnSync
 
     def close(self) -> None:
         self.db.dispose()
 
     def job_handlers(self) -> list[Handler]:
         """Every kind of job, with the handler that runs it."""
-        return [self.events.handler(), self.webhooks.handler()]
+        return [
+            self.events.handler(),
+            self.webhooks.handler(),
+            self.vulndb.import_handler(),
+            self.vulndb_sync.handler(),
+        ]
 
     def worker(
         self,
@@ -97,11 +107,14 @@ class Services:
 
     def housekeeping(self) -> None:
         """Forget events past their retention, finished jobs as old, and login-failure
-        counters that no longer count."""
+        counters that no longer count; queue the vulnerability database's refresh
+        when it is due (the schedule is in the database: one replica queues it)."""
         cutoff = utcnow() - timedelta(days=self.settings.event_retention)
         self.events.purge(cutoff)
         self.jobs.purge(cutoff)
         self.identity.throttle.purge()
+        if self.settings.vulndb_source:
+            self.vulndb.schedule_refresh(timedelta(hours=self.settings.vulndb_refresh))
 
 
 HOUSEKEEPING_INTERVAL = 600.0
@@ -154,6 +167,9 @@ def open_services(settings: Settings, *, migrate: bool = False) -> Services:
     changes.interests.append(webhooks.wants)
     identity = IdentityService(db, data_dir=settings.data_dir)
     changes.identity_changed.append(identity.forget_logins)
+    vulndb = VulnDBService(
+        db, settings.data_dir / CACHE_DIRNAME, changes=changes, jobs=jobs, store=store
+    )
     return Services(
         settings=settings,
         db=db,
@@ -169,7 +185,22 @@ def open_services(settings: Settings, *, migrate: bool = False) -> Services:
         jobs=jobs,
         events=events,
         webhooks=webhooks,
+        vulndb=vulndb,
+        vulndb_sync=VulnSync(
+            vulndb,
+            settings.vulndb_source,
+            tuple(e.strip() for e in settings.vulndb_ecosystems.split(",") if e.strip()),
+        ),
     )
+
+
+def observe_vulndb(vulndb: VulnDBService, metrics: Metrics) -> None:
+    """Read the vulnerability database's figures into the metrics (at each scrape)."""
+    try:
+        records, last_import_at = vulndb.summary()
+        metrics.set_vulndb(records, last_import_at, vulndb.outcomes())
+    except Exception:
+        log.exception("could not read the vulnerability database's status")
 
 
 def bootstrap(settings: Settings) -> Services:
@@ -217,6 +248,7 @@ def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:
             metrics.set_queue_depth(depth, (h.spec.kind for h in services.job_handlers()))
         except Exception:
             log.exception("could not read the job queue's depth")
+        await to_thread.run_sync(observe_vulndb, services.vulndb, metrics)
         return PlainTextResponse(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     async def jwks(_: Request) -> Response:
@@ -254,6 +286,7 @@ def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:
         allow_signup=settings.allow_signup,
     )
     ram = RamRoutes(services.ram, auth)
+    vulndb_routes = VulnDBRoutes.from_settings(services.vulndb, auth, settings)
     routes = [
         Route("/healthz", healthz),
         Route("/readyz", readyz),
@@ -276,6 +309,7 @@ def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:
         *EventRoutes(services.events, services.accounts, auth, settings.region).routes(),
         *JobRoutes(services.jobs, auth, settings.region).routes(),
         *WebhookRoutes(services.webhooks, services.catalog, auth, settings.region).routes(),
+        *vulndb_routes.routes(),
     ]
 
     app = Starlette(

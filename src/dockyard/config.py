@@ -87,6 +87,17 @@ class Settings:
     day); jitter of ±20 % is added."""
     webhook_timeout: int = 10
     """Seconds a webhook receiver has to answer."""
+    vulndb_source: str = ""
+    """Where ``dockyard vulndb sync`` and the periodic refresh fetch OSV data: a folder
+    (laid out ``<Ecosystem>/all.zip``, or any folder of OSV files), a file, or an
+    http(s) base URL laid out like the OSV data export; empty: no refresh."""
+    vulndb_refresh: int = 24
+    """Hours between two refreshes from ``vulndb_source``; 0 turns them off."""
+    vulndb_ecosystems: str = ""
+    """Comma-separated ecosystems a sync fetches while no stored image tells which are
+    used; empty: every ecosystem the source has."""
+    vulndb_upload_limit: int = 256
+    """The largest OSV file ``POST /api/v1/vulndb/imports`` accepts, in MiB."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

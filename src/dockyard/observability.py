@@ -15,6 +15,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from typing import Any
 
 from prometheus_client import (
@@ -230,6 +231,27 @@ class Metrics:
             multiprocess_mode="mostrecent",
         )
         self._depth_kinds: set[str] = set()
+        self.vulndb_age = Gauge(
+            "dockyard_vulndb_age_seconds",
+            "Seconds since the last successful import into the vulnerability database "
+            "(-1: never imported)",
+            registry=self.registry,
+            multiprocess_mode="mostrecent",
+        )
+        self.vulndb_records = Gauge(
+            "dockyard_vulndb_records",
+            "Vulnerability records in the database (withdrawn ones not counted)",
+            registry=self.registry,
+            multiprocess_mode="mostrecent",
+        )
+        self.vulndb_imports = Gauge(
+            "dockyard_vulndb_imports",
+            "Imports into the vulnerability database, by outcome (queued, running, "
+            "succeeded, failed)",
+            ["outcome"],
+            registry=self.registry,
+            multiprocess_mode="mostrecent",
+        )
 
     def finished(self, kind: str, outcome: str, seconds: float) -> None:
         """A job ran (the worker reports here; see :class:`jobs.worker.JobObserver`)."""
@@ -252,6 +274,19 @@ class Metrics:
             self.queue_depth.labels(kind).set(0)
             self.queue_oldest.labels(kind).set(0)
         self._depth_kinds |= seen
+
+    def set_vulndb(
+        self, records: int, last_import_at: datetime | None, outcomes: dict[str, int]
+    ) -> None:
+        """The vulnerability database as it is now (read from the database at each
+        scrape: imports run in workers, on any replica)."""
+        age = -1.0
+        if last_import_at is not None:
+            age = max((datetime.now(UTC) - last_import_at).total_seconds(), 0.0)
+        self.vulndb_age.set(age)
+        self.vulndb_records.set(records)
+        for outcome, count in outcomes.items():
+            self.vulndb_imports.labels(outcome).set(count)
 
     def exposition(self) -> bytes:
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

@@ -15,6 +15,9 @@ from dockyard import __version__
 _PARAM = re.compile(r"{([a-zA-Z_][a-zA-Z0-9_]*)(?::[a-z]+)?}")
 _CREATED = {"POST"}
 _NO_CONTENT_SUFFIXES = ("registry-password",)
+_ACCEPTED_SUFFIXES = ("/vulndb/imports",)
+"""POSTs answered 202: the work runs as a job."""
+_UPLOAD_TYPES = ("application/zip", "application/json", "multipart/form-data")
 
 _PROBLEM = {
     "description": "An error, as problem JSON (RFC 9457) with a clear detail",
@@ -55,6 +58,8 @@ def _operation(route: Route, method: str, path: str) -> dict[str, Any]:
         ok = {"204": {"description": "Done"}}
     else:
         code = "201" if method in _CREATED else "200"
+        if method == "POST" and path.endswith(_ACCEPTED_SUFFIXES):
+            code = "202"
         ok = {
             code: {
                 "description": "OK",
@@ -76,7 +81,12 @@ def _operation(route: Route, method: str, path: str) -> dict[str, Any]:
             "429": _PROBLEM,
         },
     }
-    if method in ("POST", "PUT", "PATCH"):
+    if method == "POST" and path.endswith(_ACCEPTED_SUFFIXES):
+        operation["requestBody"] = {
+            "required": True,
+            "content": {kind: {"schema": {}} for kind in _UPLOAD_TYPES},
+        }
+    elif method in ("POST", "PUT", "PATCH"):
         operation["requestBody"] = {
             "required": method != "POST" or not path.endswith(("/tokens", "/access-keys")),
             "content": {"application/json": {"schema": {"type": "object"}}},

@@ -575,6 +575,16 @@ API: list[tuple[str, str, str, Any, tuple[int, ...]]] = [
         (401, 403, 403, 403, 403, 403, 403, 403, 403, 401, 200)),
     ("POST", "/api/v1/jobs/{id}/retry", "/api/v1/jobs/999999/retry", None,
         (401, 403, 403, 403, 403, 403, 403, 403, 403, 401, 404)),
+    # The vulnerability database: the instance administrator only.
+    ("GET", "/api/v1/vulndb", "/api/v1/vulndb", None,
+        (401, 403, 403, 403, 403, 403, 403, 403, 403, 401, 200)),
+    ("GET", "/api/v1/vulndb/imports", "/api/v1/vulndb/imports", None,
+        (401, 403, 403, 403, 403, 403, 403, 403, 403, 401, 200)),
+    ("POST", "/api/v1/vulndb/imports", "/api/v1/vulndb/imports",
+     {"id": "MATRIX-{ident}", "modified": "2024-01-01T00:00:00Z"},
+        (401, 403, 403, 403, 403, 403, 403, 403, 403, 401, 202)),
+    ("GET", "/api/v1/vulndb/imports/{id}", "/api/v1/vulndb/imports/999999", None,
+        (401, 403, 403, 403, 403, 403, 403, 403, 403, 401, 404)),
 
     # Webhooks of the repository: read with cr:Get*/cr:List* (read-only and write),
     # changed with the admin permission or FullAccess; the narrowed STS session may pull only.

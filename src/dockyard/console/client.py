@@ -7,6 +7,7 @@ for a direct call.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote
 
@@ -76,6 +77,9 @@ class ApiClient:
         response = await self._http.request(
             method, path, json=json, params=clean or None, headers=headers
         )
+        return self._answer(response)
+
+    def _answer(self, response: httpx.Response) -> Any:
         if response.status_code == 401 and self._token:
             raise SessionExpired(_detail(response))
         if response.status_code >= 400:
@@ -84,6 +88,12 @@ class ApiClient:
         if not response.content:
             return None
         return response.json()
+
+    async def upload(
+        self, path: str, content: AsyncIterator[bytes], params: dict[str, str] | None = None
+    ) -> Any:
+        """POST a file's bytes as the body (streamed); as :meth:`call` otherwise."""
+        return self._answer(await self._http.post(path, content=content, params=params))
 
     async def get(self, path: str, params: dict[str, str] | None = None) -> Any:
         return await self.call("GET", path, params=params)

@@ -15,6 +15,7 @@ from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 import jinja2
 from markupsafe import Markup, escape
+from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.types import ASGIApp
@@ -228,8 +229,11 @@ class Console:
         """The error page for a refused form (another site's, or a stale session's)."""
         return self.render(request, "error.html", 403, ctx=None, title="Forbidden", message=message)
 
-    def page(self, handler: Handler) -> Endpoint:
-        """A signed-in page: session from the cookie, CSRF on POST, API errors shown."""
+    def page(self, handler: Handler, *, upload_limit: int = 0) -> Endpoint:
+        """A signed-in page: session from the cookie, CSRF on POST, API errors shown.
+
+        With ``upload_limit`` (bytes) a POST may carry one file (a multipart form, no
+        larger than that), which the handler finds in ``ctx.uploads``."""
 
         async def endpoint(request: Request) -> Response:
             if request.method == "POST" and not self.same_origin(request):
@@ -237,12 +241,22 @@ class Console:
             token = request.cookies.get(SESSION_COOKIE)
             if not token:
                 return sign_in_redirect(request, None)
+            if upload_limit and _declared_length(request) > upload_limit + FORM_OVERHEAD:
+                return self.render(
+                    request,
+                    "error.html",
+                    413,
+                    ctx=None,
+                    title="File too large",
+                    message=f"The file may have at most {human_size(upload_limit)}.",
+                )
             api = self.client(request, token)
             ctx: Ctx | None = None
+            uploads: dict[str, UploadFile] = {}
             try:
                 form: dict[str, str] = {}
                 if request.method == "POST":
-                    form = await read_form(request)
+                    form, uploads = await read_form_files(request, 1 if upload_limit else 0)
                     if not csrf_ok(token, form.get("csrf", "")):
                         return self.forbidden(
                             request,
@@ -252,7 +266,7 @@ class Console:
                 me = await api.get("/api/v1/me")
                 instance = await self.instance(api, request)
                 may = await self.account_actions(api)
-                ctx = Ctx(self, request, api, token, me, instance, form, may)
+                ctx = Ctx(self, request, api, token, me, instance, form, may, uploads=uploads)
                 return await handler(ctx)
             except SessionExpired:
                 return sign_in_redirect(
@@ -268,6 +282,8 @@ class Console:
                     message=exc.detail,
                 )
             finally:
+                for upload in uploads.values():
+                    await upload.close()
                 await api.aclose()
 
         return endpoint
@@ -288,6 +304,8 @@ class Ctx:
     may: frozenset[str] = frozenset()
     """The account-wide actions (:data:`ACCOUNT_ACTIONS`) the caller may do."""
     flash: Flash | None = None
+    uploads: dict[str, UploadFile] = field(default_factory=dict)
+    """The files of a page that takes one (see :meth:`Console.page`)."""
 
     def __post_init__(self) -> None:
         self.flash = read_flash(self.request)
@@ -401,8 +419,26 @@ RAM_MENU = (
 
 
 async def read_form(request: Request) -> dict[str, str]:
-    form = await request.form(max_files=0, max_fields=200)
-    return {key: value for key, value in form.items() if isinstance(value, str)}
+    return (await read_form_files(request, 0))[0]
+
+
+FORM_OVERHEAD = 64 * 1024
+"""Bytes a multipart form may carry beyond its file (fields, boundaries)."""
+
+
+async def read_form_files(
+    request: Request, max_files: int
+) -> tuple[dict[str, str], dict[str, UploadFile]]:
+    """A form's fields and (up to ``max_files``) files."""
+    form = await request.form(max_files=max_files, max_fields=200)
+    fields = {key: value for key, value in form.items() if isinstance(value, str)}
+    files = {key: value for key, value in form.items() if isinstance(value, UploadFile)}
+    return fields, files
+
+
+def _declared_length(request: Request) -> int:
+    declared = request.headers.get("content-length", "")
+    return int(declared) if declared.isascii() and declared.isdigit() else 0
 
 
 def same_origin(request: Request, public_url: str = "") -> bool:

@@ -418,3 +418,82 @@ webhook_attempts = Table(
     Column("error", Text, nullable=False, server_default=""),
     Index("ix_webhook_attempts_delivery", "delivery_id", "id"),
 )
+
+# The shared vulnerability database (dockyard.scanning.service_db): OSV records as
+# imported, one row per id, the raw JSON zlib-compressed. ``version`` is the import that
+# last wrote the record, so a process brings its local matcher up to date by reading the
+# records newer than the version it has. ``modified`` is the record's own time in a
+# sortable UTC form (an older copy never replaces a newer one).
+vulndb_records = Table(
+    "vulndb_records",
+    metadata,
+    Column("id", String(255), primary_key=True),
+    Column("modified", String(32), nullable=False),
+    Column("withdrawn", Boolean, nullable=False),
+    Column("version", BigInteger, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    Index("ix_vulndb_records_version", "version", "id"),
+)
+
+# The ecosystems (without release) each record that is not withdrawn affects: the counts
+# per ecosystem, and which records a source's ecosystem brought.
+vulndb_ecosystems = Table(
+    "vulndb_ecosystems",
+    metadata,
+    Column("record_id", String(255), primary_key=True),
+    Column("ecosystem", String(128), primary_key=True),
+    Index("ix_vulndb_ecosystems_ecosystem", "ecosystem"),
+)
+
+# One row (id 1): the shared version (0 until a first import changes something), an id
+# of this store (a local matcher cache made from another store is rebuilt), the last
+# successful import and when the periodic refresh from DOCKYARD_VULNDB_SOURCE is next due.
+vulndb_state = Table(
+    "vulndb_state",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("version", BigInteger, nullable=False),
+    Column("store_id", String(32), nullable=False),
+    Column("last_import_at", DateTime(timezone=True), nullable=True),
+    Column("next_refresh_at", DateTime(timezone=True), nullable=True),
+)
+
+# Every import (an upload through the API, a sync from the source, the CLI): its state
+# (queued, running, succeeded, failed), progress and result. ``upload_id`` names the
+# uploaded file in the blob store's upload area until the import ends.
+vulndb_imports = Table(
+    "vulndb_imports",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("state", String(16), nullable=False),
+    Column("source", String(2048), nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("filename", String(255), nullable=False, server_default=""),
+    Column("upload_id", String(128), nullable=True),
+    Column("size", BigInteger, nullable=False, server_default="0"),
+    Column("job_id", BigInteger, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=True),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+    Column("progress_done", Integer, nullable=False, server_default="0"),
+    Column("progress_total", Integer, nullable=False, server_default="0"),
+    Column("added", Integer, nullable=False, server_default="0"),
+    Column("updated", Integer, nullable=False, server_default="0"),
+    Column("kept", Integer, nullable=False, server_default="0"),
+    Column("invalid", Integer, nullable=False, server_default="0"),
+    Column("version", BigInteger, nullable=True),
+    Column("errors", Text, nullable=False, server_default="[]"),
+    Column("error", Text, nullable=False, server_default=""),
+)
+
+# What a sync last fetched from each place of the source (an URL, a file): the HTTP
+# validators (ETag, Last-Modified) or a file's size and modification time, so that an
+# unchanged archive is neither downloaded nor imported again.
+vulndb_sources = Table(
+    "vulndb_sources",
+    metadata,
+    Column("location", String(1024), primary_key=True),
+    Column("etag", String(512), nullable=False, server_default=""),
+    Column("last_modified", String(128), nullable=False, server_default=""),
+    Column("fetched_at", DateTime(timezone=True), nullable=False),
+)

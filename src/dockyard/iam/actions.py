@@ -187,6 +187,14 @@ CATALOGUE: tuple[Action, ...] = (
     Action("cr:UpdateAccount", "PATCH /api/v1/accounts/{account} (quotas)", INSTANCE_ARN),
     Action("cr:ListJobs", "GET /api/v1/jobs", INSTANCE_ARN),
     Action("cr:RetryJob", "POST /api/v1/jobs/{id}/retry", INSTANCE_ARN),
+    Action(
+        "cr:GetVulnDB",
+        "GET /api/v1/vulndb (status), GET /api/v1/vulndb/imports and /imports/{id}",
+        INSTANCE_ARN,
+    ),
+    Action(
+        "cr:ImportVulnDB", "POST /api/v1/vulndb/imports (upload OSV data to import)", INSTANCE_ARN
+    ),
 )
 
 BY_NAME = {a.name: a for a in CATALOGUE}
@@ -202,6 +210,8 @@ UPDATE_ACCOUNT = "cr:UpdateAccount"
 LIST_EVENTS = "cr:ListEvents"
 LIST_JOBS = "cr:ListJobs"
 RETRY_JOB = "cr:RetryJob"
+GET_VULNDB = "cr:GetVulnDB"
+IMPORT_VULNDB = "cr:ImportVulnDB"
 
 LIST_PERMISSIONS = "cr:ListRepositoryPermission"
 SET_PERMISSIONS = "cr:SetRepositoryPermission"

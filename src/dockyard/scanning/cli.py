@@ -1,8 +1,18 @@
 """``dockyard scan`` and ``dockyard vulndb``: scan images offline against imported OSV data.
 
 The commands are registered on the main ``dockyard`` group (``dockyard.cli.main``) and
-take its instance options; the database defaults to ``<data dir>/vulndb``. Errors exit 2
-with one line on stderr: ``dockyard scan: error: …``.
+take its instance options. Which vulnerability database they use:
+
+* ``--db DIR``: that database file (``DIR/osv.sqlite``), as on a machine without an
+  instance;
+* else, when the instance has a database (``DOCKYARD_DATABASE_URL``, or the SQLite file
+  in the data directory), the instance's shared database (:mod:`.service_db`) — the one
+  the registry's scans use;
+* else ``<data dir>/vulndb``.
+
+``dockyard vulndb sync`` fetches what changed at ``DOCKYARD_VULNDB_SOURCE`` (or
+``--source``) into the instance's database. Errors exit 2 with one line on stderr:
+``dockyard scan: error: …``.
 """
 
 from __future__ import annotations
@@ -10,13 +20,19 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import click
 
 from dockyard.cli.common import instance_options, settings_of
+from dockyard.config import Settings
 from dockyard.scanning.model import SEVERITIES
+
+if TYPE_CHECKING:
+    from dockyard.scanning.service_db import VulnDBService
+    from dockyard.scanning.vulndb import VulnDB
 
 _DB_OPTION = click.option(
     "--db",
@@ -40,14 +56,43 @@ class CommandError(click.ClickException):
         click.echo(f"dockyard {self.command}: error: {text}", err=True)
 
 
+def _settings(ctx: click.Context, command: str) -> Settings:
+    try:
+        return settings_of(ctx)
+    except click.ClickException as exc:
+        raise CommandError(command, exc.format_message()) from exc
+
+
 def _db_dir(ctx: click.Context, command: str, db: Path | None) -> Path:
     if db is not None:
         return db
+    return Path(_settings(ctx, command).data_dir) / "vulndb"
+
+
+@contextlib.contextmanager
+def _shared(ctx: click.Context, command: str, db: Path | None) -> Iterator[VulnDBService | None]:
+    """The instance's shared vulnerability database, when no ``--db`` is given and the
+    instance has a database; else None (the commands use a database file)."""
+    if db is not None:
+        yield None
+        return
+    settings = _settings(ctx, command)
+    if not settings.database_url and not (Path(settings.data_dir) / "dockyard.db").is_file():
+        yield None
+        return
+    from dockyard.app import open_services
+
     try:
-        settings = settings_of(ctx)
-    except click.ClickException as exc:
-        raise CommandError(command, exc.format_message()) from exc
-    return Path(settings.data_dir) / "vulndb"
+        # The instance's services as every process builds them, so that what is
+        # connected to an import (the rescan of recent images) happens after one made
+        # here too.
+        services = open_services(settings, migrate=True)
+    except Exception as exc:
+        raise CommandError(command, f"cannot open the instance's database: {exc}") from exc
+    try:
+        yield services.vulndb
+    finally:
+        services.close()
 
 
 class _ProgressBar:
@@ -76,6 +121,28 @@ class _ProgressBar:
 
     def close(self) -> None:
         self.stack.close()
+
+
+@contextlib.contextmanager
+def _matcher(ctx: click.Context, db: Path | None) -> Iterator[VulnDB]:
+    """The database ``dockyard scan`` matches against (module docstring): the
+    instance's when it holds records, else the file."""
+    from dockyard.scanning.vulndb import DB_FILENAME, VulnDB
+
+    with _shared(ctx, "scan", db) as service:
+        if service is not None and service.version():
+            with service.open() as matcher:
+                yield matcher
+            return
+    directory = _db_dir(ctx, "scan", db)
+    if not (directory / DB_FILENAME).is_file():
+        raise CommandError(
+            "scan",
+            f"no vulnerability database in {directory} (import OSV records with "
+            "`dockyard vulndb import`, or give --db)",
+        )
+    with VulnDB(directory) as matcher:
+        yield matcher
 
 
 @click.command()
@@ -121,23 +188,15 @@ def scan(
     from dockyard.scanning.image import ScanError
     from dockyard.scanning.report import at_or_above, parse_levels, render_json, render_table
     from dockyard.scanning.scan import scan_image
-    from dockyard.scanning.vulndb import DB_FILENAME, VulnDB
 
     try:
         levels = parse_levels(severity)
     except ValueError as exc:
         raise CommandError("scan", f"--severity: {exc}") from exc
-    directory = _db_dir(ctx, "scan", db)
-    if not (directory / DB_FILENAME).is_file():
-        raise CommandError(
-            "scan",
-            f"no vulnerability database in {directory} (import OSV records with "
-            "`dockyard vulndb import`, or give --db)",
-        )
     bar = _ProgressBar()
     warnings: list[str] = []
     try:
-        with VulnDB(directory) as vulndb:
+        with _matcher(ctx, db) as vulndb:
             result = scan_image(image, vulndb, platform, progress=bar, on_warning=warnings.append)
     except ScanError as exc:
         raise CommandError("scan", str(exc)) from exc
@@ -170,11 +229,14 @@ def vulndb_import(ctx: click.Context, paths: tuple[Path, ...], db: Path | None) 
     """Import OSV records: JSON files, folders of them, osv.dev zip archives."""
     from dockyard.scanning.vulndb import VulnDB
 
-    directory = _db_dir(ctx, "vulndb import", db)
-
     def invalid(record: str, reason: str) -> None:
         click.echo(f"dockyard vulndb import: skipped invalid record {record}: {reason}", err=True)
 
+    with _shared(ctx, "vulndb import", db) as service:
+        if service is not None:
+            _import_shared(service, paths, invalid)
+            return
+    directory = _db_dir(ctx, "vulndb import", db)
     try:
         with VulnDB(directory) as database:
             stats = database.import_paths(paths, on_invalid=invalid)
@@ -188,6 +250,66 @@ def vulndb_import(ctx: click.Context, paths: tuple[Path, ...], db: Path | None) 
     )
 
 
+def _import_shared(
+    service: VulnDBService, paths: tuple[Path, ...], invalid: Callable[[str, str], None]
+) -> None:
+    try:
+        result = service.import_files(paths, source="cli")
+    except Exception as exc:
+        raise CommandError("vulndb import", str(exc)) from exc
+    for record, reason in result.errors:
+        invalid(record, reason)
+    if result.invalid > len(result.errors):
+        invalid("…", f"{result.invalid - len(result.errors)} more invalid records")
+    imported = result.added + result.updated
+    click.echo(
+        f"imported {imported} records ({result.added} added, {result.updated} updated), "
+        f"{result.kept} kept (same or newer already stored), {result.invalid} invalid "
+        f"skipped, in {result.seconds:.1f} s into the instance's database "
+        f"(version {result.version or 'empty'})"
+    )
+
+
+@vulndb.command("sync")
+@instance_options
+@click.option("--source", default=None, help="Override DOCKYARD_VULNDB_SOURCE.")
+@click.pass_context
+def vulndb_sync(ctx: click.Context, source: str | None) -> None:
+    """Fetch what changed at the source into the instance's database."""
+    from dockyard.scanning.sources import SourceError, VulnSync
+
+    settings = _settings(ctx, "vulndb sync")
+    source = source or settings.vulndb_source
+    if not source:
+        raise CommandError("vulndb sync", "no source: set DOCKYARD_VULNDB_SOURCE or --source")
+    with _shared(ctx, "vulndb sync", None) as service:
+        if service is None:
+            raise CommandError(
+                "vulndb sync",
+                f"no instance database in {settings.data_dir} (start `dockyard serve` once, "
+                "or set DOCKYARD_DATABASE_URL)",
+            )
+        defaults = tuple(e.strip() for e in settings.vulndb_ecosystems.split(",") if e.strip())
+        try:
+            result = VulnSync(service, source, defaults).sync(actor="cli")
+        except (SourceError, OSError) as exc:
+            raise CommandError("vulndb sync", str(exc)) from exc
+    for location in result.fetched:
+        click.echo(f"fetched {location}")
+    for location in result.unchanged:
+        click.echo(f"unchanged {location}")
+    for ecosystem in result.missing:
+        click.echo(f"dockyard vulndb sync: warning: the source has no {ecosystem}", err=True)
+    if result.imported is not None:
+        r = result.imported
+        click.echo(
+            f"imported {r.added + r.updated} records ({r.added} added, {r.updated} updated), "
+            f"{r.kept} kept, {r.invalid} invalid skipped (version {r.version or 'empty'})"
+        )
+    else:
+        click.echo("nothing changed at the source")
+
+
 @vulndb.command("status")
 @instance_options
 @_DB_OPTION
@@ -196,6 +318,19 @@ def vulndb_status(ctx: click.Context, db: Path | None) -> None:
     """Record counts and newest modified time per ecosystem."""
     from dockyard.scanning.vulndb import DB_FILENAME, VulnDB
 
+    with _shared(ctx, "vulndb status", db) as service:
+        if service is not None:
+            status = service.status()
+            if not status.ecosystems:
+                click.echo("no records in the instance's database")
+                return
+            _print_table(
+                [
+                    (e.ecosystem, str(e.records), e.newest_modified[:19] + "Z")
+                    for e in status.ecosystems
+                ]
+            )
+            return
     directory = _db_dir(ctx, "vulndb status", db)
     if not (directory / DB_FILENAME).is_file():
         raise CommandError("vulndb status", f"no vulnerability database in {directory}")
@@ -207,15 +342,20 @@ def vulndb_status(ctx: click.Context, db: Path | None) -> None:
     if not rows:
         click.echo(f"no records in {directory}")
         return
-    table = [("ECOSYSTEM", "RECORDS", "NEWEST MODIFIED")]
-    table += [
-        (
-            row.ecosystem,
-            str(row.records),
-            row.newest_modified.strftime("%Y-%m-%dT%H:%M:%SZ") if row.newest_modified else "-",
-        )
-        for row in rows
-    ]
+    _print_table(
+        [
+            (
+                row.ecosystem,
+                str(row.records),
+                row.newest_modified.strftime("%Y-%m-%dT%H:%M:%SZ") if row.newest_modified else "-",
+            )
+            for row in rows
+        ]
+    )
+
+
+def _print_table(rows: list[tuple[str, str, str]]) -> None:
+    table = [("ECOSYSTEM", "RECORDS", "NEWEST MODIFIED"), *rows]
     widths = [max(len(r[i]) for r in table) for i in range(3)]
     for r in table:
         click.echo(f"{r[0].ljust(widths[0])}  {r[1].rjust(widths[1])}  {r[2]}".rstrip())

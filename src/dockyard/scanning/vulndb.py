@@ -95,11 +95,18 @@ from dockyard.scanning.cvss import cvss3_base_score, cvss4_base_score
 from dockyard.scanning.model import SEVERITIES, Finding, Package
 
 __all__ = [
+    "CheckedRecord",
     "EcosystemStatus",
     "ImportStats",
     "InvalidRecord",
     "VulnDB",
+    "check_record",
     "cvss3_base_score",
+    "documents",
+    "ecosystem_base",
+    "file_documents",
+    "record_time",
+    "records_in",
     "severity_of",
 ]
 
@@ -432,6 +439,41 @@ def _prepare(record: Any) -> _Prepared:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class CheckedRecord:
+    """What a store of raw records keeps beside each one (see :func:`check_record`)."""
+
+    id: str
+    modified: str
+    """The record's ``modified`` time in a sortable UTC form."""
+    withdrawn: bool
+    ecosystems: tuple[str, ...]
+    """The ecosystems (without release) of its affected packages; none when withdrawn."""
+
+
+def check_record(record: Any) -> CheckedRecord:
+    """Validate *record* by the rules of an import; :class:`InvalidRecord` if bad."""
+    prepared = _prepare(record)
+    ecosystems = () if prepared.withdrawn else tuple(sorted({row[0] for row in prepared.affected}))
+    return CheckedRecord(prepared.id, prepared.modified, prepared.withdrawn, ecosystems)
+
+
+def record_time(record: Any) -> str | None:
+    """The record's ``modified`` time in the sortable form :func:`check_record` gives,
+    or None when it has none that can be read (the record is then invalid)."""
+    if not isinstance(record, Mapping):
+        return None
+    try:
+        return _parse_time(record.get("modified"), "modified")
+    except InvalidRecord:
+        return None
+
+
+def ecosystem_base(ecosystem: str) -> str:
+    """The ecosystem without its release: ``Debian`` for ``Debian:12``."""
+    return _split_ecosystem(ecosystem)[0]
+
+
 # --- names and ecosystems ------------------------------------------------------------
 
 
@@ -709,12 +751,46 @@ class VulnDB:
         Raises :class:`FileNotFoundError` before importing anything if a path does not
         exist; an unreadable zip archive is reported through *on_invalid*.
         """
-        started = time.perf_counter()
         paths = [Path(p) for p in paths]
         for path in paths:
             if not path.exists():
                 raise FileNotFoundError(f"no such file or directory: {path}")
 
+        def records(report: Callable[[str, str], None]) -> Iterator[tuple[str, Any]]:
+            for label, raw in documents(paths, report):
+                yield from records_in(label, raw, report)
+
+        return self._import(records, on_invalid)
+
+    def import_records(
+        self,
+        records: Iterable[tuple[str, Any]],
+        on_invalid: Callable[[str, str], None] | None = None,
+        *,
+        reset: bool = False,
+        meta: Mapping[str, str] | None = None,
+    ) -> ImportStats:
+        """Import parsed records, given as (label for messages, record) pairs, by the
+        same rules as :meth:`import_paths`, in one transaction. With *reset* every
+        stored record is forgotten first; *meta* (key → value) is written with the
+        records, so that whoever keeps this database as a copy of another store knows
+        exactly which version of it the records are."""
+        return self._import(lambda _report: records, on_invalid, reset=reset, meta=meta)
+
+    def meta(self, key: str) -> str | None:
+        """A value written with :meth:`import_records`'s *meta*, or None."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def _import(
+        self,
+        source: Callable[[Callable[[str, str], None]], Iterable[tuple[str, Any]]],
+        on_invalid: Callable[[str, str], None] | None,
+        *,
+        reset: bool = False,
+        meta: Mapping[str, str] | None = None,
+    ) -> ImportStats:
+        started = time.perf_counter()
         invalid = added = updated = kept = 0
 
         def report(label: str, reason: str) -> None:
@@ -724,7 +800,6 @@ class VulnDB:
                 on_invalid(label, reason)
 
         db = self._db
-        known: dict[str, str] = dict(db.execute("SELECT id, modified FROM vulns"))
         pending: dict[str, _Prepared] = {}
         replaced: set[str] = set()
 
@@ -749,27 +824,32 @@ class VulnDB:
 
         db.execute("BEGIN")
         try:
-            for label, raw in self._documents(paths, report):
-                for record_label, record in _records_in(label, raw, report):
-                    try:
-                        prepared = _prepare(record)
-                    except InvalidRecord as exc:
-                        report(_record_name(record, record_label), str(exc))
-                        continue
-                    stored = known.get(prepared.id)
-                    if stored is not None and stored > prepared.modified:
-                        kept += 1
-                        continue
-                    if stored is None:
-                        added += 1
-                    else:
-                        updated += 1
-                        replaced.add(prepared.id)
-                    known[prepared.id] = prepared.modified
-                    pending[prepared.id] = prepared
-                    if len(pending) >= _BATCH:
-                        flush()
+            if reset:
+                db.execute("DELETE FROM affected")
+                db.execute("DELETE FROM vulns")
+            known: dict[str, str] = dict(db.execute("SELECT id, modified FROM vulns"))
+            for record_label, record in source(report):
+                try:
+                    prepared = _prepare(record)
+                except InvalidRecord as exc:
+                    report(_record_name(record, record_label), str(exc))
+                    continue
+                stored = known.get(prepared.id)
+                if stored is not None and stored > prepared.modified:
+                    kept += 1
+                    continue
+                if stored is None:
+                    added += 1
+                else:
+                    updated += 1
+                    replaced.add(prepared.id)
+                known[prepared.id] = prepared.modified
+                pending[prepared.id] = prepared
+                if len(pending) >= _BATCH:
+                    flush()
             flush()
+            for key, value in (meta or {}).items():
+                db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
             db.execute("COMMIT")
         except BaseException:
             if db.in_transaction:
@@ -782,33 +862,6 @@ class VulnDB:
             invalid=invalid,
             seconds=time.perf_counter() - started,
         )
-
-    @staticmethod
-    def _documents(
-        paths: Sequence[Path], report: Callable[[str, str], None]
-    ) -> Iterator[_Document]:
-        for path in paths:
-            if path.is_dir():
-                for child in sorted(path.rglob("*")):
-                    if child.is_file() and child.suffix.lower() in (".json", ".zip"):
-                        yield from VulnDB._file_documents(child, report)
-            else:
-                yield from VulnDB._file_documents(path, report)
-
-    @staticmethod
-    def _file_documents(path: Path, report: Callable[[str, str], None]) -> Iterator[_Document]:
-        suffix = path.suffix.lower()
-        if suffix == ".zip" or (suffix != ".json" and zipfile.is_zipfile(path)):
-            try:
-                with zipfile.ZipFile(path) as archive:
-                    for member in archive.infolist():
-                        if member.is_dir() or not member.filename.lower().endswith(".json"):
-                            continue
-                        yield f"{path}:{member.filename}", archive.read(member)
-            except (zipfile.BadZipFile, zlib.error, OSError) as exc:
-                report(str(path), f"unreadable zip archive: {exc}")
-            return
-        yield str(path), path.read_bytes()
 
     # -- status -----------------------------------------------------------------------
 
@@ -926,7 +979,37 @@ class VulnDB:
         )
 
 
-def _records_in(
+def documents(paths: Sequence[Path], report: Callable[[str, str], None]) -> Iterator[_Document]:
+    """The JSON documents in *paths*: files, folders of ``.json`` and ``.zip`` files
+    (searched recursively) and zip archives (one document per ``.json`` member); an
+    unreadable archive is reported through *report*."""
+    for path in paths:
+        if path.is_dir():
+            for child in sorted(path.rglob("*")):
+                if child.is_file() and child.suffix.lower() in (".json", ".zip"):
+                    yield from file_documents(child, report)
+        else:
+            yield from file_documents(path, report)
+
+
+def file_documents(path: Path, report: Callable[[str, str], None]) -> Iterator[_Document]:
+    """The documents of one file: a zip archive (by suffix, or by content unless the
+    name ends in ``.json``) or a JSON file."""
+    suffix = path.suffix.lower()
+    if suffix == ".zip" or (suffix != ".json" and zipfile.is_zipfile(path)):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                for member in archive.infolist():
+                    if member.is_dir() or not member.filename.lower().endswith(".json"):
+                        continue
+                    yield f"{path}:{member.filename}", archive.read(member)
+        except (zipfile.BadZipFile, zlib.error, OSError) as exc:
+            report(str(path), f"unreadable zip archive: {exc}")
+        return
+    yield str(path), path.read_bytes()
+
+
+def records_in(
     label: str, raw: bytes, report: Callable[[str, str], None]
 ) -> Iterator[tuple[str, Any]]:
     """The records in one JSON document: an object, or an array of objects."""

@@ -334,6 +334,36 @@
   document.querySelectorAll("[data-replace-url]").forEach(function (box) {
     if (window.history && history.replaceState) history.replaceState(null, "", box.getAttribute("data-replace-url"));
   });
+  // An import that is queued or running: follow its progress, and show the page again
+  // (counts, history) once it has ended.
+  document.querySelectorAll("[data-import-poll]").forEach(function (row) {
+    var url = row.getAttribute("data-import-poll");
+    var set = function (field, text) {
+      var cell = row.querySelector('[data-field="' + field + '"]');
+      if (cell) cell.textContent = text;
+    };
+    var poll = function () {
+      fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
+        .then(function (r) { return r.ok ? r.json() : null; })
+        .then(function (found) {
+          if (!found) return;
+          var bar = row.querySelector('[data-field="progress"]');
+          if (bar) { bar.max = found.progress.total || 1; bar.value = found.progress.done; }
+          set("percent", (found.progress.percent || 0) + " %");
+          set("state", found.state);
+          set("imported", String(found.imported));
+          set("skipped", String(found.skipped));
+          set("invalid", String(found.invalid));
+          if (found.state === "succeeded" || found.state === "failed") {
+            window.location.reload();
+          } else {
+            setTimeout(poll, 1000);
+          }
+        })
+        .catch(function () { setTimeout(poll, 3000); });
+    };
+    setTimeout(poll, 500);
+  });
   // Close the user menu when clicking elsewhere.
   document.addEventListener("click", function (e) {
     document.querySelectorAll("details.user-menu[open]").forEach(function (menu) {
