@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 from anyio import to_thread
+from pydantic import Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -37,6 +38,7 @@ from dockyard.api import (
     optional_field,
     page,
     page_params,
+    paged,
     request_context,
 )
 from dockyard.audit import origin_of
@@ -56,9 +58,131 @@ from dockyard.iam.arn import namespace_arn, repository_arn
 from dockyard.iam.authz import Principal, Resource, is_allowed
 from dockyard.iam.permissions import Permission, PermissionService
 from dockyard.oci.reference import RepositoryName
+from dockyard.openapi import Body, Int64, Op, Query, Reply, Timestamp, describe
+from dockyard.openapi import field_names as fields
 from dockyard.origin import Origin
 
 REPO_TYPES = ("public", "private")
+RepoType = Literal["public", "private"]
+Role = Literal["read-only", "write", "admin"]
+
+
+class NewNamespace(Body):
+    name: str = Field(
+        description="2 to 64 lowercase letters, digits and separators", examples=["team"]
+    )
+    auto_create_repo: bool | None = Field(
+        default=None, description="whether a push creates a missing repository (default true)"
+    )
+    default_repo_type: RepoType | None = Field(
+        default=None, description="the type of repositories a push creates (default private)"
+    )
+
+
+class NamespaceChange(Body):
+    auto_create_repo: bool | None = Field(
+        default=None, description="whether a push creates a missing repository"
+    )
+    default_repo_type: RepoType | None = Field(
+        default=None, description="the type of repositories a push creates"
+    )
+
+
+class NamespaceOut(Reply):
+    name: str = Field(examples=["team"])
+    account_id: Int64 | None = Field(description="the owning account (none: the instance's)")
+    auto_create_repo: bool
+    default_repo_type: RepoType
+    created_at: Timestamp
+
+
+class NewRepository(Body):
+    namespace: str = Field(examples=["team"])
+    name: str = Field(description="the repository's name in the namespace", examples=["app"])
+    repo_type: RepoType | None = Field(
+        default=None, description="public (anyone may pull) or private (the namespace's default)"
+    )
+    summary: str | None = Field(default=None, description="one line", examples=["The web app"])
+    detail: str | None = Field(default=None, description="a longer description, in Markdown")
+
+
+class RepositoryChange(Body):
+    repo_type: RepoType | None = None
+    summary: str | None = None
+    detail: str | None = None
+
+
+class RepositoryOut(Reply):
+    namespace: str = Field(examples=["team"])
+    name: str = Field(examples=["app"])
+    full_name: str = Field(examples=["team/app"])
+    account_id: Int64 | None
+    repo_type: RepoType
+    summary: str
+    detail: str
+    created_at: Timestamp
+    updated_at: Timestamp
+    tag_count: int
+    size: Int64 = Field(description="bytes the repository's blobs take")
+
+
+class RepositoryQuery(Query):
+    account: str | None = Field(
+        default=None, description="only this account's (the instance administrator)"
+    )
+    namespace: str | None = Field(default=None, description="only this namespace's")
+    q: str | None = Field(default=None, description="only names that contain this")
+    repo_type: RepoType | None = Field(default=None, description="only public or private ones")
+
+
+class TagOut(Reply):
+    name: str = Field(examples=["latest"])
+    digest: str = Field(examples=["sha256:" + "0" * 64])
+    media_type: str = Field(examples=["application/vnd.oci.image.manifest.v1+json"])
+    size: Int64 = Field(description="the manifest's size in bytes")
+    pushed_at: Timestamp
+
+
+class TagQuery(Query):
+    q: str | None = Field(default=None, description="only tags that contain this")
+    order: Literal["pushed", "name"] | None = Field(
+        default=None, description="latest pushed first (the default) or by name"
+    )
+
+
+class PermissionGrant(Body):
+    role: Role = Field(description="what the subject may do")
+
+
+class PermissionOut(Reply):
+    subject_type: Literal["user", "group"]
+    subject: str = Field(
+        description="a user's login (name@account) or a group's name",
+        examples=["alice@acme"],
+    )
+    role: Role
+    policy: str = Field(description="the managed policy that carries it")
+
+
+class PermissionEntryOut(PermissionOut):
+    key: str = Field(description="where a listing resumes", examples=["user:alice@acme"])
+
+
+_PERMISSIONS = describe(
+    get=Op(
+        "List who has permissions on it",
+        tag="permissions",
+        reply=PermissionEntryOut,
+        paged=True,
+    ),
+    put=Op(
+        "Give a RAM user or group a permission (replacing the one it had)",
+        tag="permissions",
+        body=PermissionGrant,
+        reply=PermissionOut,
+    ),
+    delete=Op("Take a RAM user or group's permission away", tag="permissions", status=204),
+)
 
 
 def namespace_json(ns: Namespace) -> dict[str, Any]:
@@ -145,7 +269,7 @@ class _CatalogRoutes:
                 ServiceError,
             )
             items = [permission_json(p) | {"key": p.key} for p in found]
-            return JSONResponse(page(items, limit, request.url.path, "key"))
+            return paged(page(items, limit, request.url.path, "key"))
         if request.method == "DELETE":
             origin = origin_of(request.scope, await self.auth.principal(request), status=204)
             await call_service(
@@ -153,7 +277,7 @@ class _CatalogRoutes:
             )
             return Response(status_code=204)
         body = await json_body(request)
-        only_fields(body, ("role",))
+        only_fields(body, fields(PermissionGrant))
         role = optional_field(body, "role", str)
         if role is None:
             raise ApiError(400, "Bad Request", "role (read-only, write or admin) is required")
@@ -198,6 +322,7 @@ class NamespaceRoutes(_CatalogRoutes):
             ),
         ]
 
+    @_PERMISSIONS
     async def permission(self, request: Request) -> Response:
         name = request.path_params["name"]
         _, owner = await self._require(request, self._permission_action(request), name)
@@ -217,10 +342,25 @@ class NamespaceRoutes(_CatalogRoutes):
         arn = namespace_arn(self.region, self._account(principal, owner), name)
         return await self.auth.authorize(request, action, arn), owner
 
+    @describe(
+        get=Op(
+            "List the namespaces the caller may see",
+            tag="namespaces",
+            reply=NamespaceOut,
+            paged=True,
+        ),
+        post=Op(
+            "Create a namespace",
+            tag="namespaces",
+            body=NewNamespace,
+            reply=NamespaceOut,
+            status=201,
+        ),
+    )
     async def list_or_create(self, request: Request) -> Response:
         if request.method == "POST":
             body = await json_body(request)
-            only_fields(body, ("name", "auto_create_repo", "default_repo_type"))
+            only_fields(body, fields(NewNamespace))
             name = body.get("name")
             if not isinstance(name, str):
                 raise ApiError(400, "Bad Request", "name (a string) is required")
@@ -255,9 +395,7 @@ class NamespaceRoutes(_CatalogRoutes):
         else:
             # A RAM user (or STS session) sees the namespaces its policies let it list.
             items = await self._visible_namespaces(request, principal, limit, after)
-        return JSONResponse(
-            page([namespace_json(n) for n in items], limit, "/api/v1/namespaces", "name")
-        )
+        return paged(page([namespace_json(n) for n in items], limit, "/api/v1/namespaces", "name"))
 
     async def _visible_namespaces(
         self, request: Request, principal: Principal, limit: int, after: str | None
@@ -284,6 +422,21 @@ class NamespaceRoutes(_CatalogRoutes):
             cursor = batch[-1].name
         return found[:limit]
 
+    @describe(
+        get=Op("Read a namespace", tag="namespaces", reply=NamespaceOut),
+        patch=Op(
+            "Change a namespace's settings",
+            tag="namespaces",
+            body=NamespaceChange,
+            reply=NamespaceOut,
+        ),
+        delete=Op(
+            "Delete an empty namespace",
+            tag="namespaces",
+            status=204,
+            description="Refused (409) while the namespace still holds repositories.",
+        ),
+    )
     async def one(self, request: Request) -> Response:
         name = request.path_params["name"]
         if request.method == "DELETE":
@@ -294,7 +447,7 @@ class NamespaceRoutes(_CatalogRoutes):
         if request.method == "PATCH":
             principal, _ = await self._require(request, "cr:UpdateNamespace", name)
             body = await json_body(request)
-            only_fields(body, ("auto_create_repo", "default_repo_type"))
+            only_fields(body, fields(NamespaceChange))
             auto = optional_field(body, "auto_create_repo", bool)
             public = _optional_type(body, "default_repo_type")
             origin = origin_of(request.scope, principal, status=200)
@@ -323,6 +476,7 @@ class RepositoryRoutes(_CatalogRoutes):
             Route(one + "/permissions/{subject}", self.permission, methods=["PUT", "DELETE"]),
         ]
 
+    @_PERMISSIONS
     async def permission(self, request: Request) -> Response:
         ref = await self._named(request, self._permission_action(request))
         return await self._permissions(
@@ -351,6 +505,23 @@ class RepositoryRoutes(_CatalogRoutes):
         text = f"{request.path_params['namespace']}/{request.path_params['repository']}"
         return await self._require(request, principal, action, _parse_name(text))
 
+    @describe(
+        get=Op(
+            "List the repositories the caller may see",
+            tag="repositories",
+            reply=RepositoryOut,
+            query=RepositoryQuery,
+            paged=True,
+        ),
+        post=Op(
+            "Create a repository",
+            tag="repositories",
+            body=NewRepository,
+            reply=RepositoryOut,
+            status=201,
+            location=True,
+        ),
+    )
     async def list_or_create(self, request: Request) -> Response:
         principal = await self.auth.signed_in(request)
         if request.method == "POST":
@@ -382,7 +553,7 @@ class RepositoryRoutes(_CatalogRoutes):
             "full_name",
             ("account", "namespace", "q", "repo_type"),
         )
-        return JSONResponse(body)
+        return paged(body)
 
     def _visible(self, request: Request, principal: Principal) -> Callable[[RepositoryEntry], bool]:
         """Whether the caller may see a repository of its account: list or get it."""
@@ -402,7 +573,7 @@ class RepositoryRoutes(_CatalogRoutes):
 
     async def _create(self, request: Request, principal: Principal) -> Response:
         body = await json_body(request)
-        only_fields(body, ("namespace", "name", "repo_type", "summary", "detail"))
+        only_fields(body, fields(NewRepository))
         namespace, repository = body.get("namespace"), body.get("name")
         if not isinstance(namespace, str) or not isinstance(repository, str):
             raise ApiError(400, "Bad Request", "namespace and name (strings) are required")
@@ -429,6 +600,20 @@ class RepositoryRoutes(_CatalogRoutes):
             headers={"Location": f"/api/v1/repositories/{name}"},
         )
 
+    @describe(
+        get=Op("Read a repository", tag="repositories", reply=RepositoryOut),
+        patch=Op(
+            "Change a repository's type or descriptions",
+            tag="repositories",
+            body=RepositoryChange,
+            reply=RepositoryOut,
+        ),
+        delete=Op(
+            "Delete a repository with its tags",
+            tag="repositories",
+            status=204,
+        ),
+    )
     async def one(self, request: Request) -> Response:
         if request.method == "DELETE":
             ref = await self._named(request, "cr:DeleteRepository")
@@ -440,7 +625,7 @@ class RepositoryRoutes(_CatalogRoutes):
         if request.method == "PATCH":
             name = (await self._named(request, "cr:UpdateRepository")).name
             body = await json_body(request)
-            only_fields(body, ("repo_type", "summary", "detail"))
+            only_fields(body, fields(RepositoryChange))
             public = _optional_type(body, "repo_type")
             summary = optional_field(body, "summary", str)
             detail = optional_field(body, "detail", str)
@@ -456,6 +641,15 @@ class RepositoryRoutes(_CatalogRoutes):
         found = await call_service(lambda: self.catalog.get_repository(name), ServiceError)
         return JSONResponse(repository_json(found))
 
+    @describe(
+        get=Op(
+            "List a repository's tags",
+            tag="tags",
+            reply=TagOut,
+            query=TagQuery,
+            paged=True,
+        )
+    )
     async def tags(self, request: Request) -> Response:
         name = (await self._named(request, "cr:ListRepositoryTag")).name
         limit, after = page_params(request)
@@ -473,10 +667,16 @@ class RepositoryRoutes(_CatalogRoutes):
             ),
             ServiceError,
         )
-        return JSONResponse(
-            listing([tag_json(x) for x in items], limit, request, "name", ("q", "order"))
-        )
+        return paged(listing([tag_json(x) for x in items], limit, request, "name", ("q", "order")))
 
+    @describe(
+        get=Op("Read a tag", tag="tags", reply=TagOut),
+        delete=Op(
+            "Delete a tag (the manifest stays, reachable by digest)",
+            tag="tags",
+            status=204,
+        ),
+    )
     async def tag(self, request: Request) -> Response:
         tag = request.path_params["tag"]
         if request.method == "DELETE":
