@@ -91,6 +91,17 @@ class Problem(Reply):
     )
 
 
+class OpenApiDocument(Reply):
+    """An OpenAPI 3.1 document."""
+
+    model_config = ConfigDict(extra="allow")
+
+    openapi: str = Field(examples=["3.1.0"])
+    info: dict[str, Any]
+    paths: dict[str, Any]
+    components: dict[str, Any]
+
+
 def field_names(model: type[BaseModel]) -> tuple[str, ...]:
     """The fields ``model`` names, in order: what a route lets a body carry."""
     return tuple(model.model_fields)
