@@ -169,7 +169,8 @@ class AssumeRole(LenientBody):
     role_arn: str = Field(examples=["acs:ram::7:role/deployer"])
     role_session_name: str = Field(examples=["ci-run-42"])
     duration_seconds: int | None = Field(
-        default=None, description="how long the credentials last (the role's maximum at most)"
+        default=None,
+        description="how long the credentials last: 900 to the role's maximum (default 3600)",
     )
     policy: dict[str, Any] | str | None = Field(
         default=None, description="a policy that narrows the role's permissions"
