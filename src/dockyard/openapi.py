@@ -319,6 +319,7 @@ def _operation(
     if op is None:
         return _undescribed(route, method, path, params)
     if op.query is not None:
+        schemas.ref(op.query, "validation")  # for the types its parameters refer to
         params += _query_params(op.query)
     if op.paged:
         params += _PAGE_PARAMS

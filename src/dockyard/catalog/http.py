@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from enum import StrEnum
 from typing import Any, Literal
 
 from anyio import to_thread
@@ -62,9 +63,23 @@ from dockyard.openapi import Body, Int64, Op, Query, Reply, Timestamp, describe
 from dockyard.openapi import field_names as fields
 from dockyard.origin import Origin
 
-REPO_TYPES = ("public", "private")
-RepoType = Literal["public", "private"]
-Role = Literal["read-only", "write", "admin"]
+
+class RepoType(StrEnum):
+    """Who may pull: anyone (public) or those a policy lets (private)."""
+
+    PUBLIC = "public"
+    PRIVATE = "private"
+
+
+REPO_TYPES = tuple(t.value for t in RepoType)
+
+
+class Role(StrEnum):
+    """What a permission lets its RAM user or group do."""
+
+    READ_ONLY = "read-only"
+    WRITE = "write"
+    ADMIN = "admin"
 
 
 class NewNamespace(Body):
@@ -139,7 +154,7 @@ class TagOut(Reply):
     name: str = Field(examples=["latest"])
     digest: str = Field(examples=["sha256:" + "0" * 64])
     media_type: str = Field(examples=["application/vnd.oci.image.manifest.v1+json"])
-    size: Int64 = Field(description="the manifest's size in bytes")
+    size: Int64 = Field(description="bytes of the manifest, its config and its layers")
     pushed_at: Timestamp
 
 
