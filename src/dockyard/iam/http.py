@@ -919,7 +919,10 @@ class RamRoutes:
             "Delete a RAM user",
             tag="ram-users",
             status=204,
-            description="Refused (409) while it has access keys or policies attached.",
+            description=(
+                "Refused (409) while it has access keys, attached policies (permissions "
+                "included) or group memberships."
+            ),
         ),
     )
     async def user(self, request: Request) -> Response:
