@@ -28,6 +28,7 @@ import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from openapi_spec_validator import validate
+from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -482,8 +483,9 @@ def seeded(server: DockyardServer) -> dict[str, str]:
 def test_generated_requests_answer_as_documented(
     schema: Any, server: DockyardServer, seeded: dict[str, str]
 ) -> None:
-    """schemathesis' generated requests for every operation, as the administrator: no
-    5xx, statuses, content types, headers and bodies as documented."""
+    """schemathesis' generated requests for every operation, as the administrator, valid
+    and (with path parameters naming real things) invalid: no 5xx, statuses, content
+    types, headers and bodies as documented (problem JSON for every refusal)."""
     headers = basic(ADMIN)
     failures: dict[str, str] = {}
     generated = 0
@@ -496,10 +498,11 @@ def test_generated_requests_answer_as_documented(
         strategy = st.one_of(
             operation.as_strategy(),
             operation.as_strategy(path_parameters=known),
+            operation.as_strategy(GenerationMode.NEGATIVE, path_parameters=known),
         )
 
         @settings(
-            max_examples=6,
+            max_examples=15,
             deadline=None,
             database=None,
             phases=[Phase.generate],
@@ -625,7 +628,7 @@ def test_a_generated_client_works(generated_client: Any, server: DockyardServer)
         repository="app",
         subject="dev",
         client=root,
-        body=m.PermissionGrant(role=m.Role.WRITE),
+        body=m.PermissionGrant(role=m.PermissionRole.WRITE),
     )
     assert isinstance(granted, m.PermissionOut), granted
     assert granted.subject == "dev@genco"

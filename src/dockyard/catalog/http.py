@@ -74,7 +74,7 @@ class RepoType(StrEnum):
 REPO_TYPES = tuple(t.value for t in RepoType)
 
 
-class Role(StrEnum):
+class PermissionRole(StrEnum):
     """What a permission lets its RAM user or group do."""
 
     READ_ONLY = "read-only"
@@ -166,7 +166,7 @@ class TagQuery(Query):
 
 
 class PermissionGrant(Body):
-    role: Role = Field(description="what the subject may do")
+    role: PermissionRole = Field(description="what the subject may do")
 
 
 class PermissionOut(Reply):
@@ -175,7 +175,7 @@ class PermissionOut(Reply):
         description="a user's login (name@account) or a group's name",
         examples=["alice@acme"],
     )
-    role: Role
+    role: PermissionRole
     policy: str = Field(description="the managed policy that carries it")
 
 

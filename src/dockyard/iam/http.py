@@ -5,6 +5,7 @@ within an account (``/api/v1/ram``), STS (``/api/v1/sts``) and the audit log."""
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import Field
@@ -296,7 +297,12 @@ class PolicyUpdate(LenientBody):
     document: dict[str, Any] | str = POLICY_DOCUMENT
 
 
-PolicyKind = Literal["system", "custom", "managed"]
+class PolicyKind(StrEnum):
+    """Who wrote a policy: the system, the account (custom), or a permission (managed)."""
+
+    SYSTEM = "system"
+    CUSTOM = "custom"
+    MANAGED = "managed"
 
 
 class PolicyOut(Reply):
