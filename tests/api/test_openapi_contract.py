@@ -42,6 +42,7 @@ from starlette.routing import Route
 from dockyard.openapi import Op, Reply, describe, openapi_document
 from tests.fixtures.oci import push_image
 from tests.fixtures.server import ADMIN_PASSWORD, DockyardServer, running_server
+from tests.security.test_authz_matrix import _app_routes
 
 CHECKS = [
     not_a_server_error,
@@ -147,6 +148,15 @@ def test_every_route_is_described(document: dict[str, Any]) -> None:
         else:
             assert "after" not in names, where
             assert "Link" not in answer.get("headers", {}), where
+
+
+def test_the_document_lists_every_route_the_app_serves(
+    tmp_path: Path, document: dict[str, Any]
+) -> None:
+    served = _app_routes(tmp_path)
+    documented = {(path, method) for method, path, _ in _operations(document)}
+    assert not served - documented, f"served, not in the document: {sorted(served - documented)}"
+    assert not documented - served, f"documented, not served: {sorted(documented - served)}"
 
 
 def test_a_route_without_a_description_is_named() -> None:
