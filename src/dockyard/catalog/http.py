@@ -83,6 +83,8 @@ class PermissionRole(StrEnum):
 
 
 class NewNamespace(Body):
+    """A namespace to create, owned by the caller's account."""
+
     name: str = Field(
         description="2 to 64 lowercase letters, digits and separators", examples=["team"]
     )
@@ -95,6 +97,8 @@ class NewNamespace(Body):
 
 
 class NamespaceChange(Body):
+    """The settings of a namespace to change; absent fields stay as they are."""
+
     auto_create_repo: bool | None = Field(
         default=None, description="whether a push creates a missing repository"
     )
@@ -104,6 +108,8 @@ class NamespaceChange(Body):
 
 
 class NamespaceOut(Reply):
+    """A namespace: a group of repositories owned by one account."""
+
     name: str = Field(examples=["team"])
     account_id: Int64 | None = Field(description="the owning account (none: the instance's)")
     auto_create_repo: bool
@@ -112,6 +118,8 @@ class NamespaceOut(Reply):
 
 
 class NewRepository(Body):
+    """A repository to create in a namespace."""
+
     namespace: str = Field(examples=["team"])
     name: str = Field(description="the repository's name in the namespace", examples=["app"])
     repo_type: RepoType | None = Field(
@@ -122,12 +130,16 @@ class NewRepository(Body):
 
 
 class RepositoryChange(Body):
+    """What to change in a repository; absent fields stay as they are."""
+
     repo_type: RepoType | None = None
     summary: str | None = None
     detail: str | None = None
 
 
 class RepositoryOut(Reply):
+    """A repository, with how many tags it has and the bytes it takes."""
+
     namespace: str = Field(examples=["team"])
     name: str = Field(examples=["app"])
     full_name: str = Field(examples=["team/app"])
@@ -151,6 +163,8 @@ class RepositoryQuery(Query):
 
 
 class TagOut(Reply):
+    """A tag and the manifest it names."""
+
     name: str = Field(examples=["latest"])
     digest: str = Field(examples=["sha256:" + "0" * 64])
     media_type: str = Field(examples=["application/vnd.oci.image.manifest.v1+json"])
@@ -166,10 +180,14 @@ class TagQuery(Query):
 
 
 class PermissionGrant(Body):
+    """The permission to give."""
+
     role: PermissionRole = Field(description="what the subject may do")
 
 
 class PermissionOut(Reply):
+    """A permission on a namespace or repository, kept as a managed policy."""
+
     subject_type: Literal["user", "group"]
     subject: str = Field(
         description="a user's login (name@account) or a group's name",

@@ -33,6 +33,8 @@ from dockyard.openapi import Int64, Op, Query, Reply, Timestamp, describe
 
 
 class EventOut(Reply):
+    """Something that happened in the registry."""
+
     id: Int64
     type: Annotated[str, Field(json_schema_extra={"enum": list(EVENT_TYPES)})]
     time: Timestamp

@@ -73,6 +73,8 @@ POLICY_DOCUMENT = Field(
 
 
 class InstanceOut(Reply):
+    """This instance."""
+
     region: str = Field(examples=["cn-hangzhou"])
     edition: str = Field(examples=[EDITION])
     version: str = Field(examples=[__version__])
@@ -100,6 +102,8 @@ class AccountChange(LenientBody):
 
 
 class AccountOut(Reply):
+    """An account, with what it uses of its quotas."""
+
     id: Int64
     name: str = Field(examples=["acme"])
     root_login: str = Field(examples=["acme"])
@@ -116,17 +120,23 @@ class Login(LenientBody):
 
 
 class SessionOut(Reply):
+    """A session token for the management API."""
+
     token: str = Field(description="for Authorization: Bearer")
     expires_at: Timestamp
 
 
 class TemporaryLoginOut(Reply):
+    """A docker login that carries the caller's permissions."""
+
     username: Literal["cr_temp_user"]
     password: str = Field(description="a token, the password of docker login")
     expires_at: Timestamp
 
 
 class MeOut(Reply):
+    """The caller; the quota fields are there for callers in an account."""
+
     login: str = Field(examples=["alice@acme"])
     arn: str = Field(examples=["acs:ram::7:user/alice"])
     account_id: Int64 | None
@@ -183,6 +193,8 @@ class AssumedRoleUser(Reply):
 
 
 class StsCredentialsOut(Reply):
+    """Temporary credentials for a role (send all three)."""
+
     access_key_id: str = Field(examples=["STS.NExample"])
     access_key_secret: str
     security_token: str = Field(description="send it in X-Dockyard-Security-Token")
@@ -191,6 +203,8 @@ class StsCredentialsOut(Reply):
 
 
 class AuditEntryOut(Reply):
+    """One audited request: who, what, on what, the decision and the outcome."""
+
     id: Int64
     at: datetime = Field(description="when, ISO 8601")
     account_id: Int64 | None
@@ -228,6 +242,8 @@ class ConsolePassword(Body):
 
 
 class RamUserOut(Reply):
+    """A RAM user of an account."""
+
     name: str = Field(examples=["alice"])
     login: str = Field(examples=["alice@acme"])
     has_registry_password: bool
@@ -242,6 +258,8 @@ class NewGroup(LenientBody):
 
 
 class GroupOut(Reply):
+    """A RAM group."""
+
     name: str = Field(examples=["developers"])
     description: str
     members: list[str] = Field(description="member logins", examples=[["alice@acme"]])
@@ -279,6 +297,8 @@ class RoleChange(LenientBody):
 
 
 class RoleOut(Reply):
+    """A RAM role."""
+
     name: str = Field(examples=["deployer"])
     arn: str = Field(examples=["acs:ram::7:role/deployer"])
     description: str
@@ -306,6 +326,8 @@ class PolicyKind(StrEnum):
 
 
 class PolicyOut(Reply):
+    """A permission policy."""
+
     name: str = Field(examples=["PullEverything"])
     type: PolicyKind
     document: dict[str, Any]

@@ -32,6 +32,8 @@ State = Annotated[str, Field(json_schema_extra={"enum": list(STATES)})]
 
 
 class JobOut(Reply):
+    """A job on the durable queue."""
+
     id: Int64
     kind: str = Field(examples=["webhooks.deliver"])
     queue: str = Field(json_schema_extra={"enum": list(QUEUES)})

@@ -120,6 +120,8 @@ class LastDelivery(Reply):
 
 
 class WebhookOut(Reply):
+    """A webhook of a repository, or of every repository of a namespace."""
+
     id: Int64
     namespace: str = Field(examples=["team"])
     repository: str | None = Field(description="none: every repository of the namespace")
@@ -165,6 +167,8 @@ class ReceivedResponse(Reply):
 
 
 class DeliverySummaryOut(Reply):
+    """One delivery of an event to a webhook."""
+
     id: Int64
     webhook_id: Int64
     event_id: Int64 | None
@@ -178,6 +182,8 @@ class DeliverySummaryOut(Reply):
 
 
 class DeliveryOut(DeliverySummaryOut):
+    """One delivery with its attempts, the request sent and the last response."""
+
     attempt_log: list[Attempt]
     request: SentRequest
     response: ReceivedResponse
