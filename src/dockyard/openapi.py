@@ -102,6 +102,12 @@ class OpenApiDocument(Reply):
     components: dict[str, Any]
 
 
+def full_match(regex: re.Pattern[str]) -> str:
+    """``regex`` as a JSON Schema ``pattern`` that, like the ``fullmatch`` the services
+    check names with, must match the whole value."""
+    return f"^(?:{regex.pattern.removeprefix('^').removesuffix('$')})$"
+
+
 def field_names(model: type[BaseModel]) -> tuple[str, ...]:
     """The fields ``model`` names, in order: what a route lets a body carry."""
     return tuple(model.model_fields)

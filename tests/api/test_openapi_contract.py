@@ -58,8 +58,9 @@ ROOT = ("contractco", "contract-root-password")
 # - creating or changing a webhook makes the server resolve the webhook's host and, for
 #   a test delivery, send to it: generated URLs would send traffic off this machine
 #   (the realistic flow drives both with a loopback URL);
-# - a wrong current password counts as a failed login: generated ones would lock the
-#   administrator out (brute-force protection), so the flow changes a RAM user's own.
+# - a wrong current password counts as a failed login from this address: generated ones
+#   would bring loopback near its lock-out (brute-force protection), which would refuse
+#   every later request; the flow changes a RAM user's own password instead.
 NOT_GENERATED = {
     "POST /api/v1/repositories/{namespace}/{repository}/webhooks",
     "POST /api/v1/namespaces/{namespace}/webhooks",

@@ -58,8 +58,8 @@ from dockyard.iam import actions
 from dockyard.iam.arn import namespace_arn, repository_arn
 from dockyard.iam.authz import Principal, Resource, is_allowed
 from dockyard.iam.permissions import Permission, PermissionService
-from dockyard.oci.reference import RepositoryName
-from dockyard.openapi import Body, Int64, Op, Query, Reply, Timestamp, describe
+from dockyard.oci.reference import COMPONENT, RepositoryName
+from dockyard.openapi import Body, Int64, Op, Query, Reply, Timestamp, describe, full_match
 from dockyard.openapi import field_names as fields
 from dockyard.origin import Origin
 
@@ -86,7 +86,11 @@ class NewNamespace(Body):
     """A namespace to create, owned by the caller's account."""
 
     name: str = Field(
-        description="2 to 64 lowercase letters, digits and separators", examples=["team"]
+        description="2 to 30 lowercase letters and digits, with separators (. _ __ -) between",
+        min_length=2,
+        max_length=30,
+        pattern=full_match(COMPONENT),
+        examples=["team"],
     )
     auto_create_repo: bool | None = Field(
         default=None, description="whether a push creates a missing repository (default true)"
@@ -120,7 +124,7 @@ class NamespaceOut(Reply):
 class NewRepository(Body):
     """A repository to create in a namespace."""
 
-    namespace: str = Field(examples=["team"])
+    namespace: str = Field(pattern=full_match(COMPONENT), examples=["team"])
     name: str = Field(description="the repository's name in the namespace", examples=["app"])
     repo_type: RepoType | None = Field(
         default=None, description="public (anyone may pull) or private (the namespace's default)"

@@ -34,10 +34,20 @@ from dockyard.api import (
 from dockyard.audit import DECISION, AuditLog, decision, entry_json, origin_of
 from dockyard.errors import ServiceError
 from dockyard.iam import actions
-from dockyard.iam.accounts import Account, AccountService, Usage
+from dockyard.iam.accounts import ACCOUNT_NAME, MIN_PASSWORD, Account, AccountService, Usage
 from dockyard.iam.arn import audit_arn, instance_arn, ram_arn
 from dockyard.iam.authz import Principal
-from dockyard.iam.ram import HOLDERS, RamGroup, RamRole, RamService, RamUser, StoredPolicy
+from dockyard.iam.ram import (
+    GROUP_OR_ROLE_NAME,
+    HOLDERS,
+    POLICY_NAME,
+    USER_NAME,
+    RamGroup,
+    RamRole,
+    RamService,
+    RamUser,
+    StoredPolicy,
+)
 from dockyard.iam.sts import StsService, is_sts_key
 from dockyard.iam.throttle import LoginThrottled
 from dockyard.iam.tokens import TEMP_USER
@@ -51,6 +61,7 @@ from dockyard.openapi import (
     Reply,
     Timestamp,
     describe,
+    full_match,
 )
 from dockyard.origin import Origin
 
@@ -58,7 +69,17 @@ SESSION_SECONDS = 8 * 3600
 TEMPORARY_LOGIN_SECONDS = 3600
 EDITION = "Dockyard self-hosted"
 
-PASSWORD = Field(description="at least 8 characters", examples=["correct-horse-battery"])
+PASSWORD = Field(
+    description=f"at least {MIN_PASSWORD} characters",
+    min_length=MIN_PASSWORD,
+    examples=["correct-horse-battery"],
+)
+ACCOUNT = Field(
+    description="the account's name, also its root's login",
+    pattern=full_match(ACCOUNT_NAME),
+    examples=["acme"],
+)
+GROUP_OR_ROLE = Field(pattern=full_match(GROUP_OR_ROLE_NAME), examples=["developers"])
 POLICY_DOCUMENT = Field(
     description=(
         'a policy document ({"Version": "1", "Statement": [...]}), as an object or as JSON text'
@@ -85,12 +106,12 @@ class InstanceOut(Reply):
 
 
 class Signup(LenientBody):
-    name: str = Field(description="the account's name, also its root's login", examples=["acme"])
+    name: str = ACCOUNT
     password: str = PASSWORD
 
 
 class NewAccount(LenientBody):
-    name: str = Field(description="the account's name, also its root's login", examples=["acme"])
+    name: str = ACCOUNT
     password: str = PASSWORD
     namespace_quota: int | None = Field(default=None, description="default 3", examples=[3])
     repository_quota: int | None = Field(default=None, description="default 300")
@@ -161,7 +182,8 @@ class PasswordChange(LenientBody):
 
 class RegistryPassword(LenientBody):
     password: str = Field(
-        description="the docker login password, at least 8 characters",
+        description=f"the docker login password, at least {MIN_PASSWORD} characters",
+        min_length=MIN_PASSWORD,
         examples=["correct-horse-battery"],
     )
 
@@ -231,7 +253,7 @@ class AuditQuery(Query):
 
 
 class NewRamUser(LenientBody):
-    name: str = Field(examples=["alice"])
+    name: str = Field(pattern=full_match(USER_NAME), examples=["alice"])
     password: str | None = Field(
         default=None, description="a console password (none: the user cannot sign in)"
     )
@@ -253,7 +275,7 @@ class RamUserOut(Reply):
 
 
 class NewGroup(LenientBody):
-    name: str = Field(examples=["developers"])
+    name: str = GROUP_OR_ROLE
     description: str | None = None
 
 
@@ -268,7 +290,7 @@ class GroupOut(Reply):
 
 
 class NewRole(LenientBody):
-    name: str = Field(examples=["deployer"])
+    name: str = GROUP_OR_ROLE
     description: str | None = None
     max_session_seconds: int | None = Field(
         default=None, description="how long an STS session may last (default 3600)"
@@ -309,7 +331,7 @@ class RoleOut(Reply):
 
 
 class NewPolicy(LenientBody):
-    name: str = Field(examples=["PullEverything"])
+    name: str = Field(pattern=full_match(POLICY_NAME), examples=["PullEverything"])
     document: dict[str, Any] | str = POLICY_DOCUMENT
 
 
