@@ -330,6 +330,13 @@ def page(items: list[dict[str, Any]], limit: int, path: str, key: str) -> dict[s
     return body
 
 
+def paged(body: dict[str, Any]) -> JSONResponse:
+    """A listing's response: the page, with its ``next`` also in a ``Link`` header
+    (RFC 8288) for clients that follow those."""
+    headers = {"Link": f'<{body["next"]}>; rel="next"'} if "next" in body else None
+    return JSONResponse(body, headers=headers)
+
+
 def listing(
     items: list[dict[str, Any]], limit: int, request: Request, key: str, filters: tuple[str, ...]
 ) -> dict[str, Any]:

@@ -44,7 +44,7 @@ from dockyard.jobs.http import JobRoutes
 from dockyard.jobs.queue import QUEUES, JobQueue
 from dockyard.jobs.worker import Handler, JobObserver, Worker
 from dockyard.observability import Metrics, ObservabilityMiddleware, setup_logging
-from dockyard.openapi import openapi_document
+from dockyard.openapi import Op, OpenApiDocument, describe, openapi_document
 from dockyard.registry.details import ManifestDetails
 from dockyard.registry.details_http import ManifestRoutes
 from dockyard.registry.http import RegistryHTTP
@@ -254,6 +254,7 @@ def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:
     async def jwks(_: Request) -> Response:
         return JSONResponse(tokens.jwks())
 
+    @describe(get=Op("This document (OpenAPI 3.1)", tag="meta", reply=OpenApiDocument, public=True))
     async def openapi(_: Request) -> Response:
         """The OpenAPI document of this management API."""
         return JSONResponse(openapi_document(app.routes))

@@ -26,9 +26,11 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any, TypeVar
+from enum import StrEnum
+from typing import Any, Literal, TypeVar
 
 from anyio import to_thread
+from pydantic import Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -44,6 +46,7 @@ from dockyard.api import (
     optional_field,
     page,
     page_params,
+    paged,
     request_context,
 )
 from dockyard.audit import origin_of
@@ -64,10 +67,194 @@ from dockyard.iam import actions
 from dockyard.iam.arn import namespace_arn, repository_arn
 from dockyard.iam.authz import Principal, Resource, is_allowed
 from dockyard.iam.permissions import Permission, PermissionService
-from dockyard.oci.reference import RepositoryName
+from dockyard.oci.reference import COMPONENT, RepositoryName
+from dockyard.openapi import Body, Int64, Op, Query, Reply, Timestamp, describe, full_match
+from dockyard.openapi import field_names as fields
 from dockyard.origin import Origin
 
-REPO_TYPES = ("public", "private")
+
+class RepoType(StrEnum):
+    """Who may pull: anyone (public) or those a policy lets (private)."""
+
+    PUBLIC = "public"
+    PRIVATE = "private"
+
+
+REPO_TYPES = tuple(t.value for t in RepoType)
+
+
+class PermissionRole(StrEnum):
+    """What a permission lets its RAM user or group do."""
+
+    READ_ONLY = "read-only"
+    WRITE = "write"
+    ADMIN = "admin"
+
+
+class NewNamespace(Body):
+    """A namespace to create, owned by the caller's account."""
+
+    name: str = Field(
+        description="2 to 30 lowercase letters and digits, with separators (. _ __ -) between",
+        min_length=2,
+        max_length=30,
+        pattern=full_match(COMPONENT),
+        examples=["team"],
+    )
+    auto_create_repo: bool | None = Field(
+        default=None, description="whether a push creates a missing repository (default true)"
+    )
+    default_repo_type: RepoType | None = Field(
+        default=None, description="the type of repositories a push creates (default private)"
+    )
+
+
+class NamespaceChange(Body):
+    """The settings of a namespace to change; absent fields stay as they are."""
+
+    auto_create_repo: bool | None = Field(
+        default=None, description="whether a push creates a missing repository"
+    )
+    default_repo_type: RepoType | None = Field(
+        default=None, description="the type of repositories a push creates"
+    )
+
+
+class NamespaceOut(Reply):
+    """A namespace: a group of repositories owned by one account."""
+
+    name: str = Field(examples=["team"])
+    account_id: Int64 | None = Field(description="the owning account (none: the instance's)")
+    account: str | None = Field(
+        description="the owning account's name (none: the instance's)", examples=["acme"]
+    )
+    allowed_actions: list[str] = Field(
+        description="the cr: actions the caller may do with it (what the console shows)",
+        examples=[["cr:GetRepository", "cr:PullRepository"]],
+    )
+    auto_create_repo: bool
+    default_repo_type: RepoType
+    created_at: Timestamp
+
+
+class NewRepository(Body):
+    """A repository to create in a namespace."""
+
+    namespace: str = Field(pattern=full_match(COMPONENT), examples=["team"])
+    name: str = Field(description="the repository's name in the namespace", examples=["app"])
+    repo_type: RepoType | None = Field(
+        default=None, description="public (anyone may pull) or private (the namespace's default)"
+    )
+    summary: str | None = Field(default=None, description="one line", examples=["The web app"])
+    detail: str | None = Field(default=None, description="a longer description, in Markdown")
+
+
+class RepositoryChange(Body):
+    """What to change in a repository; absent fields stay as they are."""
+
+    repo_type: RepoType | None = None
+    summary: str | None = None
+    detail: str | None = None
+
+
+class RepositoryOut(Reply):
+    """A repository, with how many tags it has and the bytes it takes."""
+
+    namespace: str = Field(examples=["team"])
+    name: str = Field(examples=["app"])
+    full_name: str = Field(examples=["team/app"])
+    account_id: Int64 | None
+    account: str | None = Field(
+        description="the owning account's name (none: the instance's)", examples=["acme"]
+    )
+    allowed_actions: list[str] = Field(
+        description="the cr: actions the caller may do with it (what the console shows)",
+        examples=[["cr:GetRepository", "cr:PullRepository"]],
+    )
+    repo_type: RepoType
+    summary: str
+    detail: str
+    created_at: Timestamp
+    updated_at: Timestamp
+    tag_count: int
+    size: Int64 = Field(description="bytes the repository's blobs take")
+
+
+class NamespaceQuery(Query):
+    account: str | None = Field(
+        default=None, description="only this account's (the instance administrator)"
+    )
+
+
+class RepositoryQuery(Query):
+    account: str | None = Field(
+        default=None, description="only this account's (the instance administrator)"
+    )
+    namespace: str | None = Field(default=None, description="only this namespace's")
+    q: str | None = Field(default=None, description="only names that contain this")
+    repo_type: RepoType | None = Field(default=None, description="only public or private ones")
+
+
+class TagOut(Reply):
+    """A tag and the manifest it names."""
+
+    name: str = Field(examples=["latest"])
+    digest: str = Field(examples=["sha256:" + "0" * 64])
+    media_type: str = Field(examples=["application/vnd.oci.image.manifest.v1+json"])
+    size: Int64 = Field(description="bytes of the manifest, its config and its layers")
+    pushed_at: Timestamp
+
+
+class TagQuery(Query):
+    q: str | None = Field(default=None, description="only tags that contain this")
+    order: Literal["pushed", "name", "size"] | None = Field(
+        default=None,
+        description="latest pushed first (the default), by name, or the largest first",
+    )
+    direction: Literal["asc", "desc"] | None = Field(
+        default=None, description="turns the order (each order has its own default)"
+    )
+
+
+class PermissionGrant(Body):
+    """The permission to give."""
+
+    role: PermissionRole = Field(description="what the subject may do")
+
+
+class PermissionOut(Reply):
+    """A permission on a namespace or repository, kept as a managed policy."""
+
+    subject_type: Literal["user", "group"]
+    subject: str = Field(
+        description="a user's login (name@account) or a group's name",
+        examples=["alice@acme"],
+    )
+    role: PermissionRole
+    policy: str = Field(description="the managed policy that carries it")
+
+
+class PermissionEntryOut(PermissionOut):
+    key: str = Field(description="where a listing resumes", examples=["user:alice@acme"])
+
+
+_PERMISSIONS = describe(
+    get=Op(
+        "List who has permissions on it",
+        tag="permissions",
+        reply=PermissionEntryOut,
+        paged=True,
+    ),
+    put=Op(
+        "Give a RAM user or group a permission (replacing the one it had)",
+        tag="permissions",
+        body=PermissionGrant,
+        reply=PermissionOut,
+    ),
+    delete=Op("Take a RAM user or group's permission away", tag="permissions", status=204),
+)
+
+
 TAG_ORDERS: tuple[TagOrder, ...] = ("pushed", "name", "size")
 DIRECTIONS: tuple[Direction, ...] = ("asc", "desc")
 T = TypeVar("T", bound=str)
@@ -170,7 +357,7 @@ class _CatalogRoutes:
                 ServiceError,
             )
             items = [permission_json(p) | {"key": p.key} for p in found]
-            return JSONResponse(page(items, limit, request.url.path, "key"))
+            return paged(page(items, limit, request.url.path, "key"))
         if request.method == "DELETE":
             origin = origin_of(request.scope, await self.auth.principal(request), status=204)
             await call_service(
@@ -178,7 +365,7 @@ class _CatalogRoutes:
             )
             return Response(status_code=204)
         body = await json_body(request)
-        only_fields(body, ("role",))
+        only_fields(body, fields(PermissionGrant))
         role = optional_field(body, "role", str)
         if role is None:
             raise ApiError(400, "Bad Request", "role (read-only, write or admin) is required")
@@ -284,6 +471,7 @@ class NamespaceRoutes(_CatalogRoutes):
             ),
         ]
 
+    @_PERMISSIONS
     async def permission(self, request: Request) -> Response:
         name = request.path_params["name"]
         _, owner = await self._require(request, self._permission_action(request), name)
@@ -303,10 +491,26 @@ class NamespaceRoutes(_CatalogRoutes):
         arn = namespace_arn(self.region, self._account(principal, owner), name)
         return await self.auth.authorize(request, action, arn), owner
 
+    @describe(
+        get=Op(
+            "List the namespaces the caller may see",
+            tag="namespaces",
+            reply=NamespaceOut,
+            query=NamespaceQuery,
+            paged=True,
+        ),
+        post=Op(
+            "Create a namespace",
+            tag="namespaces",
+            body=NewNamespace,
+            reply=NamespaceOut,
+            status=201,
+        ),
+    )
     async def list_or_create(self, request: Request) -> Response:
         if request.method == "POST":
             body = await json_body(request)
-            only_fields(body, ("name", "auto_create_repo", "default_repo_type"))
+            only_fields(body, fields(NewNamespace))
             name = body.get("name")
             if not isinstance(name, str):
                 raise ApiError(400, "Bad Request", "name (a string) is required")
@@ -346,10 +550,9 @@ class NamespaceRoutes(_CatalogRoutes):
         else:
             # A RAM user (or STS session) sees the namespaces its policies let it list.
             items = await self._visible_namespaces(request, principal, limit, after, named)
-        body = listing(
-            await self.namespaces_out(request, items), limit, request, "name", ("account",)
+        return paged(
+            listing(await self.namespaces_out(request, items), limit, request, "name", ("account",))
         )
-        return JSONResponse(body)
 
     async def _visible_namespaces(
         self,
@@ -382,6 +585,21 @@ class NamespaceRoutes(_CatalogRoutes):
             cursor = batch[-1].name
         return found[:limit]
 
+    @describe(
+        get=Op("Read a namespace", tag="namespaces", reply=NamespaceOut),
+        patch=Op(
+            "Change a namespace's settings",
+            tag="namespaces",
+            body=NamespaceChange,
+            reply=NamespaceOut,
+        ),
+        delete=Op(
+            "Delete an empty namespace",
+            tag="namespaces",
+            status=204,
+            description="Refused (409) while the namespace still holds repositories.",
+        ),
+    )
     async def one(self, request: Request) -> Response:
         name = request.path_params["name"]
         if request.method == "DELETE":
@@ -392,7 +610,7 @@ class NamespaceRoutes(_CatalogRoutes):
         if request.method == "PATCH":
             principal, _ = await self._require(request, "cr:UpdateNamespace", name)
             body = await json_body(request)
-            only_fields(body, ("auto_create_repo", "default_repo_type"))
+            only_fields(body, fields(NamespaceChange))
             auto = optional_field(body, "auto_create_repo", bool)
             public = _optional_type(body, "default_repo_type")
             origin = origin_of(request.scope, principal, status=200)
@@ -421,6 +639,7 @@ class RepositoryRoutes(_CatalogRoutes):
             Route(one + "/permissions/{subject}", self.permission, methods=["PUT", "DELETE"]),
         ]
 
+    @_PERMISSIONS
     async def permission(self, request: Request) -> Response:
         ref = await self._named(request, self._permission_action(request))
         return await self._permissions(
@@ -449,6 +668,23 @@ class RepositoryRoutes(_CatalogRoutes):
         text = f"{request.path_params['namespace']}/{request.path_params['repository']}"
         return await self._require(request, principal, action, _parse_name(text))
 
+    @describe(
+        get=Op(
+            "List the repositories the caller may see",
+            tag="repositories",
+            reply=RepositoryOut,
+            query=RepositoryQuery,
+            paged=True,
+        ),
+        post=Op(
+            "Create a repository",
+            tag="repositories",
+            body=NewRepository,
+            reply=RepositoryOut,
+            status=201,
+            location=True,
+        ),
+    )
     async def list_or_create(self, request: Request) -> Response:
         principal = await self.auth.signed_in(request)
         if request.method == "POST":
@@ -480,7 +716,7 @@ class RepositoryRoutes(_CatalogRoutes):
             "full_name",
             ("account", "namespace", "q", "repo_type"),
         )
-        return JSONResponse(body)
+        return paged(body)
 
     def _visible(self, request: Request, principal: Principal) -> Callable[[RepositoryEntry], bool]:
         """Whether the caller may see a repository of its account: list or get it."""
@@ -500,7 +736,7 @@ class RepositoryRoutes(_CatalogRoutes):
 
     async def _create(self, request: Request, principal: Principal) -> Response:
         body = await json_body(request)
-        only_fields(body, ("namespace", "name", "repo_type", "summary", "detail"))
+        only_fields(body, fields(NewRepository))
         namespace, repository = body.get("namespace"), body.get("name")
         if not isinstance(namespace, str) or not isinstance(repository, str):
             raise ApiError(400, "Bad Request", "namespace and name (strings) are required")
@@ -527,6 +763,20 @@ class RepositoryRoutes(_CatalogRoutes):
             headers={"Location": f"/api/v1/repositories/{name}"},
         )
 
+    @describe(
+        get=Op("Read a repository", tag="repositories", reply=RepositoryOut),
+        patch=Op(
+            "Change a repository's type or descriptions",
+            tag="repositories",
+            body=RepositoryChange,
+            reply=RepositoryOut,
+        ),
+        delete=Op(
+            "Delete a repository with its tags",
+            tag="repositories",
+            status=204,
+        ),
+    )
     async def one(self, request: Request) -> Response:
         if request.method == "DELETE":
             ref = await self._named(request, "cr:DeleteRepository")
@@ -538,7 +788,7 @@ class RepositoryRoutes(_CatalogRoutes):
         if request.method == "PATCH":
             name = (await self._named(request, "cr:UpdateRepository")).name
             body = await json_body(request)
-            only_fields(body, ("repo_type", "summary", "detail"))
+            only_fields(body, fields(RepositoryChange))
             public = _optional_type(body, "repo_type")
             summary = optional_field(body, "summary", str)
             detail = optional_field(body, "detail", str)
@@ -554,6 +804,15 @@ class RepositoryRoutes(_CatalogRoutes):
         found = await call_service(lambda: self.catalog.get_repository(name), ServiceError)
         return JSONResponse((await self.repositories_out(request, [found]))[0])
 
+    @describe(
+        get=Op(
+            "List a repository's tags",
+            tag="tags",
+            reply=TagOut,
+            query=TagQuery,
+            paged=True,
+        )
+    )
     async def tags(self, request: Request) -> Response:
         """A repository's tags (``items``) and, as the listing's parent, what the caller
         may do with the repository (``allowed_actions``: delete tags, push, …)."""
@@ -579,8 +838,16 @@ class RepositoryRoutes(_CatalogRoutes):
         )
         filters = ("q", "order", "direction")
         body = listing([tag_json(x) for x in items], limit, request, "name", filters)
-        return JSONResponse(body | {"allowed_actions": allowed})
+        return paged(body | {"allowed_actions": allowed})
 
+    @describe(
+        get=Op("Read a tag", tag="tags", reply=TagOut),
+        delete=Op(
+            "Delete a tag (the manifest stays, reachable by digest)",
+            tag="tags",
+            status=204,
+        ),
+    )
     async def tag(self, request: Request) -> Response:
         tag = request.path_params["tag"]
         if request.method == "DELETE":

@@ -5,10 +5,12 @@ namespace), ``since`` (ISO 8601)."""
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import Annotated, Any
 
+from pydantic import Field
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from dockyard.api import (
@@ -18,14 +20,47 @@ from dockyard.api import (
     listed_account,
     listing,
     page_params,
+    paged,
     query_time,
 )
 from dockyard.errors import ServiceError
-from dockyard.events.model import Event
+from dockyard.events.model import EVENT_TYPES, Event
 from dockyard.events.outbox import EventLog
 from dockyard.iam import actions
 from dockyard.iam.accounts import AccountService
 from dockyard.iam.arn import events_arn
+from dockyard.openapi import Int64, Op, Query, Reply, Timestamp, describe
+
+
+class EventOut(Reply):
+    """Something that happened in the registry."""
+
+    id: Int64
+    type: Annotated[str, Field(json_schema_extra={"enum": list(EVENT_TYPES)})]
+    time: Timestamp
+    account_id: Int64 | None
+    namespace: str = Field(examples=["team"])
+    repository: str | None = Field(examples=["app"])
+    tag: str | None = Field(examples=["latest"])
+    digest: str | None
+    media_type: str | None
+    size: Int64 | None
+    actor: str = Field(examples=["alice@acme"])
+    request_id: str | None
+    client_address: str | None
+
+
+class EventQuery(Query):
+    account: str | None = Field(default=None, description="only this account's (the admin)")
+    type: str | None = Field(
+        default=None,
+        description="only events of these types (comma-separated)",
+        examples=["push,tag_delete"],
+    )
+    repository: str | None = Field(
+        default=None, description="only this repository's (namespace/name) or namespace's"
+    )
+    since: datetime | None = Field(default=None, description="from this time (ISO 8601)")
 
 
 def event_json(event: Event) -> dict[str, Any]:
@@ -44,6 +79,15 @@ class EventRoutes:
     def routes(self) -> list[Route]:
         return [Route("/api/v1/events", self.list, methods=["GET"])]
 
+    @describe(
+        get=Op(
+            "List what happened in the registry, newest first",
+            tag="events",
+            reply=EventOut,
+            query=EventQuery,
+            paged=True,
+        )
+    )
     async def list(self, request: Request) -> Response:
         principal = await self.auth.signed_in(request)
         account_id = principal.account_id
@@ -67,7 +111,7 @@ class EventRoutes:
             ),
             ServiceError,
         )
-        return JSONResponse(
+        return paged(
             listing(
                 [event_json(e) for e in found],
                 limit,

@@ -5,9 +5,11 @@ within an account (``/api/v1/ram``), STS (``/api/v1/sts``) and the audit log."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from enum import StrEnum
+from typing import Any, Literal
 from urllib.parse import urlencode
 
+from pydantic import Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -24,6 +26,7 @@ from dockyard.api import (
     optional_field,
     page,
     page_params,
+    paged,
     query_time,
     request_context,
     required_field,
@@ -32,19 +35,345 @@ from dockyard.api import (
 from dockyard.audit import DECISION, AuditLog, decision, entry_json, origin_of
 from dockyard.errors import ServiceError
 from dockyard.iam import actions
-from dockyard.iam.accounts import Account, AccountService, Usage
+from dockyard.iam.accounts import ACCOUNT_NAME, MIN_PASSWORD, Account, AccountService, Usage
 from dockyard.iam.arn import audit_arn, instance_arn, ram_arn
 from dockyard.iam.authz import Principal
-from dockyard.iam.checks import CheckService, parse_checks
-from dockyard.iam.ram import HOLDERS, RamGroup, RamRole, RamService, RamUser, StoredPolicy
+from dockyard.iam.checks import MAX_CHECKS, MAX_RESOURCE_LENGTH, CheckService, parse_checks
+from dockyard.iam.ram import (
+    GROUP_OR_ROLE_NAME,
+    HOLDERS,
+    POLICY_NAME,
+    USER_NAME,
+    RamGroup,
+    RamRole,
+    RamService,
+    RamUser,
+    StoredPolicy,
+)
 from dockyard.iam.sts import StsService, is_sts_key
 from dockyard.iam.throttle import LoginThrottled
 from dockyard.iam.tokens import TEMP_USER
+from dockyard.openapi import (
+    Body,
+    Int64,
+    LenientBody,
+    NoFields,
+    Op,
+    Query,
+    Reply,
+    Timestamp,
+    describe,
+    full_match,
+)
 from dockyard.origin import Origin
 
 SESSION_SECONDS = 8 * 3600
 TEMPORARY_LOGIN_SECONDS = 3600
 EDITION = "Dockyard self-hosted"
+
+PASSWORD = Field(
+    description=f"at least {MIN_PASSWORD} characters",
+    min_length=MIN_PASSWORD,
+    examples=["correct-horse-battery"],
+)
+ACCOUNT = Field(
+    description="the account's name, also its root's login",
+    pattern=full_match(ACCOUNT_NAME),
+    examples=["acme"],
+)
+GROUP_OR_ROLE = Field(pattern=full_match(GROUP_OR_ROLE_NAME), examples=["developers"])
+POLICY_DOCUMENT = Field(
+    description=(
+        'a policy document ({"Version": "1", "Statement": [...]}), as an object or as JSON text'
+    ),
+    examples=[
+        {
+            "Version": "1",
+            "Statement": [{"Effect": "Allow", "Action": "cr:Pull*", "Resource": "*"}],
+        }
+    ],
+)
+
+
+class InstanceOut(Reply):
+    """This instance."""
+
+    region: str = Field(examples=["cn-hangzhou"])
+    edition: str = Field(examples=[EDITION])
+    version: str = Field(examples=[__version__])
+    registry_host: str = Field(
+        description="the host docker login and docker push use", examples=["registry.example"]
+    )
+    signup_enabled: bool
+
+
+class Signup(LenientBody):
+    name: str = ACCOUNT
+    password: str = PASSWORD
+
+
+class NewAccount(LenientBody):
+    name: str = ACCOUNT
+    password: str = PASSWORD
+    namespace_quota: int | None = Field(default=None, description="default 3", examples=[3])
+    repository_quota: int | None = Field(default=None, description="default 300")
+
+
+class AccountChange(LenientBody):
+    namespace_quota: int | None = Field(default=None, description="how many namespaces at most")
+    repository_quota: int | None = Field(default=None, description="how many repositories at most")
+
+
+class AccountOut(Reply):
+    """An account, with what it uses of its quotas."""
+
+    id: Int64
+    name: str = Field(examples=["acme"])
+    root_login: str = Field(examples=["acme"])
+    namespace_quota: int
+    repository_quota: int
+    namespace_count: int = Field(description="namespaces it has")
+    repository_count: int = Field(description="repositories it has")
+    created_at: Timestamp
+
+
+class Login(LenientBody):
+    username: str = Field(description="a login name or an AccessKeyId", examples=["admin"])
+    password: str = Field(description="its console password or secret")
+
+
+class SessionOut(Reply):
+    """A session token for the management API."""
+
+    token: str = Field(description="for Authorization: Bearer")
+    expires_at: Timestamp
+
+
+class TemporaryLoginOut(Reply):
+    """A docker login that carries the caller's permissions."""
+
+    username: Literal["cr_temp_user"]
+    password: str = Field(description="a token, the password of docker login")
+    expires_at: Timestamp
+
+
+class MeOut(Reply):
+    """The caller; the quota fields are there for callers in an account."""
+
+    login: str = Field(examples=["alice@acme"])
+    arn: str = Field(examples=["acs:ram::7:user/alice"])
+    account_id: Int64 | None
+    account: str | None = Field(examples=["acme"])
+    is_root: bool
+    is_instance_admin: bool
+    is_sts: bool = Field(description="whether these are STS credentials")
+    expires_at: Timestamp | None = Field(default=None, description="when STS credentials end")
+    has_registry_password: bool | None = Field(
+        default=None, description="whether the user set a docker login password (users only)"
+    )
+    namespace_quota: int | None = Field(default=None, description="for callers in an account")
+    repository_quota: int | None = None
+    namespace_count: int | None = None
+    repository_count: int | None = None
+
+
+class PasswordChange(LenientBody):
+    current_password: str
+    password: str = PASSWORD
+
+
+class RegistryPassword(LenientBody):
+    password: str = Field(
+        description=f"the docker login password, at least {MIN_PASSWORD} characters",
+        min_length=MIN_PASSWORD,
+        examples=["correct-horse-battery"],
+    )
+
+
+class AccessKeyOut(Reply):
+    access_key_id: str = Field(examples=["LTAI5tExample"])
+    created_at: Timestamp
+
+
+class NewAccessKeyOut(Reply):
+    access_key_id: str = Field(examples=["LTAI5tExample"])
+    access_key_secret: str = Field(description="shown in this response and never again")
+
+
+class AssumeRole(LenientBody):
+    role_arn: str = Field(examples=["acs:ram::7:role/deployer"])
+    role_session_name: str = Field(examples=["ci-run-42"])
+    duration_seconds: int | None = Field(
+        default=None,
+        description="how long the credentials last: 900 to the role's maximum (default 3600)",
+    )
+    policy: dict[str, Any] | str | None = Field(
+        default=None, description="a policy that narrows the role's permissions"
+    )
+
+
+class AssumedRoleUser(Reply):
+    arn: str = Field(examples=["acs:ram::7:assumed-role/deployer/ci-run-42"])
+
+
+class StsCredentialsOut(Reply):
+    """Temporary credentials for a role (send all three)."""
+
+    access_key_id: str = Field(examples=["STS.NExample"])
+    access_key_secret: str
+    security_token: str = Field(description="send it in X-Dockyard-Security-Token")
+    expiration: Timestamp
+    assumed_role_user: AssumedRoleUser
+
+
+class AuditEntryOut(Reply):
+    """One audited request: who, what, on what, the decision and the outcome."""
+
+    id: Int64
+    at: datetime = Field(description="when, ISO 8601")
+    account_id: Int64 | None
+    actor: str = Field(examples=["alice@acme"])
+    action: str = Field(examples=["cr:CreateRepository"])
+    resource: str = Field(examples=["acs:cr:cn-hangzhou:7:repository/team/app"])
+    source_ip: str
+    allowed: bool
+    decision: Literal["allowed", "denied"]
+    outcome: Literal["succeeded", "refused", "failed", "error"]
+    status: int = Field(description="the HTTP status of the answer", examples=[201])
+    detail: str
+
+
+class AuditQuery(Query):
+    account: str | None = Field(default=None, description="only this account's (the admin)")
+    actor: str | None = Field(default=None, description="only this caller's")
+    action: str | None = Field(default=None, description="only this action")
+    allowed: Literal["true", "false"] | None = Field(
+        default=None, description="only allowed (true) or denied (false) requests"
+    )
+    since: datetime | None = Field(default=None, description="from this time (ISO 8601)")
+    until: datetime | None = Field(default=None, description="until this time (ISO 8601)")
+
+
+class NewRamUser(LenientBody):
+    name: str = Field(pattern=full_match(USER_NAME), examples=["alice"])
+    password: str | None = Field(
+        default=None, description="a console password (none: the user cannot sign in)"
+    )
+
+
+class ConsolePassword(Body):
+    password: str = PASSWORD
+
+
+class RamUserOut(Reply):
+    """A RAM user of an account."""
+
+    name: str = Field(examples=["alice"])
+    login: str = Field(examples=["alice@acme"])
+    has_registry_password: bool
+    policies: list[str] = Field(description="the policies attached to the user")
+    groups: list[str] = Field(description="the groups it belongs to")
+    created_at: Timestamp
+
+
+class NewGroup(LenientBody):
+    name: str = GROUP_OR_ROLE
+    description: str | None = None
+
+
+class GroupOut(Reply):
+    """A RAM group."""
+
+    name: str = Field(examples=["developers"])
+    description: str
+    members: list[str] = Field(description="member logins", examples=[["alice@acme"]])
+    policies: list[str]
+    created_at: Timestamp
+
+
+class NewRole(LenientBody):
+    name: str = GROUP_OR_ROLE
+    description: str | None = None
+    max_session_seconds: int | None = Field(
+        default=None, description="how long an STS session may last (default 3600)"
+    )
+    trust_policy: dict[str, Any] | str = Field(
+        description="who may assume the role: statements with a Principal",
+        examples=[
+            {
+                "Version": "1",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Action": "sts:AssumeRole",
+                        "Principal": {"RAM": ["acs:ram::7:root"]},
+                    }
+                ],
+            }
+        ],
+    )
+
+
+class RoleChange(LenientBody):
+    description: str | None = None
+    max_session_seconds: int | None = None
+    trust_policy: dict[str, Any] | str | None = None
+
+
+class RoleOut(Reply):
+    """A RAM role."""
+
+    name: str = Field(examples=["deployer"])
+    arn: str = Field(examples=["acs:ram::7:role/deployer"])
+    description: str
+    trust_policy: dict[str, Any]
+    max_session_seconds: int
+    policies: list[str]
+    created_at: Timestamp
+
+
+class NewPolicy(LenientBody):
+    name: str = Field(pattern=full_match(POLICY_NAME), examples=["PullEverything"])
+    document: dict[str, Any] | str = POLICY_DOCUMENT
+
+
+class PolicyUpdate(LenientBody):
+    document: dict[str, Any] | str = POLICY_DOCUMENT
+
+
+class PolicyKind(StrEnum):
+    """Who wrote a policy: the system, the account (custom), or a permission (managed)."""
+
+    SYSTEM = "system"
+    CUSTOM = "custom"
+    MANAGED = "managed"
+
+
+class PolicyOut(Reply):
+    """A permission policy."""
+
+    name: str = Field(examples=["PullEverything"])
+    type: PolicyKind
+    document: dict[str, Any]
+    version: int = Field(description="its default version")
+    updated_at: Timestamp
+    resource: str | None = Field(default=None, description="what a managed policy is about")
+    role: str | None = Field(default=None, description="a managed policy's role")
+
+
+class PolicyQuery(Query):
+    type: str | None = Field(
+        default=None,
+        description="only policies of these types, comma-separated (system, custom, managed)",
+        pattern=r"^(system|custom|managed)(,(system|custom|managed))*$",
+        examples=["system,custom"],
+    )
+
+
+class PolicyVersionOut(Reply):
+    version: int
+    document: dict[str, Any]
+    created_at: Timestamp
 
 
 def account_json(account: Account, usage: Usage | None = None) -> dict[str, Any]:
@@ -105,6 +434,11 @@ class AccountRoutes:
             Route("/api/v1/audit", self.audit_log, methods=["GET"]),
         ]
 
+    @describe(
+        get=Op(
+            "The instance: region, version and address", tag="meta", reply=InstanceOut, public=True
+        )
+    )
     async def instance(self, request: Request) -> Response:
         """The instance: region, edition, version and the registry's address."""
         host = self.registry_host or request.headers.get("host", "")
@@ -118,6 +452,17 @@ class AccountRoutes:
             }
         )
 
+    @describe(
+        post=Op(
+            "Sign up: create an account and become its root",
+            tag="accounts",
+            body=Signup,
+            reply=AccountOut,
+            status=201,
+            public=True,
+            errors=(403, 409, 429),
+        )
+    )
     async def signup(self, request: Request) -> Response:
         """Create an account and become its root, when the instance allows sign-up."""
         if not self.allow_signup:
@@ -133,6 +478,16 @@ class AccountRoutes:
         )
         return JSONResponse(account_json(account), status_code=201)
 
+    @describe(
+        post=Op(
+            "A session token, for signing in",
+            tag="sessions",
+            body=Login,
+            reply=SessionOut,
+            public=True,
+            errors=(401, 429),
+        )
+    )
     async def login(self, request: Request) -> Response:
         """A session token for ``Authorization: Bearer`` on the management API."""
         body = await json_body(request)
@@ -145,6 +500,7 @@ class AccountRoutes:
         token, ttl, issued = tokens.issue(principal.name, audience=tokens.api_audience, ttl=ttl)
         return JSONResponse({"token": token, "expires_at": iso(issued + ttl)})
 
+    @describe(post=Op("Sign out everywhere", tag="sessions", status=204))
     async def logout(self, request: Request) -> Response:
         """Sign out everywhere: every session token of the caller issued until now stops
         working (temporary registry logins and access keys are not affected)."""
@@ -154,6 +510,16 @@ class AccountRoutes:
             await call_service(lambda: self.identity.end_sessions(user_id), ServiceError)
         return Response(status_code=204)
 
+    @describe(
+        post=Op(
+            "A temporary registry login (docker login), valid for an hour",
+            tag="sessions",
+            body=NoFields,
+            body_required=False,
+            reply=TemporaryLoginOut,
+            status=201,
+        )
+    )
     async def temporary_login(self, request: Request) -> Response:
         """``GetAuthorizationToken``: a registry login as ``cr_temp_user`` valid for an
         hour (or what remains of the STS credentials that ask), which carries exactly the
@@ -170,6 +536,7 @@ class AccountRoutes:
             status_code=201,
         )
 
+    @describe(get=Op("Who the caller is, with its account's quotas and use", tag="me", reply=MeOut))
     async def me(self, request: Request) -> Response:
         """The caller, its account's quotas and what it uses of them."""
         principal = await self.auth.signed_in(request)
@@ -217,6 +584,9 @@ class AccountRoutes:
         request.scope[DECISION] = decision(principal, action, principal.arn, True)
         return origin_of(request.scope, principal, status=status)
 
+    @describe(
+        put=Op("Change one's own console password", tag="me", body=PasswordChange, status=204)
+    )
     async def my_password(self, request: Request) -> Response:
         """Change the caller's own console password (the current one is required)."""
         await self._own_user(request)
@@ -237,6 +607,9 @@ class AccountRoutes:
             raise throttled(exc) from exc
         return Response(status_code=204)
 
+    @describe(
+        put=Op("Set one's own docker login password", tag="me", body=RegistryPassword, status=204)
+    )
     async def my_registry_password(self, request: Request) -> Response:
         """Set the caller's own ``docker login`` password ("Access Credential")."""
         user_id = await self._own_user(request)
@@ -248,6 +621,17 @@ class AccountRoutes:
         )
         return Response(status_code=204)
 
+    @describe(
+        get=Op("List one's own access keys", tag="access-keys", reply=AccessKeyOut, listed=True),
+        post=Op(
+            "Create an access key for oneself (its secret is shown once)",
+            tag="access-keys",
+            body=NoFields,
+            body_required=False,
+            reply=NewAccessKeyOut,
+            status=201,
+        ),
+    )
     async def my_access_keys(self, request: Request) -> Response:
         """The caller's own access keys (root or RAM user); a new secret is shown once."""
         user_id = await self._own_user(request)
@@ -263,6 +647,7 @@ class AccountRoutes:
         keys = await call_service(lambda: self.ram.list_access_keys(user_id), ServiceError)
         return JSONResponse({"items": [_key_json(k, c) for k, c in keys]})
 
+    @describe(delete=Op("Delete one of one's own access keys", tag="access-keys", status=204))
     async def delete_my_access_key(self, request: Request) -> Response:
         user_id = await self._own_user(request)
         key_id = request.path_params["key"]
@@ -272,6 +657,19 @@ class AccountRoutes:
         )
         return Response(status_code=204)
 
+    @describe(
+        post=Op(
+            "Assume a role: temporary credentials (AssumeRole)",
+            tag="sts",
+            body=AssumeRole,
+            reply=StsCredentialsOut,
+            status=201,
+            description=(
+                "The fields may also be spelled as in Alibaba Cloud STS (RoleArn, "
+                "RoleSessionName, DurationSeconds, Policy)."
+            ),
+        )
+    )
     async def assume_role(self, request: Request) -> Response:
         """``AssumeRole``: STS credentials for a role whose trust policy allows the caller."""
         principal = await self.auth.signed_in(request)
@@ -311,6 +709,15 @@ class AccountRoutes:
             status_code=201,
         )
 
+    @describe(
+        get=Op(
+            "Read the audit log, newest first",
+            tag="audit",
+            reply=AuditEntryOut,
+            query=AuditQuery,
+            paged=True,
+        )
+    )
     async def audit_log(self, request: Request) -> Response:
         """The audit log of the caller's account, newest first (the instance
         administrator: every account, or ``?account=``)."""
@@ -341,11 +748,21 @@ class AccountRoutes:
             ),
             ServiceError,
         )
-        return JSONResponse(page([entry_json(e) for e in entries], limit, "/api/v1/audit", "id"))
+        return paged(page([entry_json(e) for e in entries], limit, "/api/v1/audit", "id"))
 
     async def _admin(self, request: Request, action: str) -> None:
         await self.auth.authorize(request, action, instance_arn(self.region))
 
+    @describe(
+        get=Op("List accounts", tag="accounts", reply=AccountOut, paged=True),
+        post=Op(
+            "Create an account with its root",
+            tag="accounts",
+            body=NewAccount,
+            reply=AccountOut,
+            status=201,
+        ),
+    )
     async def list_or_create(self, request: Request) -> Response:
         if request.method == "POST":
             await self._admin(request, actions.CREATE_ACCOUNT)
@@ -376,10 +793,19 @@ class AccountRoutes:
         used = await call_service(
             lambda: self.accounts.usage_of([a.id for a in items]), ServiceError
         )
-        return JSONResponse(
+        return paged(
             page([account_json(a, used[a.id]) for a in items], limit, "/api/v1/accounts", "name")
         )
 
+    @describe(
+        get=Op("Read an account, with what it uses", tag="accounts", reply=AccountOut),
+        patch=Op(
+            "Change an account's quotas",
+            tag="accounts",
+            body=AccountChange,
+            reply=AccountOut,
+        ),
+    )
     async def one(self, request: Request) -> Response:
         name = request.path_params["name"]
         if request.method == "PATCH":
@@ -513,6 +939,12 @@ class RamRoutes:
 
     # -- users -----------------------------------------------------------------------
 
+    @describe(
+        get=Op("List RAM users", tag="ram-users", reply=RamUserOut, paged=True),
+        post=Op(
+            "Create a RAM user", tag="ram-users", body=NewRamUser, reply=RamUserOut, status=201
+        ),
+    )
     async def users(self, request: Request) -> Response:
         if request.method == "POST":
             body = await json_body(request)
@@ -530,10 +962,26 @@ class RamRoutes:
         users = await call_service(
             lambda: self.ram.list_users(account_id, limit=limit, after=after), ServiceError
         )
-        return JSONResponse(
-            page([ram_user_json(u) for u in users], limit, "/api/v1/ram/users", "login")
-        )
+        return paged(page([ram_user_json(u) for u in users], limit, "/api/v1/ram/users", "login"))
 
+    @describe(
+        get=Op("Read a RAM user", tag="ram-users", reply=RamUserOut),
+        patch=Op(
+            "Set a RAM user's console password",
+            tag="ram-users",
+            body=ConsolePassword,
+            reply=RamUserOut,
+        ),
+        delete=Op(
+            "Delete a RAM user",
+            tag="ram-users",
+            status=204,
+            description=(
+                "Refused (409) while it has access keys, attached policies (permissions "
+                "included) or group memberships."
+            ),
+        ),
+    )
     async def user(self, request: Request) -> Response:
         name = request.path_params["user"]
         if request.method == "DELETE":
@@ -565,6 +1013,14 @@ class RamRoutes:
         )
         return JSONResponse(ram_user_json(user))
 
+    @describe(
+        put=Op(
+            "Set a RAM user's docker login password",
+            tag="ram-users",
+            body=RegistryPassword,
+            status=204,
+        )
+    )
     async def registry_password(self, request: Request) -> Response:
         name = request.path_params["user"]
         account_id, account = await self._require(request, "ram:UpdateUser", "user", name)
@@ -586,6 +1042,17 @@ class RamRoutes:
             lambda: self.ram.user_id(account_id, f"{name}@{account}"), ServiceError
         )
 
+    @describe(
+        get=Op("List a RAM user's access keys", tag="access-keys", reply=AccessKeyOut, listed=True),
+        post=Op(
+            "Create an access key for a RAM user (its secret is shown once)",
+            tag="access-keys",
+            body=NoFields,
+            body_required=False,
+            reply=NewAccessKeyOut,
+            status=201,
+        ),
+    )
     async def access_keys(self, request: Request) -> Response:
         if request.method == "POST":
             user_id = await self._user_id(request, "ram:CreateAccessKey")
@@ -602,6 +1069,7 @@ class RamRoutes:
         keys = await call_service(lambda: self.ram.list_access_keys(user_id), ServiceError)
         return JSONResponse({"items": [_key_json(k, c) for k, c in keys]})
 
+    @describe(delete=Op("Delete a RAM user's access key", tag="access-keys", status=204))
     async def delete_access_key(self, request: Request) -> Response:
         user_id = await self._user_id(request, "ram:DeleteAccessKey")
         key_id = request.path_params["key"]
@@ -613,6 +1081,10 @@ class RamRoutes:
 
     # -- groups ----------------------------------------------------------------------
 
+    @describe(
+        get=Op("List RAM groups", tag="ram-groups", reply=GroupOut, paged=True),
+        post=Op("Create a RAM group", tag="ram-groups", body=NewGroup, reply=GroupOut, status=201),
+    )
     async def groups(self, request: Request) -> Response:
         if request.method == "POST":
             body = await json_body(request)
@@ -629,10 +1101,12 @@ class RamRoutes:
         groups = await call_service(
             lambda: self.ram.list_groups(account_id, limit=limit, after=after), ServiceError
         )
-        return JSONResponse(
-            page([group_json(g) for g in groups], limit, "/api/v1/ram/groups", "name")
-        )
+        return paged(page([group_json(g) for g in groups], limit, "/api/v1/ram/groups", "name"))
 
+    @describe(
+        get=Op("Read a RAM group with its members", tag="ram-groups", reply=GroupOut),
+        delete=Op("Delete a RAM group", tag="ram-groups", status=204),
+    )
     async def group(self, request: Request) -> Response:
         name = request.path_params["group"]
         if request.method == "DELETE":
@@ -646,6 +1120,10 @@ class RamRoutes:
         group = await call_service(lambda: self.ram.get_group(account_id, name), ServiceError)
         return JSONResponse(group_json(group))
 
+    @describe(
+        put=Op("Add a RAM user to a group", tag="ram-groups", status=204),
+        delete=Op("Remove a RAM user from a group", tag="ram-groups", status=204),
+    )
     async def member(self, request: Request) -> Response:
         group, user = request.path_params["group"], request.path_params["user"]
         add = request.method == "PUT"
@@ -661,6 +1139,10 @@ class RamRoutes:
 
     # -- roles -----------------------------------------------------------------------
 
+    @describe(
+        get=Op("List RAM roles", tag="ram-roles", reply=RoleOut, paged=True),
+        post=Op("Create a RAM role", tag="ram-roles", body=NewRole, reply=RoleOut, status=201),
+    )
     async def roles(self, request: Request) -> Response:
         if request.method == "POST":
             body = await json_body(request)
@@ -689,8 +1171,18 @@ class RamRoutes:
         roles = await call_service(
             lambda: self.ram.list_roles(account_id, limit=limit, after=after), ServiceError
         )
-        return JSONResponse(page([role_json(r) for r in roles], limit, "/api/v1/ram/roles", "name"))
+        return paged(page([role_json(r) for r in roles], limit, "/api/v1/ram/roles", "name"))
 
+    @describe(
+        get=Op("Read a RAM role", tag="ram-roles", reply=RoleOut),
+        patch=Op(
+            "Change a RAM role's description, session length or trust policy",
+            tag="ram-roles",
+            body=RoleChange,
+            reply=RoleOut,
+        ),
+        delete=Op("Delete a RAM role", tag="ram-roles", status=204),
+    )
     async def role(self, request: Request) -> Response:
         name = request.path_params["role"]
         if request.method == "DELETE":
@@ -723,6 +1215,10 @@ class RamRoutes:
 
     # -- policies --------------------------------------------------------------------
 
+    @describe(
+        put=Op("Attach a policy to a RAM user, group or role", tag="ram-policies", status=204),
+        delete=Op("Detach a policy from a RAM user, group or role", tag="ram-policies", status=204),
+    )
     async def attachment(self, request: Request) -> Response:
         plural, holder = request.path_params["kind"], request.path_params["holder"]
         policy = request.path_params["policy"]
@@ -741,6 +1237,22 @@ class RamRoutes:
         )
         return Response(status_code=204)
 
+    @describe(
+        get=Op(
+            "List permission policies",
+            tag="ram-policies",
+            reply=PolicyOut,
+            query=PolicyQuery,
+            paged=True,
+        ),
+        post=Op(
+            "Create a custom policy",
+            tag="ram-policies",
+            body=NewPolicy,
+            reply=PolicyOut,
+            status=201,
+        ),
+    )
     async def policies(self, request: Request) -> Response:
         if request.method == "POST":
             body = await json_body(request)
@@ -764,8 +1276,18 @@ class RamRoutes:
         body = page([policy_json(p) for p in items], limit, "/api/v1/ram/policies", "name")
         if kind and "next" in body:
             body["next"] += "&" + urlencode({"type": kind})
-        return JSONResponse(body)
+        return paged(body)
 
+    @describe(
+        get=Op("Read a policy", tag="ram-policies", reply=PolicyOut),
+        put=Op(
+            "Give a custom policy a new default version",
+            tag="ram-policies",
+            body=PolicyUpdate,
+            reply=PolicyOut,
+        ),
+        delete=Op("Delete a custom policy", tag="ram-policies", status=204),
+    )
     async def policy(self, request: Request) -> Response:
         name = request.path_params["policy"]
         if request.method == "PUT":
@@ -790,6 +1312,14 @@ class RamRoutes:
         found = await call_service(lambda: self.ram.get_policy(account_id, name), ServiceError)
         return JSONResponse(policy_json(found))
 
+    @describe(
+        get=Op(
+            "List a policy's versions",
+            tag="ram-policies",
+            reply=PolicyVersionOut,
+            listed=True,
+        )
+    )
     async def versions(self, request: Request) -> Response:
         name = request.path_params["policy"]
         account_id, _ = await self._require(request, "ram:GetPolicy", "policy", name)
@@ -799,6 +1329,34 @@ class RamRoutes:
         return JSONResponse(
             {"items": [{"version": v, "document": d, "created_at": iso(c)} for v, d, c in versions]}
         )
+
+
+class AuthzCheck(Body):
+    """One question: may the caller do ``action`` on ``resource``?"""
+
+    action: str = Field(description="an action of the catalogue", examples=["cr:DeleteRepository"])
+    resource: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_RESOURCE_LENGTH,
+        description="a namespace, namespace/repository, user/NAME…; none: any name in the "
+        "caller's account",
+        examples=["team/app"],
+    )
+
+
+class AuthzChecks(Body):
+    checks: list[AuthzCheck] = Field(min_length=1, max_length=MAX_CHECKS)
+
+
+class AuthzAnswer(Reply):
+    action: str = Field(examples=["cr:DeleteRepository"])
+    resource: str | None = Field(examples=["team/app"])
+    allowed: bool
+
+
+class AuthzAnswers(Reply):
+    results: list[AuthzAnswer] = Field(description="one answer per check, in their order")
 
 
 class AuthzRoutes:
@@ -811,6 +1369,14 @@ class AuthzRoutes:
     def routes(self) -> list[Route]:
         return [Route("/api/v1/authz/check", self.check, methods=["POST"])]
 
+    @describe(
+        post=Op(
+            "Ask which actions the caller may do (up to 100 at once)",
+            tag="authz",
+            body=AuthzChecks,
+            reply=AuthzAnswers,
+        )
+    )
     async def check(self, request: Request) -> Response:
         """Whether the caller may do each of up to 100 actions on their resources.
 

@@ -4,8 +4,9 @@ and queue a dead or failed one again."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
+from pydantic import Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -18,12 +19,42 @@ from dockyard.api import (
     iso,
     listing,
     page_params,
+    paged,
     path_id,
 )
 from dockyard.errors import ServiceError
 from dockyard.iam import actions
 from dockyard.iam.arn import instance_arn
-from dockyard.jobs.queue import STATES, Job, JobQueue
+from dockyard.jobs.queue import QUEUES, STATES, Job, JobQueue
+from dockyard.openapi import Int64, Op, Query, Reply, Timestamp, describe
+
+State = Annotated[str, Field(json_schema_extra={"enum": list(STATES)})]
+
+
+class JobOut(Reply):
+    """A job on the durable queue."""
+
+    id: Int64
+    kind: str = Field(examples=["webhooks.deliver"])
+    queue: str = Field(json_schema_extra={"enum": list(QUEUES)})
+    state: State
+    payload: dict[str, Any]
+    priority: int
+    attempts: int
+    max_attempts: int
+    run_after: Timestamp
+    created_at: Timestamp
+    updated_at: Timestamp
+    started_at: Timestamp | None
+    finished_at: Timestamp | None
+    lease_owner: str | None = Field(description="the worker running it")
+    lease_expires_at: Timestamp | None
+    last_error: str
+
+
+class JobQuery(Query):
+    kind: str | None = Field(default=None, description="only jobs of this kind")
+    state: State | None = Field(default=None, description="only jobs in this state")
 
 
 def job_json(job: Job) -> dict[str, Any]:
@@ -60,6 +91,9 @@ class JobRoutes:
             Route("/api/v1/jobs/{id}/retry", self.retry, methods=["POST"]),
         ]
 
+    @describe(
+        get=Op("List jobs, newest first", tag="jobs", reply=JobOut, query=JobQuery, paged=True)
+    )
     async def list(self, request: Request) -> Response:
         await self.auth.authorize(request, actions.LIST_JOBS, instance_arn(self.region))
         limit, after = page_params(request)
@@ -73,10 +107,9 @@ class JobRoutes:
             lambda: self.jobs.recent(kind=kind, state=state, limit=limit, before=before),
             ServiceError,
         )
-        return JSONResponse(
-            listing([job_json(j) for j in found], limit, request, "id", ("kind", "state"))
-        )
+        return paged(listing([job_json(j) for j in found], limit, request, "id", ("kind", "state")))
 
+    @describe(get=Op("Read a job", tag="jobs", reply=JobOut))
     async def one(self, request: Request) -> Response:
         await self.auth.authorize(request, actions.LIST_JOBS, instance_arn(self.region))
         job_id = path_id(request, "id", "job")
@@ -84,6 +117,7 @@ class JobRoutes:
             job_json(await call_service(lambda: self.jobs.get(job_id), ServiceError))
         )
 
+    @describe(post=Op("Queue a dead or failed job again", tag="jobs", reply=JobOut))
     async def retry(self, request: Request) -> Response:
         await self.auth.authorize(request, actions.RETRY_JOB, instance_arn(self.region))
         job_id = path_id(request, "id", "job")

@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import IO, Any
 
 from anyio import to_thread
+from pydantic import Field
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -30,6 +31,7 @@ from dockyard.api import (
     iso,
     listing,
     page_params,
+    paged,
     path_id,
 )
 from dockyard.audit import origin_of
@@ -38,10 +40,63 @@ from dockyard.db.engine import utcnow
 from dockyard.errors import ServiceError
 from dockyard.iam import actions
 from dockyard.iam.arn import instance_arn
+from dockyard.openapi import Int64, Op, Reply, Timestamp, describe
 from dockyard.scanning.service_db import ImportRecord, Status, VulnDBService
 from dockyard.scanning.sources import redacted
 
 _CHUNK = 1024 * 1024
+_UPLOAD_TYPES = ("application/zip", "application/json", "multipart/form-data")
+
+
+class ImportProgress(Reply):
+    done: int = Field(description="documents (records or files) read so far")
+    total: int | None = Field(description="documents to read, once known")
+    percent: int | None
+
+
+class ImportOut(Reply):
+    """An import of OSV records: its state, progress and result."""
+
+    id: Int64
+    state: str = Field(examples=["queued", "running", "succeeded", "failed"])
+    source: str = Field(description="upload, or the source a sync read", examples=["upload"])
+    actor: str
+    filename: str | None
+    size: Int64 | None = Field(description="bytes uploaded")
+    job_id: Int64 | None
+    created_at: Timestamp
+    started_at: Timestamp | None
+    finished_at: Timestamp | None
+    progress: ImportProgress
+    imported: int = Field(description="records added or updated")
+    added: int
+    updated: int
+    skipped: int = Field(description="records already stored at least as new")
+    invalid: int
+    version: Int64 | None = Field(description="the database version this import made")
+    errors: list[Any] = Field(description="invalid records and why")
+    error: str | None = Field(description="why the import failed, when it did")
+
+
+class EcosystemOut(Reply):
+    ecosystem: str = Field(examples=["Debian:12"])
+    records: int
+    newest_modified: str | None
+
+
+class VulnDBStatusOut(Reply):
+    """What the vulnerability database holds."""
+
+    version: Int64 | str | None = Field(description="the version scans record")
+    empty: bool = Field(description="nothing imported: scans then say so")
+    records: int
+    ecosystems: list[EcosystemOut]
+    last_import_at: Timestamp | None
+    age_seconds: int | None
+    last_import: ImportOut | None
+    source: str | None = Field(description="DOCKYARD_VULNDB_SOURCE, credentials removed")
+    refresh_hours: int
+    next_refresh_at: Timestamp | None
 
 
 def import_json(found: ImportRecord) -> dict[str, Any]:
@@ -142,6 +197,9 @@ class VulnDBRoutes:
             Route("/api/v1/vulndb/imports/{id}", self.one_import, methods=["GET"]),
         ]
 
+    @describe(
+        get=Op("Read the vulnerability database's status", tag="vulndb", reply=VulnDBStatusOut)
+    )
     async def status(self, request: Request) -> Response:
         """What the vulnerability database holds: records per ecosystem, version, last
         import, source and next refresh."""
@@ -158,6 +216,7 @@ class VulnDBRoutes:
             refresh_hours=self.refresh_hours,
         )
 
+    @describe(get=Op("List the imports, newest first", tag="vulndb", reply=ImportOut, paged=True))
     async def list_imports(self, request: Request) -> Response:
         """The imports, newest first."""
         await self.auth.authorize(request, actions.GET_VULNDB, instance_arn(self.region))
@@ -166,8 +225,9 @@ class VulnDBRoutes:
         found = await call_service(
             lambda: self.vulndb.imports(limit=limit, before=before), ServiceError
         )
-        return JSONResponse(listing([import_json(i) for i in found], limit, request, "id", ()))
+        return paged(listing([import_json(i) for i in found], limit, request, "id", ()))
 
+    @describe(get=Op("Read an import", tag="vulndb", reply=ImportOut))
     async def one_import(self, request: Request) -> Response:
         """One import: its state, progress and result."""
         await self.auth.authorize(request, actions.GET_VULNDB, instance_arn(self.region))
@@ -175,6 +235,17 @@ class VulnDBRoutes:
         found = await call_service(lambda: self.vulndb.get_import(import_id), ServiceError)
         return JSONResponse(import_json(found))
 
+    @describe(
+        post=Op(
+            "Import OSV records from an uploaded zip archive or JSON file",
+            tag="vulndb",
+            upload=_UPLOAD_TYPES,
+            reply=ImportOut,
+            status=202,
+            location=True,
+            errors=(413, 415),
+        )
+    )
     async def upload(self, request: Request) -> Response:
         """Upload an OSV zip archive or JSON file (the body, or a multipart form's one
         file) to import; 202 with the import, which a job runs."""

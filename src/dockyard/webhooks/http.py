@@ -10,9 +10,10 @@ webhook is created (or its secret rotated); extra headers are never returned in 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from anyio import to_thread
+from pydantic import Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -28,15 +29,21 @@ from dockyard.api import (
     only_fields,
     optional_field,
     page_params,
+    paged,
     path_id,
 )
 from dockyard.audit import origin_of
 from dockyard.catalog.service import CatalogService, parse_repository_name
 from dockyard.errors import ServiceError
+from dockyard.events.model import EVENT_TYPES
 from dockyard.iam.arn import namespace_arn, repository_arn
 from dockyard.iam.authz import Principal
+from dockyard.openapi import Body, Int64, Op, Query, Reply, Timestamp, describe
+from dockyard.openapi import field_names as fields
 from dockyard.origin import Origin
 from dockyard.webhooks.service import (
+    DELIVERY_STATES,
+    FORMATS,
     MASK,
     Delivery,
     Scope,
@@ -46,7 +53,144 @@ from dockyard.webhooks.service import (
 )
 from dockyard.webhooks.triggers import Trigger
 
-FIELDS = ("name", "url", "trigger", "events", "format", "headers", "enabled")
+
+class AllTags(Body):
+    type: Literal["all"]
+
+
+class TagList(Body):
+    type: Literal["tag_list"]
+    tags: list[str] = Field(examples=[["latest", "v1"]])
+
+
+class TagRegex(Body):
+    type: Literal["tag_regex"]
+    regex: str = Field(description="a tag must match it in full", examples=["v[0-9]+"])
+
+
+Trigger_ = Annotated[
+    AllTags | TagList | TagRegex,
+    Field(
+        discriminator="type",
+        description="which tags fire the webhook (default: all)",
+    ),
+]
+EventType = Annotated[str, Field(json_schema_extra={"enum": list(EVENT_TYPES)})]
+Format = Annotated[
+    str,
+    Field(
+        json_schema_extra={"enum": list(FORMATS)},
+        description="the payload: ACR's (acr, the default) or CloudEvents 1.0",
+    ),
+]
+DeliveryState = Annotated[str, Field(json_schema_extra={"enum": list(DELIVERY_STATES)})]
+
+
+class WebhookChange(Body):
+    name: str | None = Field(default=None, examples=["deploy"])
+    url: str | None = Field(
+        default=None,
+        json_schema_extra={"format": "uri"},
+        examples=["https://ci.example/hooks/registry"],
+    )
+    trigger: Trigger_ | None = None
+    events: list[EventType] | None = Field(default=None, description="default: push")
+    format: Format | None = None
+    headers: dict[str, str] | None = Field(
+        default=None,
+        description="extra headers sent with each delivery (never shown again in clear)",
+        examples=[{"X-Token": "s3cret"}],
+    )
+    enabled: bool | None = None
+
+
+class NewWebhook(WebhookChange):
+    name: str = Field(examples=["deploy"])
+    url: str = Field(
+        json_schema_extra={"format": "uri"}, examples=["https://ci.example/hooks/registry"]
+    )
+
+
+FIELDS = fields(WebhookChange)
+
+
+class LastDelivery(Reply):
+    status: DeliveryState
+    at: Timestamp
+
+
+class WebhookOut(Reply):
+    """A webhook of a repository, or of every repository of a namespace."""
+
+    id: Int64
+    namespace: str = Field(examples=["team"])
+    repository: str | None = Field(description="none: every repository of the namespace")
+    name: str = Field(examples=["deploy"])
+    url: str = Field(json_schema_extra={"format": "uri"})
+    trigger: Trigger_
+    events: list[EventType]
+    format: Format
+    headers: dict[str, str] = Field(description="the extra headers, their values masked")
+    enabled: bool
+    disabled_reason: str | None
+    created_at: Timestamp
+    updated_at: Timestamp
+    last_delivery: LastDelivery | None
+
+
+class NewWebhookOut(WebhookOut):
+    secret: str = Field(description="the signing secret, shown this once")
+
+
+class SecretOut(Reply):
+    id: Int64
+    secret: str = Field(description="the new signing secret (the old one works for a day)")
+
+
+class Attempt(Reply):
+    at: Timestamp
+    status: int | None = Field(description="the receiver's HTTP status")
+    duration_ms: int
+    error: str | None
+
+
+class SentRequest(Reply):
+    url: str
+    headers: dict[str, str]
+    body: str
+
+
+class ReceivedResponse(Reply):
+    status: int | None
+    headers: dict[str, str] | None
+    body: str | None
+
+
+class DeliverySummaryOut(Reply):
+    """One delivery of an event to a webhook."""
+
+    id: Int64
+    webhook_id: Int64
+    event_id: Int64 | None
+    event_type: EventType
+    status: DeliveryState
+    reason: str | None = Field(description="why it was not sent, or failed")
+    attempts: int
+    created_at: Timestamp
+    updated_at: Timestamp
+    response_status: int | None
+
+
+class DeliveryOut(DeliverySummaryOut):
+    """One delivery with its attempts, the request sent and the last response."""
+
+    attempt_log: list[Attempt]
+    request: SentRequest
+    response: ReceivedResponse
+
+
+class DeliveryQuery(Query):
+    status: DeliveryState | None = Field(default=None, description="only deliveries in this state")
 
 
 def webhook_json(hook: Webhook) -> dict[str, Any]:
@@ -184,6 +328,17 @@ class WebhookRoutes:
     def _origin(self, request: Request, principal: Principal, status: int) -> Origin:
         return origin_of(request.scope, principal, status=status)
 
+    @describe(
+        get=Op("List webhooks, newest first", tag="webhooks", reply=WebhookOut, paged=True),
+        post=Op(
+            "Create a webhook (its signing secret is shown once)",
+            tag="webhooks",
+            body=NewWebhook,
+            reply=NewWebhookOut,
+            status=201,
+            location=True,
+        ),
+    )
     async def list_or_create(self, request: Request) -> Response:
         if request.method == "POST":
             scope, principal = await self._authorized(request, "Create")
@@ -203,8 +358,13 @@ class WebhookRoutes:
         found = await call_service(
             lambda: self.webhooks.find(scope, limit=limit, after=before), ServiceError
         )
-        return JSONResponse(listing([webhook_json(h) for h in found], limit, request, "id", ()))
+        return paged(listing([webhook_json(h) for h in found], limit, request, "id", ()))
 
+    @describe(
+        get=Op("Read a webhook", tag="webhooks", reply=WebhookOut),
+        patch=Op("Change a webhook", tag="webhooks", body=WebhookChange, reply=WebhookOut),
+        delete=Op("Delete a webhook", tag="webhooks", status=204),
+    )
     async def one(self, request: Request) -> Response:
         verb = {"GET": "Get", "PATCH": "Update", "DELETE": "Delete"}[request.method]
         scope, principal = await self._authorized(request, verb)
@@ -223,6 +383,7 @@ class WebhookRoutes:
         hook = await call_service(lambda: self.webhooks.get(scope, hook_id), ServiceError)
         return JSONResponse(webhook_json(hook))
 
+    @describe(post=Op("Give a webhook a new signing secret", tag="webhooks", reply=SecretOut))
     async def rotate(self, request: Request) -> Response:
         scope, principal = await self._authorized(request, "Update")
         hook_id = path_id(request, "id", "webhook")
@@ -232,6 +393,13 @@ class WebhookRoutes:
         )
         return JSONResponse({"id": hook_id, "secret": secret})
 
+    @describe(
+        post=Op(
+            "Send a sample event to a webhook now, and show what happened",
+            tag="webhooks",
+            reply=DeliveryOut,
+        )
+    )
     async def test(self, request: Request) -> Response:
         scope, principal = await self._authorized(request, "Update")
         hook_id = path_id(request, "id", "webhook")
@@ -242,6 +410,15 @@ class WebhookRoutes:
             raise ApiError.of(exc) from exc
         return JSONResponse(delivery_json(delivery))
 
+    @describe(
+        get=Op(
+            "List a webhook's deliveries, newest first",
+            tag="webhooks",
+            reply=DeliverySummaryOut,
+            query=DeliveryQuery,
+            paged=True,
+        )
+    )
     async def deliveries(self, request: Request) -> Response:
         scope, _ = await self._authorized(request, "Get")
         hook_id = path_id(request, "id", "webhook")
@@ -255,8 +432,15 @@ class WebhookRoutes:
             ServiceError,
         )
         items = [delivery_json(d, full=False) for d in found]
-        return JSONResponse(listing(items, limit, request, "id", ("status",)))
+        return paged(listing(items, limit, request, "id", ("status",)))
 
+    @describe(
+        get=Op(
+            "Read a delivery: its attempts, the request sent and the response",
+            tag="webhooks",
+            reply=DeliveryOut,
+        )
+    )
     async def delivery(self, request: Request) -> Response:
         scope, _ = await self._authorized(request, "Get")
         hook_id = path_id(request, "id", "webhook")
@@ -266,6 +450,7 @@ class WebhookRoutes:
         )
         return JSONResponse(delivery_json(found))
 
+    @describe(post=Op("Send a delivery again", tag="webhooks", reply=DeliveryOut, status=202))
     async def redeliver(self, request: Request) -> Response:
         scope, principal = await self._authorized(request, "Update")
         hook_id = path_id(request, "id", "webhook")
