@@ -380,6 +380,9 @@ def _upload_schema(kind: str) -> dict[str, Any]:
     binary = {"type": "string", "format": "binary"}
     if kind == "multipart/form-data":
         return {"type": "object", "properties": {"file": binary}, "required": ["file"]}
+    if kind == "application/json":
+        record = {"type": "object", "additionalProperties": True}
+        return {"oneOf": [record, {"type": "array", "items": record}]}
     return binary
 
 

@@ -45,7 +45,9 @@ from dockyard.scanning.service_db import ImportRecord, Status, VulnDBService
 from dockyard.scanning.sources import redacted
 
 _CHUNK = 1024 * 1024
-_UPLOAD_TYPES = ("application/zip", "application/json", "multipart/form-data")
+_UPLOAD_TYPES = ("application/octet-stream", "application/json", "multipart/form-data")
+"""How an import is sent: a zip archive (or any file: its first bytes say what it is),
+JSON, or a form's one file."""
 
 
 class ImportProgress(Reply):
