@@ -8,6 +8,7 @@ each server process.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Sequence
 from contextlib import suppress
@@ -46,6 +47,8 @@ from dockyard.observability import Metrics, ObservabilityMiddleware, setup_loggi
 from dockyard.openapi import openapi_document
 from dockyard.registry.http import RegistryHTTP
 from dockyard.registry.service import RegistryService
+from dockyard.scanning.http import NamespaceSecurityRoutes, RepositoryScanRoutes, tag_briefs
+from dockyard.scanning.service import ScanService, file_database
 from dockyard.secretbox import SecretBox
 from dockyard.storage.base import BlobStore
 from dockyard.storage.factory import create_store
@@ -72,13 +75,14 @@ class Services:
     jobs: JobQueue
     events: EventLog
     webhooks: WebhookService
+    scans: ScanService
 
     def close(self) -> None:
         self.db.dispose()
 
     def job_handlers(self) -> list[Handler]:
         """Every kind of job, with the handler that runs it."""
-        return [self.events.handler(), self.webhooks.handler()]
+        return [self.events.handler(), self.webhooks.handler(), self.scans.handler()]
 
     def worker(
         self,
@@ -90,6 +94,8 @@ class Services:
         worker = Worker(self.jobs, self.job_handlers(), concurrency=concurrency, queues=queues)
         if observer is not None:
             worker.observer = observer
+            if hasattr(observer, "scan_finished"):
+                self.scans.observer = observer  # type: ignore[assignment]
         return worker
 
     def housekeeping(self) -> None:
@@ -151,6 +157,13 @@ def open_services(settings: Settings, *, migrate: bool = False) -> Services:
     changes.interests.append(webhooks.wants)
     identity = IdentityService(db, data_dir=settings.data_dir)
     changes.committed.append(identity.forget_logins)
+    # The vulnerability database: the file one `dockyard vulndb import` writes, for now.
+    vulndb, database_version, database_age = file_database(settings.data_dir / "vulndb")
+    scans = ScanService(
+        db, store, changes, jobs, vulndb, database_version, database_age=database_age
+    )
+    events.listen(scans.on_event)
+    changes.interests.append(scans.wants)
     return Services(
         settings=settings,
         db=db,
@@ -166,6 +179,7 @@ def open_services(settings: Settings, *, migrate: bool = False) -> Services:
         jobs=jobs,
         events=events,
         webhooks=webhooks,
+        scans=scans,
     )
 
 
@@ -175,6 +189,18 @@ def bootstrap(settings: Settings) -> Services:
     services.identity.ensure_admin(settings.data_dir, settings.admin_password)
     load_or_create_key(services.db, settings.data_dir)
     return services
+
+
+def _repository_routes(services: Services, auth: ApiAuth, region: str) -> list[Route]:
+    """Repositories and their tags (with each tag's scan), scans, security settings."""
+    args = (services.catalog, services.permissions, auth, region)
+    repositories = RepositoryRoutes(*args)
+    repositories.tag_scans = functools.partial(tag_briefs, services.scans)
+    return [
+        *repositories.routes(),
+        *RepositoryScanRoutes(*args).with_scans(services.scans).routes(),
+        *NamespaceSecurityRoutes(*args).with_scans(services.scans).routes(),
+    ]
 
 
 def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:
@@ -191,6 +217,7 @@ def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:
         tokens,
         region=settings.region,
         public_url=settings.public_url,
+        scans=services.scans,
     )
     metrics = Metrics()
 
@@ -212,8 +239,11 @@ def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:
         try:
             depth = await to_thread.run_sync(services.jobs.depth)
             metrics.set_queue_depth(depth, (h.spec.kind for h in services.job_handlers()))
+            scans = await to_thread.run_sync(services.scans.status_counts)
+            age = await to_thread.run_sync(services.scans.database_age)
+            metrics.set_scans(scans, age)
         except Exception:
-            log.exception("could not read the job queue's depth")
+            log.exception("could not read the job queue's depth or the scans")
         return PlainTextResponse(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     async def jwks(_: Request) -> Response:
@@ -259,7 +289,7 @@ def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:
         Route("/auth/jwks", jwks),
         Route("/api/v1/openapi.json", openapi),
         *namespaces.routes(),
-        *RepositoryRoutes(services.catalog, services.permissions, auth, settings.region).routes(),
+        *_repository_routes(services, auth, settings.region),
         *accounts.routes(),
         *ram.routes(),
         *EventRoutes(services.events, services.accounts, auth, settings.region).routes(),

@@ -230,11 +230,49 @@ class Metrics:
             multiprocess_mode="mostrecent",
         )
         self._depth_kinds: set[str] = set()
+        self.scans_run = Counter(
+            "dockyard_scans_total",
+            "Vulnerability scans that ended, by outcome (complete, failed, unsupported)",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.scan_seconds = Histogram(
+            "dockyard_scan_duration_seconds",
+            "Time one image's vulnerability scan took",
+            registry=self.registry,
+            buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900, 1800),
+        )
+        self.scan_results = Gauge(
+            "dockyard_scan_results",
+            "Stored scan results by status (queued, scanning, complete, failed, unsupported)",
+            ["status"],
+            registry=self.registry,
+            multiprocess_mode="mostrecent",
+        )
+        self.vulndb_age = Gauge(
+            "dockyard_vulndb_age_seconds",
+            "Seconds since the vulnerability database last changed (-1: none imported)",
+            registry=self.registry,
+            multiprocess_mode="mostrecent",
+        )
 
     def finished(self, kind: str, outcome: str, seconds: float) -> None:
         """A job ran (the worker reports here; see :class:`jobs.worker.JobObserver`)."""
         self.job_runs.labels(kind, outcome).inc()
         self.job_seconds.labels(kind).observe(seconds)
+
+    def scan_finished(self, outcome: str, seconds: float) -> None:
+        """A scan ended (the scan service reports here, in the worker's process)."""
+        self.scans_run.labels(outcome).inc()
+        self.scan_seconds.observe(seconds)
+
+    def set_scans(self, counts: Iterable[tuple[str, int]], database_age: float | None) -> None:
+        """The stored scans by status, and the database's age, as they are now."""
+        seen = dict.fromkeys(("queued", "scanning", "complete", "failed", "unsupported"), 0)
+        seen.update(dict(counts))
+        for status, count in seen.items():
+            self.scan_results.labels(status).set(count)
+        self.vulndb_age.set(-1 if database_age is None else database_age)
 
     def set_queue_depth(
         self, depth: list[tuple[str, int, float]], kinds: Iterable[str] = ()
