@@ -12,13 +12,17 @@ import json
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from dockyard.app import open_services
+from dockyard.config import load_settings
+from tests.e2e.test_clients import _clients
 from tests.fixtures.backends import all_backends
-from tests.fixtures.server import DockyardServer
+from tests.fixtures.server import ADMIN_PASSWORD, DockyardServer
 from tests.registry.helpers import (
     OCI_LAYER,
     OCI_MANIFEST,
@@ -29,8 +33,15 @@ from tests.registry.helpers import (
     push_manifest,
 )
 from tests.scanning.images import LayerBuilder, OciLayout, dpkg_entry, dpkg_status, os_release
-from tests.scanning.registry_helpers import Skopeo, finding_keys, scan_server, wait_scan
-from tests.scanning.test_cli import build_image
+from tests.scanning.registry_helpers import (
+    Skopeo,
+    finding_keys,
+    scan_server,
+    wait_scan,
+    write_records,
+)
+from tests.scanning.test_cli import build_image, osv
+from tests.webhooks.receiver import receiver, verify
 
 DOCKYARD = Path(sys.executable).with_name("dockyard")
 SCAN = "/api/v1/repositories/library/app/tags/v1/scan"
@@ -344,3 +355,138 @@ def test_scan_on_push_follows_namespace_and_repository_settings(tmp_path: Path) 
         assert c.get("/api/v1/namespaces/library/security").json()["scan_on_push"] is False
         assert c.get("/api/v1/namespaces/ghost/security").status_code == 404
         assert c.put("/api/v1/repositories/library/on/security", json={}).status_code == 400
+
+
+def test_a_rescan_after_an_import_tells_a_webhook_what_is_new(tmp_path: Path) -> None:
+    env = {"DOCKYARD_WEBHOOK_ALLOW_NETWORKS": "127.0.0.0/8"}
+    with (
+        receiver() as rx,
+        scan_server(tmp_path / "server", env) as server,
+        server.client() as c,
+    ):
+        r = c.post(
+            "/api/v1/namespaces/library/webhooks",
+            json={
+                "name": "scans",
+                "url": rx.url,
+                "events": ["scan_completed"],
+                "format": "cloudevents",
+            },
+        )
+        assert r.status_code == 201, r.text
+        secret = r.json()["secret"]
+        build_image(tmp_path / "layout")
+        digest = Skopeo(tmp_path).push(
+            server, f"oci:{tmp_path / 'layout'}:latest", "library/app:v1"
+        )
+        first = wait_scan(c, SCAN)
+        [delivery] = rx.wait_for(1)
+        assert verify(secret, delivery.headers, delivery.body)
+        event = delivery.json()
+        assert event["type"] == "com.dockyard.scan.completed"
+        assert event["subject"] == "library/app:v1"
+        assert event["data"]["digest"] == digest
+        assert event["data"]["scan"]["summary"] == first["summary"]
+        assert event["data"]["scan"]["rescan"] is False
+
+        # A new record makes lodash High; the lead's wiring calls rescan_recent after an
+        # import: here the test does, with the server's own settings.
+        record = osv(
+            "GHSA-new-high",
+            "npm",
+            "lodash",
+            [{"introduced": "0"}, {"fixed": "4.17.21"}],
+            database_specific={"severity": "CRITICAL"},
+        )
+        server.cli("vulndb", "import", str(write_records(tmp_path / "new", [record])))
+        services = open_services(load_settings(environ=server.env))
+        try:
+            assert services.scans.rescan_recent(timedelta(days=30)) == 1
+            assert services.scans.rescan_recent(timedelta(days=30)) == 0  # already queued
+        finally:
+            services.close()
+        deliveries = rx.wait_for(2, timeout=60)
+        rescan = deliveries[1].json()["data"]["scan"]
+        assert rescan["rescan"] is True
+        assert rescan["new_high"] == ["GHSA-new-high"]
+        assert rescan["summary"]["High"] == first["summary"]["High"] + 1
+        after = c.get(SCAN).json()
+        assert after["summary"] == rescan["summary"]
+        assert after["database"] != first["database"]
+
+
+def test_pull_blocking_with_podman_allowlist_expiry_head_and_unscanned(tmp_path: Path) -> None:
+    with scan_server(tmp_path / "server") as server, server.client() as c:
+        build_image(tmp_path / "layout")
+        digest = Skopeo(tmp_path).push(
+            server, f"oci:{tmp_path / 'layout'}:latest", "library/app:v1"
+        )
+        wait_scan(c, SCAN)
+        security = "/api/v1/namespaces/library/security"
+        manifest = "/v2/library/app/manifests/v1"
+        accept = {"Accept": OCI_MANIFEST}
+        assert c.get(manifest, headers=accept).status_code == 200
+
+        r = c.put(security, json={"block_pull_severity": "high"})
+        assert r.status_code == 200, r.text
+        r = c.get(manifest, headers=accept)
+        assert r.status_code == 403, r.text
+        [error] = r.json()["errors"]
+        assert error["code"] == "DENIED"
+        assert "1 High" in error["message"]
+        assert f"/console/repositories/library/app/scans/{digest}" in error["message"]
+        assert c.head(manifest, headers=accept).status_code == 403
+        assert c.head(f"/v2/library/app/manifests/{digest}").status_code == 403
+
+        clients_gen = _clients(server, tmp_path / "clients")
+        clients = next(clients_gen)
+        try:
+            target = f"{server.host}/library/app:v1"
+            clients.podman(
+                "login", "--tls-verify=false", "-u", "admin", "-p", ADMIN_PASSWORD, server.host
+            )
+            code, _, err = clients.podman("pull", "--tls-verify=false", target, check=False)
+            assert code != 0
+            assert "refuses pulls of images with vulnerabilities of High severity" in err, err
+            assert "1 High" in err
+
+            # Allowlisted, the High finding no longer counts.
+            r = c.put(security, json={"allowlist": [{"id": "DSA-EPOCH-2", "comment": "triaged"}]})
+            assert r.status_code == 200, r.text
+            clients.podman("pull", "--tls-verify=false", target)
+            report = c.get(SCAN, params={"severity": "High"}).json()
+            assert [v["allowlisted"] for v in report["vulnerabilities"]] == [True]
+
+            # An expired entry counts for nothing.
+            r = c.put(
+                security,
+                json={"allowlist": [{"id": "DSA-EPOCH-2", "expires_at": "2020-01-01T00:00:00Z"}]},
+            )
+            assert r.json()["allowlist"][0]["expires_at"] == "2020-01-01T00:00:00Z"
+            code, _, err = clients.podman("pull", "--tls-verify=false", target, check=False)
+            assert code != 0
+            assert "1 High" in err
+        finally:
+            clients_gen.close()
+
+        # Medium blocks on the three Medium findings even with the High one allowlisted.
+        c.put(security, json={"block_pull_severity": "medium", "allowlist": ["DSA-EPOCH-2"]})
+        r = c.get(manifest, headers=accept)
+        assert r.status_code == 403
+        assert "3 Medium" in r.json()["errors"][0]["message"]
+        assert "High" not in r.json()["errors"][0]["message"].split("has ")[1]
+
+        # Unscanned images are refused when asked; a scan lets them through.
+        c.put(
+            security,
+            json={"block_pull_severity": "none", "block_unscanned": True, "scan_on_push": False},
+        )
+        assert c.get(manifest, headers=accept).status_code == 200
+        pushed = push_image(c, "library/fresh", "v1")
+        r = c.get("/v2/library/fresh/manifests/v1", headers=accept)
+        assert r.status_code == 403
+        assert "never scanned" in r.json()["errors"][0]["message"]
+        assert c.post("/api/v1/repositories/library/fresh/tags/v1/scan").status_code == 202
+        ended = wait_scan(c, "/api/v1/repositories/library/fresh/tags/v1/scan")
+        assert ended["status"] == "failed"  # its layer is no tar: still no complete scan
+        assert c.get(f"/v2/library/fresh/manifests/{pushed.digest}").status_code == 403

@@ -352,11 +352,12 @@ class ScanService:
 
     # -- the database seam -----------------------------------------------------------
 
-    def database_version(self) -> str:
+    def database_version(self, *, fresh: bool = False) -> str:
         """The vulnerability database's version, ``empty`` when nothing is imported
-        (asked again at most every :data:`VERSION_TTL` seconds)."""
+        (asked again at most every :data:`VERSION_TTL` seconds, unless ``fresh``: a scan
+        and a rescan after an import must see the import)."""
         at, version = self._version
-        if time.monotonic() - at > VERSION_TTL:
+        if fresh or time.monotonic() - at > VERSION_TTL:
             version = self._database_version() or EMPTY_DATABASE
             self._version = (time.monotonic(), version)
         return version
@@ -708,6 +709,7 @@ class ScanService:
         ``window`` that were not scanned with the current database; how many digests
         were queued (an index counts with each of its platforms)."""
         cutoff = utcnow() - window
+        self.database_version(fresh=True)
         m = t.manifests.c
         with self.db.read() as conn:
             pushed = set(
@@ -757,7 +759,7 @@ class ScanService:
         transaction; the job's new state."""
         digest = str(job.payload.get("digest", ""))
         force = bool(job.payload.get("force", False))
-        version = self.database_version()
+        version = self.database_version(fresh=True)
         started = utcnow()
         clock = time.monotonic()
         with self.db.write() as conn:
