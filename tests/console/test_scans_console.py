@@ -12,7 +12,7 @@ from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwrig
 
 from tests.console.test_console import CHROMIUM_ARGS, sign_in
 from tests.fixtures.server import ADMIN_PASSWORD, DockyardServer
-from tests.scanning.registry_helpers import Skopeo, scan_server, wait_scan
+from tests.scanning.registry_helpers import push, scan_server, wait_scan
 from tests.scanning.test_cli import build_image
 
 pytestmark = pytest.mark.clients
@@ -41,9 +41,7 @@ def test_counts_appear_in_the_tag_table_and_the_report_filters(
 ) -> None:
     with scan_server(tmp_path / "server") as server, server.client() as c:
         build_image(tmp_path / "layout")
-        digest = Skopeo(tmp_path).push(
-            server, f"oci:{tmp_path / 'layout'}:latest", "library/app:v1"
-        )
+        digest = push(server, tmp_path, f"oci:{tmp_path / 'layout'}:latest", "app:v1")
         page = _page(browser, server)
         page.goto("/console/repositories/library/app?tab=tags")
         row = page.locator("tr[data-tag=v1]")
@@ -107,9 +105,7 @@ def test_counts_appear_in_the_tag_table_and_the_report_filters(
 def test_an_empty_database_asks_for_data(tmp_path: Path, browser: Browser) -> None:
     with scan_server(tmp_path / "server", records=False) as server, server.client() as c:
         build_image(tmp_path / "layout")
-        digest = Skopeo(tmp_path).push(
-            server, f"oci:{tmp_path / 'layout'}:latest", "library/app:v1"
-        )
+        digest = push(server, tmp_path, f"oci:{tmp_path / 'layout'}:latest", "app:v1")
         wait_scan(c, "/api/v1/repositories/library/app/tags/v1/scan")
         page = _page(browser, server)
         page.goto(f"/console/repositories/library/app/scans/{digest}")

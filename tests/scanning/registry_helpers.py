@@ -1,5 +1,5 @@
 """Helpers for the scans-in-the-registry tests: a server with imported OSV records,
-pushing OCI layouts with skopeo, waiting for a scan to end."""
+pushing OCI layouts with skopeo (as the client tests do), waiting for a scan to end."""
 
 from __future__ import annotations
 
@@ -12,11 +12,10 @@ from typing import Any
 
 import httpx
 
-from tests.e2e.images import client_env, run, tool
-from tests.fixtures.server import ADMIN_PASSWORD, DockyardServer, make_server
+from tests.e2e.test_clients import _clients
+from tests.fixtures.server import DockyardServer, make_server
 from tests.scanning.test_cli import RECORDS
 
-CREDS = f"admin:{ADMIN_PASSWORD}"
 ENDED = ("complete", "failed", "unsupported")
 
 
@@ -43,38 +42,16 @@ def scan_server(
         server.stop()
 
 
-class Skopeo:
-    def __init__(self, tmp: Path) -> None:
-        self.tmp = tmp
-        self.env = client_env(tmp)
-        self.policy = tmp / "policy.json"
-        self.policy.write_text(json.dumps({"default": [{"type": "insecureAcceptAnything"}]}))
-
-    def push(
-        self, server: DockyardServer, source: str, name: str, *, all_images: bool = False
-    ) -> str:
-        """``skopeo copy`` ``source`` to ``name`` on ``server``; the digest pushed."""
-        digest_file = self.tmp / "pushed-digest"
-        run(
-            [
-                tool("skopeo"),
-                "--policy",
-                str(self.policy),
-                "copy",
-                *(["--all"] if all_images else []),
-                "--preserve-digests",
-                "--digestfile",
-                str(digest_file),
-                "--dest-creds",
-                CREDS,
-                "--dest-tls-verify=false",
-                source,
-                f"docker://{server.host}/{name}",
-            ],
-            env=self.env,
-            timeout=120,
-        )
-        return digest_file.read_text().strip()
+def push(
+    server: DockyardServer, tmp: Path, source: str, name: str, *, all_images: bool = False
+) -> str:
+    """``skopeo copy`` ``source`` to ``library/NAME`` on ``server``; the digest pushed."""
+    steps = _clients(server, tmp / "clients")
+    clients = next(steps)
+    try:
+        return clients.push(source, name, all_images=all_images)
+    finally:
+        steps.close()
 
 
 def wait_scan(

@@ -34,8 +34,8 @@ from tests.registry.helpers import (
 )
 from tests.scanning.images import LayerBuilder, OciLayout, dpkg_entry, dpkg_status, os_release
 from tests.scanning.registry_helpers import (
-    Skopeo,
     finding_keys,
+    push,
     scan_server,
     wait_scan,
     write_records,
@@ -85,8 +85,7 @@ def test_a_pushed_image_is_scanned_and_its_findings_equal_the_cli(
 ) -> None:
     with scan_server(tmp_path / "server", backend_env) as server, server.client() as c:
         build_image(tmp_path / "layout")
-        skopeo = Skopeo(tmp_path)
-        digest = skopeo.push(server, f"oci:{tmp_path / 'layout'}:latest", "library/app:v1")
+        digest = push(server, tmp_path, f"oci:{tmp_path / 'layout'}:latest", "app:v1")
 
         body = wait_scan(c, SCAN)
         expected = cli_report(server, f"oci:{tmp_path / 'layout'}:latest")
@@ -132,8 +131,7 @@ def test_a_pushed_image_is_scanned_and_its_findings_equal_the_cli(
 def test_filters_paging_rescans_and_bad_input(tmp_path: Path) -> None:
     with scan_server(tmp_path / "server") as server, server.client() as c:
         build_image(tmp_path / "layout")
-        skopeo = Skopeo(tmp_path)
-        digest = skopeo.push(server, f"oci:{tmp_path / 'layout'}:latest", "library/app:v1")
+        digest = push(server, tmp_path, f"oci:{tmp_path / 'layout'}:latest", "app:v1")
         first = wait_scan(c, SCAN)
 
         def ids(**params: str) -> list[tuple[str, str]]:
@@ -181,7 +179,7 @@ def test_filters_paging_rescans_and_bad_input(tmp_path: Path) -> None:
         assert c.post("/api/v1/repositories/library/ghost/tags/v1/scan").status_code == 404
 
         # The same image in another repository: its result serves it, no new scan.
-        skopeo.push(server, f"oci:{tmp_path / 'layout'}:latest", "library/copy:latest")
+        push(server, tmp_path, f"oci:{tmp_path / 'layout'}:latest", "copy:latest")
         other = wait_scan(c, "/api/v1/repositories/library/copy/tags/latest/scan")
         assert other["finished_at"] == first["finished_at"]
         assert len(scan_jobs(c)) == 1
@@ -203,7 +201,7 @@ def test_filters_paging_rescans_and_bad_input(tmp_path: Path) -> None:
 def test_an_empty_database_says_so(tmp_path: Path) -> None:
     with scan_server(tmp_path / "server", records=False) as server, server.client() as c:
         build_image(tmp_path / "layout")
-        Skopeo(tmp_path).push(server, f"oci:{tmp_path / 'layout'}:latest", "library/app:v1")
+        push(server, tmp_path, f"oci:{tmp_path / 'layout'}:latest", "app:v1")
         body = wait_scan(c, SCAN)
         assert body["status"] == "complete"
         assert body["database"] == "empty"
@@ -278,9 +276,7 @@ def test_a_two_platform_index_has_one_result_per_platform(tmp_path: Path) -> Non
     index = layout.index([(amd64, "linux", "amd64"), (arm64, "linux", "arm64")])
     layout.tag(index, "multi")
     with scan_server(tmp_path / "server") as server, server.client() as c:
-        digest = Skopeo(tmp_path).push(
-            server, f"oci:{layout.root}:multi", "library/multi:v1", all_images=True
-        )
+        digest = push(server, tmp_path, f"oci:{layout.root}:multi", "multi:v1", all_images=True)
         assert digest == index["digest"]
         body = wait_scan(c, "/api/v1/repositories/library/multi/tags/v1/scan")
         assert body["status"] == "complete", body
@@ -376,9 +372,7 @@ def test_a_rescan_after_an_import_tells_a_webhook_what_is_new(tmp_path: Path) ->
         assert r.status_code == 201, r.text
         secret = r.json()["secret"]
         build_image(tmp_path / "layout")
-        digest = Skopeo(tmp_path).push(
-            server, f"oci:{tmp_path / 'layout'}:latest", "library/app:v1"
-        )
+        digest = push(server, tmp_path, f"oci:{tmp_path / 'layout'}:latest", "app:v1")
         first = wait_scan(c, SCAN)
         [delivery] = rx.wait_for(1)
         assert verify(secret, delivery.headers, delivery.body)
@@ -418,9 +412,7 @@ def test_a_rescan_after_an_import_tells_a_webhook_what_is_new(tmp_path: Path) ->
 def test_pull_blocking_with_podman_allowlist_expiry_head_and_unscanned(tmp_path: Path) -> None:
     with scan_server(tmp_path / "server") as server, server.client() as c:
         build_image(tmp_path / "layout")
-        digest = Skopeo(tmp_path).push(
-            server, f"oci:{tmp_path / 'layout'}:latest", "library/app:v1"
-        )
+        digest = push(server, tmp_path, f"oci:{tmp_path / 'layout'}:latest", "app:v1")
         wait_scan(c, SCAN)
         security = "/api/v1/namespaces/library/security"
         manifest = "/v2/library/app/manifests/v1"
