@@ -17,12 +17,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from dockyard.app import open_services
 from dockyard.config import load_settings
+from dockyard.scanning.report import as_json
+from dockyard.scanning.scan import inventory
 from tests.e2e.test_clients import _clients
 from tests.fixtures.backends import all_backends
-from tests.fixtures.server import ADMIN_PASSWORD, DockyardServer
+from tests.fixtures.server import ADMIN_PASSWORD, DockyardServer, make_server
 from tests.registry.helpers import (
     OCI_LAYER,
     OCI_MANIFEST,
@@ -32,7 +35,15 @@ from tests.registry.helpers import (
     push_image,
     push_manifest,
 )
-from tests.scanning.images import LayerBuilder, OciLayout, dpkg_entry, dpkg_status, os_release
+from tests.scanning.images import (
+    LayerBuilder,
+    OciLayout,
+    buildah_oci_image,
+    debootstrap_tarball,
+    dpkg_entry,
+    dpkg_status,
+    os_release,
+)
 from tests.scanning.registry_helpers import (
     finding_keys,
     push,
@@ -193,6 +204,15 @@ def test_filters_paging_rescans_and_bad_input(tmp_path: Path) -> None:
         assert len(deadline_jobs) >= 1
         assert again["summary"] == first["summary"]
 
+        # Scans by outcome, their duration, the queue and the database's age.
+        metrics = c.get("/metrics").text
+        assert 'dockyard_scans_total{outcome="complete"}' in metrics
+        assert "dockyard_scan_duration_seconds_bucket" in metrics
+        assert 'dockyard_scan_results{status="complete"} 1.0' in metrics
+        assert 'dockyard_jobs_queued{kind="scans.scan"}' in metrics
+        assert "dockyard_vulndb_age_seconds" in metrics
+        assert "dockyard_vulndb_age_seconds -1.0" not in metrics
+
         # Reading scans is audited only for writes: the POST is in the audit log.
         audit = c.get("/api/v1/audit").json()["items"]
         assert any(a["action"] == "cr:StartRepoTagScan" for a in audit)
@@ -250,9 +270,24 @@ def test_artifacts_are_unsupported_and_broken_images_fail_once(tmp_path: Path) -
         assert liar["status"] == "failed"
         assert "descriptor says" in liar["reason"]
 
+        # A config larger than the engine reads.
+        huge = dumps({"architecture": "amd64", "os": "linux", "pad": "x" * (5 * 1024 * 1024)})
+        push_blob(c, "library/huge", huge)
+        push_blob(c, "library/huge", data)
+        body = {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": descriptor("application/vnd.oci.image.config.v1+json", huge),
+            "layers": [descriptor(OCI_LAYER, data)],
+        }
+        push_manifest(c, "library/huge", "v1", dumps(body), OCI_MANIFEST)
+        too_big = wait_scan(c, "/api/v1/repositories/library/huge/tags/v1/scan")
+        assert too_big["status"] == "failed"
+        assert "too large" in too_big["reason"]
+
         # Each ended with one attempt: no retry loop.
         jobs = scan_jobs(c)
-        assert len(jobs) == 3
+        assert len(jobs) == 4
         assert {(j["state"], j["attempts"]) for j in jobs} == {("succeeded", 1)}
 
 
@@ -482,3 +517,61 @@ def test_pull_blocking_with_podman_allowlist_expiry_head_and_unscanned(tmp_path:
         ended = wait_scan(c, "/api/v1/repositories/library/fresh/tags/v1/scan")
         assert ended["status"] == "failed"  # its layer is no tar: still no complete scan
         assert c.get(f"/v2/library/fresh/manifests/{pushed.digest}").status_code == 403
+
+
+@pytest.mark.slow
+def test_the_debootstrap_image_is_scanned_as_the_cli_scans_it(tmp_path: Path) -> None:
+    """The real Debian image the engine tests build (cached), pushed with skopeo."""
+    try:
+        tarball, _ = debootstrap_tarball()
+        buildah_oci_image(tarball, tmp_path / "layout")
+    except RuntimeError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    layout = f"oci:{tmp_path / 'layout'}:latest"
+    inventory = cli_report_packages(layout)
+    release = inventory["os"]["version"]
+    records = [
+        osv(
+            "DSA-TEST-GLIBC",
+            f"Debian:{release}",
+            "glibc",
+            [{"introduced": "0"}, {"fixed": "99:0"}],
+            database_specific={"severity": "HIGH"},
+        ),
+        osv(
+            "DSA-TEST-APT",
+            f"Debian:{release}",
+            "apt",
+            [{"introduced": "0"}],
+            database_specific={"severity": "LOW"},
+        ),
+    ]
+    server = make_server(tmp_path / "server")
+    server.cli("vulndb", "import", str(write_records(tmp_path / "records", records)))
+    server.start()
+    try:
+        with server.client() as c:
+            digest = push(server, tmp_path, layout, "debian:stable")
+            body = wait_scan(
+                c, "/api/v1/repositories/library/debian/tags/stable/scan?limit=1000", timeout=300
+            )
+            expected = cli_report(server, layout)
+            assert body["status"] == "complete", body
+            assert body["digest"] == digest
+            assert body["packages"] == len(expected["packages"]) > 50
+            assert finding_keys(body["vulnerabilities"]) == finding_keys(
+                expected["vulnerabilities"]
+            )
+            assert {v["package"] for v in body["vulnerabilities"]} >= {"libc6", "apt"}
+            assert body["summary"]["High"] >= 2  # libc6 and libc-bin, built from glibc
+            [layer] = body["layers"]
+            assert all(v["layer"] == layer["digest"] for v in body["vulnerabilities"])
+            assert all(v["layer_created_by"] for v in body["vulnerabilities"])
+    finally:
+        server.stop()
+
+
+def cli_report_packages(ref: str) -> dict[str, Any]:
+    """The CLI's inventory of ``ref`` (its JSON report against an empty database)."""
+    result = inventory(ref)
+    return as_json(result)
