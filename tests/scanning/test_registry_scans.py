@@ -309,8 +309,12 @@ def test_a_two_platform_index_has_one_result_per_platform(tmp_path: Path) -> Non
     )
     arm64 = _platform_image(layout, "arm64", [dpkg_entry("epochpkg", "1:1.0-1", arch="arm64")])
     index = layout.index([(amd64, "linux", "amd64"), (arm64, "linux", "arm64")])
+    layout.tag(amd64, "amd64")
     layout.tag(index, "multi")
     with scan_server(tmp_path / "server") as server, server.client() as c:
+        # One platform's image was pushed, and scanned, on its own first.
+        push(server, tmp_path, f"oci:{layout.root}:amd64", "multi:amd64")
+        alone = wait_scan(c, "/api/v1/repositories/library/multi/tags/amd64/scan")
         digest = push(server, tmp_path, f"oci:{layout.root}:multi", "multi:v1", all_images=True)
         assert digest == index["digest"]
         body = wait_scan(c, "/api/v1/repositories/library/multi/tags/v1/scan")
@@ -326,6 +330,8 @@ def test_a_two_platform_index_has_one_result_per_platform(tmp_path: Path) -> Non
             "Unknown": 1,
         }
         assert platforms["linux/arm64"]["summary"]["High"] == 1
+        assert platforms["linux/amd64"]["finished_at"] == alone["finished_at"]  # not again
+        assert len(scan_jobs(c)) == 2
         assert body["summary"] == {"High": 2, "Medium": 0, "Low": 0, "Unknown": 1}
         by_platform = sorted((v["platform"], v["id"]) for v in body["vulnerabilities"])
         assert by_platform == [
@@ -342,7 +348,7 @@ def test_a_two_platform_index_has_one_result_per_platform(tmp_path: Path) -> Non
         tags = c.get("/api/v1/repositories/library/multi/tags").json()["items"]
         assert tags[0]["scan"]["summary"] == body["summary"]
         events = c.get("/api/v1/events", params={"type": "scan_completed"}).json()["items"]
-        assert [e["digest"] for e in events] == [digest]
+        assert [e["digest"] for e in events] == [digest, amd64["digest"]]  # newest first
 
 
 def test_scan_on_push_follows_namespace_and_repository_settings(tmp_path: Path) -> None:

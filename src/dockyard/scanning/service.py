@@ -634,6 +634,16 @@ class ScanService:
         existing = conn.execute(_SCAN_BY_DIGEST, {"digest": manifest.digest}).first()
         if existing is not None:
             scan = _scan(existing)
+            if (platform and not scan.platform) or (parent and not scan.parent_digest):
+                # Scanned alone before, now a platform of an index: say which.
+                conn.execute(
+                    sa.update(t.scan_results)
+                    .where(_S.digest == manifest.digest)
+                    .values(
+                        platform=scan.platform or platform,
+                        parent_digest=scan.parent_digest or parent,
+                    )
+                )
             busy = scan.status in (QUEUED, SCANNING) and now - scan.queued_at < STALE_QUEUED
             if busy and kind == "image":
                 return False
@@ -868,12 +878,40 @@ class ScanService:
             }
         conn.execute(sa.update(t.scan_results).where(_S.digest == digest).values(values))
         current = _scan(conn.execute(_SCAN_BY_DIGEST, {"digest": digest}).one())
-        if current.parent_digest:
-            self._update_index(conn, current.parent_digest)
-            parent = conn.execute(_SCAN_BY_DIGEST, {"digest": current.parent_digest}).first()
-            if parent is not None:
-                return  # the index's event tells of it
-        self._emit(conn, current, previous)
+        parents = self._related(conn, digest, parents=True)
+        for parent in parents:
+            self._update_index(conn, parent)
+        if not parents:  # else the indexes' events tell of it
+            self._emit(conn, current, previous)
+
+    @staticmethod
+    def _related(conn: Connection, digest: str, *, parents: bool) -> list[str]:
+        """The scanned indexes that list ``digest`` (``parents``), or the scanned
+        manifests the index ``digest`` lists: an image may be a platform of several
+        indexes, and scanned alone too."""
+        m, r = t.manifests.c, t.manifest_references.c
+        joined = t.manifest_references.join(t.manifests, m.id == r.manifest_id)
+        if parents:
+            q = (
+                sa.select(m.digest)
+                .select_from(joined)
+                .where(r.kind == "manifest", r.digest == digest)
+            )
+            kind = "index"
+        else:
+            q = (
+                sa.select(r.digest)
+                .select_from(joined)
+                .where(r.kind == "manifest", m.digest == digest)
+            )
+            kind = "image"
+        found = sorted(set(conn.execute(q).scalars()))
+        if not found:
+            return []
+        scanned = conn.execute(
+            sa.select(_S.digest).where(_S.digest.in_(found), _S.kind == kind)
+        ).scalars()
+        return sorted(scanned)
 
     def _update_index(self, conn: Connection, digest: str) -> None:
         """Sum an index's platforms into its row; when the last of them ends, the index's
@@ -882,10 +920,11 @@ class ScanService:
         if row is None:
             return
         before = _scan(row)
+        listed = self._related(conn, digest, parents=False)
         children = [
             _scan(r)
             for r in conn.execute(
-                sa.select(*_SCAN_COLUMNS).where(_S.parent_digest == digest).order_by(_S.platform)
+                sa.select(*_SCAN_COLUMNS).where(_S.digest.in_(listed)).order_by(_S.platform)
             )
         ]
         values: dict[str, Any]
@@ -1029,8 +1068,9 @@ class ScanService:
             result, layers = rebuild_result(doc)
         platforms = []
         if scan.kind == "index":
+            listed = self._related(conn, digest, parents=False)
             for child in conn.execute(
-                sa.select(_S.digest).where(_S.parent_digest == digest).order_by(_S.platform)
+                sa.select(_S.digest).where(_S.digest.in_(listed)).order_by(_S.platform)
             ).scalars():
                 platforms.append(self._report(conn, child, child))
         return Report(scan, result, layers, platforms)
