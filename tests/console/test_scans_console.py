@@ -97,6 +97,17 @@ def test_counts_appear_in_the_tag_table_and_the_report_filters(
             headers={"Accept": "application/vnd.oci.image.manifest.v1+json"},
         )
         assert r.status_code == 403
+        # The repository's own scan on push, on its Information tab.
+        page.goto("/console/repositories/library/app?tab=info")
+        section = page.locator("[data-testid=repo-security]")
+        expect(section).to_contain_text("As the namespace (on)")
+        section.locator("input[value=off]").check()
+        section.locator("button[type=submit]").click()
+        expect(page.locator("[data-testid=flash]")).to_contain_text("Scan on push saved")
+        own = c.get("/api/v1/repositories/library/app/security").json()
+        assert own["scan_on_push"] is False
+
+        page.goto("/console/namespaces/library/security")
         page.fill("[data-testid=allowlist]", "not an id line")
         page.click("[data-testid=security-form] button[type=submit]")
         expect(page.locator("[data-testid=form-error]")).to_contain_text("Line 1")

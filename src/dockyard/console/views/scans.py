@@ -26,11 +26,13 @@ def routes(console: Console) -> list[Route]:
         Route(f"{repo}/scans/{{digest}}", page(report)),
         Route(f"{repo}/tags/{{tag}}/scan", page(scan_tag), methods=["POST"]),
         Route(f"{ns}/security", page(security), methods=["GET", "POST"]),
+        Route(f"{repo}/security", page(repository_security), methods=["POST"]),
     ]
     needs = {
         f"{repo}/scans/{{digest}}": ("/api/v1/repositories/{}/{}/manifests/{}/scan", "GET"),
         f"{repo}/tags/{{tag}}/scan": ("/api/v1/repositories/{}/{}/tags/{}/scan", "POST"),
         f"{ns}/security": ("/api/v1/namespaces/{}/security", "GET"),
+        f"{repo}/security": ("/api/v1/repositories/{}/{}/security", "PUT"),
     }
     return [r for r in found if console.has(*needs[r.path])]
 
@@ -162,4 +164,18 @@ async def security(ctx: Ctx) -> Response:
         page=partial(_security_page, allowlist=text),
         key="security",
         invalid=problem,
+    )
+
+
+async def repository_security(ctx: Ctx) -> Response:
+    """The repository's own scan on push: on, off, or its namespace's (``inherit``)."""
+    choice = ctx.form.get("scan_on_push", "")
+    value = {"on": True, "off": False, "inherit": None}.get(choice, "bad")
+    return await ctx.act(
+        "PUT",
+        f"{_repo_api(ctx)}/security",
+        {"scan_on_push": value},
+        then=f"{_repo_url(ctx)}?tab=info",
+        said="Scan on push saved.",
+        invalid=None if value != "bad" else "Choose on, off or the namespace's setting.",
     )
