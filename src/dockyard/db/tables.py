@@ -123,6 +123,8 @@ manifests = Table(
     Column("touched_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("repository_id", "digest", name="uq_manifests_repository_digest"),
     Index("ix_manifests_subject", "repository_id", "subject_digest"),
+    # Scans find a digest's manifest in whichever repository holds it.
+    Index("ix_manifests_digest", "digest"),
 )
 
 # What a manifest points at: kind "blob" (config, layers) or "manifest" (index children).

@@ -1,5 +1,5 @@
 """scan results per manifest digest, namespace and repository security settings, the
-allowlist, last pulls, and events' detail
+allowlist, last pulls, events' detail, and manifests by digest
 
 Revision ID: 0010
 Revises: 0009
@@ -30,6 +30,7 @@ def _fk(table: str, column: str, target: str, ondelete: str = "CASCADE") -> sa.F
 
 
 def upgrade() -> None:
+    op.create_index("ix_manifests_digest", "manifests", ["digest"])
     with op.batch_alter_table("events") as batch:
         batch.add_column(sa.Column("detail", sa.Text(), nullable=True))
 
@@ -106,3 +107,4 @@ def downgrade() -> None:
     op.drop_table("scan_results")
     with op.batch_alter_table("events") as batch:
         batch.drop_column("detail")
+    op.drop_index("ix_manifests_digest", table_name="manifests")
