@@ -42,6 +42,7 @@ from dockyard.errors import ServiceError
 from dockyard.iam import actions
 from dockyard.oci.digest import Digest, DigestError
 from dockyard.oci.reference import NameError_, RepositoryName, check_tag
+from dockyard.scanning.model import SEVERITIES
 from dockyard.scanning.report import as_json, parse_levels
 from dockyard.scanning.service import (
     AllowEntry,
@@ -189,10 +190,17 @@ def report_json(
     )
     body = scan_json(report.scan)
     body["repository"] = str(name)
+    # The engine's shape (``dockyard scan --format json``): artifact, os, packages,
+    # vulnerabilities; ``summary`` counts the whole scan, ``matched`` the filtered page's
+    # findings, which ``matched_summary`` counts per level.
+    body["artifact"] = {"name": f"{name}@{report.scan.digest}", "digest": report.scan.digest}
     result = report.result
+    body["os"] = {"family": "", "version": ""}
+    body["packages"] = []
     if result is not None:
-        body["os"] = as_json(result, [])["os"]
-        body["packages"] = len(result.packages)
+        engine = as_json(result, [])
+        body["os"] = engine["os"]
+        body["packages"] = engine["packages"]
         body["layers"] = [
             {
                 "digest": x.digest,
@@ -207,6 +215,9 @@ def report_json(
             scan_json(p.scan) | {"url": scan_url(name, p.scan.digest)} for p in report.platforms
         ]
     body["matched"] = len(found)
+    body["matched_summary"] = {
+        level: sum(1 for v in found if v["severity"] == level) for level in SEVERITIES
+    }
     body["vulnerabilities"] = found[start : start + limit]
     if start + limit < len(found):
         kept = {k: v for k, v in query.items() if k not in ("after", "limit")}
