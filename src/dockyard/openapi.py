@@ -15,6 +15,8 @@ from dockyard import __version__
 _PARAM = re.compile(r"{([a-zA-Z_][a-zA-Z0-9_]*)(?::[a-z]+)?}")
 _CREATED = {"POST"}
 _NO_CONTENT_SUFFIXES = ("registry-password",)
+_ACCEPTED_SUFFIXES = ("/scan",)
+"""POSTs that queue work and answer 202 (a scan)."""
 
 _PROBLEM = {
     "description": "An error, as problem JSON (RFC 9457) with a clear detail",
@@ -55,6 +57,8 @@ def _operation(route: Route, method: str, path: str) -> dict[str, Any]:
         ok = {"204": {"description": "Done"}}
     else:
         code = "201" if method in _CREATED else "200"
+        if method == "POST" and path.endswith(_ACCEPTED_SUFFIXES):
+            code = "202"
         ok = {
             code: {
                 "description": "OK",

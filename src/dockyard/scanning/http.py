@@ -292,6 +292,10 @@ class RepositoryScanRoutes(RepositoryRoutes):
         ]
 
     async def scan(self, request: Request) -> Response:
+        """A tag's or manifest's vulnerability scan (GET), or queue one now (POST: 202).
+
+        GET filters: ``severity`` (levels, comma-separated), ``fixable=true``,
+        ``package`` (a name); ``format=dockyard``."""
         reference = _reference(request)
         if request.method == "POST":
             ref = await self._named(request, actions.START_SCAN)
@@ -313,6 +317,8 @@ class RepositoryScanRoutes(RepositoryRoutes):
         return JSONResponse(body)
 
     async def security(self, request: Request) -> Response:
+        """The repository's security settings: its own ``scan_on_push`` (null: its
+        namespace's) and its namespace's settings."""
         if request.method == "PUT":
             ref = await self._named(request, actions.UPDATE_REPO_SECURITY)
             body = await json_body(request)
@@ -346,6 +352,8 @@ class NamespaceSecurityRoutes(NamespaceRoutes):
         ]
 
     async def security(self, request: Request) -> Response:
+        """A namespace's security settings: scan on push, pull blocking, the allowlist
+        (PUT changes the fields given; the allowlist is replaced whole)."""
         name = request.path_params["name"]
         if request.method == "PUT":
             principal, owner = await self._require(request, actions.UPDATE_NS_SECURITY, name)
