@@ -54,6 +54,8 @@ from tests.scanning.registry_helpers import (
 from tests.scanning.test_cli import build_image, osv
 from tests.webhooks.receiver import receiver, verify
 
+pytestmark = pytest.mark.clients  # skopeo pushes, podman pulls
+
 DOCKYARD = Path(sys.executable).with_name("dockyard")
 SCAN = "/api/v1/repositories/library/app/tags/v1/scan"
 
