@@ -37,6 +37,7 @@ from typing import Any, Final, Protocol
 
 import sqlalchemy as sa
 from anyio import to_thread
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from dockyard.changes import Changes
@@ -666,20 +667,23 @@ class ScanService:
                 sa.update(t.scan_results).where(_S.digest == manifest.digest).values(values)
             )
         else:
-            upsert(
-                conn,
-                t.scan_results,
-                {
-                    "digest": manifest.digest,
-                    "kind": kind,
-                    "platform": platform,
-                    "parent_digest": parent,
-                    "repository_id": manifest.repository_id,
-                    "status": QUEUED,
-                    "queued_at": now,
-                },
-                keys=("digest",),
-            )
+            dialect: Any = postgresql if conn.dialect.name == "postgresql" else sqlite
+            inserted = conn.execute(
+                dialect.insert(t.scan_results)
+                .values(
+                    digest=manifest.digest,
+                    kind=kind,
+                    platform=platform,
+                    parent_digest=parent,
+                    repository_id=manifest.repository_id,
+                    status=QUEUED,
+                    queued_at=now,
+                )
+                .on_conflict_do_nothing(index_elements=["digest"])
+                .returning(_S.digest)
+            ).first()
+            if inserted is None:
+                return False  # queued at this moment by another transaction
         if kind == "image":
             enqueue(conn, SCAN, {"digest": manifest.digest, "force": force}, priority=priority)
         return True
