@@ -99,12 +99,13 @@ class Services:
         return worker
 
     def housekeeping(self) -> None:
-        """Forget events past their retention, finished jobs as old, and login-failure
-        counters that no longer count."""
+        """Forget events past their retention, finished jobs as old, login-failure
+        counters that no longer count, and scans of manifests no longer stored."""
         cutoff = utcnow() - timedelta(days=self.settings.event_retention)
         self.events.purge(cutoff)
         self.jobs.purge(cutoff)
         self.identity.throttle.purge()
+        self.scans.purge()
 
 
 HOUSEKEEPING_INTERVAL = 600.0

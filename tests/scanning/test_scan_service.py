@@ -159,3 +159,35 @@ def test_a_stored_result_rebuilds_the_engine_result() -> None:
     assert as_json(rebuilt) == as_json(result)
     assert rebuilt.findings[0].package == libc
     assert rebuilt_layers == layers
+
+
+def test_scans_of_digests_no_repository_holds_are_purged(
+    scans: ScanService, database: Database
+) -> None:
+    _store_scan(database, {"High": ["CVE-1"]})
+    scans.record_pull(DIGEST)
+    now = utcnow()
+    with database.write() as conn:
+        ns_id = conn.execute(sa.select(t.namespaces.c.id)).scalar_one()
+        repo_id = conn.execute(
+            sa.insert(t.repositories)
+            .values(namespace_id=ns_id, name="app", created_at=now, updated_at=now)
+            .returning(t.repositories.c.id)
+        ).scalar_one()
+        manifest = {
+            "repository_id": repo_id,
+            "digest": DIGEST,
+            "media_type": "application/vnd.oci.image.manifest.v1+json",
+            "size": 2,
+            "content": b"{}",
+            "created_at": now,
+            "touched_at": now,
+        }
+        conn.execute(sa.insert(t.manifests).values(manifest))
+    assert scans.purge() == 0  # still held
+    with database.write() as conn:
+        conn.execute(sa.delete(t.manifests))
+    assert scans.purge() == 1
+    assert scans.get(DIGEST) is None
+    with database.read() as conn:
+        assert conn.execute(sa.select(t.manifest_pulls)).all() == []

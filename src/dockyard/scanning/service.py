@@ -1097,6 +1097,20 @@ class ScanService:
             rows = conn.execute(sa.select(*_SCAN_COLUMNS).where(_S.digest.in_(wanted))).all()
         return {r.digest: _scan(r) for r in rows}
 
+    def purge(self) -> int:
+        """Forget the scans and pull records of digests no repository holds any more
+        (deleted, or collected); the housekeeping calls it. How many scans went."""
+        held = sa.select(t.manifests.c.id).where(t.manifests.c.digest == _S.digest).exists()
+        pulled = (
+            sa.select(t.manifests.c.id)
+            .where(t.manifests.c.digest == t.manifest_pulls.c.digest)
+            .exists()
+        )
+        with self.db.write() as conn:
+            gone = conn.execute(sa.delete(t.scan_results).where(~held)).rowcount
+            conn.execute(sa.delete(t.manifest_pulls).where(~pulled))
+        return int(gone)
+
     def status_counts(self) -> list[tuple[str, int]]:
         """Stored scans per status (the metrics)."""
         with self.db.read() as conn:
