@@ -57,6 +57,7 @@ def test_counts_appear_in_the_tag_table_and_the_report_filters(
         expect(counts.locator("[data-level=Low]")).to_have_text("L 1")
         expect(counts.locator("[data-level=Unknown]")).to_have_text("U 1")
 
+        expect(row.locator("[data-testid=scan-button]")).to_be_visible()
         row.locator("[data-testid=scan-report]").click()
         expect(page).to_have_url(
             f"{server.url}/console/repositories/library/app/scans/{digest}?tag=v1"
