@@ -8,6 +8,7 @@ each server process.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Sequence
 from contextlib import suppress
@@ -49,9 +50,15 @@ from dockyard.registry.details import ManifestDetails
 from dockyard.registry.details_http import ManifestRoutes
 from dockyard.registry.http import RegistryHTTP
 from dockyard.registry.service import RegistryService
-from dockyard.scanning.http import VulnDBRoutes
-from dockyard.scanning.service_db import CACHE_DIRNAME, VulnDBService
+from dockyard.scanning.scans_http import (
+    NamespaceSecurityRoutes,
+    RepositoryScanRoutes,
+    tag_briefs,
+)
+from dockyard.scanning.service import ScanService
+from dockyard.scanning.service_db import CACHE_DIRNAME, ImportResult, VulnDBService
 from dockyard.scanning.sources import VulnSync
+from dockyard.scanning.vulndb_http import VulnDBRoutes
 from dockyard.secretbox import SecretBox
 from dockyard.storage.base import BlobStore
 from dockyard.storage.factory import create_store
@@ -80,6 +87,7 @@ class Services:
     webhooks: WebhookService
     vulndb: VulnDBService
     vulndb_sync: VulnSync
+    scans: ScanService
 
     def close(self) -> None:
         self.db.dispose()
@@ -89,6 +97,7 @@ class Services:
         return [
             self.events.handler(),
             self.webhooks.handler(),
+            self.scans.handler(),
             self.vulndb.import_handler(),
             self.vulndb_sync.handler(),
         ]
@@ -103,16 +112,20 @@ class Services:
         worker = Worker(self.jobs, self.job_handlers(), concurrency=concurrency, queues=queues)
         if observer is not None:
             worker.observer = observer
+            if hasattr(observer, "scan_finished"):
+                self.scans.observer = observer  # type: ignore[assignment]
         return worker
 
     def housekeeping(self) -> None:
-        """Forget events past their retention, finished jobs as old, and login-failure
-        counters that no longer count; queue the vulnerability database's refresh
-        when it is due (the schedule is in the database: one replica queues it)."""
+        """Forget events past their retention, finished jobs as old, login-failure
+        counters that no longer count, and scans of manifests no longer stored; queue
+        the vulnerability database's refresh when it is due (the schedule is in the
+        database: one replica queues it)."""
         cutoff = utcnow() - timedelta(days=self.settings.event_retention)
         self.events.purge(cutoff)
         self.jobs.purge(cutoff)
         self.identity.throttle.purge()
+        self.scans.purge()
         if self.settings.vulndb_source:
             self.vulndb.schedule_refresh(timedelta(hours=self.settings.vulndb_refresh))
 
@@ -170,6 +183,17 @@ def open_services(settings: Settings, *, migrate: bool = False) -> Services:
     vulndb = VulnDBService(
         db, settings.data_dir / CACHE_DIRNAME, changes=changes, jobs=jobs, store=store
     )
+    scans = ScanService(db, store, changes, jobs, vulndb.open, vulndb.version)
+    events.listen(scans.on_event)
+    changes.interests.append(scans.wants)
+    # After an import that changed the database, what was pushed or pulled lately is
+    # scanned again (at low priority); a new High or worse is a scan_completed event.
+    window = timedelta(days=settings.rescan_window)
+
+    def rescan(_result: ImportResult) -> None:
+        scans.rescan_recent(window)
+
+    vulndb.on_imported.append(rescan)
     return Services(
         settings=settings,
         db=db,
@@ -191,6 +215,7 @@ def open_services(settings: Settings, *, migrate: bool = False) -> Services:
             settings.vulndb_source,
             tuple(e.strip() for e in settings.vulndb_ecosystems.split(",") if e.strip()),
         ),
+        scans=scans,
     )
 
 
@@ -211,6 +236,19 @@ def bootstrap(settings: Settings) -> Services:
     return services
 
 
+def _repository_routes(services: Services, auth: ApiAuth, region: str) -> list[Route]:
+    """Repositories and their tags (with each tag's scan), scans, security settings."""
+    args = (services.catalog, services.permissions, auth, region)
+    repositories = RepositoryRoutes(*args)
+    repositories.tag_scans = functools.partial(tag_briefs, services.scans)
+    return [
+        *repositories.routes(),
+        *ManifestRoutes(ManifestDetails(services.registry), *args).routes(),
+        *RepositoryScanRoutes(*args).with_scans(services.scans).routes(),
+        *NamespaceSecurityRoutes(*args).with_scans(services.scans).routes(),
+    ]
+
+
 def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:
     services = services or open_services(settings)
     tokens = TokenService(
@@ -225,6 +263,7 @@ def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:
         tokens,
         region=settings.region,
         public_url=settings.public_url,
+        scans=services.scans,
     )
     metrics = Metrics()
 
@@ -246,8 +285,10 @@ def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:
         try:
             depth = await to_thread.run_sync(services.jobs.depth)
             metrics.set_queue_depth(depth, (h.spec.kind for h in services.job_handlers()))
+            scans = await to_thread.run_sync(services.scans.status_counts)
+            metrics.set_scans(scans)
         except Exception:
-            log.exception("could not read the job queue's depth")
+            log.exception("could not read the job queue's depth or the scans")
         await to_thread.run_sync(observe_vulndb, services.vulndb, metrics)
         return PlainTextResponse(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
@@ -296,14 +337,7 @@ def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:
         Route("/auth/jwks", jwks),
         Route("/api/v1/openapi.json", openapi),
         *namespaces.routes(),
-        *RepositoryRoutes(services.catalog, services.permissions, auth, settings.region).routes(),
-        *ManifestRoutes(
-            ManifestDetails(services.registry),
-            services.catalog,
-            services.permissions,
-            auth,
-            settings.region,
-        ).routes(),
+        *_repository_routes(services, auth, settings.region),
         *accounts.routes(),
         *ram.routes(),
         *AuthzRoutes(CheckService(settings.region, services.catalog.owner_of), auth).routes(),

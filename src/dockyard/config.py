@@ -98,6 +98,9 @@ class Settings:
     used; empty: every ecosystem the source has."""
     vulndb_upload_limit: int = 256
     """The largest OSV file ``POST /api/v1/vulndb/imports`` accepts, in MiB."""
+    rescan_window: int = 30
+    """Days: after an import changes the vulnerability database, the images pushed or
+    pulled within this many days are scanned again (0: none)."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

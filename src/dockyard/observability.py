@@ -231,6 +231,25 @@ class Metrics:
             multiprocess_mode="mostrecent",
         )
         self._depth_kinds: set[str] = set()
+        self.scans_run = Counter(
+            "dockyard_scans_total",
+            "Vulnerability scans that ended, by outcome (complete, failed, unsupported)",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.scan_seconds = Histogram(
+            "dockyard_scan_duration_seconds",
+            "Time one image's vulnerability scan took",
+            registry=self.registry,
+            buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900, 1800),
+        )
+        self.scan_results = Gauge(
+            "dockyard_scan_results",
+            "Stored scan results by status (queued, scanning, complete, failed, unsupported)",
+            ["status"],
+            registry=self.registry,
+            multiprocess_mode="mostrecent",
+        )
         self.vulndb_age = Gauge(
             "dockyard_vulndb_age_seconds",
             "Seconds since the last successful import into the vulnerability database "
@@ -257,6 +276,19 @@ class Metrics:
         """A job ran (the worker reports here; see :class:`jobs.worker.JobObserver`)."""
         self.job_runs.labels(kind, outcome).inc()
         self.job_seconds.labels(kind).observe(seconds)
+
+    def scan_finished(self, outcome: str, seconds: float) -> None:
+        """A scan ended (the scan service reports here, in the worker's process)."""
+        self.scans_run.labels(outcome).inc()
+        self.scan_seconds.observe(seconds)
+
+    def set_scans(self, counts: Iterable[tuple[str, int]]) -> None:
+        """The stored scans by status, as they are now (the database's age: see
+        :meth:`set_vulndb`)."""
+        seen = dict.fromkeys(("queued", "scanning", "complete", "failed", "unsupported"), 0)
+        seen.update(dict(counts))
+        for status, count in seen.items():
+            self.scan_results.labels(status).set(count)
 
     def set_queue_depth(
         self, depth: list[tuple[str, int, float]], kinds: Iterable[str] = ()

@@ -242,7 +242,9 @@ def test_tags_sizes_order_and_delete(acme: httpx.Client) -> None:
         "media_type": OCI_MANIFEST,
         "size": _image_size(v1),
         "pushed_at": by_name["v1"]["pushed_at"],
+        "scan": by_name["v1"]["scan"],  # its vulnerability scan: tests/scanning
     }
+    assert by_name["v1"]["scan"]["status"] in ("none", "queued", "scanning", "failed", "complete")
     assert by_name["v2"]["size"] == _image_size(v2)
     assert by_name["latest"]["digest"] == v1.digest
     assert by_name["multi"]["media_type"] == OCI_INDEX

@@ -84,15 +84,27 @@ def test_logs_metrics_and_request_ids(dockyard_server: DockyardServer) -> None:
         image = push_image(c, "library/observed", "v1")
         r = c.get("/v2/library/observed/manifests/v1", headers={"X-Request-Id": "trace-me-42"})
         assert r.headers["X-Request-Id"] == "trace-me-42"
-        metrics = c.get("/metrics").text
+        # The push's fan-out and its scan run in the workers; the queue drains and the
+        # metrics say so.
+        deadline = time.monotonic() + 30
+        while True:
+            metrics = c.get("/metrics").text
+            drained = (
+                'dockyard_jobs_queued{kind="events.fanout"} 0.0' in metrics
+                and 'dockyard_jobs_queued{kind="scans.scan"} 0.0' in metrics
+            )
+            if drained or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
     assert 'dockyard_http_requests_total{method="GET",route="manifests",status="200"}' in metrics
     assert 'dockyard_http_requests_total{method="PUT",route="manifests",status="201"}' in metrics
     assert "dockyard_http_request_duration_seconds_bucket" in metrics
     assert 'dockyard_http_received_bytes_total{route="uploads"}' in metrics
     assert "dockyard_uploads_in_progress 0.0" in metrics
-    # Nothing is queued (no webhooks: no fan-out), and the queue says so.
+    # Nothing is left queued (no webhooks: no delivery), and the queue says so.
     assert 'dockyard_jobs_queued{kind="webhooks.deliver"} 0.0' in metrics
     assert 'dockyard_jobs_queued{kind="events.fanout"} 0.0' in metrics
+    assert 'dockyard_jobs_queued{kind="scans.scan"} 0.0' in metrics
     received = next(
         line
         for line in metrics.splitlines()

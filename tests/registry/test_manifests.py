@@ -103,10 +103,11 @@ def _image_body(c: httpx.Client, repo: str) -> bytes:
 
 
 def _events(c: httpx.Client, repo: str) -> list[tuple[str, str | None, str]]:
-    """``repo``'s image events, oldest first: (type, tag, digest)."""
+    """``repo``'s image events, oldest first: (type, tag, digest); not the scans' (the
+    workers scan each push when they get to it)."""
     r = c.get("/api/v1/events", params={"repository": repo})
     assert r.status_code == 200, r.text
-    items = r.json()["items"]
+    items = [e for e in r.json()["items"] if e["type"] != "scan_completed"]
     return [(e["type"], e["tag"], e["digest"]) for e in reversed(items) if e["digest"]]
 
 

@@ -341,6 +341,9 @@ RW = "/api/v1/repositories/{namespace}/{repository}/webhooks"
 RWC = "/api/v1/repositories/owner-ns/app/webhooks"
 NW = "/api/v1/namespaces/{namespace}/webhooks"
 NWC = "/api/v1/namespaces/owner-ns/webhooks"
+RS = "/api/v1/repositories/{namespace}/{repository}"
+RSC = "/api/v1/repositories/owner-ns/app"
+NEVER = "sha256:" + "0" * 64
 LOGIN = "login"  # body: the identity's own credentials
 
 # (method, route template, concrete path, JSON body or None, expected status per identity)
@@ -611,6 +614,28 @@ API: list[tuple[str, str, str, Any, tuple[int, ...]]] = [
     ("POST", f"{RW}/{{id}}/deliveries/{{delivery}}/redeliver",
      f"{RWC}/{{wh}}/deliveries/{{dlv}}/redeliver", None,
         (401, 202, 403, 403, 403, 403, 202, 202, 403, 401, 202)),
+
+    # Scans: read with cr:Get* (read-only and write), started with the admin permission
+    # or FullAccess; a tag or digest never pushed is authorized, then not found.
+    ("GET", f"{RS}/tags/{{tag}}/scan", f"{RSC}/tags/never/scan", None,
+        (401, 404, 403, 403, 404, 404, 404, 404, 403, 401, 404)),
+    ("POST", f"{RS}/tags/{{tag}}/scan", f"{RSC}/tags/never/scan", None,
+        (401, 404, 403, 403, 403, 403, 404, 404, 403, 401, 404)),
+    ("GET", f"{RS}/manifests/{{digest}}/scan", f"{RSC}/manifests/{NEVER}/scan", None,
+        (401, 404, 403, 403, 404, 404, 404, 404, 403, 401, 404)),
+    ("POST", f"{RS}/manifests/{{digest}}/scan", f"{RSC}/manifests/{NEVER}/scan", None,
+        (401, 404, 403, 403, 403, 403, 404, 404, 403, 401, 404)),
+    # Security settings: read like the rest, changed with admin or FullAccess.
+    ("GET", f"{RS}/security", f"{RSC}/security", None,
+        (401, 200, 403, 403, 200, 200, 200, 200, 403, 401, 200)),
+    ("PUT", f"{RS}/security", f"{RSC}/security", {"scan_on_push": True},
+        (401, 200, 403, 403, 403, 403, 200, 200, 403, 401, 200)),
+    ("GET", "/api/v1/namespaces/{name}/security", "/api/v1/namespaces/owner-ns/security",
+     None,
+        (401, 200, 403, 403, 200, 200, 200, 200, 403, 401, 200)),
+    ("PUT", "/api/v1/namespaces/{name}/security", "/api/v1/namespaces/owner-ns/security",
+     {"scan_on_push": True},
+        (401, 200, 403, 403, 403, 403, 200, 200, 403, 401, 200)),
 
     # The same for the namespace's webhooks.
     ("GET", f"{NW}", f"{NWC}", None,

@@ -626,7 +626,28 @@ class NamespaceRoutes(_CatalogRoutes):
         return JSONResponse((await self.namespaces_out(request, [ns]))[0])
 
 
+TagScans = Callable[[RepositoryName, list[str]], dict[str, dict[str, Any]]]
+"""The scan status and counts of a page of tags' digests (the scanning service's)."""
+
+
 class RepositoryRoutes(_CatalogRoutes):
+    tag_scans: TagScans | None = None
+
+    async def _with_scans(
+        self, request: Request, ref: RepoRef, tags: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """Each tag with its manifest's ``scan`` (status and counts), when scans are on
+        and the caller may ``cr:ListRepoTagScanResult``: one query for the page."""
+        scans = self.tag_scans
+        if scans is None or not tags:
+            return tags
+        principal = await self.auth.principal(request)
+        resource = Resource(self._arn(ref), public=ref.is_public)
+        if not is_allowed(principal, actions.LIST_SCAN, resource, request_context(request)):
+            return tags
+        found = await to_thread.run_sync(scans, ref.name, [x["digest"] for x in tags])
+        return [x | {"scan": found.get(x["digest"])} for x in tags]
+
     def routes(self) -> list[Route]:
         base = "/api/v1/repositories"
         one = base + "/{namespace}/{repository}"
@@ -837,7 +858,8 @@ class RepositoryRoutes(_CatalogRoutes):
             ServiceError,
         )
         filters = ("q", "order", "direction")
-        body = listing([tag_json(x) for x in items], limit, request, "name", filters)
+        shown = await self._with_scans(request, ref, [tag_json(x) for x in items])
+        body = listing(shown, limit, request, "name", filters)
         return paged(body | {"allowed_actions": allowed})
 
     @describe(
@@ -855,9 +877,10 @@ class RepositoryRoutes(_CatalogRoutes):
             origin = await self._origin(request, status=204)
             await call_service(lambda: self.catalog.delete_tag(origin, name, tag), ServiceError)
             return Response(status_code=204)
-        name = (await self._named(request, "cr:GetRepositoryTag")).name
-        found = await call_service(lambda: self.catalog.get_tag(name, tag), ServiceError)
-        return JSONResponse(tag_json(found))
+        ref = await self._named(request, "cr:GetRepositoryTag")
+        found = await call_service(lambda: self.catalog.get_tag(ref.name, tag), ServiceError)
+        (shown,) = await self._with_scans(request, ref, [tag_json(found)])
+        return JSONResponse(shown)
 
 
 def _choice(request: Request, name: str, allowed: tuple[T, ...]) -> T | None:

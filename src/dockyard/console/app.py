@@ -16,7 +16,7 @@ from starlette.types import ASGIApp
 
 from dockyard.config import Settings
 from dockyard.console.core import HERE, PREFIX, Console, api_routes
-from dockyard.console.views import access, artifacts, auth, catalog, ram, vulndb, webhooks
+from dockyard.console.views import access, artifacts, auth, catalog, ram, scans, vulndb, webhooks
 
 
 def create_console(api: ASGIApp, settings: Settings, *, audited: ASGIApp | None = None) -> ASGIApp:
@@ -53,5 +53,6 @@ def create_console(api: ASGIApp, settings: Settings, *, audited: ASGIApp | None 
         *access.routes(console),
         *webhooks.routes(console),
         *vulndb.routes(console),
+        *scans.routes(console),
     ]
     return Starlette(routes=routes, exception_handlers={404: not_found, 405: not_found})

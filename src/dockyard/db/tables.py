@@ -123,6 +123,8 @@ manifests = Table(
     Column("touched_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("repository_id", "digest", name="uq_manifests_repository_digest"),
     Index("ix_manifests_subject", "repository_id", "subject_digest"),
+    # Scans find a digest's manifest in whichever repository holds it.
+    Index("ix_manifests_digest", "digest"),
 )
 
 # What a manifest points at: kind "blob" (config, layers) or "manifest" (index children).
@@ -319,6 +321,8 @@ events = Table(
     Column("client_address", String(64), nullable=False, server_default=""),
     Column("repository_public", Boolean, nullable=False, server_default=sa.false()),
     Column("repository_created_at", DateTime(timezone=True), nullable=True),
+    # What the type adds (a scan_completed event's counts and changes), as JSON.
+    Column("detail", Text, nullable=True),
     Index("ix_events_account", "account_id", "id"),
     Index("ix_events_at", "at"),
 )
@@ -496,4 +500,75 @@ vulndb_sources = Table(
     Column("etag", String(512), nullable=False, server_default=""),
     Column("last_modified", String(128), nullable=False, server_default=""),
     Column("fetched_at", DateTime(timezone=True), nullable=False),
+)
+
+# Vulnerability scans, one row per manifest digest: a result serves every tag and
+# repository that points at the digest. ``kind`` is ``image`` or ``index`` (an index's
+# row sums its platforms' rows). ``findings`` is {level: [vulnerability ids]} (one entry
+# per finding), what pull blocking reads with the allowlist; ``result`` is the engine's
+# JSON report, zlib-compressed.
+scan_results = Table(
+    "scan_results",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("digest", String(200), nullable=False, unique=True),
+    Column("kind", String(16), nullable=False),
+    Column("platform", String(64), nullable=False, server_default=""),
+    Column("parent_digest", String(200), nullable=True),
+    Column("repository_id", ForeignKey("repositories.id", ondelete="SET NULL"), nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("reason", Text, nullable=False, server_default=""),
+    Column("database", String(128), nullable=False, server_default=""),
+    Column("high", Integer, nullable=False, server_default="0"),
+    Column("medium", Integer, nullable=False, server_default="0"),
+    Column("low", Integer, nullable=False, server_default="0"),
+    Column("unknown", Integer, nullable=False, server_default="0"),
+    Column("findings", Text, nullable=False, server_default="{}"),
+    Column("result", LargeBinary, nullable=True),
+    Column("queued_at", DateTime(timezone=True), nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=True),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+    Index("ix_scan_results_parent", "parent_digest"),
+)
+
+# A namespace's security settings; a namespace without a row has the defaults (scan on
+# push, no pull blocking).
+namespace_security = Table(
+    "namespace_security",
+    metadata,
+    Column("namespace_id", ForeignKey("namespaces.id", ondelete="CASCADE"), primary_key=True),
+    Column("scan_on_push", Boolean, nullable=False, server_default=sa.true()),
+    Column("block_pull_severity", String(16), nullable=False, server_default="none"),
+    Column("block_unscanned", Boolean, nullable=False, server_default=sa.false()),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# A repository's override of its namespace's scan_on_push (NULL: the namespace's).
+repository_security = Table(
+    "repository_security",
+    metadata,
+    Column("repository_id", ForeignKey("repositories.id", ondelete="CASCADE"), primary_key=True),
+    Column("scan_on_push", Boolean, nullable=True),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# Vulnerability ids that do not count for a namespace's pull blocking (until expiry).
+scan_allowlist = Table(
+    "scan_allowlist",
+    metadata,
+    Column("namespace_id", ForeignKey("namespaces.id", ondelete="CASCADE"), primary_key=True),
+    Column("vulnerability_id", String(200), primary_key=True),
+    Column("expires_at", DateTime(timezone=True), nullable=True),
+    Column("comment", String(1024), nullable=False, server_default=""),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# When a manifest was last pulled (written at most once an hour per digest and process):
+# what a rescan after a database import picks besides recent pushes.
+manifest_pulls = Table(
+    "manifest_pulls",
+    metadata,
+    Column("digest", String(200), primary_key=True),
+    Column("pulled_at", DateTime(timezone=True), nullable=False),
+    Index("ix_manifest_pulls_at", "pulled_at"),
 )

@@ -81,6 +81,9 @@ class Event:
     """Whether the repository was public when the event was written."""
     repository_created_at: datetime | None = None
     """When the repository was created (the ``acr`` webhook payload says so)."""
+    detail: dict[str, Any] | None = None
+    """What the type adds to the common fields: a ``scan_completed`` event's status,
+    counts, tags and what a rescan changed."""
 
     @property
     def repository_full_name(self) -> str:
@@ -102,7 +105,7 @@ class Event:
             "actor": self.actor,
             "request_id": self.request_id or None,
             "client_address": self.client_address or None,
-        }
+        } | (self.detail or {})
 
 
 def _iso(moment: datetime) -> str:

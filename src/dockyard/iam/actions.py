@@ -133,6 +133,41 @@ CATALOGUE: tuple[Action, ...] = (
         "DELETE /api/v1/namespaces/{namespace}/webhooks/{id}",
         NAMESPACE_ARN,
     ),
+    Action(
+        "cr:GetRepoTagScanResult",
+        "GET …/tags/{tag}/scan and …/manifests/{digest}/scan of a repository",
+        REPOSITORY_ARN,
+    ),
+    Action(
+        "cr:ListRepoTagScanResult",
+        "scan status and counts in GET /api/v1/repositories/{namespace}/{repository}/tags",
+        REPOSITORY_ARN,
+    ),
+    Action(
+        "cr:StartRepoTagScan",
+        "POST …/tags/{tag}/scan and …/manifests/{digest}/scan of a repository",
+        REPOSITORY_ARN,
+    ),
+    Action(
+        "cr:GetRepoSecuritySetting",
+        "GET /api/v1/repositories/{namespace}/{repository}/security",
+        REPOSITORY_ARN,
+    ),
+    Action(
+        "cr:UpdateRepoSecuritySetting",
+        "PUT /api/v1/repositories/{namespace}/{repository}/security (scan on push override)",
+        REPOSITORY_ARN,
+    ),
+    Action(
+        "cr:GetNamespaceSecuritySetting",
+        "GET /api/v1/namespaces/{namespace}/security",
+        NAMESPACE_ARN,
+    ),
+    Action(
+        "cr:UpdateNamespaceSecuritySetting",
+        "PUT /api/v1/namespaces/{namespace}/security (scan on push, pull blocking, allowlist)",
+        NAMESPACE_ARN,
+    ),
     Action("ram:CreateUser", "POST /api/v1/ram/users", RAM_USER_ARN),
     Action("ram:ListUsers", "GET /api/v1/ram/users", RAM_USER_ARN),
     Action("ram:GetUser", "GET /api/v1/ram/users/{user}", RAM_USER_ARN),
@@ -210,6 +245,13 @@ UPDATE_ACCOUNT = "cr:UpdateAccount"
 LIST_EVENTS = "cr:ListEvents"
 LIST_JOBS = "cr:ListJobs"
 RETRY_JOB = "cr:RetryJob"
+GET_SCAN = "cr:GetRepoTagScanResult"
+LIST_SCAN = "cr:ListRepoTagScanResult"
+START_SCAN = "cr:StartRepoTagScan"
+GET_REPO_SECURITY = "cr:GetRepoSecuritySetting"
+UPDATE_REPO_SECURITY = "cr:UpdateRepoSecuritySetting"
+GET_NS_SECURITY = "cr:GetNamespaceSecuritySetting"
+UPDATE_NS_SECURITY = "cr:UpdateNamespaceSecuritySetting"
 GET_VULNDB = "cr:GetVulnDB"
 IMPORT_VULNDB = "cr:ImportVulnDB"
 

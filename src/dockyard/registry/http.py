@@ -7,6 +7,7 @@ thread, and turn its results and :class:`RegistryError`\\ s into the spec's resp
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -46,6 +47,8 @@ from dockyard.oci.reference import NameError_, RepositoryName
 from dockyard.origin import Origin
 from dockyard.registry.errors import RegistryError
 from dockyard.registry.service import RegistryService, parse_digest, upload_headers
+from dockyard.scanning.scans_http import report_link
+from dockyard.scanning.service import ScanService
 
 log = logging.getLogger(__name__)
 API_VERSION = {"Docker-Distribution-API-Version": "registry/2.0"}
@@ -56,6 +59,14 @@ _UPLOAD_ID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 _CONTENT_RANGE = re.compile(r"^(?:bytes[ =])?([0-9]{1,19})-([0-9]{1,19})$")
 _RANGE = re.compile(r"^bytes=([0-9]{0,19})-([0-9]{0,19})$")
 T = TypeVar("T")
+_BACKGROUND: set[asyncio.Task[None]] = set()
+"""Writes started after a response (last pulls), kept referenced until they end."""
+
+
+def _background_done(task: asyncio.Task[None]) -> None:
+    _BACKGROUND.discard(task)
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("could not record a pull: %s", task.exception())
 
 
 async def run(func: Callable[..., T], *args: Any) -> T:
@@ -85,7 +96,10 @@ class RegistryHTTP:
         *,
         region: str,
         public_url: str = "",
+        scans: ScanService | None = None,
     ) -> None:
+        self.scans = scans
+        """Pull policy (refusing vulnerable images) and last-pull records, when set."""
         self.registry = registry
         self.catalog = catalog
         self.identity = identity
@@ -470,6 +484,8 @@ class RegistryHTTP:
         if isinstance(found, RegistryError):
             raise found
         _negotiate(request, found.media_type, reference)
+        if self.scans is not None:
+            await self._pull_policy(name, found.digest)
         headers = {
             "Docker-Content-Digest": found.digest,
             "Content-Type": found.media_type,
@@ -481,6 +497,23 @@ class RegistryHTTP:
         return Response(
             found.content, status_code=200, headers=headers, media_type=found.media_type
         )
+
+    async def _pull_policy(self, name: RepositoryName, digest: str) -> None:
+        """403 DENIED when the namespace's pull policy refuses the manifest (its latest
+        scan has findings at the blocking level, or it has no complete scan); and now and
+        then the manifest's last pull, written off the request path."""
+        scans = self.scans
+        assert scans is not None
+        link = report_link(self.public_url, name, digest)
+        denial = await self._read(scans.pull_denial, name.namespace, digest, link)
+        if denial is not None:
+            raise RegistryError("DENIED", denial, detail={"digest": digest, "report": link})
+        if scans.pulled(digest):
+            task = asyncio.get_running_loop().create_task(
+                to_thread.run_sync(scans.record_pull, digest)
+            )
+            _BACKGROUND.add(task)
+            task.add_done_callback(_background_done)
 
     async def _manifest(
         self, request: Request, caller: Caller, ref: RepoRef, reference: str, method: str

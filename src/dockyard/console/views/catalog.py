@@ -543,6 +543,16 @@ async def repository(
         granted, _ = await _all(ctx, f"{base}/permissions")
         permissions = [permission_json(p) for p in granted]
         choices = await _ram_choices(ctx)
+    security: dict[str, Any] | None = None
+    if (
+        tab == "info"
+        and ctx.has("/api/v1/repositories/{}/{}/security")
+        and allows(item, "cr:GetRepoSecuritySetting")
+    ):
+        try:
+            security = await ctx.api.get(f"{base}/security")
+        except ApiProblem:
+            security = None
     has_webhooks = ctx.has("/api/v1/repositories/{}/{}/webhooks") and allows(
         item, "cr:ListRepoWebhook"
     )
@@ -562,6 +572,7 @@ async def repository(
         has_permissions=has_permissions,
         has_webhooks=has_webhooks,
         hooks=hooks,
+        security=security,
         choices=choices,
         roles=ROLES,
         errors=errors or {},
