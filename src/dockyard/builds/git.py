@@ -451,66 +451,96 @@ def _display(url: str) -> str:
     return url.split("?", 1)[0].split("#", 1)[0]
 
 
+_COMPLAINTS: Final[tuple[tuple[ErrorKind, tuple[str, ...], str], ...]] = (
+    (
+        "auth",
+        ("could not read username", "could not read password", "terminal prompts disabled"),
+        "{url} needs credentials, and none were given",
+    ),
+    (
+        "auth",
+        (
+            "authentication failed",
+            "permission denied (publickey",
+            "http basic: access denied",
+            "requested url returned error: 403",
+            "invalid username or password",
+        ),
+        "authentication failed for {url}",
+    ),
+    (
+        "auth",
+        ("host key verification failed",),
+        "the ssh host key of {url} could not be verified",
+    ),
+    (
+        "unreachable",
+        (
+            "could not resolve host",
+            "could not resolve hostname",
+            "name or service not known",
+            "temporary failure in name resolution",
+        ),
+        "could not resolve the host of {url}",
+    ),
+    (
+        "unreachable",
+        (
+            "failed to connect",
+            "connection refused",
+            "unable to connect",
+            "connection timed out",
+            "no route to host",
+            "network is unreachable",
+            "connection reset",
+            "couldn't connect to server",
+        ),
+        "could not connect to {url}",
+    ),
+    (
+        "unreachable",
+        ("ssl certificate", "certificate verify", "server certificate"),
+        "the TLS certificate of {url} is not trusted",
+    ),
+    (
+        "not_found",
+        (
+            "not our ref",
+            "unadvertised object",
+            "couldn't find remote ref",
+            "no such remote ref",
+            "not a valid object",
+            "bad object",
+        ),
+        "commit {commit} was not found in {url}",
+    ),
+    (
+        "not_found",
+        (
+            "not found",
+            "does not appear to be a git repository",
+            "is this a git repository",
+            "not exported",
+            "no such repository",
+            "repository does not exist",
+            "not a git repository",
+        ),
+        "{url} is not a git repository (or does not exist)",
+    ),
+)
+"""git's complaints (in the C locale), first match wins, each with the one line a user
+reads instead."""
+
+
 def _classify(stderr: list[str], url: str, what: str, commit: str = "") -> GitError:
-    """Turn git's complaints (``LC_ALL=C``) into one error kind and one clear line."""
-    text = "\n".join(stderr)
-    low = text.lower()
+    """Turn git's complaints into one error kind and one clear line."""
+    low = "\n".join(stderr).lower()
     shown = _display(url)
-    if (
-        "could not read username" in low
-        or "could not read password" in low
-        or "terminal prompts disabled" in low
-    ):
-        return GitError("auth", f"{shown} needs credentials, and none were given")
-    if (
-        "authentication failed" in low
-        or "permission denied (publickey" in low
-        or "http basic: access denied" in low
-        or "requested url returned error: 403" in low
-        or "invalid username or password" in low
-    ):
-        return GitError("auth", f"authentication failed for {shown}")
-    if "host key verification failed" in low:
-        return GitError("auth", f"the ssh host key of {shown} could not be verified")
-    if (
-        "could not resolve host" in low
-        or "could not resolve hostname" in low
-        or "name or service not known" in low
-        or "temporary failure in name resolution" in low
-    ):
-        return GitError("unreachable", f"could not resolve the host of {shown}")
-    if (
-        "failed to connect" in low
-        or "connection refused" in low
-        or "unable to connect" in low
-        or "connection timed out" in low
-        or "no route to host" in low
-        or "network is unreachable" in low
-        or "connection reset" in low
-        or "couldn't connect to server" in low
-    ):
-        return GitError("unreachable", f"could not connect to {shown}")
-    if "ssl certificate" in low or "certificate verify" in low or "server certificate" in low:
-        return GitError("unreachable", f"the TLS certificate of {shown} is not trusted")
-    if commit and (
-        "not our ref" in low
-        or "unadvertised object" in low
-        or "couldn't find remote ref" in low
-        or "no such remote ref" in low
-        or "not a valid object" in low
-        or "bad object" in low
-    ):
-        return GitError("not_found", f"commit {commit} was not found in {shown}")
-    if (
-        "not found" in low
-        or "does not appear to be a git repository" in low
-        or "is this a git repository" in low
-        or "not exported" in low
-        or "no such repository" in low
-        or "repository does not exist" in low
-        or "not a git repository" in low
-    ):
-        return GitError("not_found", f"{shown} is not a git repository (or does not exist)")
+    for kind, needles, message in _COMPLAINTS:
+        if "{commit}" in message and not commit:
+            continue
+        if any(needle in low for needle in needles):
+            return GitError(kind, message.format(url=shown, commit=commit))
     last = next((line for line in reversed(stderr) if line.strip()), "no output")
     last = last.removeprefix("fatal: ").removeprefix("error: ")
     return GitError("failed", f"git {what} failed for {shown}: {last[:300]}")
