@@ -105,6 +105,7 @@ class Services:
             concurrency=concurrency,
             queues=queues,
             slots={build_queue(build_pool): max(1, self.settings.build_concurrency)},
+            lease=float(max(self.settings.job_lease, 3)),
         )
         if observer is not None:
             worker.observer = observer

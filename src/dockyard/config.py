@@ -76,6 +76,9 @@ class Settings:
     job_grace: int = 30
     """On shutdown, running jobs get this long (seconds) to finish before they are
     handed back to the queue."""
+    job_lease: int = 60
+    """Seconds a worker's hold on a running job lasts unless renewed (every third of
+    it): a worker that dies hands its jobs (a build, say) on after this long."""
     event_retention: int = 30
     """Days events (and their webhook deliveries) are kept."""
     timezone: str = "UTC"

@@ -38,6 +38,7 @@ from dockyard.api import (
     problem,
     read_body,
     required_field,
+    title_of,
 )
 from dockyard.audit import DECISION, Decision, origin_of
 from dockyard.builds import git
@@ -373,9 +374,7 @@ class BuildRoutes:
             return JSONResponse(rule_json(found))
         if request.method == "DELETE":
             origin = origin_of(request.scope, principal, status=204)
-            await call_service(
-                lambda: self.builds.delete_rule(origin, name, rule_id), ServiceError
-            )
+            await call_service(lambda: self.builds.delete_rule(origin, name, rule_id), ServiceError)
             return Response(status_code=204)
         spec = rule_input(await json_body(request))
         origin = origin_of(request.scope, principal, status=200)
@@ -397,7 +396,9 @@ class BuildRoutes:
         return JSONResponse(
             build_json(build),
             status_code=202,
-            headers={"Location": request.url.path.rsplit("/build-rules/", 1)[0] + f"/builds/{build.id}"},
+            headers={
+                "Location": request.url.path.rsplit("/build-rules/", 1)[0] + f"/builds/{build.id}"
+            },
         )
 
     # -- builds ------------------------------------------------------------------------
@@ -434,9 +435,7 @@ class BuildRoutes:
         build_id = path_id(request, "id", "build")
         await no_fields(request)
         origin = origin_of(request.scope, principal, status=202)
-        found = await call_service(
-            lambda: self.builds.cancel(origin, name, build_id), ServiceError
-        )
+        found = await call_service(lambda: self.builds.cancel(origin, name, build_id), ServiceError)
         return JSONResponse(build_json(found), status_code=202)
 
     async def log(self, request: Request) -> Response:
@@ -474,9 +473,7 @@ class BuildRoutes:
         quiet_since = time.monotonic()
         yield ": following\n\n"
         while True:
-            lines, status = await to_thread.run_sync(
-                lambda: self.builds.log_since(build_id, offset)
-            )
+            lines, status = await to_thread.run_sync(self.builds.log_since, build_id, offset)
             for line in lines:
                 offset = line.line
                 yield f"id: {line.line}\nevent: line\ndata: {json.dumps(line_json(line))}\n\n"
@@ -523,16 +520,16 @@ class HookRoutes:
         try:
             event = parse_hook(headers, raw, secret)
         except HookRejected as exc:
-            status = int(getattr(exc, "status", 400))
+            status, message = int(exc.status), str(exc)
             entry = Decision("anonymous", "cr:TriggerRepoBuildByHook", arn, False, repo.account_id)
-            entry.detail = str(exc)[:500]
+            entry.detail = message[:500]
             request.scope[DECISION] = entry
             await to_thread.run_sync(
                 lambda: self.builds.record_refused(
-                    source, kind="refused", status=status, outcome=str(exc)
+                    source, kind="refused", status=status, outcome=message
                 )
             )
-            return problem(status, "Unauthorized" if status == 401 else "Bad Request", str(exc))
+            return problem(status, title_of(status), message)
         actor = f"hook:{event.provider}"
         entry = Decision(actor, "cr:TriggerRepoBuildByHook", arn, True, repo.account_id)
         request.scope[DECISION] = entry

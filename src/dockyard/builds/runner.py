@@ -123,7 +123,9 @@ class LogSink:
         self._lock = threading.Lock()
         self._truncated = start_bytes >= limit
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name=f"build-{build_id}-log", daemon=True)
+        self._thread = threading.Thread(
+            target=self._loop, name=f"build-{build_id}-log", daemon=True
+        )
         self._thread.start()
 
     def write(self, text: str) -> None:
@@ -139,7 +141,9 @@ class LogSink:
             size = len(text.encode()) + 1
             if self.bytes + size > self.limit:
                 self._truncated = True
-                text = f"[the log reached {self.limit // (1024 * 1024)} MiB: later lines are not kept]"
+                text = (
+                    f"[the log reached {self.limit // (1024 * 1024)} MiB: later lines are not kept]"
+                )
                 size = len(text) + 1
             self.line += 1
             self.bytes += size
@@ -190,7 +194,9 @@ class _Watch:
         self.stopped: _Stopped | None = None
         self.proc: subprocess.Popen[bytes] | None = None
         self._done = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name=f"build-{build_id}-watch", daemon=True)
+        self._thread = threading.Thread(
+            target=self._loop, name=f"build-{build_id}-watch", daemon=True
+        )
         self._thread.start()
 
     def _loop(self) -> None:
@@ -256,6 +262,55 @@ def check_folders(config: RunnerConfig) -> None:
                 f"the build {what} folder {folder} must lie outside the data folder "
                 f"{config.data_dir}"
             )
+
+
+class _Run:
+    """One attempt at a build: what its stages share."""
+
+    def __init__(
+        self,
+        row: Any,
+        source: Any,
+        repo: Repo,
+        creds: git.Credentials | None,
+        secrets: dict[str, str],
+        work: Path,
+        sink: LogSink,
+        watch: _Watch,
+        push_token: str,
+        login: str,
+    ) -> None:
+        self.row = row
+        self.id = int(row.id)
+        self.source = source
+        self.repo = repo
+        self.creds = creds
+        self.secrets = secrets
+        self.work = work
+        self.src = work / "src"
+        self.sink = sink
+        self.watch = watch
+        self.push_token = push_token
+        self.login = login
+        self.env: dict[str, str] = {}
+        self.image = f"localhost/dockyard-build-{self.id}:latest"
+        self.storage = work / "storage" if source.build_without_cache else Path()
+
+    def use_storage(self, cache_dir: Path) -> None:
+        if not self.source.build_without_cache:
+            self.storage = cache_dir / f"repository-{self.repo.id}"
+
+    @property
+    def root(self) -> Path:
+        return self.storage / "root"
+
+    @property
+    def runroot(self) -> Path:
+        return self.storage / "run"
+
+    @property
+    def store(self) -> list[str]:
+        return ["--root", str(self.root), "--runroot", str(self.runroot), "--storage-driver", "vfs"]
 
 
 class BuildRunner:
@@ -345,12 +400,13 @@ class BuildRunner:
         watch = _Watch(self.db, build_id, time.monotonic() + self.config.timeout)
         self.config.work_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         work = Path(tempfile.mkdtemp(prefix=f"build-{build_id}-", dir=self.config.work_dir))
+        run = _Run(row, source, repo, creds, rule_secrets, work, sink, watch, push_token, login)
+        run.use_storage(self.config.cache_dir)
         status, error, digest = SUCCESS, "", ""
         try:
-            digest = self._stages(row, source, repo, creds, rule_secrets, work, sink, watch, {
-                "push": push_token,
-                "login": login,
-            })
+            self._clone(run)
+            self._build(run)
+            digest = self._push(run)
         except _Stopped as exc:
             status, error = exc.status, str(exc)
         except _Failed as exc:
@@ -367,151 +423,103 @@ class BuildRunner:
             sink.write(f"[success] pushed {digest}")
         sink.stage = "done"
         sink.close()
-        self._finish(build_id, repo, status, masker(error).splitlines()[0][:1024] if error else "", digest)
+        self._finish(
+            build_id, repo, status, masker(error).splitlines()[0][:1024] if error else "", digest
+        )
 
-    def _stages(
-        self,
-        row: Any,
-        source: Any,
-        repo: Repo,
-        creds: git.Credentials | None,
-        rule_secrets: dict[str, str],
-        work: Path,
-        sink: LogSink,
-        watch: _Watch,
-        tokens: dict[str, str],
-    ) -> str:
-        build_id = int(row.id)
-        spec = json.loads(row.spec)
-        tags: list[str] = json.loads(row.image_tags)
-        # -- clone
-        sink.stage = CLONING
-        sink.write(f"fetching {source.url} at {row.commit_sha}")
-        src = work / "src"
+    def _stage(self, run: _Run, status: str, **times: Any) -> None:
+        run.sink.stage = status
+        with self.db.write() as conn:
+            conn.execute(sa.update(t.builds).where(_B.id == run.id).values(status=status, **times))
+
+    def _clone(self, run: _Run) -> None:
+        """Fetch exactly the build's commit (shallow) into the work folder."""
+        run.sink.write(f"fetching {run.source.url} at {run.row.commit_sha}")
         try:
             subject = git.fetch_commit(
-                source.url,
-                creds,
-                row.commit_sha,
-                src,
-                timeout=min(watch.remaining(), 600.0),
-                on_line=sink.write,
+                run.source.url,
+                run.creds,
+                run.row.commit_sha,
+                run.src,
+                timeout=min(run.watch.remaining(), 600.0),
+                on_line=run.sink.write,
                 allow_local=self.config.allow_local,
             )
         except git.GitError as exc:
-            watch.check()
+            run.watch.check()
             raise _Failed(f"could not fetch the commit: {exc}") from exc
-        watch.check()
-        with self.db.write() as conn:
-            conn.execute(
-                sa.update(t.builds)
-                .where(_B.id == build_id)
-                .values(status=BUILDING, commit_subject=subject[:1024], built_at=utcnow())
-            )
-        # -- build
-        sink.stage = BUILDING
-        context = src / str(spec["dockerfile_dir"]).strip("/")
+        run.watch.check()
+        self._stage(run, BUILDING, commit_subject=subject[:1024], built_at=utcnow())
+
+    def _build(self, run: _Run) -> None:
+        """``buildah bud`` the rule's Dockerfile in its directory (the context)."""
+        spec = json.loads(run.row.spec)
+        context = run.src / str(spec["dockerfile_dir"]).strip("/")
         dockerfile = context / str(spec["dockerfile_name"])
         shown = f"{str(spec['dockerfile_dir']).rstrip('/')}/{spec['dockerfile_name']}"
-        if not inside(context, src) or not inside(dockerfile, src):
+        if not inside(context, run.src) or not inside(dockerfile, run.src):
             raise _Failed(f"the Dockerfile {shown} leads outside the repository")
         if not context.is_dir():
             raise _Failed(f"the Dockerfile directory {spec['dockerfile_dir']} does not exist")
         if not dockerfile.is_file():
-            raise _Failed(f"the Dockerfile {shown} does not exist in commit {row.commit_sha[:12]}")
-        if source.build_without_cache:
-            storage = work / "storage"
-        else:
-            storage = self.config.cache_dir / f"repository-{repo.id}"
-        root, runroot = storage / "root", storage / "run"
-        env = self._environment(work, tokens["login"])
-        image = f"localhost/dockyard-build-{build_id}:latest"
-        store = ["--root", str(root), "--runroot", str(runroot), "--storage-driver", "vfs"]
-        command = ["buildah", *store, "bud", "--isolation", "chroot"]
-        if source.build_without_cache:
+            raise _Failed(
+                f"the Dockerfile {shown} does not exist in commit {run.row.commit_sha[:12]}"
+            )
+        run.env = self._environment(run.work, run.login)
+        command = ["buildah", *run.store, "bud", "--isolation", "chroot"]
+        if run.source.build_without_cache:
             command += ["--no-cache", "--pull-always"]
         else:
             command += ["--layers"]
-        command += ["-f", str(dockerfile), "-t", image]
-        command += ["--label", f"org.opencontainers.image.revision={row.commit_sha}"]
-        command += ["--label", f"org.opencontainers.image.source={source.url}"]
+        command += ["-f", str(dockerfile), "-t", run.image]
+        command += ["--label", f"org.opencontainers.image.revision={run.row.commit_sha}"]
+        command += ["--label", f"org.opencontainers.image.source={run.source.url}"]
         for key, value in dict(spec.get("build_args", {})).items():
             command += ["--build-arg", f"{key}={value}"]
-        if rule_secrets:
-            folder = work / "secrets"
+        if run.secrets:
+            folder = run.work / "secrets"
             folder.mkdir(mode=0o700)
-            for key, value in rule_secrets.items():
+            for key, value in run.secrets.items():
                 path = folder / key
                 path.write_text(value)
                 path.chmod(0o600)
                 command += ["--secret", f"id={key},src={path}"]
         command.append(str(context))
-        code = self._run(command, env, work, sink, watch)
+        code = self._run(command, run)
         if code != 0:
             raise _Failed(f"buildah bud failed (exit status {code}); see the log")
-        # -- push
-        sink.stage = PUSHING
-        with self.db.write() as conn:
-            conn.execute(
-                sa.update(t.builds)
-                .where(_B.id == build_id)
-                .values(status=PUSHING, pushed_at=utcnow())
-            )
-        target = f"{self.config.registry}/{repo.name}"
+
+    def _push(self, run: _Run) -> str:
+        """Push the first tag from the build's storage, then point the other tags at
+        the same manifest; the pushed digest."""
+        self._stage(run, PUSHING, pushed_at=utcnow())
+        target = f"{self.config.registry}/{run.repo.name}"
         tls = "true" if self.config.registry_tls else "false"
-        digest_file = work / "digest"
-        stored = f"containers-storage:[vfs@{root}+{runroot}]{image}"
-        first, *others = tags
-        sink.write(f"pushing {target}:{first}")
+        digest_file = run.work / "digest"
+        stored = f"containers-storage:[vfs@{run.root}+{run.runroot}]{run.image}"
+        first, *others = json.loads(run.row.image_tags)
+        run.sink.write(f"pushing {target}:{first}")
+        copy = ["skopeo", "copy", "--retry-times", "2", f"--dest-tls-verify={tls}"]
+        copy += ["--dest-registry-token", run.push_token]
         code = self._run(
-            [
-                "skopeo",
-                "copy",
-                "--retry-times",
-                "2",
-                f"--dest-tls-verify={tls}",
-                "--dest-registry-token",
-                tokens["push"],
-                "--digestfile",
-                str(digest_file),
-                stored,
-                f"docker://{target}:{first}",
-            ],
-            env,
-            work,
-            sink,
-            watch,
+            [*copy, "--digestfile", str(digest_file), stored, f"docker://{target}:{first}"], run
         )
         if code != 0:
-            raise _Failed(f"pushing {repo.name}:{first} failed (exit status {code})")
+            raise _Failed(f"pushing {run.repo.name}:{first} failed (exit status {code})")
         digest = digest_file.read_text().strip()
         for tag in others:
-            sink.write(f"tagging {target}:{tag}")
+            run.sink.write(f"tagging {target}:{tag}")
+            source = ["--src-tls-verify=" + tls, "--src-registry-token", run.push_token]
             code = self._run(
-                [
-                    "skopeo",
-                    "copy",
-                    f"--src-tls-verify={tls}",
-                    f"--dest-tls-verify={tls}",
-                    "--src-registry-token",
-                    tokens["push"],
-                    "--dest-registry-token",
-                    tokens["push"],
-                    f"docker://{target}@{digest}",
-                    f"docker://{target}:{tag}",
-                ],
-                env,
-                work,
-                sink,
-                watch,
+                [*copy, *source, f"docker://{target}@{digest}", f"docker://{target}:{tag}"], run
             )
             if code != 0:
-                raise _Failed(f"pushing {repo.name}:{tag} failed (exit status {code})")
-        if not source.build_without_cache:
+                raise _Failed(f"pushing {run.repo.name}:{tag} failed (exit status {code})")
+        if not run.source.build_without_cache:
             # The layers stay as the cache; the image itself is in the registry now.
-            subprocess.run(  # noqa: S603 - fixed arguments
-                ["buildah", *store, "rmi", image],  # noqa: S607 - buildah from PATH
-                env=env,
+            subprocess.run(
+                ["buildah", *run.store, "rmi", run.image],
+                env=run.env,
                 capture_output=True,
                 check=False,
                 timeout=120,
@@ -544,35 +552,33 @@ class BuildRunner:
         }
 
     @staticmethod
-    def _run(
-        command: Sequence[str], env: dict[str, str], cwd: Path, sink: LogSink, watch: _Watch
-    ) -> int:
+    def _run(command: Sequence[str], run: _Run) -> int:
         """Run ``command`` in a process group of its own, every output line to the log;
         its exit status (raises when the build was stopped meanwhile)."""
-        watch.check()
-        proc = subprocess.Popen(  # noqa: S603 - argv built from validated fields
+        run.watch.check()
+        proc = subprocess.Popen(
             list(command),
-            env=env,
-            cwd=cwd,
+            env=run.env,
+            cwd=run.work,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        watch.proc = proc
+        run.watch.proc = proc
         out: IO[bytes] | None = proc.stdout
         assert out is not None
         try:
             for raw in out:
-                sink.write(raw.decode("utf-8", "replace").rstrip("\n"))
+                run.sink.write(raw.decode("utf-8", "replace").rstrip("\n"))
             code = proc.wait()
         finally:
-            watch.proc = None
+            run.watch.proc = None
             if proc.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
-        watch.check()
+        run.watch.check()
         return code
 
     # -- tokens ----------------------------------------------------------------------

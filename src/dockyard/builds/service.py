@@ -10,6 +10,7 @@ branch that moves on while the build waits changes nothing.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import secrets
@@ -172,8 +173,7 @@ def repo_by_id(conn: Connection, repository_id: int) -> Repo:
 def _check_pool(pool: str) -> None:
     if not POOL.fullmatch(pool):
         raise Invalid(
-            "build_pool: 1 to 32 lowercase letters, digits and '-', starting with a letter "
-            "or digit"
+            "build_pool: 1 to 32 lowercase letters, digits and '-', starting with a letter or digit"
         )
 
 
@@ -475,7 +475,7 @@ class BuildService:
         if not row.secrets:
             return rule
         ids = tuple(sorted(self.box.open_json(row.secrets)))
-        return Rule(**{**_fields(rule), "secret_ids": ids})
+        return dataclasses.replace(rule, secret_ids=ids)
 
     def rule(self, name: RepositoryName, rule_id: int) -> Rule:
         if rule_id == BUILTIN_RULE_ID:
@@ -613,7 +613,7 @@ class BuildService:
     def start_build(
         self, origin: Origin, name: RepositoryName, rule_id: int, ref: str | None
     ) -> Build:
-        """"Build Now": the head commit of the rule's ref (a regex rule needs ``ref``,
+        """ "Build Now": the head commit of the rule's ref (a regex rule needs ``ref``,
         a name it matches), resolved now, built as that exact commit."""
         with self.db.read() as conn:
             repo = _repo(conn, name)
@@ -1059,10 +1059,6 @@ class BuildService:
                 .where(_S.id == source_id)
                 .values(polled_refs=json.dumps(refs))
             )
-
-
-def _fields(rule: Rule) -> dict[str, Any]:
-    return {name: getattr(rule, name) for name in rule.__slots__}  # type: ignore[attr-defined]
 
 
 class HookOutcome:
