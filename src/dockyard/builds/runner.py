@@ -51,6 +51,7 @@ from dockyard.builds.model import (
     SUCCESS,
     TIMED_OUT,
 )
+from dockyard.builds.rules import RuleError, RuleSpec, locate
 from dockyard.builds.service import BuildService, Repo, build_job, repo_by_id
 from dockyard.changes import Changes
 from dockyard.db import tables as t
@@ -69,6 +70,7 @@ FLUSH_INTERVAL = 0.2
 its own poll)."""
 WATCH_INTERVAL = 0.5
 KILL_GRACE = 3.0
+CACHE_IMAGE = "localhost/dockyard-build-cache:latest"
 LOST = "worker lost: the worker running this build stopped"
 
 
@@ -454,17 +456,13 @@ class BuildRunner:
     def _build(self, run: _Run) -> None:
         """``buildah bud`` the rule's Dockerfile in its directory (the context)."""
         spec = json.loads(run.row.spec)
-        context = run.src / str(spec["dockerfile_dir"]).strip("/")
-        dockerfile = context / str(spec["dockerfile_name"])
-        shown = f"{str(spec['dockerfile_dir']).rstrip('/')}/{spec['dockerfile_name']}"
-        if not inside(context, run.src) or not inside(dockerfile, run.src):
-            raise _Failed(f"the Dockerfile {shown} leads outside the repository")
-        if not context.is_dir():
-            raise _Failed(f"the Dockerfile directory {spec['dockerfile_dir']} does not exist")
-        if not dockerfile.is_file():
-            raise _Failed(
-                f"the Dockerfile {shown} does not exist in commit {run.row.commit_sha[:12]}"
-            )
+        where = RuleSpec(
+            dockerfile_dir=str(spec["dockerfile_dir"]), dockerfile_name=str(spec["dockerfile_name"])
+        )
+        try:
+            context, dockerfile = locate(run.src, where)
+        except RuleError as exc:
+            raise _Failed(f"{exc} (commit {run.row.commit_sha[:12]})") from exc
         run.env = self._environment(run.work, run.login)
         command = ["buildah", *run.store, "bud", "--isolation", "chroot"]
         if run.source.build_without_cache:
@@ -472,6 +470,10 @@ class BuildRunner:
         else:
             command += ["--layers"]
         command += ["-f", str(dockerfile), "-t", run.image]
+        if not run.source.build_without_cache:
+            # A name that stays: removing the build's own name after the push then
+            # keeps the image's layers, which are the next build's cache.
+            command += ["-t", CACHE_IMAGE]
         command += ["--label", f"org.opencontainers.image.revision={run.row.commit_sha}"]
         command += ["--label", f"org.opencontainers.image.source={run.source.url}"]
         for key, value in dict(spec.get("build_args", {})).items():
@@ -516,7 +518,8 @@ class BuildRunner:
             if code != 0:
                 raise _Failed(f"pushing {run.repo.name}:{tag} failed (exit status {code})")
         if not run.source.build_without_cache:
-            # The layers stay as the cache; the image itself is in the registry now.
+            # Only the build's name goes: the image keeps CACHE_IMAGE, so its layers
+            # stay as the cache.
             subprocess.run(
                 ["buildah", *run.store, "rmi", run.image],
                 env=run.env,

@@ -503,17 +503,15 @@ class BuildService:
     @staticmethod
     def _validated(spec: RuleSpec) -> RuleSpec:
         try:
-            spec.validate()
+            return spec.checked()
         except RuleError as exc:
             raise _rule_error(exc) from exc
-        return spec
 
     def create_rule(self, origin: Origin, name: RepositoryName, spec: RuleInput) -> Rule:
         if spec.ref is None:
             raise Invalid("ref is required")
         rule = self._validated(
             RuleSpec(
-                id=0,
                 type=spec.type or "branch",
                 ref=spec.ref,
                 dockerfile_dir=spec.dockerfile_dir if spec.dockerfile_dir is not None else "/",
@@ -676,7 +674,7 @@ class BuildService:
             tags = render_tags(rule.image_tags, match=match, kind=kind, commit=sha, build_time=now)
         except RuleError as exc:
             status, error = FAILED, str(exc)[:1024]
-        builtin = rule is BUILTIN_RELEASE_RULE
+        builtin = rule.builtin
         spec = {
             "dockerfile_dir": rule.dockerfile_dir,
             "dockerfile_name": rule.dockerfile_name,
@@ -685,7 +683,7 @@ class BuildService:
         res = change.conn.execute(
             sa.insert(t.builds).values(
                 repository_id=repo.id,
-                rule_id=None if builtin else rule.id,
+                rule_id=None if builtin or not isinstance(rule.id, int) else rule.id,
                 rule_ref=rule.ref,
                 trigger=trigger,
                 triggered_by=by[:200],
