@@ -113,8 +113,7 @@ def test_push_hook_builds_an_image_podman_pulls(
     assert [x["line"] for x in lines] == list(range(1, len(lines) + 1))
     assert {x["stage"] for x in lines} >= {"cloning", "building", "pushing"}
     text = "\n".join(x["text"] for x in lines)
-    assert "STEP 4/7: RUN" in text  # 5 instructions,
-    assert the 2 labels Dockyard adds
+    assert "STEP 4/7: RUN" in text  # 5 instructions, then the 2 labels Dockyard adds
     assert git_server.token not in text
 
     # the delivery says what it triggered
