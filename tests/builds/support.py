@@ -189,3 +189,16 @@ class Podman:
         [info] = json.loads(self("image", "inspect", ref))
         mount = Path(self("image", "mount", ref).strip())
         return ref, info, mount
+
+
+def sleeper(seconds: int) -> dict[str, bytes | str]:
+    dockerfile = (
+        "FROM scratch\nCOPY --chmod=755 busybox /bin/busybox\n"
+        f'RUN ["/bin/busybox", "sh", "-c", "echo sleeping; /bin/busybox sleep {seconds}"]\n'
+    )
+    return {"Dockerfile": dockerfile, "busybox": BUSYBOX}
+
+
+def work_folders(server: DockyardServer) -> list[Path]:
+    work = Path(server.env["DOCKYARD_BUILD_WORK_DIR"])
+    return sorted(work.iterdir()) if work.exists() else []

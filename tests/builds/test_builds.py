@@ -12,7 +12,6 @@ import os
 import signal
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -32,9 +31,11 @@ from tests.builds.support import (
     podman,
     push_body,
     repo_path,
+    sleeper,
     wait_build,
+    work_folders,
 )
-from tests.fixtures.backends import all_backends
+from tests.fixtures.backends import all_backends_module
 from tests.fixtures.gitserver import GitServer, MakeRepo
 from tests.fixtures.server import DockyardServer, running_server
 
@@ -49,6 +50,9 @@ LABEL org.example.team=dockyard
 
 def simple_files(hello: str = "hello from git\n") -> dict[str, bytes | str]:
     return {"Dockerfile": SIMPLE, "busybox": BUSYBOX, "hello.txt": hello}
+
+
+pytestmark = all_backends_module
 
 
 @pytest.fixture(scope="module")
@@ -368,23 +372,10 @@ def test_bad_credentials_and_unreachable_source(
     assert r.json()["code"] == "source.unreachable"
 
 
-def _sleeper(seconds: int) -> dict[str, bytes | str]:
-    dockerfile = (
-        "FROM scratch\nCOPY --chmod=755 busybox /bin/busybox\n"
-        f'RUN ["/bin/busybox", "sh", "-c", "echo sleeping; /bin/busybox sleep {seconds}"]\n'
-    )
-    return {"Dockerfile": dockerfile, "busybox": BUSYBOX}
-
-
-def _work_folders(server: DockyardServer) -> list[Path]:
-    work = Path(server.env["DOCKYARD_BUILD_WORK_DIR"])
-    return sorted(work.iterdir()) if work.exists() else []
-
-
 def test_cancel_stops_a_running_build_and_removes_its_work_folder(
     server: DockyardServer, c: httpx.Client, git_server: GitServer, git_repo_factory: MakeRepo
 ) -> None:
-    git = git_repo_factory("cancel", _sleeper(120))
+    git = git_repo_factory("cancel", sleeper(120))
     name = new_repository(c)
     bind(c, name, git_server, git)
     rule = add_rule(c, name)
@@ -393,7 +384,7 @@ def test_cancel_stops_a_running_build_and_removes_its_work_folder(
     while "sleeping" not in log_text(c, name, build["id"]):
         assert time.monotonic() < deadline
         time.sleep(0.2)
-    folders = [p for p in _work_folders(server) if p.name.startswith(f"build-{build['id']}-")]
+    folders = [p for p in work_folders(server) if p.name.startswith(f"build-{build['id']}-")]
     assert folders
     asked = time.monotonic()
     r = c.post(f"{repo_path(name)}/builds/{build['id']}/cancel")
@@ -448,7 +439,7 @@ def test_log_follow_streams_lines_as_server_sent_events(
 def test_a_worker_killed_mid_build_hands_the_build_on(
     server: DockyardServer, c: httpx.Client, git_server: GitServer, git_repo_factory: MakeRepo
 ) -> None:
-    git = git_repo_factory("killed", _sleeper(4))
+    git = git_repo_factory("killed", sleeper(4))
     name = new_repository(c)
     bind(c, name, git_server, git)
     rule = add_rule(c, name)
@@ -463,17 +454,28 @@ def test_a_worker_killed_mid_build_hands_the_build_on(
     assert "worker lost" in log_text(c, name, build["id"])
 
 
-@all_backends
-def test_timeout_ends_a_build_timed_out(
-    tmp_path: Path, backend_env: dict[str, str], git_server: GitServer, git_repo_factory: MakeRepo
+def test_polling_builds_new_commits(
+    c: httpx.Client, git_server: GitServer, git_repo_factory: MakeRepo
 ) -> None:
-    env = {**backend_env, **build_env(tmp_path), "DOCKYARD_BUILD_TIMEOUT": "6"}
-    with running_server(tmp_path, env) as server, server.client() as c:
-        git = git_repo_factory("timeout", _sleeper(120))
-        name = new_repository(c)
-        bind(c, name, git_server, git)
-        rule = add_rule(c, name)
-        build = wait_build(c, name, build_now(c, name, rule["id"])["id"], timeout=60)
-        assert build["status"] == "timed_out"
-        assert "DOCKYARD_BUILD_TIMEOUT" in build["error"]
-        assert not [p for p in _work_folders(server) if p.name.startswith(f"build-{build['id']}-")]
+    dockerfile = "FROM scratch\nCOPY --chmod=644 hello.txt /hello.txt\n"
+    git = git_repo_factory("polled", {"Dockerfile": dockerfile, "hello.txt": "one\n"})
+    name = new_repository(c)
+    bind(c, name, git_server, git, poll_interval=10)
+    add_rule(c, name, image_tags=["${commit:7}"])
+    # the first poll only looks; a commit after it builds
+    source = c.get(f"{repo_path(name)}/source").json()
+    deadline = time.monotonic() + 30
+    while source["polled_at"] is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
+        source = c.get(f"{repo_path(name)}/source").json()
+    assert c.get(f"{repo_path(name)}/builds").json()["items"] == []
+    sha = git.commit({"hello.txt": "two\n"}, "second")
+    deadline = time.monotonic() + 40
+    while not (items := c.get(f"{repo_path(name)}/builds").json()["items"]):
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
+    [build] = items
+    assert build["trigger"] == {"type": "poll"}
+    assert build["commit"]["sha"] == sha
+    assert wait_build(c, name, build["id"])["status"] == "success"

@@ -187,8 +187,12 @@ def _check_secrets(values: Mapping[str, str]) -> None:
             raise Invalid(f"secrets.{key}: a non-empty string of at most {MAX_SECRET_BYTES} bytes")
 
 
-def _rule_error(exc: Exception) -> Invalid:
-    return Invalid(str(exc))
+def _rule_error(exc: RuleError) -> Invalid:
+    """The rule's complaint, led by the field it is about (as every 400 names one)."""
+    message = str(exc)
+    if exc.field and not message.startswith(exc.field):
+        message = f"{exc.field}: {message}"
+    return Invalid(message)
 
 
 def _credentials_kind(creds: git.Credentials | None) -> str:
