@@ -16,7 +16,7 @@ from starlette.types import ASGIApp
 
 from dockyard.config import Settings
 from dockyard.console.core import HERE, PREFIX, Console, api_routes
-from dockyard.console.views import access, auth, catalog, ram, webhooks
+from dockyard.console.views import access, auth, builds, catalog, ram, webhooks
 
 
 def create_console(api: ASGIApp, settings: Settings, *, audited: ASGIApp | None = None) -> ASGIApp:
@@ -51,5 +51,6 @@ def create_console(api: ASGIApp, settings: Settings, *, audited: ASGIApp | None 
         *ram.routes(console),
         *access.routes(console),
         *webhooks.routes(console),
+        *builds.routes(console),
     ]
     return Starlette(routes=routes, exception_handlers={404: not_found, 405: not_found})
