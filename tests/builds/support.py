@@ -19,10 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.e2e.images import client_env, run, tool
 from tests.fixtures.gitserver import GitRepo, GitServer
-from tests.fixtures.server import ADMIN_PASSWORD, DockyardServer
+from tests.fixtures.server import ADMIN_PASSWORD, DockyardServer, running_server
 
 BUSYBOX = Path("/bin/busybox").read_bytes()
 """A static busybox: a base for images built ``FROM scratch`` with a shell to RUN."""
@@ -38,6 +39,29 @@ def build_env(base: Path, **extra: str) -> dict[str, str]:
         "DOCKYARD_BUILD_CACHE_DIR": str(base / "build-cache"),
         **extra,
     }
+
+
+def module_server(
+    factory: pytest.TempPathFactory,
+    stem: str,
+    backend: dict[str, str],
+    *,
+    local: bool,
+    **extra: str,
+) -> Iterator[DockyardServer]:
+    """A server for a test module (removed after it): work and cache folders of its own,
+    local sources allowed when ``local``."""
+    base = factory.mktemp(stem)
+    env = {**backend, **build_env(base, **extra)}
+    if not local:
+        env["DOCKYARD_BUILD_ALLOW_LOCAL_SOURCES"] = "false"
+    with running_server(base, env, remove=True) as started:
+        yield started
+
+
+def api_client(server: DockyardServer) -> Iterator[httpx.Client]:
+    with server.client() as client:
+        yield client
 
 
 def repo_path(name: str) -> str:

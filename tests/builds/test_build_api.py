@@ -13,13 +13,15 @@ import pytest
 
 from tests.builds.support import (
     add_rule,
+    api_client,
     github_hook,
+    module_server,
     new_repository,
     push_body,
     repo_path,
 )
 from tests.fixtures.backends import all_backends_module
-from tests.fixtures.server import DockyardServer, running_server
+from tests.fixtures.server import DockyardServer
 
 pytestmark = all_backends_module
 
@@ -32,17 +34,12 @@ def server(
     tmp_path_factory: pytest.TempPathFactory, module_backend_env: dict[str, str]
 ) -> Iterator[DockyardServer]:
     """A server with the defaults: local sources are not allowed."""
-    base = tmp_path_factory.mktemp("build-api")
-    env = {**module_backend_env, "DOCKYARD_BUILD_WORK_DIR": str(base / "work")}
-    env["DOCKYARD_BUILD_CACHE_DIR"] = str(base / "cache")
-    with running_server(base, env, remove=True) as started:
-        yield started
+    yield from module_server(tmp_path_factory, "build-api", module_backend_env, local=False)
 
 
 @pytest.fixture
 def c(server: DockyardServer) -> Iterator[httpx.Client]:
-    with server.client() as client:
-        yield client
+    yield from api_client(server)
 
 
 def _put(c: httpx.Client, name: str, **body: object) -> httpx.Response:

@@ -20,13 +20,14 @@ import pytest
 from tests.builds.support import (
     BUSYBOX,
     add_rule,
+    api_client,
     bind,
-    build_env,
     build_now,
     get_build,
     github_hook,
     log_lines,
     log_text,
+    module_server,
     new_repository,
     podman,
     push_body,
@@ -37,7 +38,7 @@ from tests.builds.support import (
 )
 from tests.fixtures.backends import all_backends_module
 from tests.fixtures.gitserver import GitServer, MakeRepo
-from tests.fixtures.server import DockyardServer, running_server
+from tests.fixtures.server import DockyardServer
 
 SIMPLE = """\
 FROM scratch
@@ -59,16 +60,15 @@ pytestmark = all_backends_module
 def server(
     tmp_path_factory: pytest.TempPathFactory, module_backend_env: dict[str, str]
 ) -> Iterator[DockyardServer]:
-    base = tmp_path_factory.mktemp("builds")
-    env = {**module_backend_env, **build_env(base), "DOCKYARD_JOB_LEASE": "6"}
-    with running_server(base, env, remove=True) as started:
-        yield started
+    """Builds from the loopback git server; a dead worker's job moves on after 6 s."""
+    yield from module_server(
+        tmp_path_factory, "builds", module_backend_env, local=True, DOCKYARD_JOB_LEASE="6"
+    )
 
 
 @pytest.fixture
 def c(server: DockyardServer) -> Iterator[httpx.Client]:
-    with server.client() as client:
-        yield client
+    yield from api_client(server)
 
 
 def test_push_hook_builds_an_image_podman_pulls(

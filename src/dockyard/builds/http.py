@@ -45,7 +45,8 @@ from dockyard.builds import git
 from dockyard.builds.hooks import HookRejected, Ping, parse_hook
 from dockyard.builds.model import FINAL, Build, HookDelivery, LogLine, Rule, Source
 from dockyard.builds.service import BuildService, RuleInput, SourceInput
-from dockyard.catalog.service import CatalogService, parse_repository_name
+from dockyard.catalog.http import repository_in_path
+from dockyard.catalog.service import CatalogService
 from dockyard.config import Settings
 from dockyard.errors import ServiceError
 from dockyard.iam.arn import repository_arn
@@ -278,18 +279,7 @@ class BuildRoutes:
         ]
 
     async def _authorized(self, request: Request, action: str) -> tuple[RepositoryName, Principal]:
-        principal = await self.auth.signed_in(request)
-        try:
-            name = parse_repository_name(
-                f"{request.path_params['namespace']}/{request.path_params['repository']}"
-            )
-        except ServiceError as exc:
-            raise ApiError(exc.status, "Bad Request", str(exc)) from exc
-        ref = await to_thread.run_sync(self.catalog.resolve, name)
-        account = ref.account_id if ref.account_id is not None else (principal.account_id or "*")
-        arn = repository_arn(self.region, account, name.namespace, name.repository)
-        await self.auth.authorize(request, action, arn, public=ref.is_public)
-        return name, principal
+        return await repository_in_path(self.auth, self.catalog, self.region, request, action)
 
     def _base_url(self, request: Request) -> str:
         return self.public_url or str(request.base_url)

@@ -298,6 +298,26 @@ def _build(row: Any, name: str) -> Build:
     )
 
 
+def _owned(conn: Connection, table: sa.Table, repo: Repo, row_id: int, noun: str) -> Any:
+    """Row ``row_id`` of ``table`` when it belongs to ``repo``; else 404 naming ``noun``."""
+    row = conn.execute(
+        sa.select(table).where(table.c.id == row_id, table.c.repository_id == repo.id)
+    ).first()
+    if row is None:
+        raise NotFound(f"{noun} {row_id} does not exist on {repo.name}")
+    return row
+
+
+def _lines(conn: Connection, build_id: int, offset: int, limit: int) -> list[LogLine]:
+    rows = conn.execute(
+        sa.select(_L.line, _L.stage, _L.at, _L.text)
+        .where(_L.build_id == build_id, _L.line > offset)
+        .order_by(_L.line)
+        .limit(limit)
+    ).all()
+    return [LogLine(int(r.line), r.stage, as_utc(r.at), r.text) for r in rows]
+
+
 def ref_kind(full_ref: str) -> tuple[str, str] | None:
     """``refs/heads/x`` → (branch, x); ``refs/tags/x`` → (tag, x); else None."""
     for prefix, kind in (("refs/heads/", "branch"), ("refs/tags/", "tag")):
@@ -497,12 +517,7 @@ class BuildService:
 
     @staticmethod
     def _rule_row(conn: Connection, repo: Repo, rule_id: int) -> Any:
-        row = conn.execute(
-            sa.select(t.build_rules).where(_R.id == rule_id, _R.repository_id == repo.id)
-        ).first()
-        if row is None:
-            raise NotFound(f"build rule {rule_id} does not exist on {repo.name}")
-        return row
+        return _owned(conn, t.build_rules, repo, rule_id, "build rule")
 
     @staticmethod
     def _validated(spec: RuleSpec) -> RuleSpec:
@@ -767,12 +782,7 @@ class BuildService:
 
     @staticmethod
     def _build_row(conn: Connection, repo: Repo, build_id: int) -> Any:
-        row = conn.execute(
-            sa.select(t.builds).where(_B.id == build_id, _B.repository_id == repo.id)
-        ).first()
-        if row is None:
-            raise NotFound(f"build {build_id} does not exist on {repo.name}")
-        return row
+        return _owned(conn, t.builds, repo, build_id, "build")
 
     def log(
         self, name: RepositoryName, build_id: int, *, offset: int = 0, limit: int = 1000
@@ -780,29 +790,15 @@ class BuildService:
         """Lines after line number ``offset`` (at most ``limit``), and the build's
         status (a follower stops once it is final and no lines are left)."""
         with self.db.read() as conn:
-            row = self._build_row(conn, _repo(conn, name), build_id)
-            lines = conn.execute(
-                sa.select(_L.line, _L.stage, _L.at, _L.text)
-                .where(_L.build_id == build_id, _L.line > offset)
-                .order_by(_L.line)
-                .limit(limit)
-            ).all()
-        return [LogLine(int(r.line), r.stage, as_utc(r.at), r.text) for r in lines], row.status
+            status = self._build_row(conn, _repo(conn, name), build_id).status
+            return _lines(conn, build_id, offset, limit), status
 
     def log_since(self, build_id: int, offset: int, limit: int = 1000) -> tuple[list[LogLine], str]:
         """:meth:`log` without the repository check (a follower already made it)."""
         with self.db.read() as conn:
+            # The status first: read as final, every line is written already.
             status = conn.execute(sa.select(_B.status).where(_B.id == build_id)).scalar()
-            lines = conn.execute(
-                sa.select(_L.line, _L.stage, _L.at, _L.text)
-                .where(_L.build_id == build_id, _L.line > offset)
-                .order_by(_L.line)
-                .limit(limit)
-            ).all()
-        return (
-            [LogLine(int(r.line), r.stage, as_utc(r.at), r.text) for r in lines],
-            status or CANCELED,
-        )
+            return _lines(conn, build_id, offset, limit), status or CANCELED
 
     def cancel(self, origin: Origin, name: RepositoryName, build_id: int) -> Build:
         """A pending build is canceled at once; a running one is asked to stop (its
