@@ -134,6 +134,12 @@ def test_push_hook_builds_an_image_podman_pulls(
     assert all(e["actor"] == f"build:{build_id}" for e in pushes)
     [done] = [e for e in mine if e["type"] == "build_completed"]
     assert done["digest"] == build["digest"]
+    assert done["actor"] == f"build:{build_id}"
+    detail = done["detail"]
+    assert detail["status"] == "success"
+    assert detail["image_tags"] == build["image_tags"]
+    assert detail["duration_seconds"] == build["duration_seconds"]
+    assert detail["commit"] == sha
 
 
 def test_multi_stage_dockerfile_in_a_subfolder_with_build_args(

@@ -734,8 +734,10 @@ class BuildService:
 
     def emit_completed(self, change: Change, repo: Repo, build_id: int) -> None:
         """The ``build_completed`` event of a build that just ended (in its change)."""
-        row = change.conn.execute(sa.select(t.builds).where(_B.id == build_id)).one()
-        tags = json.loads(row.image_tags)
+        row = _build(
+            change.conn.execute(sa.select(t.builds).where(_B.id == build_id)).one(), str(repo.name)
+        )
+        tags = list(row.image_tags)
         change.emit(
             BUILD_COMPLETED,
             Subject(
@@ -746,6 +748,17 @@ class BuildService:
                 digest=row.digest,
                 repository_public=repo.is_public,
                 repository_created_at=repo.created_at,
+                detail={
+                    "build_id": row.id,
+                    "status": row.status,
+                    "image_tags": tags,
+                    "digest": row.digest or None,
+                    "duration_seconds": round(row.duration, 3) if row.duration else None,
+                    "rule_id": row.rule_id,
+                    "ref": {"type": row.ref_type, "name": row.ref_name},
+                    "commit": row.commit_sha,
+                    "error": row.error or None,
+                },
             ),
         )
 

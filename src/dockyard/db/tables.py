@@ -319,6 +319,9 @@ events = Table(
     Column("client_address", String(64), nullable=False, server_default=""),
     Column("repository_public", Boolean, nullable=False, server_default=sa.false()),
     Column("repository_created_at", DateTime(timezone=True), nullable=True),
+    # What a type tells beyond the columns, as a JSON object ('' for nothing): a
+    # build_completed event's status, tags and duration.
+    Column("detail", Text, nullable=False, server_default=""),
     Index("ix_events_account", "account_id", "id"),
     Index("ix_events_at", "at"),
 )

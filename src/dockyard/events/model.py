@@ -81,6 +81,8 @@ class Event:
     """Whether the repository was public when the event was written."""
     repository_created_at: datetime | None = None
     """When the repository was created (the ``acr`` webhook payload says so)."""
+    detail: dict[str, Any] | None = None
+    """What the type tells beyond the fields above (a build's status, tags, duration)."""
 
     @property
     def repository_full_name(self) -> str:
@@ -102,6 +104,7 @@ class Event:
             "actor": self.actor,
             "request_id": self.request_id or None,
             "client_address": self.client_address or None,
+            **({"detail": self.detail} if self.detail else {}),
         }
 
 

@@ -11,6 +11,7 @@ rolled-back one reaches none. The fan-out job hands the event to each listener
 from __future__ import annotations
 
 import enum
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -62,6 +63,7 @@ class Subject:
     size: int = 0
     repository_public: bool = False
     repository_created_at: datetime | None = None
+    detail: dict[str, Any] | None = None
 
 
 _INSERT_EVENT = sa.insert(t.events)
@@ -96,6 +98,7 @@ def write_event(
             "client_address": origin.client_address[:64],
             "repository_public": subject.repository_public,
             "repository_created_at": subject.repository_created_at,
+            "detail": json.dumps(subject.detail, separators=(",", ":")) if subject.detail else "",
         },
     )
     pk = res.inserted_primary_key
@@ -125,6 +128,7 @@ def _event(row: Any) -> Event:
         client_address=m["client_address"],
         repository_public=bool(m["repository_public"]),
         repository_created_at=as_utc(created) if created else None,
+        detail=json.loads(m["detail"]) if m["detail"] else None,
     )
 
 

@@ -1,4 +1,5 @@
-"""builds from git: code sources, build rules, builds, their logs, hook deliveries
+"""builds from git: code sources, build rules, builds, their logs, hook deliveries;
+events.detail (what a build_completed event tells)
 
 Revision ID: 0012
 Revises: 0009
@@ -29,6 +30,8 @@ def _fk(table: str, column: str, target: str, ondelete: str = "CASCADE") -> sa.F
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("events") as batch:
+        batch.add_column(sa.Column("detail", sa.Text(), nullable=False, server_default=""))
     op.create_table(
         "code_sources",
         sa.Column("id", ID, primary_key=True),
@@ -136,3 +139,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     for table in ("hook_deliveries", "build_log_lines", "builds", "build_rules", "code_sources"):
         op.drop_table(table)
+    with op.batch_alter_table("events") as batch:
+        batch.drop_column("detail")
