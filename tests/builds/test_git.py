@@ -8,6 +8,7 @@ import base64
 import os
 import socket
 import subprocess
+import threading
 import time
 import urllib.parse
 from pathlib import Path
@@ -391,6 +392,41 @@ def test_timeouts_kill_git(git_server: GitServer, tmp_path: Path) -> None:
         )
     assert caught.value.kind == "timeout"
     assert time.monotonic() - started_fetch < 10
+
+
+def _command_lines() -> list[str]:
+    lines = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                lines.append((entry / "cmdline").read_bytes().replace(b"\0", b" ").decode())
+            except OSError:
+                continue
+    return lines
+
+
+def test_no_credential_in_argv_and_no_process_left(git_server: GitServer) -> None:
+    port = git_server.silent_url.split(":")[2].split("/")[0]
+    errors: list[GitError] = []
+
+    def hang() -> None:
+        try:
+            ls_remote(git_server.silent_url, _creds(git_server), timeout=4, allow_local=True)
+        except GitError as exc:
+            errors.append(exc)
+
+    worker = threading.Thread(target=hang)
+    worker.start()
+    seen: list[str] = []
+    deadline = time.monotonic() + 3
+    while not seen and time.monotonic() < deadline:
+        seen = [line for line in _command_lines() if f"127.0.0.1:{port}" in line]
+        time.sleep(0.05)
+    worker.join(timeout=30)
+    assert seen, "git never ran against the silent server"
+    assert all(git_server.token not in line for line in _command_lines() + seen)
+    assert [e.kind for e in errors] == ["timeout"]
+    assert not [line for line in _command_lines() if f"127.0.0.1:{port}" in line]
 
 
 def test_ssh_key_stays_out_of_messages(git_server: GitServer, tmp_path: Path) -> None:
