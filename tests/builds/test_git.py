@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from dockyard.builds.git import Credentials, GitError, Masker, check_url, fetch_commit, ls_remote
+from dockyard.builds.hooks import poll_events
 from tests.fixtures.gitserver import GitServer, MakeRepo
 
 _KEY = (
@@ -199,6 +200,21 @@ def test_ls_remote_over_http_with_a_token(
     assert sent[0].status == 401
     assert any(r.status == 200 and r.authorization.startswith("Basic ") for r in sent)
     assert all(git_server.token not in r.path for r in sent)
+
+
+def test_a_poll_sees_what_moved(git_server: GitServer, git_repo_factory: MakeRepo) -> None:
+    repo = git_repo_factory("poll", {"a": "1"})
+    repo.branch("stale")
+    before = ls_remote(repo.http_url, _creds(git_server), allow_local=True)
+    moved = repo.commit({"a": "2"}, "moved on")
+    tagged = repo.tag("v9", message="nine")
+    repo.delete_ref("refs/heads/stale")
+    after = ls_remote(repo.http_url, _creds(git_server), allow_local=True)
+    assert [(e.ref, e.commit, e.deleted) for e in poll_events(before, after)] == [
+        ("refs/heads/main", moved, False),
+        ("refs/heads/stale", "", True),
+        ("refs/tags/v9", tagged, False),
+    ]
 
 
 def test_ls_remote_authentication_failures(
