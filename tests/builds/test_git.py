@@ -169,7 +169,12 @@ def test_urls_refused(url: str, kind: str, words: str) -> None:
 
 
 def test_local_urls_only_when_allowed() -> None:
-    for url in ("file:///srv/repos/a.git", "http://127.0.0.1:8080/a.git", "git://[::1]/a"):
+    for url in (
+        "file:///srv/repos/a.git",
+        "http://127.0.0.1:8080/a.git",
+        "git://[::1]/a",
+        "git@[::1]:a.git",
+    ):
         assert check_url(url, allow_local=True) == url
     with pytest.raises(GitError) as caught:
         check_url("file://otherhost/srv/a.git", allow_local=True)
