@@ -5,8 +5,10 @@ credential shows in any message or log line."""
 from __future__ import annotations
 
 import base64
+import os
 import socket
 import subprocess
+import threading
 import time
 import urllib.parse
 from pathlib import Path
@@ -14,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from dockyard.builds.git import Credentials, GitError, Masker, check_url, fetch_commit, ls_remote
+from dockyard.builds.hooks import poll_events
 from tests.fixtures.gitserver import GitServer, MakeRepo
 
 _KEY = (
@@ -22,6 +25,76 @@ _KEY = (
     "QyNTUxOQAAACBjZmFrZWtleWZha2VrZXlmYWtla2V5ZmFrZWtleWZha2UAAAAJmZha2Vr\n"
     "-----END OPENSSH PRIVATE KEY-----\n"
 )
+
+
+# --- the test server itself, driven by plain git ---------------------------------------
+
+_ENV = {
+    "PATH": os.environ["PATH"],
+    "HOME": "/nonexistent",
+    "GIT_CONFIG_NOSYSTEM": "1",
+    "GIT_TERMINAL_PROMPT": "0",
+    "LC_ALL": "C",
+}
+
+
+def _clone(url: str, dest: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["git", "clone", "--quiet", url, str(dest)],
+        env=_ENV,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+
+
+def test_http_needs_the_token_and_git_daemon_serves(
+    git_server: GitServer, git_repo_factory: MakeRepo, tmp_path: Path
+) -> None:
+    repo = git_repo_factory("smoke", {"README": "hello\n", "sub/Dockerfile": b"FROM scratch\n"})
+    second = repo.commit({"README": "second\n"}, "second commit")
+    assert repo.head() == second
+
+    bare = repo.http_url.replace("http://", f"http://{git_server.username}:{git_server.token}@")
+    done = _clone(bare, tmp_path / "http")
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "http" / "README").read_text() == "second\n"
+    assert (tmp_path / "http" / "sub" / "Dockerfile").read_text() == "FROM scratch\n"
+
+    refused = _clone(repo.http_url.replace("http://", "http://builder:wrong@"), tmp_path / "bad")
+    assert refused.returncode != 0
+    assert "Authentication failed" in refused.stderr
+    assert any(r.status == 401 for r in git_server.requests)
+
+    done = _clone(repo.git_url, tmp_path / "daemon")
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "daemon" / "README").read_text() == "second\n"
+
+
+def test_branches_tags_and_deletions(git_repo_factory: MakeRepo, tmp_path: Path) -> None:
+    repo = git_repo_factory("refs", {"a": "1"})
+    first = repo.head()
+    on_dev = repo.commit({"a": "2"}, "on dev", branch="dev")
+    assert repo.head("dev") == on_dev
+    assert repo.head("main") == first
+    assert repo.tag("v1", message="release v1") == on_dev
+    assert repo.tag_object("v1") != on_dev
+    assert repo.branch("feature", at=first) == first
+    repo.delete_ref("refs/heads/feature")
+    listed = subprocess.run(
+        ["git", "ls-remote", repo.file_url],
+        env=_ENV,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "refs/heads/dev" in listed
+    assert "refs/tags/v1^{}" in listed
+    assert "refs/heads/feature" not in listed
+
+
+# --- the client ---------------------------------------------------------------------------
 
 
 def _creds(server: GitServer) -> Credentials:
@@ -96,7 +169,12 @@ def test_urls_refused(url: str, kind: str, words: str) -> None:
 
 
 def test_local_urls_only_when_allowed() -> None:
-    for url in ("file:///srv/repos/a.git", "http://127.0.0.1:8080/a.git", "git://[::1]/a"):
+    for url in (
+        "file:///srv/repos/a.git",
+        "http://127.0.0.1:8080/a.git",
+        "git://[::1]/a",
+        "git@[::1]:a.git",
+    ):
         assert check_url(url, allow_local=True) == url
     with pytest.raises(GitError) as caught:
         check_url("file://otherhost/srv/a.git", allow_local=True)
@@ -127,6 +205,21 @@ def test_ls_remote_over_http_with_a_token(
     assert sent[0].status == 401
     assert any(r.status == 200 and r.authorization.startswith("Basic ") for r in sent)
     assert all(git_server.token not in r.path for r in sent)
+
+
+def test_a_poll_sees_what_moved(git_server: GitServer, git_repo_factory: MakeRepo) -> None:
+    repo = git_repo_factory("poll", {"a": "1"})
+    repo.branch("stale")
+    before = ls_remote(repo.http_url, _creds(git_server), allow_local=True)
+    moved = repo.commit({"a": "2"}, "moved on")
+    tagged = repo.tag("v9", message="nine")
+    repo.delete_ref("refs/heads/stale")
+    after = ls_remote(repo.http_url, _creds(git_server), allow_local=True)
+    assert [(e.ref, e.commit, e.deleted) for e in poll_events(before, after)] == [
+        ("refs/heads/main", moved, False),
+        ("refs/heads/stale", "", True),
+        ("refs/tags/v9", tagged, False),
+    ]
 
 
 def test_ls_remote_authentication_failures(
@@ -320,6 +413,41 @@ def test_timeouts_kill_git(git_server: GitServer, tmp_path: Path) -> None:
         )
     assert caught.value.kind == "timeout"
     assert time.monotonic() - started_fetch < 10
+
+
+def _command_lines() -> list[str]:
+    lines = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                lines.append((entry / "cmdline").read_bytes().replace(b"\0", b" ").decode())
+            except OSError:
+                continue
+    return lines
+
+
+def test_no_credential_in_argv_and_no_process_left(git_server: GitServer) -> None:
+    port = git_server.silent_url.split(":")[2].split("/")[0]
+    errors: list[GitError] = []
+
+    def hang() -> None:
+        try:
+            ls_remote(git_server.silent_url, _creds(git_server), timeout=4, allow_local=True)
+        except GitError as exc:
+            errors.append(exc)
+
+    worker = threading.Thread(target=hang)
+    worker.start()
+    seen: list[str] = []
+    deadline = time.monotonic() + 3
+    while not seen and time.monotonic() < deadline:
+        seen = [line for line in _command_lines() if f"127.0.0.1:{port}" in line]
+        time.sleep(0.05)
+    worker.join(timeout=30)
+    assert seen, "git never ran against the silent server"
+    assert all(git_server.token not in line for line in _command_lines() + seen)
+    assert [e.kind for e in errors] == ["timeout"]
+    assert not [line for line in _command_lines() if f"127.0.0.1:{port}" in line]
 
 
 def test_ssh_key_stays_out_of_messages(git_server: GitServer, tmp_path: Path) -> None:

@@ -11,7 +11,15 @@ from typing import Any
 
 import pytest
 
-from dockyard.builds.hooks import MAX_BODY, HookRejected, Ping, PushEvent, parse_hook
+from dockyard.builds.hooks import (
+    MAX_BODY,
+    HookRejected,
+    Ping,
+    PushEvent,
+    parse_hook,
+    poll_events,
+    split_ref,
+)
 
 SECRET = "hooksecret-6f1c2b"
 SHA = "a94a8fe5ccb19ba61c4c0873d391e987982fbbd3"
@@ -259,3 +267,18 @@ def test_oversized_body_and_other_events() -> None:
     _reject({"X-Hub-Signature-256": "sha256=" + _hex(big)}, big, 413, "larger than")
     body = _body({"action": "opened"})
     _reject(_github("issues", body), body, 400, "'issues' is not handled")
+
+
+def test_poll_events_between_two_listings() -> None:
+    before = {"refs/heads/main": SHA, "refs/heads/old": SHA, "refs/tags/v1": SHA}
+    after = {"refs/heads/main": TAG_OBJECT, "refs/tags/v1": SHA, "refs/tags/v2": TAG_OBJECT}
+    assert poll_events(before, after) == [
+        PushEvent("poll", "refs/heads/main", "branch", "main", TAG_OBJECT, False, ""),
+        PushEvent("poll", "refs/heads/old", "branch", "old", "", True, ""),
+        PushEvent("poll", "refs/tags/v2", "tag", "v2", TAG_OBJECT, False, ""),
+    ]
+    assert poll_events(after, after) == []
+    assert poll_events({}, {"refs/pull/1/head": SHA}) == []
+    assert split_ref("refs/tags/a/b") == ("tag", "a/b")
+    with pytest.raises(ValueError, match="neither a branch nor a tag"):
+        split_ref("refs/heads/")

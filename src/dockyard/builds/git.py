@@ -56,6 +56,8 @@ _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
 _SCP_LIKE = re.compile(
     r"(?:(?P<user>[A-Za-z0-9._-]+)@)?(?P<host>[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\]):(?P<path>.+)"
 )
+_HELPER = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*::")
+"""git's ``<transport>::<address>`` form, which runs ``git-remote-<transport>``."""
 _SSH_USER = re.compile(r"[A-Za-z0-9._-]+")
 _LOCAL_NAMES: Final = ("localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback")
 
@@ -170,7 +172,7 @@ def check_url(url: str, *, allow_local: bool) -> str:
         raise GitError("invalid_url", "the URL may not start with '-'")
     scheme_match = _SCHEME.match(url)
     if scheme_match is None:
-        if "::" in url.split("/", 1)[0]:
+        if _HELPER.match(url):
             raise GitError("not_allowed", "git remote helpers (transport::address) are refused")
         scp = _SCP_LIKE.fullmatch(url)
         if scp is None or "/" in url.split(":", 1)[0]:

@@ -193,11 +193,10 @@ def _push(
         raise HookRejected(
             400, f"ref must be at most {MAX_REF_LENGTH} characters, without control characters"
         )
-    kind, name = (
-        ("branch", ref[len(_HEADS) :]) if ref.startswith(_HEADS) else ("tag", ref[len(_TAGS) :])
-    )
-    if not name:
-        raise HookRejected(400, "ref names no branch or tag")
+    try:
+        kind, name = split_ref(ref)
+    except ValueError:
+        raise HookRejected(400, "ref names no branch or tag") from None
     after = _sha(payload.get("after"), "after")
     deleted = payload.get("deleted") is True or set(after) == {"0"}
     if deleted:
@@ -241,3 +240,37 @@ def parse_hook(headers: Mapping[str, str], body: bytes, secret: str) -> PushEven
     payload = _payload(lowered, body)
     commit_field = "after" if host is _GENERIC else "head_commit"
     return _push(host.provider, payload, commit_field=commit_field, delivery_id=delivery_id)
+
+
+def split_ref(ref: str) -> tuple[str, str]:
+    """``("branch", "main")`` for ``refs/heads/main``, ``("tag", "v1")`` for
+    ``refs/tags/v1``.
+
+    :raises ValueError: for any other ref.
+    """
+    if ref.startswith(_HEADS) and len(ref) > len(_HEADS):
+        return "branch", ref[len(_HEADS) :]
+    if ref.startswith(_TAGS) and len(ref) > len(_TAGS):
+        return "tag", ref[len(_TAGS) :]
+    raise ValueError(f"{ref[:80]!r} is neither a branch nor a tag")
+
+
+def poll_events(before: Mapping[str, str], after: Mapping[str, str]) -> list[PushEvent]:
+    """What a poll saw happen between two ``ls-remote`` answers, as the pushes a hook
+    would have reported (provider ``poll``, no delivery id): new and moved refs, and
+    deleted ones (``deleted=True``), sorted by ref. Refs other than branches and tags
+    are ignored."""
+    events: list[PushEvent] = []
+    for ref in sorted(set(before) | set(after)):
+        old, new = before.get(ref), after.get(ref)
+        if old == new:
+            continue
+        try:
+            kind, name = split_ref(ref)
+        except ValueError:
+            continue
+        if new is None:
+            events.append(PushEvent("poll", ref, kind, name, "", True, ""))
+        else:
+            events.append(PushEvent("poll", ref, kind, name, new, False, ""))
+    return events
