@@ -485,3 +485,30 @@ def test_polling_builds_new_commits(
     assert build["trigger"] == {"type": "poll"}
     assert build["commit"]["sha"] == sha
     assert wait_build(c, name, build["id"])["status"] == "success"
+
+
+def test_rule_secrets_reach_run_steps_masked_and_stay_out_of_the_image(
+    server: DockyardServer, c: httpx.Client, git_server: GitServer, git_repo_factory: MakeRepo
+) -> None:
+    dockerfile = (
+        "FROM scratch\n"
+        "COPY --chmod=755 busybox /bin/busybox\n"
+        'RUN --mount=type=secret,id=npm_token ["/bin/busybox", "sh", "-c", '
+        '"echo token-is-$(/bin/busybox cat /run/secrets/npm_token); '
+        '/bin/busybox wc -c /run/secrets/npm_token > /secret-size"]\n'
+    )
+    git = git_repo_factory("secret", {"Dockerfile": dockerfile, "busybox": BUSYBOX})
+    name = new_repository(c)
+    bind(c, name, git_server, git)
+    secret = "npm-Qx7Rk2pLm9Zt"
+    rule = add_rule(c, name, secrets={"npm_token": secret})
+    assert secret not in json.dumps(rule)
+    build = wait_build(c, name, build_now(c, name, rule["id"])["id"])
+    assert build["status"] == "success", log_text(c, name, build["id"])
+    text = log_text(c, name, build["id"])
+    assert "token-is-****" in text
+    assert secret not in text
+    with podman(server) as p:
+        _, _, root = p.pull(name, "latest")
+        assert (root / "secret-size").read_text().split()[0] == str(len(secret))
+        assert not (root / "run" / "secrets" / "npm_token").exists()

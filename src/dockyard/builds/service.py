@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from dockyard.builds import git
+from dockyard.builds.hooks import poll_events, split_ref
 from dockyard.builds.model import (
     BUILTIN_RULE_ID,
     CANCELED,
@@ -320,10 +321,10 @@ def _lines(conn: Connection, build_id: int, offset: int, limit: int) -> list[Log
 
 def ref_kind(full_ref: str) -> tuple[str, str] | None:
     """``refs/heads/x`` → (branch, x); ``refs/tags/x`` → (tag, x); else None."""
-    for prefix, kind in (("refs/heads/", "branch"), ("refs/tags/", "tag")):
-        if full_ref.startswith(prefix):
-            return kind, full_ref[len(prefix) :]
-    return None
+    try:
+        return split_ref(full_ref)
+    except ValueError:
+        return None
 
 
 def full_ref(kind: str, name: str) -> str:
@@ -1060,11 +1061,17 @@ class BuildService:
         with self.changes.open(Origin(actor="poll")) as change:
             repo = repo_by_id(change.conn, source.repository_id)
             if seen is not None and source.auto_build:
-                for ref, sha in sorted(refs.items()):
-                    parsed = ref_kind(ref)
-                    if parsed is None or seen.get(ref) == sha:
-                        continue
-                    self.trigger(change, repo, source, *parsed, sha, trigger="poll")
+                for moved in poll_events(seen, refs):
+                    if not moved.deleted:
+                        self.trigger(
+                            change,
+                            repo,
+                            source,
+                            moved.kind,
+                            moved.name,
+                            moved.commit,
+                            trigger="poll",
+                        )
             change.conn.execute(
                 sa.update(t.code_sources)
                 .where(_S.id == source_id)
