@@ -12,7 +12,7 @@ TEST_TOOLS := buildah skopeo podman busybox chromium debootstrap
 TEST_PACKAGES := buildah skopeo podman busybox-static uidmap fuse-overlayfs postgresql chromium debootstrap
 BENCH_PACKAGES := docker-registry wrk hey
 
-.PHONY: serve test lint bench bench-scan system-test-deps system-bench-deps clean
+.PHONY: serve test lint bench bench-scan bench-build system-test-deps system-bench-deps clean
 
 # What serving needs, and nothing more: `make serve` installs only this.
 $(STAMP): pyproject.toml
@@ -57,6 +57,9 @@ bench: $(DEV_STAMP) system-bench-deps
 
 bench-scan: $(DEV_STAMP) system-test-deps
 	$(BIN)/python bench/scan.py
+
+bench-build: $(DEV_STAMP) system-test-deps
+	$(BIN)/python bench/build.py
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache

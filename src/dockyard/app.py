@@ -198,6 +198,7 @@ def open_services(settings: Settings, *, migrate: bool = False) -> Services:
         cache_dir=settings.build_cache_path,
         data_dir=settings.data_dir,
         timeout=float(settings.build_timeout),
+        context_limit=settings.build_context_limit * 1024 * 1024,
         allow_local=settings.build_allow_local_sources,
     )
     check_folders(runner_config)

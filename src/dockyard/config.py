@@ -100,6 +100,8 @@ class Settings:
     """Builds one job worker runs at once."""
     build_account_limit: int = 2
     """Builds of one account that run at once, across all workers; more wait."""
+    build_context_limit: int = 1024
+    """MiB a build context (the Dockerfile's folder in the commit) may hold."""
     build_work_dir: str = ""
     """Where builds get their throwaway work folders (outside the data folder); empty:
     ``dockyard-builds`` in the system's temporary folder."""

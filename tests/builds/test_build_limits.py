@@ -1,7 +1,8 @@
 """Build limits on each backend: a build that runs out of time
 (``DOCKYARD_BUILD_TIMEOUT``) ends ``timed_out``, its process group stopped and its work
-folder removed; an account's builds beyond ``DOCKYARD_BUILD_ACCOUNT_LIMIT`` wait; a
-source's build pool is served only by workers of that pool."""
+folder removed; a context too large fails; an account's builds beyond
+``DOCKYARD_BUILD_ACCOUNT_LIMIT`` wait; a source's build pool is served only by workers of
+that pool."""
 
 from __future__ import annotations
 
@@ -37,6 +38,7 @@ def test_timeout_account_limit_and_build_pools(
         **build_env(tmp_path),
         "DOCKYARD_BUILD_TIMEOUT": "20",
         "DOCKYARD_BUILD_ACCOUNT_LIMIT": "1",
+        "DOCKYARD_BUILD_CONTEXT_LIMIT": "3",
     }
     with running_server(tmp_path, env) as server, server.client() as c:
         git = git_repo_factory("timeout", sleeper(120))
@@ -47,6 +49,15 @@ def test_timeout_account_limit_and_build_pools(
         assert build["status"] == "timed_out"
         assert "DOCKYARD_BUILD_TIMEOUT" in build["error"]
         assert not [p for p in work_folders(server) if p.name.startswith(f"build-{build['id']}-")]
+
+        # A context over DOCKYARD_BUILD_CONTEXT_LIMIT (3 MiB) is refused before buildah.
+        big = git_repo_factory("big", {**sleeper(1), "big.bin": b"x" * (4 * 1024 * 1024)})
+        large = new_repository(c)
+        bind(c, large, git_server, big)
+        rule = add_rule(c, large)
+        build = wait_build(c, large, build_now(c, large, rule["id"])["id"], timeout=60)
+        assert build["status"] == "failed"
+        assert "DOCKYARD_BUILD_CONTEXT_LIMIT" in build["error"]
 
         # One build of the account at a time: the second waits while the first runs,
         # although a second worker is free.

@@ -96,6 +96,8 @@ class RunnerConfig:
     data_dir: Path
     timeout: float
     allow_local: bool
+    context_limit: int = 1024 * 1024 * 1024
+    """Bytes a build context may hold."""
     log_limit: int = LOG_LIMIT
 
 
@@ -253,6 +255,18 @@ class _Watch:
 def inside(path: Path, root: Path) -> bool:
     """Whether ``path`` (symlinks resolved) is ``root`` or lies under it."""
     return path.resolve().is_relative_to(root.resolve())
+
+
+def context_size(folder: Path) -> int:
+    """Bytes of the files under ``folder`` (links counted as links, never followed; the
+    repository's own ``.git`` left out)."""
+    total = 0
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = [d for d in dirs if not (Path(root) == folder and d == ".git")]
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += (Path(root) / name).lstat().st_size
+    return total
 
 
 def check_folders(config: RunnerConfig) -> None:
@@ -463,6 +477,13 @@ class BuildRunner:
             context, dockerfile = locate(run.src, where)
         except RuleError as exc:
             raise _Failed(f"{exc} (commit {run.row.commit_sha[:12]})") from exc
+        size = context_size(context)
+        if size > self.config.context_limit:
+            raise _Failed(
+                f"the build context {spec['dockerfile_dir']} holds {size // (1024 * 1024)} MiB, "
+                f"more than the {self.config.context_limit // (1024 * 1024)} MiB allowed "
+                "(DOCKYARD_BUILD_CONTEXT_LIMIT)"
+            )
         run.env = self._environment(run.work, run.login)
         command = ["buildah", *run.store, "bud", "--isolation", "chroot"]
         if run.source.build_without_cache:
