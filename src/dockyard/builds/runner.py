@@ -415,6 +415,9 @@ class BuildRunner:
             sink.write(f"[{LOST}; building again]")
         watch = _Watch(self.db, build_id, time.monotonic() + self.config.timeout)
         self.config.work_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        for stale in self.config.work_dir.glob(f"build-{build_id}-*"):
+            # An earlier attempt's, on this machine, whose worker died mid-build.
+            shutil.rmtree(stale, ignore_errors=True)
         work = Path(tempfile.mkdtemp(prefix=f"build-{build_id}-", dir=self.config.work_dir))
         run = _Run(row, source, repo, creds, rule_secrets, work, sink, watch, push_token, login)
         run.use_storage(self.config.cache_dir)
