@@ -304,7 +304,6 @@ class BuildRoutes:
         )
         body = source_json(source, self._base_url(request))
         if secret is not None:
-            origin.status = 201
             return JSONResponse(body | {"hook_secret": secret}, status_code=201)
         return JSONResponse(body)
 

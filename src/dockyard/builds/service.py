@@ -408,6 +408,7 @@ class BuildService:
                 sa.select(_S.id, _S.url).where(_S.repository_id == repo.id)
             ).first()
             if row is None:
+                origin.status = 201  # created: the audit record says so
                 secret = secrets.token_urlsafe(32)
                 values.setdefault("credentials_kind", "")
                 change.conn.execute(
