@@ -458,6 +458,8 @@ def test_a_worker_killed_mid_build_hands_the_build_on(
     assert done["status"] == "success", log_text(c, name, build["id"])
     assert done["worker"] != running["worker"]
     assert "worker lost" in log_text(c, name, build["id"])
+    # the dead worker's work folder went with the retry (same machine)
+    assert not [p for p in work_folders(server) if p.name.startswith(f"build-{build['id']}-")]
 
 
 def test_polling_builds_new_commits(

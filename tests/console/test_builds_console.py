@@ -17,12 +17,19 @@ from playwright.sync_api import Page, expect
 
 from tests.builds.support import BUSYBOX, build_env, sleeper
 from tests.console import test_console
-from tests.console.test_console import ACCOUNT, ACCOUNT_PASSWORD, expect_flash, sign_in
+from tests.console.test_console import (
+    ACCOUNT,
+    ACCOUNT_PASSWORD,
+    confirm,
+    expect_flash,
+    sign_in,
+)
 from tests.console.test_webhooks_console import make_repository
 from tests.fixtures.gitserver import GitServer, MakeRepo
 from tests.fixtures.server import DockyardServer, running_server
 
 pytestmark = pytest.mark.clients
+RULES = "/api/v1/repositories/web/app/build-rules"
 
 playwright = test_console.playwright
 browser = test_console.browser
@@ -107,6 +114,22 @@ def test_bind_add_rule_build_now_and_watch_the_log(
     page.goto("/console/repositories/web/app?tab=tags")
     expect(page.locator(f"tr[data-tag='{head[:7]}']")).to_be_visible()
     expect(page.locator("tr[data-tag='latest']")).to_be_visible()
+
+    # edit the rule (disable it), then delete it
+    page.goto("/console/repositories/web/app?tab=build")
+    row = page.locator("[data-testid=build-rules] tr", has_text="${commit:7}")
+    row.locator("summary", has_text="Edit").click()
+    row.locator("input[name=enabled]").uncheck()
+    row.locator("button", has_text="Save rule").click()
+    expect_flash(page, "Rule saved")
+    [stored] = [r for r in acme.get(RULES).json()["items"] if not r["builtin"]]
+    assert stored["enabled"] is False
+    assert stored["image_tags"] == ["latest", "${commit:7}"]
+    row = page.locator("[data-testid=build-rules] tr", has_text="${commit:7}")
+    row.locator("button", has_text="Delete").click()
+    confirm(page)
+    expect_flash(page, "Rule deleted")
+    assert [r["builtin"] for r in acme.get(RULES).json()["items"]] == [True]
 
 
 def test_create_a_repository_with_a_git_source_and_cancel_a_build(

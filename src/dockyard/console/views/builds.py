@@ -137,7 +137,8 @@ def rule_body(form: dict[str, str]) -> dict[str, Any]:
         "dockerfile_name": form.get("dockerfile_name", "").strip() or "Dockerfile",
         "image_tags": tags,
         "build_args": args,
-        "enabled": form.get("enabled", "on") in ("on", "true", "1"),
+        # An unchecked box sends nothing: absent is off (the form shows it checked).
+        "enabled": form.get("enabled") in ("on", "true", "1"),
     }
 
 
