@@ -189,12 +189,15 @@ class Bench:
 
     # -- the measures --------------------------------------------------------------------
 
-    def dockyard_run(self, name: str, work: Path, source: dict[str, Any]) -> float:
+    def dockyard_run(
+        self, name: str, work: Path, source: dict[str, Any]
+    ) -> tuple[float, dict[str, float]]:
+        """Seconds from the hook to success, and the build's own stage times."""
         sha = self.commit(work)
         started = time.monotonic()
         build_id = self.hook(source, sha)
-        self.wait(name, build_id)
-        return time.monotonic() - started
+        build = self.wait(name, build_id)
+        return time.monotonic() - started, stage_seconds(build["stages"])
 
     def plain_run(self, work: Path, n: int) -> float:
         storage = self.tmp / f"plain-{n}"
@@ -243,6 +246,14 @@ class Bench:
         return latencies
 
 
+def stage_seconds(stages: dict[str, str]) -> dict[str, float]:
+    """queued → cloning → building → pushing → finished, in seconds."""
+    order = ("queued_at", "cloning_at", "building_at", "pushing_at", "finished_at")
+    at = [datetime.fromisoformat(stages[k].replace("Z", "+00:00")).timestamp() for k in order]
+    names = ("waiting", "clone", "build", "push")
+    return {n: at[i + 1] - at[i] for i, n in enumerate(names)}
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
@@ -265,9 +276,11 @@ def main() -> int:
         log("warming up (one build each way)")
         bench.dockyard_run("app", work, source)
         bench.plain_run(work, 0)
-        dockyard, plain = [], []
+        dockyard, plain, stages = [], [], []
         for n in range(1, args.runs + 1):
-            dockyard.append(bench.dockyard_run("app", work, source))
+            seconds, parts = bench.dockyard_run("app", work, source)
+            dockyard.append(seconds)
+            stages.append(parts)
             plain.append(bench.plain_run(work, n))
             log(f"run {n}: dockyard {dockyard[-1]:.2f} s, plain {plain[-1]:.2f} s")
         ticks_work, ticks_source = bench.repository("ticks", TICKS)
@@ -290,6 +303,11 @@ def main() -> int:
         f"| overhead | {overhead:+.2f} s ({overhead / p * 100:+.0f} %) | "
         f"≤ {allowed:.2f} s {'✓' if ok_overhead else '✗'} |"
     )
+    split = " / ".join(
+        f"{n} {statistics.median(s[n] for s in stages):.2f}"
+        for n in ("waiting", "clone", "build", "push")
+    )
+    print(f"| Dockyard's stages, s (median) | {split} | |")
     print(
         f"| log follower latency p50 / p99 ({len(latencies)} lines) | "
         f"{p50 * 1000:.0f} ms / {p99 * 1000:.0f} ms | p99 < 1 s {'✓' if ok_latency else '✗'} |"
