@@ -15,7 +15,7 @@ AXE_VERSION := 4.10.3
 AXE_STAMP := $(VENV)/npm/.axe-core-$(AXE_VERSION)
 BENCH_PACKAGES := docker-registry wrk hey
 
-.PHONY: serve test lint bench bench-scan system-test-deps system-bench-deps axe-core clean
+.PHONY: serve test lint bench bench-scan bench-build system-test-deps system-bench-deps axe-core clean
 
 # What serving needs, and nothing more: `make serve` installs only this.
 $(STAMP): pyproject.toml
@@ -67,6 +67,9 @@ bench: $(DEV_STAMP) system-bench-deps
 
 bench-scan: $(DEV_STAMP) system-test-deps
 	$(BIN)/python bench/scan.py
+
+bench-build: $(DEV_STAMP) system-test-deps
+	$(BIN)/python bench/build.py
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache

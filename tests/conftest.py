@@ -3,4 +3,5 @@ pytest_plugins = [
     "tests.fixtures.server",
     "tests.fixtures.postgres",
     "tests.fixtures.backends",
+    "tests.fixtures.gitserver",
 ]

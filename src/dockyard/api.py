@@ -276,6 +276,12 @@ async def json_body(request: Request) -> dict[str, Any]:
     return _json_object(await read_body(request))
 
 
+async def optional_json_body(request: Request) -> dict[str, Any]:
+    """:func:`json_body` for a request whose body may be left out (an empty object)."""
+    raw = await read_body(request)
+    return _json_object(raw) if raw.strip() else {}
+
+
 async def no_fields(request: Request) -> None:
     """For a request that takes no fields: no body, or ``{}``; 400 for anything else
     (broken JSON, a field) rather than doing what was asked and ignoring the rest."""

@@ -25,6 +25,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from dockyard.api import ApiAuth, ApiError, problem, title_of
 from dockyard.audit import AuditLog, AuditMiddleware
+from dockyard.builds.http import BuildRoutes, HookRoutes
+from dockyard.builds.model import DEFAULT_POOL, build_queue
+from dockyard.builds.runner import BuildRunner, RunnerConfig, check_folders
+from dockyard.builds.service import BuildService
 from dockyard.catalog.http import NamespaceRoutes, RepositoryRoutes
 from dockyard.catalog.service import CatalogService
 from dockyard.changes import Changes
@@ -88,15 +92,19 @@ class Services:
     vulndb: VulnDBService
     vulndb_sync: VulnSync
     scans: ScanService
+    builds: BuildService
+    runner: BuildRunner
 
     def close(self) -> None:
         self.db.dispose()
 
-    def job_handlers(self) -> list[Handler]:
-        """Every kind of job, with the handler that runs it."""
+    def job_handlers(self, build_pool: str = DEFAULT_POOL) -> list[Handler]:
+        """Every kind of job, with the handler that runs it (builds: those of
+        ``build_pool``)."""
         return [
             self.events.handler(),
             self.webhooks.handler(),
+            self.runner.handler(build_pool, self.settings.build_account_limit),
             self.scans.handler(),
             self.vulndb.import_handler(),
             self.vulndb_sync.handler(),
@@ -108,8 +116,16 @@ class Services:
         concurrency: int,
         queues: Sequence[str] = QUEUES,
         observer: JobObserver | None = None,
+        build_pool: str = DEFAULT_POOL,
     ) -> Worker:
-        worker = Worker(self.jobs, self.job_handlers(), concurrency=concurrency, queues=queues)
+        worker = Worker(
+            self.jobs,
+            self.job_handlers(build_pool),
+            concurrency=concurrency,
+            queues=queues,
+            slots={build_queue(build_pool): max(1, self.settings.build_concurrency)},
+            lease=float(max(self.settings.job_lease, 3)),
+        )
         if observer is not None:
             worker.observer = observer
             if hasattr(observer, "scan_finished"):
@@ -132,6 +148,9 @@ class Services:
 
 HOUSEKEEPING_INTERVAL = 600.0
 """Seconds between two purges of old events and jobs by a process that runs jobs."""
+POLL_INTERVAL = 5.0
+"""Seconds between two looks for code sources due to be polled (each source says how
+often it wants to be; one worker takes each poll)."""
 
 
 async def run_worker(services: Services, worker: Worker) -> None:
@@ -145,13 +164,23 @@ async def run_worker(services: Services, worker: Worker) -> None:
                 log.exception("housekeeping failed")
             await asyncio.sleep(HOUSEKEEPING_INTERVAL)
 
+    async def polling() -> None:
+        while True:
+            try:
+                await to_thread.run_sync(services.builds.poll_due)
+            except Exception:
+                log.exception("polling code sources failed")
+            await asyncio.sleep(POLL_INTERVAL)
+
     keeper = asyncio.create_task(housekeeping())
+    poller = asyncio.create_task(polling())
     try:
         await worker.run(grace=services.settings.job_grace)
     finally:
-        keeper.cancel()
-        with suppress(asyncio.CancelledError):
-            await keeper
+        for task in (keeper, poller):
+            task.cancel()
+            with suppress(asyncio.CancelledError):
+                await task
         await services.webhooks.aclose()
 
 
@@ -165,11 +194,12 @@ def open_services(settings: Settings, *, migrate: bool = False) -> Services:
     changes = Changes(db, jobs)
     catalog = CatalogService(db, changes, settings.region)
     events = EventLog(db, jobs)
+    box = SecretBox.load_or_create(db)
     webhooks = WebhookService(
         db,
         changes,
         jobs,
-        SecretBox.load_or_create(db),
+        box,
         AddressGuard.from_setting(settings.webhook_allow_networks),
         region=settings.region,
         tz=settings.zone,
@@ -194,6 +224,33 @@ def open_services(settings: Settings, *, migrate: bool = False) -> Services:
         scans.rescan_recent(window)
 
     vulndb.on_imported.append(rescan)
+    builds = BuildService(
+        db,
+        changes,
+        box,
+        allow_local=settings.build_allow_local_sources,
+        account_limit=settings.build_account_limit,
+    )
+    runner_config = RunnerConfig(
+        registry=settings.build_registry_address,
+        registry_tls=bool(settings.tls_cert),
+        work_dir=settings.build_work_path,
+        cache_dir=settings.build_cache_path,
+        data_dir=settings.data_dir,
+        timeout=float(settings.build_timeout),
+        context_limit=settings.build_context_limit * 1024 * 1024,
+        allow_local=settings.build_allow_local_sources,
+    )
+    check_folders(runner_config)
+
+    def tokens() -> TokenService:
+        return TokenService(
+            load_or_create_key(db, settings.data_dir),
+            service=settings.service,
+            ttl=settings.token_ttl,
+        )
+
+    runner = BuildRunner(db, changes, builds, tokens, runner_config)
     return Services(
         settings=settings,
         db=db,
@@ -216,6 +273,8 @@ def open_services(settings: Settings, *, migrate: bool = False) -> Services:
             tuple(e.strip() for e in settings.vulndb_ecosystems.split(",") if e.strip()),
         ),
         scans=scans,
+        builds=builds,
+        runner=runner,
     )
 
 
@@ -345,6 +404,8 @@ def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:
         *JobRoutes(services.jobs, auth, settings.region).routes(),
         *WebhookRoutes(services.webhooks, services.catalog, auth, settings.region).routes(),
         *vulndb_routes.routes(),
+        *BuildRoutes(services.builds, services.catalog, auth, settings).routes(),
+        *HookRoutes(services.builds, settings.region).routes(),
     ]
 
     app = Starlette(

@@ -12,6 +12,7 @@ TOML keys are the field names; S3 settings may also sit in an ``[s3]`` table wit
 from __future__ import annotations
 
 import os
+import tempfile
 import tomllib
 from dataclasses import dataclass, field, fields
 from datetime import UTC, tzinfo
@@ -75,6 +76,9 @@ class Settings:
     job_grace: int = 30
     """On shutdown, running jobs get this long (seconds) to finish before they are
     handed back to the queue."""
+    job_lease: int = 60
+    """Seconds a worker's hold on a running job lasts unless renewed (every third of
+    it): a worker that dies hands its jobs (a build, say) on after this long."""
     event_retention: int = 30
     """Days events (and their webhook deliveries) are kept."""
     timezone: str = "UTC"
@@ -101,6 +105,26 @@ class Settings:
     rescan_window: int = 30
     """Days: after an import changes the vulnerability database, the images pushed or
     pulled within this many days are scanned again (0: none)."""
+    build_allow_local_sources: bool = False
+    """Let code sources be local (``file://`` URLs, and plain ``http://`` or ``git://``
+    on loopback or private addresses): off, a build could read the server's own files."""
+    build_timeout: int = 3600
+    """Seconds a build may run (clone, build and push) before it ends ``timed_out``."""
+    build_concurrency: int = 1
+    """Builds one job worker runs at once."""
+    build_account_limit: int = 2
+    """Builds of one account that run at once, across all workers; more wait."""
+    build_context_limit: int = 1024
+    """MiB a build context (the Dockerfile's folder in the commit) may hold."""
+    build_work_dir: str = ""
+    """Where builds get their throwaway work folders (outside the data folder); empty:
+    ``dockyard-builds`` in the system's temporary folder."""
+    build_cache_dir: str = ""
+    """Where each repository's build layer cache lives (outside the data folder); empty:
+    ``dockyard-build-cache`` in the system's temporary folder."""
+    build_registry: str = ""
+    """HOST:PORT build workers push to and pull ``FROM`` images from (this Dockyard's
+    registry); empty: the listen address (127.0.0.1 when it listens on every address)."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -129,6 +153,28 @@ class Settings:
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'dockyard.db').resolve()}"
+
+    @property
+    def build_registry_address(self) -> str:
+        """HOST:PORT build workers reach this Dockyard's registry at."""
+        if self.build_registry:
+            return self.build_registry
+        host = self.host.strip("[]")
+        if host in ("0.0.0.0", "::", ""):  # noqa: S104 - reading, not binding
+            host = "127.0.0.1"
+        return f"{host}:{self.port}"
+
+    @property
+    def build_work_path(self) -> Path:
+        if self.build_work_dir:
+            return Path(self.build_work_dir)
+        return Path(tempfile.gettempdir()) / "dockyard-builds"
+
+    @property
+    def build_cache_path(self) -> Path:
+        if self.build_cache_dir:
+            return Path(self.build_cache_dir)
+        return Path(tempfile.gettempdir()) / "dockyard-build-cache"
 
     @property
     def storage_backend(self) -> str:

@@ -92,6 +92,9 @@ class World:
     hooks: dict[str, int] = field(default_factory=dict)
     """Webhook ids: ``repo`` and ``ns`` (shared), ``repo-IDENT`` and ``ns-IDENT`` (one
     per identity, to delete), and ``delivery`` (a test delivery of ``repo``)."""
+    rules: dict[str, int] = field(default_factory=dict)
+    """Build rule ids: ``app`` (of ``owner-ns/app``, whose code source nothing contacts)
+    and one per identity (of ``owner-ns/src-IDENT``, to delete)."""
     expired_uses: int = 0
 
     # Console passwords (the management API) and registry passwords (docker login).
@@ -268,6 +271,21 @@ def _setup(server: DockyardServer) -> World:
     test = oc.post(f"/api/v1/repositories/owner-ns/app/webhooks/{hooks['repo']}/test")
     hooks["delivery"] = _ok(test, 200).json()["id"]
 
+    # Builds: a code source nothing contacts (no check, no build runs), with a rule, on
+    # owner-ns/app; per identity a repository with a source and a rule to delete.
+    source = {"url": "https://git.example.invalid/team/app.git"}
+    _ok(oc.put("/api/v1/repositories/owner-ns/app/source", json=source), 201)
+    rule = oc.post("/api/v1/repositories/owner-ns/app/build-rules", json={"ref": "main"})
+    rules = {"app": _ok(rule, 201).json()["id"]}
+    for ident in IDS:
+        body = {"namespace": "owner-ns", "name": f"src-{ident}"}
+        _ok(oc.post("/api/v1/repositories", json=body), 201)
+        _ok(oc.put(f"/api/v1/repositories/owner-ns/src-{ident}/source", json=source), 201)
+        rule = oc.post(
+            f"/api/v1/repositories/owner-ns/src-{ident}/build-rules", json={"ref": "main"}
+        )
+        rules[ident] = _ok(rule, 201).json()["id"]
+
     # STS: the narrowed credentials, and a pool of credentials that then expire.
     role_arn = f"acs:ram::{ids['owner']}:role/sts-role"
     inline = _doc(
@@ -313,6 +331,7 @@ def _setup(server: DockyardServer) -> World:
         app_config=config,
         rdel=rdel,
         hooks=hooks,
+        rules=rules,
     )
 
 
@@ -344,6 +363,13 @@ NWC = "/api/v1/namespaces/owner-ns/webhooks"
 RS = "/api/v1/repositories/{namespace}/{repository}"
 RSC = "/api/v1/repositories/owner-ns/app"
 NEVER = "sha256:" + "0" * 64
+RB = "/api/v1/repositories/{namespace}/{repository}"
+RBC = "/api/v1/repositories/owner-ns/app"
+RBP = "/api/v1/repositories/owner-ns/pub"
+RBD = "/api/v1/repositories/owner-ns/src-{ident}"
+READS = (401, 200, 403, 403, 200, 200, 200, 200, 403, 401, 200)
+"""Builds: read with cr:Get*/cr:List* (read-only, write), not by the narrowed STS session."""
+READS_404 = (401, 404, 403, 403, 404, 404, 404, 404, 403, 401, 404)
 LOGIN = "login"  # body: the identity's own credentials
 
 # (method, route template, concrete path, JSON body or None, expected status per identity)
@@ -662,6 +688,37 @@ API: list[tuple[str, str, str, Any, tuple[int, ...]]] = [
     ("POST", f"{NW}/{{id}}/deliveries/{{delivery}}/redeliver",
      f"{NWC}/{{nwh}}/deliveries/{{dlv}}/redeliver", None,
         (401, 404, 403, 403, 403, 403, 404, 404, 403, 401, 404)),
+
+    # Builds: the code source, build rules and builds of a repository, read with
+    # cr:Get*/cr:List*, changed with the admin permission or FullAccess. What would reach
+    # the git host (check, Build Now) names a repository without a source: 404 once allowed.
+    ("GET", f"{RB}/source", f"{RBC}/source", None, READS),
+    ("PUT", f"{RB}/source", f"{RBC}/source", {"url": "https://git.example.invalid/t/a.git"},
+        (401, 200, 403, 403, 403, 403, 200, 200, 403, 401, 200)),
+    ("DELETE", f"{RB}/source", f"{RBD}/source", None,
+        (401, 204, 403, 403, 403, 403, 204, 204, 403, 401, 204)),
+    ("POST", f"{RB}/source/check", f"{RBP}/source/check", None, READS_404),
+    ("POST", f"{RB}/source/rotate-hook-secret", f"{RBC}/source/rotate-hook-secret", None,
+        (401, 200, 403, 403, 403, 403, 200, 200, 403, 401, 200)),
+    ("GET", f"{RB}/source/hook-deliveries", f"{RBC}/source/hook-deliveries", None, READS),
+    ("GET", f"{RB}/build-rules", f"{RBC}/build-rules", None, READS),
+    ("POST", f"{RB}/build-rules", f"{RBC}/build-rules", {"ref": "mk-{ident}"},
+        (401, 201, 403, 403, 403, 403, 201, 201, 403, 401, 201)),
+    ("GET", f"{RB}/build-rules/{{id}}", f"{RBC}/build-rules/{{rule}}", None, READS),
+    ("PATCH", f"{RB}/build-rules/{{id}}", f"{RBC}/build-rules/{{rule}}", {"enabled": True},
+        (401, 200, 403, 403, 403, 403, 200, 200, 403, 401, 200)),
+    ("DELETE", f"{RB}/build-rules/{{id}}", f"{RBD}/build-rules/{{ruled}}", None,
+        (401, 204, 403, 403, 403, 403, 204, 204, 403, 401, 204)),
+    ("POST", f"{RB}/build-rules/{{id}}/build", f"{RBP}/build-rules/999999/build", None,
+        (401, 404, 403, 403, 403, 403, 404, 404, 403, 401, 404)),
+    ("GET", f"{RB}/builds", f"{RBC}/builds", None, READS),
+    ("GET", f"{RB}/builds/{{id}}", f"{RBC}/builds/999999", None, READS_404),
+    ("GET", f"{RB}/builds/{{id}}/log", f"{RBC}/builds/999999/log", None, READS_404),
+    ("POST", f"{RB}/builds/{{id}}/cancel", f"{RBC}/builds/999999/cancel", None,
+        (401, 404, 403, 403, 403, 403, 404, 404, 403, 401, 404)),
+    # A code host's hook takes no login (its secret signs it): an unknown hook is 404 to all.
+    ("POST", "/api/v1/hooks/git/{hook_id}", "/api/v1/hooks/git/unknown", {"ref": "x"},
+        (404,) * 11),
 ]
 # fmt: on
 
@@ -682,6 +739,8 @@ def _fill(value: Any, world: World, ident: str) -> Any:
             whd=hooks.get(f"repo-{ident}", 0),
             nwhd=hooks.get(f"ns-{ident}", 0),
             dlv=hooks.get("delivery", 0),
+            rule=world.rules.get("app", 0),
+            ruled=world.rules.get(ident, 0),
         )
     if isinstance(value, list):
         return [_fill(v, world, ident) for v in value]

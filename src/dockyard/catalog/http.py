@@ -260,6 +260,26 @@ DIRECTIONS: tuple[Direction, ...] = ("asc", "desc")
 T = TypeVar("T", bound=str)
 
 
+async def repository_in_path(
+    auth: ApiAuth, catalog: CatalogService, region: str, request: Request, action: str
+) -> tuple[RepositoryName, Principal]:
+    """The repository the path names (``{namespace}/{repository}``), once the signed-in
+    caller may do ``action`` on it (for a repository of no known owner, on the caller's
+    account's resource)."""
+    principal = await auth.signed_in(request)
+    try:
+        name = parse_repository_name(
+            f"{request.path_params['namespace']}/{request.path_params['repository']}"
+        )
+    except ServiceError as exc:
+        raise ApiError(exc.status, "Bad Request", str(exc)) from exc
+    ref = await to_thread.run_sync(catalog.resolve, name)
+    account = ref.account_id if ref.account_id is not None else (principal.account_id or "*")
+    arn = repository_arn(region, account, name.namespace, name.repository)
+    await auth.authorize(request, action, arn, public=ref.is_public)
+    return name, principal
+
+
 def namespace_json(
     ns: Namespace, *, account: str | None = None, allowed: list[str] | None = None
 ) -> dict[str, Any]:

@@ -206,6 +206,12 @@ def _as_environ(settings: Settings) -> dict[str, str]:
     default=None,
     help="HOST:PORT to serve this worker's Prometheus /metrics on (default: none).",
 )
+@click.option(
+    "--build-pool",
+    default="default",
+    show_default=True,
+    help="The build pool whose builds this worker runs (a code source names its pool).",
+)
 @click.option("--supervised", is_flag=True, hidden=True, help="Started by dockyard serve.")
 @click.pass_context
 def worker(
@@ -213,6 +219,7 @@ def worker(
     queues: str,
     concurrency: int,
     metrics_listen: str | None,
+    build_pool: str,
     supervised: bool,
 ) -> None:
     """Run background jobs alone, on any machine that reaches the database and the blob
@@ -235,6 +242,13 @@ def worker(
             + ", ".join(QUEUES),
             param_hint="--queues",
         )
+    from dockyard.builds.model import POOL, build_queue
+
+    if not POOL.fullmatch(build_pool):
+        raise click.BadParameter(
+            "1 to 32 lowercase letters, digits and '-'", param_hint="--build-pool"
+        )
+    chosen = [build_queue(build_pool) if q == "builds" else q for q in chosen]
     metrics = Metrics()
     if metrics_listen:
         from prometheus_client import start_http_server
@@ -245,7 +259,9 @@ def worker(
         start_http_server(int(port), host or "127.0.0.1", registry=metrics.registry)
     services = open_services(settings, migrate=True)
     services.db.write_in_background()
-    jobs = services.worker(concurrency=concurrency, queues=chosen, observer=metrics)
+    jobs = services.worker(
+        concurrency=concurrency, queues=chosen, observer=metrics, build_pool=build_pool
+    )
 
     async def main() -> None:
         loop = asyncio.get_running_loop()

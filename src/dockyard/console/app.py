@@ -16,7 +16,17 @@ from starlette.types import ASGIApp
 
 from dockyard.config import Settings
 from dockyard.console.core import HERE, PREFIX, Console, api_routes
-from dockyard.console.views import access, artifacts, auth, catalog, ram, scans, vulndb, webhooks
+from dockyard.console.views import (
+    access,
+    artifacts,
+    auth,
+    builds,
+    catalog,
+    ram,
+    scans,
+    vulndb,
+    webhooks,
+)
 
 
 def create_console(api: ASGIApp, settings: Settings, *, audited: ASGIApp | None = None) -> ASGIApp:
@@ -54,5 +64,6 @@ def create_console(api: ASGIApp, settings: Settings, *, audited: ASGIApp | None 
         *webhooks.routes(console),
         *vulndb.routes(console),
         *scans.routes(console),
+        *builds.routes(console),
     ]
     return Starlette(routes=routes, exception_handlers={404: not_found, 405: not_found})

@@ -572,3 +572,121 @@ manifest_pulls = Table(
     Column("pulled_at", DateTime(timezone=True), nullable=False),
     Index("ix_manifest_pulls_at", "pulled_at"),
 )
+
+# Builds from git (builds/). One code source per repository: where its code lives, the
+# credentials (sealed with the secret box; credentials_kind says which kind is set, so
+# the API can say so without opening them), how builds run, and the hook that triggers
+# them (hook_id is the path part of its URL; its secret sealed). polled_refs is what the
+# last poll saw (JSON ref -> sha), so only new commits build.
+code_sources = Table(
+    "code_sources",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column(
+        "repository_id",
+        ForeignKey("repositories.id", ondelete="CASCADE"),
+        nullable=False,
+        unique=True,
+    ),
+    Column("type", String(16), nullable=False),
+    Column("url", String(2048), nullable=False),
+    Column("credentials", Text, nullable=True),
+    Column("credentials_kind", String(16), nullable=False, server_default=""),
+    Column("auto_build", Boolean, nullable=False),
+    Column("build_without_cache", Boolean, nullable=False),
+    Column("build_pool", String(64), nullable=False),
+    Column("poll_interval", Integer, nullable=True),
+    Column("hook_id", String(64), nullable=False, unique=True),
+    Column("hook_secret", Text, nullable=False),
+    Column("polled_refs", Text, nullable=True),
+    Column("polled_at", DateTime(timezone=True), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# Build rules of a repository (at most 20): which refs build, from which Dockerfile,
+# into which tags. image_tags and build_args are JSON; secrets are sealed JSON.
+build_rules = Table(
+    "build_rules",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("repository_id", ForeignKey("repositories.id", ondelete="CASCADE"), nullable=False),
+    Column("type", String(16), nullable=False),
+    Column("ref", String(255), nullable=False),
+    Column("dockerfile_dir", String(1024), nullable=False),
+    Column("dockerfile_name", String(255), nullable=False),
+    Column("image_tags", Text, nullable=False),
+    Column("build_args", Text, nullable=False, server_default="{}"),
+    Column("secrets", Text, nullable=True),
+    Column("enabled", Boolean, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("ix_build_rules_repository", "repository_id", "id"),
+)
+
+# One run of a rule on one commit. rule_id is NULL for the built-in release rule (and
+# once the rule is deleted; rule_ref keeps what it was). spec is the rule's build
+# settings as they were when the build was queued (JSON, no secrets); image_tags the
+# rendered tags. Stage times: started_at (cloning), built_at (building), pushed_at
+# (pushing), finished_at.
+builds = Table(
+    "builds",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("repository_id", ForeignKey("repositories.id", ondelete="CASCADE"), nullable=False),
+    Column("rule_id", ForeignKey("build_rules.id", ondelete="SET NULL"), nullable=True),
+    Column("rule_ref", String(255), nullable=False, server_default=""),
+    Column("trigger", String(16), nullable=False),
+    Column("triggered_by", String(200), nullable=False, server_default=""),
+    Column("hook_delivery_id", BigInteger, nullable=True),
+    Column("ref_type", String(16), nullable=False),
+    Column("ref_name", String(255), nullable=False),
+    Column("commit_sha", String(64), nullable=False),
+    Column("commit_subject", String(1024), nullable=False, server_default=""),
+    Column("status", String(16), nullable=False),
+    Column("spec", Text, nullable=False),
+    Column("image_tags", Text, nullable=False, server_default="[]"),
+    Column("digest", String(200), nullable=False, server_default=""),
+    Column("error", String(1024), nullable=False, server_default=""),
+    Column("worker", String(128), nullable=False, server_default=""),
+    Column("cancel_requested", Boolean, nullable=False, server_default=sa.false()),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("log_bytes", BigInteger, nullable=False, server_default="0"),
+    Column("log_lines", Integer, nullable=False, server_default="0"),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=True),
+    Column("built_at", DateTime(timezone=True), nullable=True),
+    Column("pushed_at", DateTime(timezone=True), nullable=True),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+    Index("ix_builds_repository", "repository_id", "id"),
+    Index("ix_builds_status", "status"),
+)
+
+# A build's log, one row per line (masked before it is written), bounded per build.
+build_log_lines = Table(
+    "build_log_lines",
+    metadata,
+    Column("build_id", ForeignKey("builds.id", ondelete="CASCADE"), primary_key=True),
+    Column("line", Integer, primary_key=True, autoincrement=False),
+    Column("stage", String(16), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("text", Text, nullable=False),
+)
+
+# Each request to a source's hook URL: what it was and what it triggered (build ids).
+hook_deliveries = Table(
+    "hook_deliveries",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("source_id", ForeignKey("code_sources.id", ondelete="CASCADE"), nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("provider", String(16), nullable=False, server_default=""),
+    Column("delivery", String(128), nullable=False, server_default=""),
+    Column("kind", String(16), nullable=False),
+    Column("ref", String(255), nullable=False, server_default=""),
+    Column("commit_sha", String(64), nullable=False, server_default=""),
+    Column("status", Integer, nullable=False),
+    Column("outcome", Text, nullable=False, server_default=""),
+    Column("builds", Text, nullable=False, server_default="[]"),
+    Index("ix_hook_deliveries_source", "source_id", "id"),
+)

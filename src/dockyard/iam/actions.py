@@ -168,6 +168,81 @@ CATALOGUE: tuple[Action, ...] = (
         "PUT /api/v1/namespaces/{namespace}/security (scan on push, pull blocking, allowlist)",
         NAMESPACE_ARN,
     ),
+    Action(
+        "cr:GetRepoSourceRepo",
+        "GET /api/v1/repositories/{namespace}/{repository}/source and its hook-deliveries",
+        REPOSITORY_ARN,
+    ),
+    Action(
+        "cr:UpdateRepoSourceRepo",
+        "PUT /api/v1/repositories/{namespace}/{repository}/source; rotate-hook-secret",
+        REPOSITORY_ARN,
+    ),
+    Action(
+        "cr:DeleteRepoSourceRepo",
+        "DELETE /api/v1/repositories/{namespace}/{repository}/source",
+        REPOSITORY_ARN,
+    ),
+    Action(
+        "cr:ListRepoSourceRefs",
+        "POST /api/v1/repositories/{namespace}/{repository}/source/check (its branches, tags)",
+        REPOSITORY_ARN,
+    ),
+    Action(
+        "cr:ListRepoBuildRule",
+        "GET /api/v1/repositories/{namespace}/{repository}/build-rules",
+        REPOSITORY_ARN,
+    ),
+    Action(
+        "cr:GetRepoBuildRule",
+        "GET /api/v1/repositories/{namespace}/{repository}/build-rules/{id}",
+        REPOSITORY_ARN,
+    ),
+    Action(
+        "cr:CreateRepoBuildRule",
+        "POST /api/v1/repositories/{namespace}/{repository}/build-rules",
+        REPOSITORY_ARN,
+    ),
+    Action(
+        "cr:UpdateRepoBuildRule",
+        "PATCH /api/v1/repositories/{namespace}/{repository}/build-rules/{id}",
+        REPOSITORY_ARN,
+    ),
+    Action(
+        "cr:DeleteRepoBuildRule",
+        "DELETE /api/v1/repositories/{namespace}/{repository}/build-rules/{id}",
+        REPOSITORY_ARN,
+    ),
+    Action(
+        "cr:StartRepoBuildByRule",
+        "POST /api/v1/repositories/{namespace}/{repository}/build-rules/{id}/build (Build Now)",
+        REPOSITORY_ARN,
+    ),
+    Action(
+        "cr:GetRepoBuildList",
+        "GET /api/v1/repositories/{namespace}/{repository}/builds",
+        REPOSITORY_ARN,
+    ),
+    Action(
+        "cr:GetRepoBuildRecord",
+        "GET /api/v1/repositories/{namespace}/{repository}/builds/{id}",
+        REPOSITORY_ARN,
+    ),
+    Action(
+        "cr:GetRepoBuildLogs",
+        "GET /api/v1/repositories/{namespace}/{repository}/builds/{id}/log",
+        REPOSITORY_ARN,
+    ),
+    Action(
+        "cr:CancelRepoBuild",
+        "POST /api/v1/repositories/{namespace}/{repository}/builds/{id}/cancel",
+        REPOSITORY_ARN,
+    ),
+    Action(
+        "cr:TriggerRepoBuildByHook",
+        "POST /api/v1/hooks/git/{hook_id} (recorded: the hook secret signs it, no login)",
+        REPOSITORY_ARN,
+    ),
     Action("ram:CreateUser", "POST /api/v1/ram/users", RAM_USER_ARN),
     Action("ram:ListUsers", "GET /api/v1/ram/users", RAM_USER_ARN),
     Action("ram:GetUser", "GET /api/v1/ram/users/{user}", RAM_USER_ARN),

@@ -108,13 +108,20 @@ class Worker:
     lease: float = 60.0
     batch_delay: float = 0.02
     observer: JobObserver = field(default_factory=_Unobserved)
+    slots: dict[str, int] = field(default_factory=dict)
+    """Slots of a queue when not ``concurrency`` times its weight (builds: one each by
+    default, whatever the concurrency)."""
 
     def __post_init__(self) -> None:
         self.owner = f"{self.name}:{uuid.uuid4().hex[:8]}"[:128]
         self._by_kind = {h.spec.kind: h for h in self.handlers}
         served = {h.spec.queue for h in self.handlers}
         self._queues = [q for q in self.queues if q in served]
-        self._capacity = {q: max(1, self.concurrency * QUEUE_WEIGHTS.get(q, 1)) for q in QUEUES}
+        # Queues beyond QUEUES: a build pool's (``builds.NAME``), weighted as builds.
+        self._capacity = {
+            q: self.slots.get(q) or max(1, self.concurrency * QUEUE_WEIGHTS.get(q, 1))
+            for q in {*QUEUES, *self._queues}
+        }
         self._limits = {
             h.spec.kind: h.spec.concurrency_limit for h in self.handlers if h.spec.concurrency_limit
         }

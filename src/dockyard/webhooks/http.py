@@ -33,10 +33,11 @@ from dockyard.api import (
     path_id,
 )
 from dockyard.audit import origin_of
-from dockyard.catalog.service import CatalogService, parse_repository_name
+from dockyard.catalog.http import repository_in_path
+from dockyard.catalog.service import CatalogService
 from dockyard.errors import ServiceError
 from dockyard.events.model import EVENT_TYPES
-from dockyard.iam.arn import namespace_arn, repository_arn
+from dockyard.iam.arn import namespace_arn
 from dockyard.iam.authz import Principal
 from dockyard.openapi import Body, Int64, Op, Query, Reply, Timestamp, describe
 from dockyard.openapi import field_names as fields
@@ -315,14 +316,9 @@ class WebhookRoutes:
             arn = namespace_arn(self.region, account, namespace)
             await self.auth.authorize(request, f"cr:{verb}NamespaceWebhook", arn)
             return Scope(namespace), principal
-        try:
-            name = parse_repository_name(f"{namespace}/{repository}")
-        except ServiceError as exc:
-            raise ApiError(exc.status, "Bad Request", str(exc)) from exc
-        ref = await to_thread.run_sync(self.catalog.resolve, name)
-        account = ref.account_id if ref.account_id is not None else (principal.account_id or "*")
-        arn = repository_arn(self.region, account, name.namespace, name.repository)
-        await self.auth.authorize(request, f"cr:{verb}RepoWebhook", arn, public=ref.is_public)
+        name, principal = await repository_in_path(
+            self.auth, self.catalog, self.region, request, f"cr:{verb}RepoWebhook"
+        )
         return Scope(name.namespace, name.repository), principal
 
     def _origin(self, request: Request, principal: Principal, status: int) -> Origin:

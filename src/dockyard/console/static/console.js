@@ -386,4 +386,27 @@
   }
   focusScrollers();
   window.addEventListener("resize", focusScrollers);
+
+  // A running build's log follows live (Server-Sent Events); the page reloads when the
+  // build ends, to show its outcome.
+  document.querySelectorAll("pre[data-follow]").forEach(function (pre) {
+    if (!window.EventSource) return;
+    var url = pre.getAttribute("data-follow") + "?offset=" + pre.getAttribute("data-offset");
+    var source = new EventSource(url);
+    source.addEventListener("line", function (e) {
+      var line = JSON.parse(e.data);
+      var span = document.createElement("span");
+      span.className = "log-line";
+      span.setAttribute("data-line", line.line);
+      span.textContent = line.text + "\n";
+      var atBottom = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
+      pre.appendChild(span);
+      if (atBottom) pre.scrollTop = pre.scrollHeight;
+    });
+    source.addEventListener("end", function () {
+      source.close();
+      window.location.reload();
+    });
+    source.addEventListener("failure", function () { source.close(); });
+  });
 })();

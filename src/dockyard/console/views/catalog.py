@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import suppress
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -12,6 +13,7 @@ from starlette.routing import Route
 
 from dockyard.console.client import ApiProblem
 from dockyard.console.core import PREFIX, Console, Ctx, Rerender, allows, page_url, seg
+from dockyard.console.views.builds import build_tab, source_body
 from dockyard.console.views.webhooks import HookList, Where, hook_list
 from dockyard.oci.reference import COMPONENT
 
@@ -470,8 +472,11 @@ async def repository_new(ctx: Ctx) -> Response:
             choices=choices,
             errors=errors,
         )
-    if ctx.form.get("source") != "local":
+    source = ctx.form.get("source")
+    if source not in ("local", "git"):
         errors["source"] = "Choose the code source."
+    elif source == "git" and not ctx.form.get("url", "").strip():
+        errors["source"] = "Enter the URL of the git repository."
     if not errors:
         try:
             await ctx.api.post(
@@ -508,6 +513,24 @@ async def repository_new(ctx: Ctx) -> Response:
             errors=errors,
         )
     full = f"{seg(values['namespace'])}/{seg(values['name'])}"
+    if source == "git":
+        # Bound in the same step: a refused source leaves the repository, said plainly.
+        try:
+            bound = await ctx.api.put(f"/api/v1/repositories/{full}/source", source_body(ctx.form))
+        except ApiProblem as exc:
+            return ctx.redirect(
+                f"{PREFIX}/repositories/{full}?tab=build",
+                f"Repository {values['namespace']}/{values['name']} created, but the code "
+                f"source was refused: {exc.detail}",
+                "error",
+            )
+        return ctx.render(
+            "build_hook_secret.html",
+            nav="repositories",
+            full=f"{values['namespace']}/{values['name']}",
+            back=f"{PREFIX}/repositories/{full}?tab=build",
+            source=bound,
+        )
     return ctx.redirect(
         f"{PREFIX}/repositories/{full}",
         f"Repository {values['namespace']}/{values['name']} created.",
@@ -559,6 +582,12 @@ async def repository(
     hooks: HookList | None = None
     if tab == "webhooks" and has_webhooks:
         hooks = await hook_list(ctx, Where.of(ctx), item["allowed_actions"])
+    has_build = ctx.has("/api/v1/repositories/{}/{}/source") and allows(item, "cr:GetRepoBuildList")
+    build = await build_tab(ctx, base) if tab == "build" and has_build else None
+    source = None
+    if tab == "info" and has_build:
+        with suppress(ApiProblem):
+            source = await ctx.api.get(f"{base}/source")
     return ctx.render(
         "repository.html",
         status,
@@ -573,6 +602,9 @@ async def repository(
         has_webhooks=has_webhooks,
         hooks=hooks,
         security=security,
+        has_build=has_build,
+        build=build,
+        source=source,
         choices=choices,
         roles=ROLES,
         errors=errors or {},

@@ -1,0 +1,1 @@
+"""Image builds from git: code sources, build rules, triggers from code hosts, the runner."""
