@@ -716,34 +716,26 @@ class ScanService:
 
     def rescan_recent(self, window: timedelta) -> int:
         """Queue low-priority rescans of the manifests pushed or pulled within
-        ``window`` that were not scanned with the current database; how many digests
-        were queued (an index counts with each of its platforms)."""
+        ``window`` that were scanned before, but not with the current database; how many
+        digests were queued (an index counts with each of its platforms)."""
         cutoff = utcnow() - window
         self.database_version(fresh=True)
         m = t.manifests.c
+        pushed = sa.select(m.digest).where(
+            m.touched_at >= cutoff, m.media_type.in_(sorted(mt.MANIFESTS))
+        )
+        pulled = sa.select(t.manifest_pulls.c.digest).where(t.manifest_pulls.c.pulled_at >= cutoff)
+        # Only what was scanned before (a manifest its namespace chose not to scan on push
+        # stays unscanned), and no index's platform alone: its index's rescan queues it.
         with self.db.read() as conn:
-            pushed = set(
-                conn.execute(
-                    sa.select(m.digest).where(
-                        m.touched_at >= cutoff, m.media_type.in_(sorted(mt.MANIFESTS))
-                    )
-                ).scalars()
-            )
-            pulled = set(
-                conn.execute(
-                    sa.select(t.manifest_pulls.c.digest).where(
-                        t.manifest_pulls.c.pulled_at >= cutoff
-                    )
-                ).scalars()
-            )
-            children = set(
+            digests = sorted(
                 conn.execute(
                     sa.select(_S.digest).where(
-                        _S.parent_digest.is_not(None), _S.digest.in_(sorted(pushed | pulled))
+                        _S.parent_digest.is_(None),
+                        sa.or_(_S.digest.in_(pushed), _S.digest.in_(pulled)),
                     )
                 ).scalars()
             )
-        digests = sorted((pushed | pulled) - children)
         queued = 0
         for start in range(0, len(digests), 200):
             with self.db.write() as conn:
