@@ -80,6 +80,12 @@ def test_source_credentials_are_never_returned(c: httpx.Client) -> None:
     assert rotated.status_code == 200
     assert rotated.json()["hook_secret"] != created["hook_secret"]
     assert c.get(f"{repo_path(name)}/source").json()["hook_url"] == created["hook_url"]
+    # the old secret signs nothing any more; the new one does
+    ping = {"zen": "Keep it logically awesome.", "hook_id": 1}
+    old = github_hook(c, created["hook_url"], created["hook_secret"], ping, event="ping")
+    assert old.status_code == 401, old.text
+    new = github_hook(c, created["hook_url"], rotated.json()["hook_secret"], ping, event="ping")
+    assert new.status_code == 200, new.text
     assert c.delete(f"{repo_path(name)}/source").status_code == 204
     assert c.get(f"{repo_path(name)}/source").status_code == 404
 

@@ -210,6 +210,63 @@ RUN ["/bin/busybox", "sh", "-c", "/bin/busybox echo child > /child.txt"]
         assert (root / "child.txt").read_text() == "child\n"
 
 
+def _log_of(client: httpx.Client, path: str, build_id: int) -> list[dict[str, Any]]:
+    lines: list[dict[str, Any]] = []
+    while True:
+        r = client.get(f"{path}/builds/{build_id}/log", params={"offset": len(lines)})
+        assert r.status_code == 200, r.text
+        if not r.json()["items"]:
+            return lines
+        lines += r.json()["items"]
+
+
+def test_another_accounts_private_image_is_not_a_base(
+    server: DockyardServer, c: httpx.Client, git_server: GitServer, git_repo_factory: MakeRepo
+) -> None:
+    """A build pulls FROM images with its repository's account's rights: another
+    account's private image is refused, and the build fails saying so."""
+    base_git = git_repo_factory("secret-base", simple_files("not yours\n"))
+    base = new_repository(c, "secret")
+    bind(c, base, git_server, base_git)
+    rule = add_rule(c, base, image_tags=["1"])
+    assert wait_build(c, base, build_now(c, base, rule["id"])["id"])["status"] == "success"
+
+    owner = ("buildco", "buildco-root-password")
+    r = c.post("/api/v1/accounts", json={"name": owner[0], "password": owner[1]})
+    assert r.status_code == 201, r.text
+    with server.client(auth=owner) as other:
+        assert other.post("/api/v1/namespaces", json={"name": "buildco"}).status_code == 201
+        r = other.post("/api/v1/repositories", json={"namespace": "buildco", "name": "thief"})
+        assert r.status_code == 201, r.text
+        path = "/api/v1/repositories/buildco/thief"
+        dockerfile = f"FROM {server.host}/library/{base}:1\nLABEL stolen=yes\n"
+        git = git_repo_factory("thief", {"Dockerfile": dockerfile})
+        body = {
+            "type": "git",
+            "url": git.http_url,
+            "credentials": {"username": git_server.username, "token": git_server.token},
+        }
+        assert other.put(f"{path}/source", json=body).status_code in (200, 201)
+        r = other.post(f"{path}/build-rules", json={"type": "branch", "ref": "main"})
+        assert r.status_code == 201, r.text
+        started = other.post(f"{path}/build-rules/{r.json()['id']}/build", json={})
+        assert started.status_code in (201, 202), started.text
+        build_id = started.json()["id"]
+        deadline = time.monotonic() + 180
+        while True:
+            build = other.get(f"{path}/builds/{build_id}").json()
+            if build["status"] in ("success", "failed", "canceled", "timed_out"):
+                break
+            assert time.monotonic() < deadline, build
+            time.sleep(0.5)
+        assert build["status"] == "failed", build
+        text = "\n".join(line["text"] for line in _log_of(other, path, build_id))
+        assert "not yours" not in text
+        assert any(word in text.lower() for word in ("denied", "unauthorized", "401", "403")), text[
+            -2000:
+        ]
+
+
 def test_layer_cache_and_build_without_cache(
     c: httpx.Client, git_server: GitServer, git_repo_factory: MakeRepo
 ) -> None:
