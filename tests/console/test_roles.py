@@ -538,23 +538,23 @@ def test_an_sts_session_signs_in_and_acts_as_its_role(page: Page, server: Dockya
 # -- the pages of images, scans, security settings, builds and RAM policies ---------------
 
 
-def _build_id(server: DockyardServer) -> int:
+def _sign_in_to_web(
+    page: Page, server: DockyardServer, who: tuple[str, str], tag: str
+) -> tuple[int, str]:
+    """Sign in as ``who`` (an account's user, to whom the vulnerability database is not
+    offered); the fixture's pending build of roles-apps/web, and the digest of ``tag``."""
     with server.client(auth=ROOT) as root:
-        return int(_ok(root.get(f"{WEB}/builds"))["items"][0]["id"])
-
-
-def _digest(server: DockyardServer, tag: str) -> str:
-    with server.client(auth=ROOT) as root:
-        return str(_ok(root.get(f"{WEB}/tags/{tag}"))["digest"])
+        build = int(_ok(root.get(f"{WEB}/builds"))["items"][0]["id"])
+        digest = str(_ok(root.get(f"{WEB}/tags/{tag}"))["digest"])
+    sign_in(page, *who)
+    assert "Vulnerability database" not in menu(page)
+    return build, digest
 
 
 def test_a_read_only_user_reads_builds_scans_and_settings_but_changes_none(
     page: Page, server: DockyardServer
 ) -> None:
-    build = _build_id(server)
-    digest = _digest(server, "v1")
-    sign_in(page, *VIEWER)
-    assert "Vulnerability database" not in menu(page)
+    build, digest = _sign_in_to_web(page, server, VIEWER, "v1")
 
     # The tag page: what the image is, no Delete.
     page.goto("/console/repositories/roles-apps/web")
@@ -672,10 +672,7 @@ def test_a_ram_reader_sees_policies_without_their_forms(page: Page) -> None:
 def test_an_account_root_is_offered_every_form_of_those_pages(
     page: Page, server: DockyardServer
 ) -> None:
-    build = _build_id(server)
-    digest = _digest(server, "v2")
-    sign_in(page, *ROOT)
-    assert "Vulnerability database" not in menu(page)
+    build, digest = _sign_in_to_web(page, server, ROOT, "v2")
 
     page.goto("/console/repositories/roles-apps/web/tags/v2")
     expect(page.get_by_role("button", name="Delete tag")).to_be_visible()
