@@ -271,6 +271,8 @@ def open_services(settings: Settings, *, migrate: bool = False) -> Services:
             vulndb,
             settings.vulndb_source,
             tuple(e.strip() for e in settings.vulndb_ecosystems.split(",") if e.strip()),
+            # A sync fetches only the ecosystems stored images use.
+            ecosystems_in_use=[scans.ecosystems_in_use],
         ),
         scans=scans,
         builds=builds,

@@ -408,7 +408,8 @@ def test_instance_namespace_repository_push_and_tags(
     expect(page.locator("[data-testid=repo-detail] h1")).to_have_text("Web")
     expect(page.locator("[data-testid=repo-detail] li")).to_have_count(2)
     page.fill("#f-summary", "The web front end")
-    page.get_by_role("button", name="Save").click()
+    # The Edit form's Save (the security scan's card has one of its own).
+    page.locator("form", has=page.locator("#f-summary")).get_by_role("button", name="Save").click()
     expect_flash(page, "Repository information saved.")
     assert acme.get("/api/v1/repositories/acme-apps/web").json()["summary"] == ("The web front end")
 

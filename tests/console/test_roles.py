@@ -22,8 +22,10 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
+from tests.builds.support import build_env
 from tests.console import test_console
 from tests.console.test_console import confirm, expect_flash, sign_in
+from tests.fixtures.gitserver import GitServer
 from tests.fixtures.oci import push_image
 from tests.fixtures.server import ADMIN_PASSWORD, DockyardServer, running_server
 
@@ -46,6 +48,10 @@ LOOK_AROUND = {
 }
 READ_ONLY = "AliyunContainerRegistryReadOnlyAccess"
 """The system policy: cr:Get*, cr:List* and cr:PullRepository on everything."""
+IDLE_POOL = "idle"
+"""A build pool no worker serves: the fixture's build stays pending, so that its page
+has a Cancel to show (or not)."""
+WEB = "/api/v1/repositories/roles-apps/web"
 PUSH_APPS = {
     "Version": "1",
     "Statement": [
@@ -67,16 +73,20 @@ def _ok(r: httpx.Response, status: int = 200) -> Any:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockyardServer]:
+def server(
+    tmp_path_factory: pytest.TempPathFactory, git_server: GitServer
+) -> Iterator[DockyardServer]:
     """``roleco`` (quota 3) with namespaces roles-apps (repository web, tags v1 and v2,
-    webhook ci) and roles-tools (repository cli); RAM users ``viewer`` (read-only
+    webhook ci, a git code source with a rule and a pending build in a pool no worker
+    serves) and roles-tools (repository cli); RAM users ``viewer`` (read-only
     everywhere), ``nobody`` (no policy) and ``auditor`` (may read RAM and the audit log);
     role ``deployer`` (read-only, plus push to roles-apps) that roleco's root may assume.
     ``rivalco`` with namespace rival-ns (repository db); the administrator's own namespace
     roles-admin."""
     base = tmp_path_factory.mktemp("console-roles")
     # Webhooks may name a loopback address (one nobody listens on: nothing is delivered).
-    loopback = {"DOCKYARD_WEBHOOK_ALLOW_NETWORKS": "127.0.0.0/8"}
+    loopback = {"DOCKYARD_WEBHOOK_ALLOW_NETWORKS": "127.0.0.0/8", **build_env(base)}
+    code = git_server.make_repo("roles-web", {"Dockerfile": "FROM scratch\n"})
     with running_server(base, loopback, remove=True, namespace=None) as found:
         with found.client() as admin:
             for name, password in (ROOT, RIVAL):
@@ -93,6 +103,17 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockyardServer]
                 push_image(root, "roles-apps/web", tag, layers=1, layer_size=512)
             body = {"name": "ci", "url": "http://127.0.0.1:9/"}
             _ok(root.post("/api/v1/repositories/roles-apps/web/webhooks", json=body), 201)
+            source = {
+                "type": "git",
+                "url": code.http_url,
+                "credentials": {"username": git_server.username, "token": git_server.token},
+                "auto_build": False,
+                "build_pool": IDLE_POOL,
+            }
+            assert root.put(f"{WEB}/source", json=source).status_code in (200, 201)
+            rule = _ok(root.post(f"{WEB}/build-rules", json={"type": "branch", "ref": "main"}), 201)
+            built = _ok(root.post(f"{WEB}/build-rules/{rule['id']}/build", json={}), 202)
+            assert _ok(root.get(f"{WEB}/builds/{built['id']}"))["status"] == "pending"
             for user, password in (VIEWER, NOBODY, AUDITOR):
                 body = {"name": user.split("@")[0], "password": password}
                 _ok(root.post("/api/v1/ram/users", json=body), 201)
@@ -512,3 +533,181 @@ def test_an_sts_session_signs_in_and_acts_as_its_role(page: Page, server: Dockya
             )
         )
         assert [r["allowed"] for r in said["results"]] == [True, False, False]
+
+
+# -- the pages of images, scans, security settings, builds and RAM policies ---------------
+
+
+def _sign_in_to_web(
+    page: Page, server: DockyardServer, who: tuple[str, str], tag: str
+) -> tuple[int, str]:
+    """Sign in as ``who`` (an account's user, to whom the vulnerability database is not
+    offered); the fixture's pending build of roles-apps/web, and the digest of ``tag``."""
+    with server.client(auth=ROOT) as root:
+        build = int(_ok(root.get(f"{WEB}/builds"))["items"][0]["id"])
+        digest = str(_ok(root.get(f"{WEB}/tags/{tag}"))["digest"])
+    sign_in(page, *who)
+    assert "Vulnerability database" not in menu(page)
+    return build, digest
+
+
+def test_a_read_only_user_reads_builds_scans_and_settings_but_changes_none(
+    page: Page, server: DockyardServer
+) -> None:
+    build, digest = _sign_in_to_web(page, server, VIEWER, "v1")
+
+    # The tag page: what the image is, no Delete.
+    page.goto("/console/repositories/roles-apps/web")
+    page.locator("tr[data-tag=v1] [data-testid=tag-link]").click()
+    expect(page.locator("[data-testid=tag-title]")).to_contain_text("roles-apps/web:v1")
+    expect(page.locator("[data-testid=manifest-json]")).to_be_visible()
+    expect(page.get_by_role("button", name="Delete tag")).to_have_count(0)
+
+    # Scans: the status column and the report, no Scan button anywhere.
+    page.goto("/console/repositories/roles-apps/web")
+    expect(page.locator("tr[data-tag=v1] [data-testid=tag-scan]")).to_be_visible()
+    expect(page.locator("[data-testid=scan-button]")).to_have_count(0)
+    page.goto(f"/console/repositories/roles-apps/web/scans/{digest}?tag=v1")
+    expect(page.locator("[data-testid=report-title]")).to_contain_text("Security scan")
+    expect(page.locator("[data-testid=scan-again]")).to_have_count(0)
+    forced(page, "/console/repositories/roles-apps/web/tags/v1/scan")
+
+    # The namespace's security settings: linked, shown, not editable; a forced save is
+    # refused and changes nothing.
+    page.goto("/console/namespaces/roles-apps")
+    page.locator("[data-testid=security-link]").click()
+    expect(page.locator("h1")).to_have_text("Security settings")
+    expect(page.locator("[data-testid=security-settings]")).to_be_visible()
+    expect(page.locator("[data-testid=security-form]")).to_have_count(0)
+    expect(page.get_by_role("button", name="Save")).to_have_count(0)
+    r = page.request.post(
+        "/console/namespaces/roles-apps/security",
+        form={"csrf": csrf(page), "block_pull_severity": "high", "allowlist": ""},
+    )
+    assert r.status == 403, r.status
+    assert "may not do cr:UpdateNamespaceSecuritySetting" in r.text()
+
+    # The Build tab: source, rules and history, none of the forms and buttons.
+    page.goto("/console/repositories/roles-apps/web")
+    page.locator("[data-testid=build-tab]").click()
+    expect(page.locator("[data-testid=source-url]")).to_contain_text("roles-web")
+    expect(page.locator("[data-testid=build-rules] tbody tr")).to_have_count(2)
+    expect(page.locator(f"tr[data-build='{build}']")).to_be_visible()
+    for hidden in ("source-form", "build-now", "add-rule", "rule-form"):
+        expect(page.locator(f"[data-testid={hidden}]")).to_have_count(0)
+    for label in ("Unbind source", "Edit", "Delete"):
+        expect(page.locator("#source, #rules").get_by_role("button", name=label)).to_have_count(0)
+    expect(page.locator("#rules summary")).to_have_count(0)
+    # A build's page: its state and log, no Cancel.
+    page.locator(f"tr[data-build='{build}'] a").click()
+    expect(page.locator("[data-testid=build-status]")).to_have_text("pending")
+    expect(page.locator("[data-testid=build-log]")).to_be_attached()
+    expect(page.locator("[data-testid=cancel-build]")).to_have_count(0)
+    forced(page, f"/console/repositories/roles-apps/web/builds/{build}/cancel")
+    expect(page.locator("[data-testid=build-status]")).to_have_text("pending")
+    # Forced through the API: each refused, and nothing changed.
+    with server.client(auth=VIEWER) as viewer:
+        for method, path in (
+            ("POST", f"{WEB}/builds/{build}/cancel"),
+            ("POST", f"{WEB}/build-rules"),
+            ("DELETE", f"{WEB}/source"),
+            ("POST", f"{WEB}/tags/v1/scan"),
+            ("PUT", "/api/v1/namespaces/roles-apps/security"),
+        ):
+            r = viewer.request(method, path, json={})
+            assert r.status_code == 403, (method, path, r.text)
+        assert _ok(viewer.get(f"{WEB}/builds/{build}"))["status"] == "pending"
+        assert _ok(viewer.get(f"{WEB}/source"))["url"]
+    # Creating a repository with a git source, forced: refused before anything is made.
+    r = page.request.post(
+        "/console/repositories/new",
+        form={
+            "csrf": csrf(page),
+            "step": "2",
+            "namespace": "roles-apps",
+            "name": "sneaky",
+            "repo_type": "private",
+            "source": "git",
+            "url": "https://git.example.com/x.git",
+        },
+    )
+    assert r.status == 400, r.status
+    assert "may not bind a code source" in r.text()
+    with server.client(auth=ROOT) as root:
+        assert root.get("/api/v1/repositories/roles-apps/sneaky").status_code == 404
+
+    # The vulnerability database is the administrator's: not in the menu.
+    page.goto("/console/vulndb")
+    expect(page.locator("h1")).to_have_text("Not allowed")
+
+
+def test_a_ram_reader_sees_policies_without_their_forms(page: Page) -> None:
+    sign_in(page, *AUDITOR)
+    # A user's policies: listed, no picker to attach, no Detach.
+    page.goto("/console/ram/users/viewer")
+    expect(page.locator("[data-testid=user-policies]")).to_contain_text(READ_ONLY)
+    expect(page.locator("[data-testid=attach-form]")).to_have_count(0)
+    expect(page.get_by_role("button", name="Detach")).to_have_count(0)
+    page.goto("/console/ram/roles/deployer")
+    expect(page.locator("[data-testid=attach-form]")).to_have_count(0)
+    expect(page.get_by_role("button", name="Detach")).to_have_count(0)
+    # A custom policy: its document, read-only; no Save, no Delete.
+    page.goto("/console/ram/policies/LookAround")
+    expect(page.locator("#f-document")).to_have_attribute("readonly", "")
+    expect(page.locator("[data-testid=policy-save]")).to_have_count(0)
+    expect(page.get_by_role("button", name="Delete policy")).to_have_count(0)
+    # Forced: attaching and saving are refused, and say why.
+    r = page.request.post(
+        "/console/ram/users/viewer/policies", form={"csrf": csrf(page), "policy": "LookAround"}
+    )
+    assert r.status == 403, r.status
+    assert "may not do ram:AttachPolicy" in r.text()
+    r = page.request.post(
+        "/console/ram/policies/LookAround",
+        form={"csrf": csrf(page), "document": '{"Version": "1", "Statement": []}'},
+    )
+    assert "may not do ram:UpdatePolicy" in r.text()
+
+
+def test_an_account_root_is_offered_every_form_of_those_pages(
+    page: Page, server: DockyardServer
+) -> None:
+    build, digest = _sign_in_to_web(page, server, ROOT, "v2")
+
+    page.goto("/console/repositories/roles-apps/web/tags/v2")
+    expect(page.get_by_role("button", name="Delete tag")).to_be_visible()
+    page.goto("/console/repositories/roles-apps/web")
+    expect(page.locator("tr[data-tag=v2] [data-testid=scan-button]")).to_be_visible()
+    page.goto(f"/console/repositories/roles-apps/web/scans/{digest}?tag=v2")
+    expect(page.locator("[data-testid=scan-again]")).to_be_visible()
+    page.goto("/console/namespaces/roles-apps/security")
+    expect(page.locator("[data-testid=security-form]")).to_be_visible()
+
+    page.goto("/console/repositories/roles-apps/web?tab=build")
+    for shown in ("source-form", "build-now", "add-rule"):
+        expect(page.locator(f"[data-testid={shown}]").first).to_be_attached()
+    expect(page.locator("#source").get_by_role("button", name="Unbind source")).to_be_visible()
+    page.goto("/console/repositories/new?namespace=roles-apps")
+    page.fill("#f-name", "with-source")
+    page.get_by_role("button", name="Next").click()
+    expect(page.locator("[data-testid=source-git]")).to_be_attached()
+
+    page.goto("/console/ram/users/viewer")
+    expect(page.locator("[data-testid=attach-form]")).to_be_visible()
+    expect(page.get_by_role("button", name="Detach")).to_be_visible()
+    page.goto("/console/ram/policies/LookAround")
+    expect(page.locator("[data-testid=policy-save]")).to_be_visible()
+    expect(page.get_by_role("button", name="Delete policy")).to_be_visible()
+
+    # The Cancel it is shown works.
+    page.goto(f"/console/repositories/roles-apps/web/builds/{build}")
+    page.locator("[data-testid=cancel-build]").click()
+    expect_flash(page, "Cancel requested")
+    with server.client(auth=ROOT) as root:
+        assert _ok(root.get(f"{WEB}/builds/{build}"))["status"] == "canceled"
+
+
+def test_the_administrator_imports_vulnerability_data(page: Page) -> None:
+    sign_in(page, "admin", ADMIN_PASSWORD)
+    page.get_by_role("link", name="Vulnerability database").click()
+    expect(page.locator("[data-testid=upload]")).to_be_visible()

@@ -19,9 +19,18 @@ import pytest
 
 from tests.fixtures.backends import all_backends
 from tests.fixtures.server import DockyardServer, make_server, running_server
+from tests.scanning.images import (
+    LayerBuilder,
+    dpkg_entry,
+    dpkg_status,
+    oci_image,
+    os_release,
+    python_metadata,
+)
 from tests.scanning.osv import INVALID_RECORD, many_records, osv_record, write_zip
 from tests.scanning.osv_server import osv_http_server
-from tests.scanning.test_cli import RECORDS, build_image
+from tests.scanning.registry_helpers import push, wait_scan
+from tests.scanning.test_cli import RECORDS, STATUS, build_image
 
 PROBLEM = "application/problem+json"
 ZIP = {"Content-Type": "application/zip"}
@@ -223,6 +232,46 @@ def test_sync_from_a_loopback_http_source_downloads_only_what_changed(
     broken = server.cli("vulndb", "sync", "--source", "http://127.0.0.1:9/osv", check=False)
     assert broken.returncode == 2
     assert broken.stderr.startswith("dockyard vulndb sync: error: cannot fetch http://127.0.0.1:9/")
+
+
+def test_a_sync_fetches_only_the_ecosystems_that_scanned_images_use(tmp_path: Path) -> None:
+    """The scan service tells the sync which ecosystems stored images use: after a scan
+    of a Debian image, only Debian's archive is fetched (no listing asked, PyPI left);
+    once an image with a Python package is scanned too, PyPI's as well."""
+    folder = _osv_folder(tmp_path / "osv")
+    debian = LayerBuilder().file("etc/os-release", os_release("debian", "12"))
+    debian.file(STATUS, dpkg_status(dpkg_entry("pkg0", "1.0-1"), dpkg_entry("pkg1", "1.0-1")))
+    oci_image(tmp_path / "debian", [debian.tar()])
+    python = LayerBuilder().file(
+        "usr/lib/python3/dist-packages/pkg0-1.0.dist-info/METADATA", python_metadata("pkg0", "1.0")
+    )
+    oci_image(tmp_path / "python", [python.tar()])
+    with (
+        osv_http_server(folder) as osv,
+        running_server(tmp_path / "instance") as server,
+        server.client() as admin,
+    ):
+        push(server, tmp_path, f"oci:{tmp_path / 'debian'}:latest", "deb:v1")
+        scan = wait_scan(admin, "/api/v1/repositories/library/deb/tags/v1/scan")
+        assert scan["status"] == "complete", scan
+        assert {p["ecosystem"] for p in scan["packages"]} == {"Debian:12"}
+
+        first = server.cli("vulndb", "sync", "--source", osv.url)
+        assert [path for path, _, _ in osv.log] == ["/Debian/all.zip"], osv.log
+        assert "imported 20 records (20 added, 0 updated)" in first.stdout, first.stdout
+        status = admin.get("/api/v1/vulndb").json()
+        assert {e["ecosystem"] for e in status["ecosystems"]} == {"Debian"}
+
+        push(server, tmp_path, f"oci:{tmp_path / 'python'}:latest", "py:v1")
+        scan = wait_scan(admin, "/api/v1/repositories/library/py/tags/v1/scan")
+        assert {p["ecosystem"] for p in scan["packages"]} == {"PyPI"}, scan
+        osv.log.clear()
+        second = server.cli("vulndb", "sync", "--source", osv.url)
+        assert sorted((path, code) for path, code, _ in osv.log) == [
+            ("/Debian/all.zip", 304),
+            ("/PyPI/all.zip", 200),
+        ]
+        assert "imported 5 records" in second.stdout, second.stdout
 
 
 def test_sync_from_a_folder_and_from_a_file(tmp_path: Path) -> None:

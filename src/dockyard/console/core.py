@@ -56,6 +56,8 @@ ACCOUNT_ACTIONS = (
     "cr:ReadAuditLog",
     "cr:ListAccount",
     "cr:CreateAccount",
+    "cr:GetVulnDB",
+    "cr:ImportVulnDB",
 )
 """What every page asks the API about the caller (``POST /api/v1/authz/check``, one call
 with no resource: any name in the caller's account): the menus and the create buttons
@@ -401,6 +403,24 @@ async def allowed(api: ApiClient, checks: Sequence[tuple[str, str | None]]) -> f
         {"checks": [{"action": a, "resource": r} for a, r in checks]},
     )
     return frozenset(str(r["action"]) for r in body.get("results", []) if r.get("allowed") is True)
+
+
+async def may_on(
+    ctx: Ctx,
+    candidates: Sequence[str],
+    resource: str | None,
+    *,
+    also: Sequence[tuple[str, str | None]] = (),
+) -> frozenset[str]:
+    """Which ``candidates`` the caller may do on ``resource`` (a short name, as the batch
+    check takes it), and which of the ``also`` checks: one batch check, for the forms
+    and buttons of a page whose resource the API's answers carry no ``allowed_actions``
+    for. Every action when the API has no check to ask (the pages then behave as before
+    it had one)."""
+    checks = [(a, resource) for a in candidates] + list(also)
+    if not ctx.has("/api/v1/authz/check", "POST"):
+        return frozenset(a for a, _ in checks)
+    return await allowed(ctx.api, checks)
 
 
 def allows(item: Any, action: str) -> bool:

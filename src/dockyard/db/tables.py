@@ -506,7 +506,8 @@ vulndb_sources = Table(
 # repository that points at the digest. ``kind`` is ``image`` or ``index`` (an index's
 # row sums its platforms' rows). ``findings`` is {level: [vulnerability ids]} (one entry
 # per finding), what pull blocking reads with the allowlist; ``result`` is the engine's
-# JSON report, zlib-compressed.
+# JSON report, zlib-compressed; ``ecosystems`` the OSV ecosystems its packages are
+# matched in (``Debian:12,PyPI``, sorted), what a vulnerability database sync fetches.
 scan_results = Table(
     "scan_results",
     metadata,
@@ -525,6 +526,7 @@ scan_results = Table(
     Column("unknown", Integer, nullable=False, server_default="0"),
     Column("findings", Text, nullable=False, server_default="{}"),
     Column("result", LargeBinary, nullable=True),
+    Column("ecosystems", Text, nullable=False, server_default=""),
     Column("queued_at", DateTime(timezone=True), nullable=False),
     Column("started_at", DateTime(timezone=True), nullable=True),
     Column("finished_at", DateTime(timezone=True), nullable=True),

@@ -18,6 +18,7 @@ take its instance options. Which vulnerability database they use:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import sqlite3
 import sys
 from collections.abc import Callable, Iterator
@@ -31,6 +32,7 @@ from dockyard.config import Settings
 from dockyard.scanning.model import SEVERITIES
 
 if TYPE_CHECKING:
+    from dockyard.app import Services
     from dockyard.scanning.service_db import VulnDBService
     from dockyard.scanning.vulndb import VulnDB
 
@@ -70,12 +72,10 @@ def _db_dir(ctx: click.Context, command: str, db: Path | None) -> Path:
 
 
 @contextlib.contextmanager
-def _shared(ctx: click.Context, command: str, db: Path | None) -> Iterator[VulnDBService | None]:
-    """The instance's shared vulnerability database, when no ``--db`` is given and the
-    instance has a database; else None (the commands use a database file)."""
-    if db is not None:
-        yield None
-        return
+def _instance(ctx: click.Context, command: str) -> Iterator[Services | None]:
+    """The instance's services as every process builds them, when the instance has a
+    database (else None): what is connected to an import (the rescan of recent images)
+    or to a sync (the ecosystems stored images use) is then the same here."""
     settings = _settings(ctx, command)
     if not settings.database_url and not (Path(settings.data_dir) / "dockyard.db").is_file():
         yield None
@@ -83,16 +83,24 @@ def _shared(ctx: click.Context, command: str, db: Path | None) -> Iterator[VulnD
     from dockyard.app import open_services
 
     try:
-        # The instance's services as every process builds them, so that what is
-        # connected to an import (the rescan of recent images) happens after one made
-        # here too.
         services = open_services(settings, migrate=True)
     except Exception as exc:
         raise CommandError(command, f"cannot open the instance's database: {exc}") from exc
     try:
-        yield services.vulndb
+        yield services
     finally:
         services.close()
+
+
+@contextlib.contextmanager
+def _shared(ctx: click.Context, command: str, db: Path | None) -> Iterator[VulnDBService | None]:
+    """The instance's shared vulnerability database, when no ``--db`` is given and the
+    instance has a database; else None (the commands use a database file)."""
+    if db is not None:
+        yield None
+        return
+    with _instance(ctx, command) as services:
+        yield services.vulndb if services is not None else None
 
 
 class _ProgressBar:
@@ -276,22 +284,24 @@ def _import_shared(
 @click.pass_context
 def vulndb_sync(ctx: click.Context, source: str | None) -> None:
     """Fetch what changed at the source into the instance's database."""
-    from dockyard.scanning.sources import SourceError, VulnSync
+    from dockyard.scanning.sources import SourceError
 
     settings = _settings(ctx, "vulndb sync")
     source = source or settings.vulndb_source
     if not source:
         raise CommandError("vulndb sync", "no source: set DOCKYARD_VULNDB_SOURCE or --source")
-    with _shared(ctx, "vulndb sync", None) as service:
-        if service is None:
+    with _instance(ctx, "vulndb sync") as services:
+        if services is None:
             raise CommandError(
                 "vulndb sync",
                 f"no instance database in {settings.data_dir} (start `dockyard serve` once, "
                 "or set DOCKYARD_DATABASE_URL)",
             )
-        defaults = tuple(e.strip() for e in settings.vulndb_ecosystems.split(",") if e.strip())
+        # The instance's sync (its default ecosystems, the ecosystems in use), from the
+        # source asked for.
+        sync = dataclasses.replace(services.vulndb_sync, source=source)
         try:
-            result = VulnSync(service, source, defaults).sync(actor="cli")
+            result = sync.sync(actor="cli")
         except (SourceError, OSError) as exc:
             raise CommandError("vulndb sync", str(exc)) from exc
     for location in result.fetched:

@@ -242,6 +242,15 @@ def stored_document(
     }
 
 
+def ecosystems_of(doc: dict[str, Any]) -> str:
+    """The OSV ecosystems a stored document's packages are matched in, sorted and joined
+    by commas (what ``scan_results.ecosystems`` keeps, so that a sync learns them without
+    reading every report)."""
+    found = {str(p.get("ecosystem") or "") for p in doc.get("report", {}).get("packages", [])}
+    found.discard("")
+    return ",".join(sorted(e.replace(",", "") for e in found))
+
+
 def rebuild_result(doc: dict[str, Any]) -> tuple[ScanResult, list[LayerInfo]]:
     """The engine's :class:`ScanResult` and the layers from a stored document."""
     report = doc["report"]
@@ -867,6 +876,7 @@ class ScanService:
                 "unknown": counts["Unknown"],
                 "findings": json.dumps({k: v for k, v in ids.items() if v}),
                 "result": _compress(doc or {}),
+                "ecosystems": ecosystems_of(doc or {}),
             }
         conn.execute(sa.update(t.scan_results).where(_S.digest == digest).values(values))
         current = _scan(conn.execute(_SCAN_BY_DIGEST, {"digest": digest}).one())
@@ -1098,6 +1108,20 @@ class ScanService:
             gone = conn.execute(sa.delete(t.scan_results).where(~held)).rowcount
             conn.execute(sa.delete(t.manifest_pulls).where(~pulled))
         return int(gone)
+
+    def ecosystems_in_use(self) -> set[str]:
+        """The OSV ecosystems the packages of stored images are matched in (``Debian:12``,
+        ``PyPI``…), from their complete scans: a provider of
+        :attr:`~dockyard.scanning.sources.VulnSync.ecosystems_in_use`, so that a sync
+        fetches only those. Scans of images no longer stored are purged, and with them
+        what they used. One query over a few distinct values; empty before any scan."""
+        with self.db.read() as conn:
+            rows = conn.execute(
+                sa.select(_S.ecosystems)
+                .where(_S.status == COMPLETE, _S.ecosystems != "")
+                .distinct()
+            ).scalars()
+            return {e for joined in rows for e in str(joined).split(",") if e}
 
     def status_counts(self) -> list[tuple[str, int]]:
         """Stored scans per status (the metrics)."""

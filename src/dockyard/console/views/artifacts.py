@@ -14,7 +14,7 @@ from typing import Any
 from starlette.responses import Response
 from starlette.routing import Route
 
-from dockyard.console.core import PREFIX, Console, Ctx, seg
+from dockyard.console.core import PREFIX, Console, Ctx, allows, seg
 from dockyard.console.views.catalog import repo_json, tag_json
 
 MANIFESTS_API = "/api/v1/repositories/{}/{}/manifests/{}"
@@ -54,7 +54,10 @@ async def _render(ctx: Ctx, detail: dict[str, Any], tag: dict[str, Any] | None) 
         tag=tag,
         m=detail,
         host=ctx.instance["registry_host"],
-        may_delete=tag is not None and ctx.has("/api/v1/repositories/{}/{}/tags/{}", "DELETE"),
+        # The repository's allowed_actions: a reader is shown no Delete it would be refused.
+        may_delete=tag is not None
+        and ctx.has("/api/v1/repositories/{}/{}/tags/{}", "DELETE")
+        and allows(repo, "cr:DeleteRepositoryImage"),
     )
 
 

@@ -17,12 +17,13 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from dockyard.console.client import ApiProblem, SessionExpired, seg
-from dockyard.console.core import PREFIX, Console, Ctx
+from dockyard.console.core import PREFIX, Console, Ctx, may_on
 from dockyard.console.session import SESSION_COOKIE
 
 FINAL = ("success", "failed", "canceled", "timed_out")
 FOLLOW_POLL = 0.3
 KEEP_ALIVE = 15.0
+CANCEL = "cr:CancelRepoBuild"
 
 
 def routes(console: Console) -> list[Route]:
@@ -172,12 +173,15 @@ async def build(ctx: Ctx) -> Response:
     path = f"{_api(ctx)}/builds/{seg(ctx.param('id'))}"
     found = await ctx.api.get(path)
     log = await ctx.api.get(f"{path}/log", {"limit": "10000"})
+    full = f"{ctx.param('namespace')}/{ctx.param('repository')}"
+    may = await may_on(ctx, (CANCEL,), full)
     return ctx.render(
         "build.html",
         nav="repositories",
-        full=f"{ctx.param('namespace')}/{ctx.param('repository')}",
+        full=full,
         repo_url=_page(ctx),
         build=found,
+        may_cancel=CANCEL in may and ctx.has("/api/v1/repositories/{}/{}/builds/{}/cancel", "POST"),
         lines=log["items"],
         offset=log["next_offset"],
         final=found["status"] in FINAL,

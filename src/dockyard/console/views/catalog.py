@@ -12,7 +12,16 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from dockyard.console.client import ApiProblem
-from dockyard.console.core import PREFIX, Console, Ctx, Rerender, allows, page_url, seg
+from dockyard.console.core import (
+    PREFIX,
+    Console,
+    Ctx,
+    Rerender,
+    allows,
+    may_on,
+    page_url,
+    seg,
+)
 from dockyard.console.views.builds import build_tab, source_body
 from dockyard.console.views.webhooks import HookList, Where, hook_list
 from dockyard.oci.reference import COMPONENT
@@ -21,6 +30,7 @@ ROLES = ("read-only", "write", "admin")
 CREATE_NAMESPACE = "cr:CreateNamespace"
 CREATE_REPOSITORY = "cr:CreateRepository"
 LIST_PERMISSIONS = "cr:ListRepositoryPermission"
+BIND_SOURCE = "cr:UpdateRepoSourceRepo"
 
 
 def routes(console: Console) -> list[Route]:
@@ -420,6 +430,17 @@ def _namespace_choices(ctx: Ctx, spaces: list[dict[str, Any]]) -> list[tuple[str
     return [(a, groups[a]) for a in order]
 
 
+async def _may_bind(ctx: Ctx, namespace: str) -> bool:
+    """Whether step 2 of creating a repository offers a git code source: the API's batch
+    check of binding one to a repository of any name in ``namespace``."""
+    if not ctx.has("/api/v1/repositories/{}/{}/source", "PUT"):
+        return False
+    try:
+        return BIND_SOURCE in await may_on(ctx, (BIND_SOURCE,), namespace)
+    except ApiProblem:  # a name the check refuses: no repository is made there either
+        return False
+
+
 async def repository_new(ctx: Ctx) -> Response:
     spaces, _ = await _all(ctx, "/api/v1/namespaces")
     choices = _namespace_choices(ctx, spaces)
@@ -443,6 +464,7 @@ async def repository_new(ctx: Ctx) -> Response:
             namespaces=names,
             choices=choices,
             errors={},
+            may_bind=False,
         )
     values = {key: ctx.form.get(key, "").strip() for key in _REPO_FIELDS}
     values["detail"] = ctx.form.get("detail", "")
@@ -460,6 +482,7 @@ async def repository_new(ctx: Ctx) -> Response:
         errors["summary"] = "Keep the summary to 100 characters."
     if values["repo_type"] not in ("public", "private"):
         errors["repo_type"] = "Choose public or private."
+    may_bind = not errors and await _may_bind(ctx, values["namespace"])
     step = ctx.form.get("step", "1")
     if errors or step == "1" or ctx.form.get("back"):
         return ctx.render(
@@ -471,10 +494,13 @@ async def repository_new(ctx: Ctx) -> Response:
             namespaces=names,
             choices=choices,
             errors=errors,
+            may_bind=may_bind,
         )
     source = ctx.form.get("source")
     if source not in ("local", "git"):
         errors["source"] = "Choose the code source."
+    elif source == "git" and not may_bind:
+        errors["source"] = "You may not bind a code source to repositories of this namespace."
     elif source == "git" and not ctx.form.get("url", "").strip():
         errors["source"] = "Enter the URL of the git repository."
     if not errors:
@@ -500,6 +526,7 @@ async def repository_new(ctx: Ctx) -> Response:
                 namespaces=names,
                 choices=choices,
                 errors={"form": exc.detail},
+                may_bind=may_bind,
             )
     if errors:
         return ctx.render(
@@ -511,6 +538,7 @@ async def repository_new(ctx: Ctx) -> Response:
             namespaces=names,
             choices=choices,
             errors=errors,
+            may_bind=may_bind,
         )
     full = f"{seg(values['namespace'])}/{seg(values['name'])}"
     if source == "git":

@@ -12,7 +12,7 @@ from starlette.routing import Route
 
 from dockyard import jsontext
 from dockyard.console.client import ApiProblem
-from dockyard.console.core import PREFIX, Console, Ctx, Rerender, allowed, next_after, seg
+from dockyard.console.core import PREFIX, Console, Ctx, Rerender, may_on, next_after, seg
 
 MIN_SESSION_SECONDS, MAX_SESSION_SECONDS = 900, 43200
 # Following ``next`` links: enough for any account, and an end if the API misbehaves.
@@ -91,14 +91,20 @@ def routes(console: Console) -> list[Route]:
 USER_ACTIONS = ("ram:UpdateUser", "ram:CreateAccessKey", "ram:DeleteAccessKey", "ram:DeleteUser")
 GROUP_ACTIONS = ("ram:AddUserToGroup", "ram:RemoveUserFromGroup", "ram:DeleteGroup")
 ROLE_ACTIONS = ("ram:UpdateRole", "ram:DeleteRole")
+POLICY_ACTIONS = ("ram:UpdatePolicy", "ram:DeletePolicy")
 
 
-async def may_on(ctx: Ctx, candidates: tuple[str, ...], name: str) -> frozenset[str]:
-    """Which ``candidates`` the caller may do on the user, group or role ``name`` (the
-    API's batch check): the forms and buttons its page shows."""
-    if not ctx.has("/api/v1/authz/check", "POST"):
-        return frozenset(candidates)
-    return await allowed(ctx.api, [(a, name) for a in candidates])
+ATTACH = "ram:AttachPolicy"
+DETACH = "ram:DetachPolicy"
+
+
+async def holder_may(ctx: Ctx, candidates: tuple[str, ...], kind: str, name: str) -> frozenset[str]:
+    """Which ``candidates`` the caller may do on the user, group or role ``name`` (of
+    ``kind``: ``user``, ``group`` or ``role``), and whether it may attach and detach its
+    policies (asked about ``kind/name``, as those routes check): the forms and buttons
+    its page shows, in one batch check."""
+    holder = f"{kind}/{name}"
+    return await may_on(ctx, candidates, name, also=[(ATTACH, holder), (DETACH, holder)])
 
 
 async def every_item(
@@ -215,7 +221,7 @@ async def user_page(
         status,
         nav="users",
         user=item,
-        may=await may_on(ctx, USER_ACTIONS, name),
+        may=await holder_may(ctx, USER_ACTIONS, "user", name),
         keys=keys.get("items", []),
         groups=groups,
         attachable=[p for p in all_policies if p["name"] not in attached],
@@ -318,6 +324,7 @@ async def policy_new(ctx: Ctx) -> Response:
             "ram_policy.html",
             nav="policies",
             policy=None,
+            may=ctx.may,
             name="",
             document=json.dumps(POLICY_TEMPLATE, indent=2),
             errors={},
@@ -341,6 +348,7 @@ async def policy_new(ctx: Ctx) -> Response:
             400,
             nav="policies",
             policy=None,
+            may=ctx.may,
             name=name,
             document=text,
             errors=errors,
@@ -367,11 +375,13 @@ async def _versions(ctx: Ctx, name: str) -> list[dict[str, Any]] | None:
 async def policy_edit(ctx: Ctx) -> Response:
     name = ctx.param("policy")
     found = await ctx.api.get(f"/api/v1/ram/policies/{seg(name)}")
+    may = await may_on(ctx, POLICY_ACTIONS, name)
     if ctx.request.method == "GET":
         return ctx.render(
             "ram_policy.html",
             nav="policies",
             policy=found,
+            may=may,
             name=name,
             document=json.dumps(found.get("document"), indent=2),
             errors={},
@@ -394,6 +404,7 @@ async def policy_edit(ctx: Ctx) -> Response:
             400,
             nav="policies",
             policy=found,
+            may=may,
             name=name,
             document=text,
             errors=errors,
@@ -468,7 +479,7 @@ async def group_page(
         status,
         nav="groups",
         group=item,
-        may=await may_on(ctx, GROUP_ACTIONS, name),
+        may=await holder_may(ctx, GROUP_ACTIONS, "group", name),
         members=members,
         candidates=[u["name"] for u in users if u.get("login") not in members],
         attachable=[p for p in await _policy_names(ctx) if p["name"] not in attached],
@@ -610,7 +621,7 @@ async def _role_page(
         status,
         nav="roles",
         role=item,
-        may=await may_on(ctx, ROLE_ACTIONS, str(item["name"])),
+        may=await holder_may(ctx, ROLE_ACTIONS, "role", str(item["name"])),
         assume_example=assume_role_example(item),
         values=values
         or {

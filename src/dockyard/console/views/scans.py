@@ -12,10 +12,12 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from dockyard.console.client import ApiProblem
-from dockyard.console.core import PREFIX, Console, Ctx, seg
+from dockyard.console.core import PREFIX, Console, Ctx, may_on, seg
 
 LEVELS = ("High", "Medium", "Low", "Unknown")
 BLOCK_LEVELS = ("none", "low", "medium", "high")
+START_SCAN = "cr:StartRepoTagScan"
+UPDATE_NS_SECURITY = "cr:UpdateNamespaceSecuritySetting"
 
 
 def routes(console: Console) -> list[Route]:
@@ -66,6 +68,7 @@ async def report(ctx: Ctx) -> Response:
         if exc.status != 404:
             raise
         body = None
+    may = await may_on(ctx, (START_SCAN,), f"{ctx.param('ns')}/{ctx.param('repo')}")
     return ctx.render(
         "scan_report.html",
         nav="repositories",
@@ -78,7 +81,8 @@ async def report(ctx: Ctx) -> Response:
         fixable=fixable,
         levels=LEVELS,
         advisory_url=advisory_url,
-        can_scan=ctx.has("/api/v1/repositories/{}/{}/manifests/{}/scan", "POST"),
+        can_scan=ctx.has("/api/v1/repositories/{}/{}/manifests/{}/scan", "POST")
+        and START_SCAN in may,
     )
 
 
@@ -129,6 +133,7 @@ async def _security_page(
 ) -> Response:
     name = ctx.param("ns")
     settings = await ctx.api.get(f"/api/v1/namespaces/{seg(name)}/security")
+    may = await may_on(ctx, (UPDATE_NS_SECURITY,), name)
     return ctx.render(
         "namespace_security.html",
         status,
@@ -137,7 +142,7 @@ async def _security_page(
         settings=settings,
         allowlist=values.get("allowlist", allowlist_text(settings["allowlist"])),
         block_levels=BLOCK_LEVELS,
-        can_edit=ctx.has("/api/v1/namespaces/{}/security", "PUT"),
+        can_edit=ctx.has("/api/v1/namespaces/{}/security", "PUT") and UPDATE_NS_SECURITY in may,
         errors=errors or {},
     )
 
