@@ -144,6 +144,10 @@ class Op:
     query parameter, an event stream), each with its body's model; None for text the
     document does not type (``text/event-stream``). Listed after ``reply``'s JSON, so a
     generated client reads the JSON."""
+    also: tuple[tuple[int, type[BaseModel] | None], ...] = ()
+    """Other successes the operation answers, each with its JSON body's model (None: no
+    content): a PUT that creates (201) or replaces (200), a hook's ping (200) beside its
+    push (202)."""
     headers: tuple[tuple[str, str], ...] = ()
     """Request headers the operation reads, ``(name, what it is)``: how a public route
     proves who sent it (a signature) when no credentials do."""
@@ -366,6 +370,11 @@ def _operation(
     if headers:
         success["headers"] = headers
     responses: dict[str, Any] = {str(op.status): success}
+    for status, model in op.also:
+        other: dict[str, Any] = {"description": HTTPStatus(status).phrase}
+        if model is not None:
+            other["content"] = {"application/json": {"schema": schemas.ref(model, "serialization")}}
+        responses[str(status)] = other
     for status in _error_statuses(method, op):
         responses[str(status)] = _problem_response(status)
     schemas.ref(Problem, "serialization")
