@@ -139,10 +139,10 @@ class Op:
     upload: tuple[str, ...] = ()
     """Media types of a file sent as the whole body (or as the one file of a
     ``multipart/form-data`` form), instead of a JSON ``body``."""
-    media: tuple[tuple[str, type[BaseModel] | None], ...] = ()
+    media: tuple[tuple[str, type[BaseModel]], ...] = ()
     """Other media types a success may be answered in (a report format chosen with a
-    query parameter, an event stream), each with its body's model; None for text the
-    document does not type (``text/event-stream``). Listed after ``reply``'s JSON, so a
+    query parameter, an event stream), each with its body's model (for
+    ``text/event-stream``, the model of one event). Listed after ``reply``'s JSON, so a
     generated client reads the JSON."""
     also: tuple[tuple[int, type[BaseModel] | None], ...] = ()
     """Other successes the operation answers, each with its JSON body's model (None: no
@@ -355,8 +355,7 @@ def _operation(
         reply = _page_model(op.reply, op.paged) if op.paged or op.listed else op.reply
         content["application/json"] = {"schema": schemas.ref(reply, "serialization")}
     for kind, model in op.media:
-        schema = {"type": "string"} if model is None else schemas.ref(model, "serialization")
-        content[kind] = {"schema": schema}
+        content[kind] = {"schema": schemas.ref(model, "serialization")}
     if content:
         success["content"] = content
     headers: dict[str, Any] = {}
@@ -370,10 +369,10 @@ def _operation(
     if headers:
         success["headers"] = headers
     responses: dict[str, Any] = {str(op.status): success}
-    for status, model in op.also:
+    for status, body in op.also:
         other: dict[str, Any] = {"description": HTTPStatus(status).phrase}
-        if model is not None:
-            other["content"] = {"application/json": {"schema": schemas.ref(model, "serialization")}}
+        if body is not None:
+            other["content"] = {"application/json": {"schema": schemas.ref(body, "serialization")}}
         responses[str(status)] = other
     for status in _error_statuses(method, op):
         responses[str(status)] = _problem_response(status)

@@ -291,6 +291,21 @@ class BuildLogOut(Reply):
     complete: bool = Field(description="the build has ended and every line is read")
 
 
+class BuildLogEvent(Reply):
+    """One Server-Sent Event of a followed log (``text/event-stream``)."""
+
+    event: Literal["line", "end"] = Field(
+        description="line: a line of the log; end: the build ended (the last event)"
+    )
+    data: str = Field(
+        description="JSON text: a line (as in items) for line, {status} for end",
+        examples=['{"line": 1, "stage": "cloning", "time": "2026-01-31T12:00:00Z", "text": "…"}'],
+    )
+    id: str | None = Field(
+        default=None, description="the line's number (send it back as Last-Event-ID to resume)"
+    )
+
+
 class LogQuery(Query):
     offset: int | None = Field(default=None, ge=0, le=10**9, description="lines to skip")
     limit: int | None = Field(
@@ -778,7 +793,7 @@ class BuildRoutes:
             tag="builds",
             reply=BuildLogOut,
             query=LogQuery,
-            media=(("text/event-stream", None),),
+            media=(("text/event-stream", BuildLogEvent),),
         )
     )
     async def log(self, request: Request) -> Response:

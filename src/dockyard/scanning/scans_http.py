@@ -349,12 +349,12 @@ class RepositorySecurityChange(Body):
     scan_on_push: bool | None = Field(description="true, false, or null: the namespace's")
 
 
-_REPORT_MEDIA: tuple[tuple[str, type[BaseModel] | None], ...] = (
+_REPORT_MEDIA: tuple[tuple[str, type[BaseModel]], ...] = (
     (REPORT_FORMATS["harbor"], HarborReport),
     (REPORT_FORMATS["sarif"], SarifLog),
     (REPORT_FORMATS["cyclonedx"], CycloneDxDocument),
 )
-_SBOM_MEDIA: tuple[tuple[str, type[BaseModel] | None], ...] = (
+_SBOM_MEDIA: tuple[tuple[str, type[BaseModel]], ...] = (
     (SBOM_FORMATS["cyclonedx"], CycloneDxDocument),
     (SBOM_FORMATS["spdx"], SpdxDocument),
 )
