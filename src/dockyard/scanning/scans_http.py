@@ -7,7 +7,10 @@
   ``vulnerabilities[]`` in the engine's JSON shape, filtered by ``severity``,
   ``fixable=true`` and ``package``, paged (``limit``, ``after``: the position to go on
   from, as ``next`` gives it). An index has ``platforms[]`` and its vulnerabilities say
-  which platform they are in. ``format=dockyard`` is the only format served here.
+  which platform they are in. ``format=`` serves the report in the formats other tools
+  read too (:mod:`dockyard.scanning.exports`, rendered in a worker thread).
+- ``GET …/manifests/{digest}/sbom?format=cyclonedx|spdx`` (``cr:GetRepoTagScanResult``):
+  the package inventory.
 - ``GET``/``PUT /api/v1/namespaces/{name}/security``: scan on push, pull blocking and the
   allowlist (``cr:GetNamespaceSecuritySetting``, ``cr:UpdateNamespaceSecuritySetting``).
 - ``GET``/``PUT …/repositories/{namespace}/{repository}/security``: the repository's
