@@ -178,6 +178,10 @@ def test_an_index_combines_platforms_where_the_format_can(scanned: dict[str, Any
     cyclonedx = _get(c, scan, format="cyclonedx", platform="linux/amd64")
     assert_valid_cyclonedx(cyclonedx.text)
     _problem(_get(c, scan, format="harbor", platform="linux/s390x"), 400, "linux/s390x")
+    # The engine's shape of one platform, as that platform's own result reads.
+    one = _get(c, scan, platform="linux/arm64").json()
+    assert one["platform"] == "linux/arm64"
+    assert one == c.get(f"{MULTI}/manifests/{one['digest']}/scan").json()
     # The SBOM of one platform.
     sbom = f"{MULTI}/manifests/{scanned['index']}/sbom"
     _problem(_get(c, sbom), 400, "platform=")

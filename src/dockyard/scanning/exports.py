@@ -70,7 +70,7 @@ def _result(part: Report) -> ScanResult:
     return part.result
 
 
-def _platform(report: Report, platform: str) -> Report:
+def platform_part(report: Report, platform: str) -> Report:
     """The index's platform *platform*; 400 naming those it has when it is not one."""
     for part in report.platforms:
         if part.scan.platform == platform:
@@ -91,7 +91,7 @@ def report_document(
     if report.scan.kind != "index":
         return render_report(_result(report), fmt, _context(report, repository, tag))
     if platform:
-        part = _platform(report, platform)
+        part = platform_part(report, platform)
         return render_report(_result(part), fmt, _context(part, repository, tag))
     if not combinable(fmt):
         have = ", ".join(p.scan.platform for p in report.platforms)
@@ -116,5 +116,5 @@ def sbom_document(
         if not platform:
             have = ", ".join(p.scan.platform for p in report.platforms)
             raise Invalid(f"an SBOM describes one image: name a platform with platform= ({have})")
-        part = _platform(report, platform)
+        part = platform_part(report, platform)
     return render_sbom(_result(part), fmt, _context(part, repository, tag))

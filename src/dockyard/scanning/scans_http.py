@@ -57,7 +57,13 @@ from dockyard.openapi import (
     Timestamp,
     describe,
 )
-from dockyard.scanning.exports import DEFAULT_SBOM, check_format, report_document, sbom_document
+from dockyard.scanning.exports import (
+    DEFAULT_SBOM,
+    check_format,
+    platform_part,
+    report_document,
+    sbom_document,
+)
 from dockyard.scanning.formats import REPORT_FORMATS, SBOM_FORMATS
 from dockyard.scanning.model import SEVERITIES
 from dockyard.scanning.report import as_json, parse_levels
@@ -642,9 +648,11 @@ class RepositoryScanRoutes(RepositoryRoutes):
         fmt = request.query_params.get("format") or "dockyard"
         await call_service(lambda: check_format(fmt, REPORT_FORMATS, "report"), ServiceError)
         found = await call_service(lambda: self.scans.report(ref.name, reference), ServiceError)
+        platform = request.query_params.get("platform") or ""
+        if fmt == "dockyard" and platform and found.scan.kind == "index":
+            found = await call_service(lambda: platform_part(found, platform), ServiceError)
         if fmt != "dockyard":
             tag = request.path_params.get("tag")
-            platform = request.query_params.get("platform") or ""
             return await _rendered(
                 lambda: report_document(
                     found, fmt, repository=str(ref.name), tag=tag, platform=platform
