@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from urllib.parse import quote, urlencode
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel
@@ -386,6 +386,9 @@ _START_SCAN = Op(
 )
 
 
+T = TypeVar("T")
+
+
 def scan_url(name: RepositoryName | str, digest: str) -> str:
     return f"/api/v1/repositories/{name}/manifests/{digest}/scan"
 
@@ -596,6 +599,15 @@ def _reference(request: Request) -> str:
     return digest
 
 
+def _checked(check: Callable[[], T]) -> T:
+    """A quick check of the request against what is already read, on the event loop
+    (no thread for a dictionary lookup); its refusal answered as problem JSON."""
+    try:
+        return check()
+    except ServiceError as exc:
+        raise ApiError.of(exc) from exc
+
+
 async def _rendered(render: Callable[[], tuple[bytes, str]]) -> Response:
     """A report or SBOM rendered in a worker thread (a large inventory takes a while to
     render, CycloneDX above all: never on the event loop), answered with its format's
@@ -646,11 +658,11 @@ class RepositoryScanRoutes(RepositoryRoutes):
             )
         ref = await self._named(request, actions.GET_SCAN)
         fmt = request.query_params.get("format") or "dockyard"
-        await call_service(lambda: check_format(fmt, REPORT_FORMATS, "report"), ServiceError)
+        _checked(lambda: check_format(fmt, REPORT_FORMATS, "report"))
         found = await call_service(lambda: self.scans.report(ref.name, reference), ServiceError)
         platform = request.query_params.get("platform") or ""
         if fmt == "dockyard" and platform and found.scan.kind == "index":
-            found = await call_service(lambda: platform_part(found, platform), ServiceError)
+            found = _checked(lambda: platform_part(found, platform))
         if fmt != "dockyard":
             tag = request.path_params.get("tag")
             return await _rendered(
@@ -674,13 +686,13 @@ class RepositoryScanRoutes(RepositoryRoutes):
         )
     )
     async def sbom(self, request: Request) -> Response:
-        """The packages of a scanned manifest (name, version, purl, licence where known,
-        the layer that added it) as CycloneDX (the default) or SPDX; an index's platform
+        """The packages of a scanned manifest (name, version, purl, the layer that added
+        it; licences are not read yet) as CycloneDX (the default) or SPDX; an index's platform
         is named with ``platform=os/arch``. 409 while there is no complete result."""
         reference = _reference(request)
         ref = await self._named(request, actions.GET_SCAN)
         fmt = request.query_params.get("format") or DEFAULT_SBOM
-        await call_service(lambda: check_format(fmt, SBOM_FORMATS, "SBOM"), ServiceError)
+        _checked(lambda: check_format(fmt, SBOM_FORMATS, "SBOM"))
         found = await call_service(lambda: self.scans.report(ref.name, reference), ServiceError)
         platform = request.query_params.get("platform") or ""
         return await _rendered(
