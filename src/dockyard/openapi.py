@@ -139,6 +139,18 @@ class Op:
     upload: tuple[str, ...] = ()
     """Media types of a file sent as the whole body (or as the one file of a
     ``multipart/form-data`` form), instead of a JSON ``body``."""
+    media: tuple[tuple[str, type[BaseModel]], ...] = ()
+    """Other media types a success may be answered in (a report format chosen with a
+    query parameter, an event stream), each with its body's model (for
+    ``text/event-stream``, the model of one event). Listed after ``reply``'s JSON, so a
+    generated client reads the JSON."""
+    also: tuple[tuple[int, type[BaseModel] | None], ...] = ()
+    """Other successes the operation answers, each with its JSON body's model (None: no
+    content): a PUT that creates (201) or replaces (200), a hook's ping (200) beside its
+    push (202)."""
+    headers: tuple[tuple[str, str], ...] = ()
+    """Request headers the operation reads, ``(name, what it is)``: how a public route
+    proves who sent it (a signature) when no credentials do."""
 
 
 def describe(**operations: Op) -> Callable[[F], F]:
@@ -332,10 +344,20 @@ def _operation(
         params += _query_params(op.query)
     if op.paged:
         params += _PAGE_PARAMS
+    params += [
+        {"name": name, "in": "header", "required": False, "description": what}
+        | {"schema": {"type": "string"}}
+        for name, what in op.headers
+    ]
     success: dict[str, Any] = {"description": op.summary}
+    content: dict[str, Any] = {}
     if op.reply is not None:
         reply = _page_model(op.reply, op.paged) if op.paged or op.listed else op.reply
-        success["content"] = {"application/json": {"schema": schemas.ref(reply, "serialization")}}
+        content["application/json"] = {"schema": schemas.ref(reply, "serialization")}
+    for kind, model in op.media:
+        content[kind] = {"schema": schemas.ref(model, "serialization")}
+    if content:
+        success["content"] = content
     headers: dict[str, Any] = {}
     if op.paged:
         headers["Link"] = _LINK
@@ -347,6 +369,11 @@ def _operation(
     if headers:
         success["headers"] = headers
     responses: dict[str, Any] = {str(op.status): success}
+    for status, body in op.also:
+        other: dict[str, Any] = {"description": HTTPStatus(status).phrase}
+        if body is not None:
+            other["content"] = {"application/json": {"schema": schemas.ref(body, "serialization")}}
+        responses[str(status)] = other
     for status in _error_statuses(method, op):
         responses[str(status)] = _problem_response(status)
     schemas.ref(Problem, "serialization")
@@ -436,6 +463,10 @@ _TAGS = {
     "authz": "What the caller may do, asked in one batch",
     "manifests": "What a manifest is: its kind, platforms, config, history and referrers",
     "vulndb": "The instance's vulnerability database and its imports",
+    "scans": "Vulnerability scans of tags and manifests, their reports and SBOMs",
+    "security": "Scan on push, pull blocking and the allowlist of namespaces and repositories",
+    "builds": "Building images from a git repository: its source, build rules, builds, logs",
+    "hooks": "Push notifications from code hosts (signed with the source's hook secret)",
 }
 
 

@@ -40,8 +40,13 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from dockyard.openapi import Op, Reply, describe, openapi_document
+from tests.builds.support import build_env, wait_build
+from tests.builds.test_builds import simple_files
+from tests.fixtures.gitserver import GitServer, MakeRepo
 from tests.fixtures.oci import push_image
 from tests.fixtures.server import ADMIN_PASSWORD, DockyardServer, running_server
+from tests.scanning.registry_helpers import push, scan_server, wait_scan
+from tests.scanning.test_cli import build_image
 from tests.security.test_authz_matrix import _app_routes
 
 CHECKS = [
@@ -68,6 +73,12 @@ NOT_GENERATED = {
     "PATCH /api/v1/namespaces/{namespace}/webhooks/{id}",
     "PUT /api/v1/me/password",
 }
+# - a code source's URL is where the server clones from and lists refs of: a generated
+#   one would send traffic off this machine (the flow binds a loopback git server).
+NOT_GENERATED |= {
+    "PUT /api/v1/repositories/{namespace}/{repository}/source",
+    "POST /api/v1/repositories/{namespace}/{repository}/source/check",
+}
 
 
 def basic(creds: tuple[str, str]) -> dict[str, str]:
@@ -80,6 +91,15 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockyardServer]
     base = tmp_path_factory.mktemp("contract")
     env = {"DOCKYARD_JOB_WORKERS": "0", "DOCKYARD_WEBHOOK_ALLOW_NETWORKS": "127.0.0.0/8"}
     with running_server(base, env, remove=True) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def worker_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockyardServer]:
+    """A server whose job workers run, for what needs them: scans (OSV records
+    imported) and builds (from the loopback git server, so local sources are allowed)."""
+    base = tmp_path_factory.mktemp("contract-workers")
+    with scan_server(base / "server", build_env(base)) as server:
         yield server
 
 
@@ -124,12 +144,21 @@ def test_every_route_is_described(document: dict[str, Any]) -> None:
         where = f"{method} {path}"
         assert op["summary"], where
         assert op["tags"], where
-        success = [s for s in op["responses"] if s.startswith("2")]
-        assert len(success) == 1, where
+        # One success, or a few (a PUT that creates or replaces, a hook's ping beside its
+        # push); each a JSON body of a named type, and any other media type typed too
+        # (a report format's document, the events of a stream).
+        success = sorted(s for s in op["responses"] if s.startswith("2"))
+        assert 1 <= len(success) <= 2, where
         answer = op["responses"][success[0]]
-        if success[0] != "204":
-            ref = answer["content"]["application/json"]["schema"]["$ref"]
-            assert ref.rsplit("/", 1)[1] in schemas, where
+        for status in success:
+            if status == "204":
+                continue
+            content = op["responses"][status]["content"]
+            if "application/json" in content or status != success[0]:
+                ref = content["application/json"]["schema"]["$ref"]
+                assert ref.rsplit("/", 1)[1] in schemas, where
+            for kind, typed in content.items():  # each event of an event stream typed
+                assert typed["schema"]["$ref"].rsplit("/", 1)[1] in schemas, (where, kind)
         # Problems are documented with their statuses, as problem JSON.
         for status, response in op["responses"].items():
             if status.startswith("4"):
@@ -145,16 +174,20 @@ def test_every_route_is_described(document: dict[str, Any]) -> None:
                 assert content["multipart/form-data"]["schema"]["required"] == ["file"], where
         elif method in ("PATCH",) or (method == "POST" and success[0] == "201"):
             raise AssertionError(f"{where} changes something from a body it does not describe")
-        # Paging only on listings: limit, after and Link go together with items and next.
+        # Paging the same way on every listing: a reply of items and next goes with
+        # limit, after and Link. (A scan report pages its vulnerabilities with limit and
+        # after too, and a build log its lines with offset and limit; neither is a
+        # listing.)
         names = {p["name"] for p in op["parameters"]}
-        if "limit" in names:
-            assert "after" in names, where
+        reply = answer.get("content", {}).get("application/json", {}).get("schema", {})
+        page = schemas.get(reply.get("$ref", "/").split("/")[-1], {})
+        if {"items", "next"} <= set(page.get("properties", {})):
+            assert {"limit", "after"} <= names, where
             assert "Link" in answer["headers"], where
-            page = schemas[answer["content"]["application/json"]["schema"]["$ref"].split("/")[-1]]
-            assert {"items", "next"} <= set(page["properties"]), where
         else:
-            assert "after" not in names, where
             assert "Link" not in answer.get("headers", {}), where
+        if "after" in names:
+            assert "limit" in names, where
 
 
 def test_the_document_lists_every_route_the_app_serves(
@@ -234,6 +267,9 @@ class Flow:
         self.answered.add(label)
         if status < 400:
             self.succeeded.add(label)
+        kind = response.headers.get("content-type") or ["application/json"]
+        if "json" not in (kind if isinstance(kind, str) else kind[0]):
+            return response.text  # an event stream
         return response.json() if response.content else None
 
 
@@ -242,7 +278,13 @@ N = "/api/v1/namespaces/{namespace}"
 
 
 def test_every_operation_answers_as_documented(
-    schema: Any, server: DockyardServer, document: dict[str, Any]
+    schema: Any,
+    server: DockyardServer,
+    document: dict[str, Any],
+    worker_server: DockyardServer,
+    git_server: GitServer,
+    git_repo_factory: MakeRepo,
+    tmp_path: Path,
 ) -> None:
     call = Flow(schema, server)
     # The instance, sign-in and the caller.
@@ -474,6 +516,13 @@ def test_every_operation_answers_as_documented(
     call("GET /api/v1/vulndb", 200)
     call("POST /api/v1/vulndb/imports", 403, auth=ROOT, body=[record])
 
+    # Scans, security settings, builds and the git hook, on the server whose workers run.
+    worked = Flow(schema, worker_server)
+    _scans_and_security(worked, worker_server, tmp_path)
+    _builds_and_hooks(worked, git_server, git_repo_factory)
+    call.answered |= worked.answered
+    call.succeeded |= worked.succeeded
+
     every = {f"{m} {p}" for m, p, _ in _operations(document)}
     assert not every - call.answered, "operations this flow does not drive yet (add a call):\n" + (
         "\n".join(sorted(every - call.answered))
@@ -481,6 +530,112 @@ def test_every_operation_answers_as_documented(
     # All of them succeeded, but for sign-up (off here) and retrying a job that has not
     # failed (no worker runs to fail one).
     assert every - call.succeeded == {"POST /api/v1/signup", "POST /api/v1/jobs/{id}/retry"}
+
+
+LIBRARY = {"namespace": "library", "repository": "app"}
+
+
+def _scans_and_security(call: Flow, server: DockyardServer, tmp: Path) -> None:
+    """An image pushed with skopeo and scanned by the workers: its report in every
+    format, its SBOMs, a rescan; the namespace's and repository's security settings."""
+    build_image(tmp / "layout")
+    digest = push(server, tmp, f"oci:{tmp / 'layout'}:latest", "app:v1")
+    with server.client() as admin:
+        wait_scan(admin, f"{R.format(**LIBRARY)}/tags/v1/scan")
+    tag, manifest = LIBRARY | {"tag": "v1"}, LIBRARY | {"digest": digest}
+    for fmt in ("dockyard", "harbor", "trivy", "sarif", "cyclonedx"):
+        call(f"GET {R}/tags/{{tag}}/scan", 200, params=tag, query={"format": fmt})
+    report = call(
+        f"GET {R}/manifests/{{digest}}/scan",
+        200,
+        params=manifest,
+        query={"severity": "High,Medium", "limit": 1},
+    )
+    assert len(report["vulnerabilities"]) == 1, report
+    assert report["next"], report
+    call(f"GET {R}/tags/{{tag}}/scan", 400, params=tag, query={"format": "grype"})
+    for fmt in ("cyclonedx", "spdx"):
+        call(f"GET {R}/manifests/{{digest}}/sbom", 200, params=manifest, query={"format": fmt})
+    call(f"POST {R}/tags/{{tag}}/scan", 202, params=tag)
+    call(f"POST {R}/manifests/{{digest}}/scan", 202, params=manifest)
+    ns = {"name": "library"}
+    call("GET /api/v1/namespaces/{name}/security", 200, params=ns)
+    call(
+        "PUT /api/v1/namespaces/{name}/security",
+        200,
+        params=ns,
+        body={
+            "block_pull_severity": "none",
+            "allowlist": [{"id": "CVE-2023-0001", "comment": "not reachable"}, "CVE-2023-0002"],
+        },
+    )
+    call("PUT /api/v1/namespaces/{name}/security", 400, params=ns, body={"block_pull": "x"})
+    call(f"GET {R}/security", 200, params=LIBRARY)
+    call(f"PUT {R}/security", 200, params=LIBRARY, body={"scan_on_push": False})
+
+
+def _builds_and_hooks(call: Flow, git: GitServer, make_repo: MakeRepo) -> None:
+    """A repository bound to a loopback git repository: its refs, a rule, one real
+    build (buildah) with its log read and followed, one build canceled, a GitLab-style
+    push to the hook, the deliveries; then unbound again."""
+    repo = {"namespace": "library", "repository": "built"}
+    call("POST /api/v1/repositories", 201, body={"namespace": "library", "name": "built"})
+    code = make_repo("contract-built", simple_files())
+    source = {
+        "type": "git",
+        "url": code.http_url,
+        "credentials": {"username": git.username, "token": git.token},
+    }
+    bound = call(f"PUT {R}/source", 201, params=repo, body=source)
+    call(f"PUT {R}/source", 200, params=repo, body={"url": code.http_url, "auto_build": True})
+    call(f"GET {R}/source", 200, params=repo)
+    refs = call(f"POST {R}/source/check", 200, params=repo)
+    assert [b["name"] for b in refs["branches"]] == ["main"]
+    secret = call(f"POST {R}/source/rotate-hook-secret", 200, params=repo)["hook_secret"]
+    assert secret != bound["hook_secret"]
+    rule = call(
+        f"POST {R}/build-rules",
+        201,
+        params=repo,
+        body={"type": "branch", "ref": "main", "image_tags": ["latest"]},
+    )
+    one = repo | {"id": str(rule["id"])}
+    call(f"GET {R}/build-rules", 200, params=repo)
+    call(f"GET {R}/build-rules/{{id}}", 200, params=one)
+    call(f"PATCH {R}/build-rules/{{id}}", 200, params=one, body={"image_tags": ["latest", "v1"]})
+    call(f"POST {R}/build-rules", 400, params=repo, body={"type": "branch", "ref": "("})
+    built = call(f"POST {R}/build-rules/{{id}}/build", 202, params=one, body={"ref": "main"})
+    doomed = call(f"POST {R}/build-rules/{{id}}/build", 202, params=one)
+    call(f"POST {R}/builds/{{id}}/cancel", 202, params=repo | {"id": str(doomed["id"])})
+    with call.server.client() as admin:
+        done = wait_build(admin, "built", built["id"])
+    assert done["status"] == "success", done
+    build = repo | {"id": str(built["id"])}
+    call(f"GET {R}/builds", 200, params=repo, query={"status": "success", "limit": 1})
+    call(f"GET {R}/builds/{{id}}", 200, params=build)
+    log = call(f"GET {R}/builds/{{id}}/log", 200, params=build, query={"limit": 5})
+    assert log["complete"] is False
+    assert len(log["items"]) == 5
+    stream = call(f"GET {R}/builds/{{id}}/log", 200, params=build, query={"follow": "true"})
+    assert "event: line" in stream  # schemathesis reads a stream's first events only:
+    with call.server.client() as admin:  # the whole stream ends with the build's status
+        whole = admin.get(f"{R.format(**repo)}/builds/{built['id']}/log?follow=true").text
+    assert whole.endswith('event: end\ndata: {"status": "success"}\n\n'), whole[-300:]
+    call(f"GET {R}/builds/{{id}}", 404, params=repo | {"id": "999999"})
+    call(f"POST {R}/builds/{{id}}/cancel", 409, params=build)  # it has ended
+    # A push to a branch no rule builds, as GitLab sends it (the secret in a header).
+    hook = {"hook_id": bound["hook_url"].rsplit("/", 1)[1]}
+    push_ = {"ref": "refs/heads/feature", "after": done["commit"]["sha"]}
+    push_ |= {"checkout_sha": done["commit"]["sha"]}
+    gitlab = {"X-Gitlab-Event": "Push Hook", "X-Gitlab-Token": secret}
+    answer = call("POST /api/v1/hooks/git/{hook_id}", 202, auth=gitlab, params=hook, body=push_)
+    assert answer["builds"] == []
+    wrong = gitlab | {"X-Gitlab-Token": bound["hook_secret"]}  # rotated away
+    call("POST /api/v1/hooks/git/{hook_id}", 401, auth=wrong, params=hook, body=push_)
+    deliveries = call(f"GET {R}/source/hook-deliveries", 200, params=repo)
+    assert [d["status"] for d in deliveries["items"]] == [401, 202]
+    call(f"DELETE {R}/build-rules/{{id}}", 204, params=one)
+    call(f"DELETE {R}/source", 204, params=repo)
 
 
 KNOWN = {

@@ -44,7 +44,8 @@ page = test_console.page
 
 MOST_PAGES = 150
 """A bound on the walk (it finds about half as many)."""
-SKIPPED = ("/console/static/", "/raw", "/sign-out")
+SKIPPED = ("/console/static/", "/raw", "/download", "/sign-out")
+"""Links that are no pages: files to save, and signing out."""
 
 
 @pytest.fixture(scope="module")

@@ -4,16 +4,23 @@ database says so; the namespace's security settings page blocks pulls."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
 
+from dockyard.scanning.formats import REPORT_FORMATS, SBOM_FORMATS
 from tests.console.test_console import CHROMIUM_ARGS, sign_in
 from tests.fixtures.server import ADMIN_PASSWORD, DockyardServer
 from tests.scanning.registry_helpers import push, scan_server, wait_scan
 from tests.scanning.test_cli import build_image
+from tests.scanning.test_formats import (
+    assert_valid_cyclonedx,
+    assert_valid_sarif,
+    assert_valid_spdx,
+)
 
 pytestmark = pytest.mark.clients
 
@@ -75,6 +82,26 @@ def test_counts_appear_in_the_tag_table_and_the_report_filters(
         page.click("[data-testid=report-filters] button")
         expect(table).to_have_count(1)
         expect(table.first).to_have_attribute("data-id", "GHSA-npm")
+
+        # Every report format and both SBOMs download as the API serves them.
+        downloads = page.locator("[data-testid=downloads]")
+        for name in (*REPORT_FORMATS, *(f"sbom-{f}" for f in SBOM_FORMATS)):
+            expect(downloads.locator(f"[data-testid=download-{name}]")).to_be_visible()
+        for testid, check in (
+            ("download-sarif", lambda text: assert_valid_sarif(json.loads(text))),
+            ("download-cyclonedx", assert_valid_cyclonedx),
+            ("download-sbom-spdx", lambda text: assert_valid_spdx(json.loads(text))),
+        ):
+            with page.expect_download() as info:
+                downloads.locator(f"[data-testid={testid}]").click()
+            saved = Path(info.value.path()).read_text()
+            check(saved)
+            assert info.value.suggested_filename.startswith("app-"), info.value.suggested_filename
+        with page.expect_download() as info:
+            downloads.locator("[data-testid=download-harbor]").click()
+        harbor = json.loads(Path(info.value.path()).read_text())
+        api = c.get(f"/api/v1/repositories/library/app/manifests/{digest}/scan?format=harbor")
+        assert harbor == api.json()
 
         # Scan again from the report: queued, then complete again.
         page.click("[data-testid=scan-again]")

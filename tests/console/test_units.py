@@ -15,6 +15,7 @@ from starlette.routing import Route
 
 from dockyard.config import Settings
 from dockyard.console.app import create_console
+from dockyard.console.client import ApiProblem
 from dockyard.console.core import (
     Console,
     api_routes,
@@ -78,6 +79,38 @@ def test_the_api_sees_the_browsers_address_host_scheme_and_token() -> None:
     }
     assert console.has("/api/v1/echo")
     assert not console.has("/api/v1/echo", "POST")
+
+
+async def _report(request: Request) -> Response:
+    if request.query_params.get("format") == "harbor":
+        body = b'{"severity": "High"}'
+        return Response(body, media_type="application/vnd.security.vulnerability.report")
+    problem = {"type": "about:blank", "title": "Conflict", "status": 409, "detail": "queued"}
+    return JSONResponse(problem, status_code=409, media_type="application/problem+json")
+
+
+def test_a_download_keeps_the_apis_bytes_and_media_type_and_raises_its_problems() -> None:
+    api = Starlette(routes=[Route("/api/v1/report", _report)])
+    console = Console(api, Settings(), routes=api_routes(api))
+    request = _browser_request(("203.0.113.9", 51515))
+
+    async def call() -> tuple[tuple[bytes, str], ApiProblem]:
+        client = console.client(request, "the-session-token")
+        try:
+            found = await client.download("/api/v1/report", {"format": "harbor", "x": ""})
+            try:
+                await client.download("/api/v1/report", {"format": "sarif"})
+            except ApiProblem as exc:
+                return found, exc
+            raise AssertionError("a 409 must raise its problem")
+        finally:
+            await client.aclose()
+
+    (body, media_type), problem = anyio.run(call)
+    assert body == b'{"severity": "High"}'
+    assert media_type == "application/vnd.security.vulnerability.report"
+    assert problem.status == 409
+    assert problem.detail == "queued"
 
 
 def test_csrf_token_is_bound_to_the_session() -> None:

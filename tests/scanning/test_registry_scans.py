@@ -183,7 +183,6 @@ def test_filters_paging_rescans_and_bad_input(tmp_path: Path) -> None:
             ({"severity": "Critical"}, "severity"),
             ({"fixable": "maybe"}, "fixable"),
             ({"format": "xml"}, "format"),
-            ({"format": "trivy"}, "trivy"),
             ({"after": "x"}, "after"),
             ({"limit": "0"}, "limit"),
         ):

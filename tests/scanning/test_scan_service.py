@@ -17,7 +17,7 @@ from dockyard.db.engine import Database, utcnow
 from dockyard.errors import Invalid, NotFound
 from dockyard.jobs.queue import JobQueue
 from dockyard.origin import Origin
-from dockyard.scanning.blobsource import LayerInfo
+from dockyard.scanning.formats import LayerInfo
 from dockyard.scanning.model import Finding, OperatingSystem, Package, ScanResult
 from dockyard.scanning.report import as_json
 from dockyard.scanning.service import (
@@ -147,7 +147,7 @@ def test_a_stored_result_rebuilds_the_engine_result() -> None:
             Finding("GHSA-2", lodash, "Medium"),
         ],
     )
-    layers = [LayerInfo(base, "sha256:" + "2" * 64, 1234, "application/x", "ADD rootfs /")]
+    layers = [LayerInfo(base, "sha256:" + "2" * 64, 1234, "ADD rootfs /", "application/x")]
     doc = json.loads(json.dumps(stored_document(result, layers, ["a warning"])))
     rebuilt, rebuilt_layers = rebuild_result(doc)
     assert as_json(rebuilt) == as_json(result)

@@ -651,6 +651,9 @@ API: list[tuple[str, str, str, Any, tuple[int, ...]]] = [
         (401, 404, 403, 403, 404, 404, 404, 404, 403, 401, 404)),
     ("POST", f"{RS}/manifests/{{digest}}/scan", f"{RSC}/manifests/{NEVER}/scan", None,
         (401, 404, 403, 403, 403, 403, 404, 404, 403, 401, 404)),
+    # An SBOM is read as a scan result is.
+    ("GET", f"{RS}/manifests/{{digest}}/sbom", f"{RSC}/manifests/{NEVER}/sbom", None,
+        (401, 404, 403, 403, 404, 404, 404, 404, 403, 401, 404)),
     # Security settings: read like the rest, changed with admin or FullAccess.
     ("GET", f"{RS}/security", f"{RSC}/security", None,
         (401, 200, 403, 403, 200, 200, 200, 200, 403, 401, 200)),

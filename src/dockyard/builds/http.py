@@ -14,9 +14,10 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Literal
 
 from anyio import to_thread
+from pydantic import Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -34,6 +35,7 @@ from dockyard.api import (
     optional_field,
     optional_json_body,
     page_params,
+    paged,
     path_id,
     problem,
     read_body,
@@ -52,6 +54,17 @@ from dockyard.errors import ServiceError
 from dockyard.iam.arn import repository_arn
 from dockyard.iam.authz import Principal
 from dockyard.oci.reference import RepositoryName
+from dockyard.openapi import (
+    Body,
+    Int64,
+    LenientBody,
+    NoFields,
+    Op,
+    Query,
+    Reply,
+    Timestamp,
+    describe,
+)
 
 SOURCE_FIELDS = (
     "type",
@@ -77,6 +90,267 @@ FOLLOW_POLL = 0.2
 """Seconds between two looks for new lines by a follower (latency: this plus the
 runner's flush interval)."""
 KEEP_ALIVE = 15.0
+
+
+# --- the document's types ----------------------------------------------------------
+
+BuildStatus = Literal[
+    "pending", "cloning", "building", "pushing", "success", "failed", "canceled", "timed_out"
+]
+
+
+class TokenCredentials(Body):
+    """A username and an access token (HTTPS)."""
+
+    username: str = ""
+    token: str = Field(min_length=1)
+
+
+class SshCredentials(Body):
+    """A private key (SSH URLs)."""
+
+    ssh_private_key: str = Field(min_length=1)
+
+
+class SourceBody(Body):
+    """A repository's code source: where its images are built from."""
+
+    type: Literal["git"] = "git"
+    url: str = Field(examples=["https://git.example.com/team/app.git"])
+    credentials: TokenCredentials | SshCredentials | None = Field(
+        default=None, description="left out: keep the stored ones; null: none"
+    )
+    auto_build: bool = Field(default=True, description="build when the code host reports a push")
+    build_without_cache: bool = False
+    build_pool: str = Field(default="default", examples=["default"])
+    poll_interval: int | None = Field(
+        default=None, description="seconds between polls for new commits (null: no polling)"
+    )
+
+
+class CredentialsKind(Reply):
+    kind: str = Field(examples=["token", "ssh"])
+
+
+class SourceOut(Reply):
+    """A code source (its credentials are never answered, only their kind)."""
+
+    repository: str
+    type: Literal["git"]
+    url: str
+    credentials: CredentialsKind | None
+    auto_build: bool
+    build_without_cache: bool
+    build_pool: str
+    poll_interval: int | None
+    hook_url: str = Field(description="where the code host sends pushes")
+    polled_at: Timestamp | None
+    created_at: Timestamp
+    updated_at: Timestamp
+    hook_secret: str | None = Field(
+        default=None, description="the hook secret, answered once: when the source is bound"
+    )
+
+
+class GitRef(Reply):
+    name: str = Field(examples=["main"])
+    commit: str
+
+
+class SourceRefsOut(Reply):
+    """The source's branches and tags, as the code host lists them now."""
+
+    branches: list[GitRef]
+    tags: list[GitRef]
+
+
+class HookSecretOut(Reply):
+    hook_secret: str = Field(description="the new secret; the old one no longer signs")
+
+
+class HookDeliveryOut(Reply):
+    """A push notification the hook received, and what came of it."""
+
+    id: Int64
+    received_at: Timestamp
+    provider: str | None = Field(examples=["github", "gitlab", "gitea", "forgejo", "generic"])
+    delivery: str | None = Field(description="the code host's delivery id")
+    kind: str = Field(examples=["push", "ping", "refused"])
+    ref: str | None
+    commit: str | None
+    status: int = Field(description="the HTTP status answered", examples=[202])
+    outcome: str
+    builds: list[Int64]
+
+
+class RuleBody(Body):
+    """A build rule: which refs build, from which Dockerfile, into which tags (each
+    field left out keeps its default, or on PATCH its value)."""
+
+    type: Literal["branch", "tag"] | None = None
+    ref: str | None = Field(default=None, description="a name or a regular expression")
+    dockerfile_dir: str | None = None
+    dockerfile_name: str | None = None
+    image_tags: list[str] | None = Field(
+        default=None, description="tag templates", examples=[["{branch}", "latest"]]
+    )
+    build_args: dict[str, str] | None = None
+    secrets: dict[str, str] | None = Field(
+        default=None, description="build secrets by id (write only: rules answer their ids)"
+    )
+    enabled: bool | None = None
+
+
+class RuleOut(Reply):
+    id: Int64
+    type: Literal["branch", "tag"]
+    ref: str
+    dockerfile_dir: str
+    dockerfile_name: str
+    image_tags: list[str]
+    build_args: dict[str, str]
+    secrets: list[str] = Field(description="the ids of the rule's secrets")
+    enabled: bool
+    builtin: bool = Field(description="the built-in release rule (read only)")
+    created_at: Timestamp | None
+    updated_at: Timestamp | None
+
+
+class BuildNow(Body):
+    ref: str | None = Field(
+        default=None, description="a branch or tag to build (default: the rule's)"
+    )
+
+
+class BuildTrigger(Reply):
+    type: Literal["manual", "push", "poll"]
+    by: str | None = Field(default=None, description="who started it (manual)")
+    hook_delivery_id: Int64 | None = Field(default=None, description="the delivery (push)")
+
+
+class BuildRef(Reply):
+    type: str = Field(examples=["branch", "tag"])
+    name: str
+
+
+class BuildCommit(Reply):
+    sha: str
+    subject: str
+
+
+class BuildStages(Reply):
+    queued_at: Timestamp
+    cloning_at: Timestamp | None
+    building_at: Timestamp | None
+    pushing_at: Timestamp | None
+    finished_at: Timestamp | None
+
+
+class BuildOut(Reply):
+    """A build: what it builds, where it stands, and what it pushed."""
+
+    id: Int64
+    repository: str
+    rule_id: Int64 | None
+    rule_ref: str
+    trigger: BuildTrigger
+    ref: BuildRef
+    commit: BuildCommit
+    status: BuildStatus
+    stages: BuildStages
+    duration_seconds: float | None
+    image_tags: list[str]
+    digest: str | None
+    error: str | None
+    worker: str | None
+    cancel_requested: bool
+    log_lines: int
+
+
+class BuildQuery(Query):
+    status: BuildStatus | None = Field(default=None, description="only builds in this state")
+    rule: Int64 | None = Field(default=None, description="only builds of this rule")
+
+
+class LogLineOut(Reply):
+    line: int
+    stage: str
+    time: Timestamp
+    text: str
+
+
+class BuildLogOut(Reply):
+    """Lines of a build's log from ``offset``; followed (``follow=true``), the same lines
+    arrive as Server-Sent Events (``text/event-stream``): ``line`` events whose ``id``
+    is the line number (send it back as ``Last-Event-ID`` to resume) and whose data is a
+    line as here, then one ``end`` event with the final ``status``."""
+
+    items: list[LogLineOut]
+    next_offset: int = Field(description="the offset that reads on after these lines")
+    status: BuildStatus
+    complete: bool = Field(description="the build has ended and every line is read")
+
+
+class BuildLogEvent(Reply):
+    """One Server-Sent Event of a followed log (``text/event-stream``)."""
+
+    event: Literal["line", "end"] = Field(
+        description="line: a line of the log; end: the build ended (the last event)"
+    )
+    data: str = Field(
+        description="JSON text: a line (as in items) for line, {status} for end",
+        examples=['{"line": 1, "stage": "cloning", "time": "2026-01-31T12:00:00Z", "text": "…"}'],
+    )
+    id: str | None = Field(
+        default=None, description="the line's number (send it back as Last-Event-ID to resume)"
+    )
+
+
+class LogQuery(Query):
+    offset: int | None = Field(default=None, ge=0, le=10**9, description="lines to skip")
+    limit: int | None = Field(
+        default=None, ge=0, le=10000, description="lines at most (0: the default, 1000)"
+    )
+    follow: bool | None = Field(
+        default=None, description="stream the lines as Server-Sent Events until the build ends"
+    )
+
+
+class HookPush(LenientBody):
+    """A code host's push notification: GitHub's, GitLab's, Gitea's and Forgejo's
+    payloads (as they send them), or the generic form. Signed: GitHub, Gitea, Forgejo
+    and the generic form with an HMAC-SHA256 of the body (hex) in their signature
+    header, GitLab with the secret itself in ``X-Gitlab-Token``."""
+
+    ref: str | None = Field(default=None, examples=["refs/heads/main"])
+    after: str | None = Field(default=None, description="the commit the ref moved to")
+
+
+class HookAccepted(Reply):
+    delivery: Int64 = Field(description="the recorded delivery")
+    builds: list[Int64] = Field(description="the builds it started")
+    outcome: str
+
+
+class HookPing(Reply):
+    ping: Literal["ok"]
+
+
+_HOOK_HEADERS = (
+    ("X-GitHub-Event", "GitHub: push or ping"),
+    ("X-Hub-Signature-256", "GitHub and the generic form: sha256=<hex HMAC-SHA256 of the body>"),
+    ("X-GitHub-Delivery", "GitHub: the delivery's id"),
+    ("X-Gitlab-Event", "GitLab: Push Hook or Tag Push Hook"),
+    ("X-Gitlab-Token", "GitLab: the hook secret itself"),
+    ("X-Gitlab-Event-UUID", "GitLab: the delivery's id"),
+    ("X-Gitea-Event", "Gitea: push"),
+    ("X-Gitea-Signature", "Gitea: hex HMAC-SHA256 of the body"),
+    ("X-Gitea-Delivery", "Gitea: the delivery's id"),
+    ("X-Forgejo-Event", "Forgejo: push"),
+    ("X-Forgejo-Signature", "Forgejo: hex HMAC-SHA256 of the body"),
+    ("X-Forgejo-Delivery", "Forgejo: the delivery's id"),
+    ("X-Delivery-Id", "the generic form: an optional delivery id"),
+)
 
 
 def hook_path(hook_id: str) -> str:
@@ -286,6 +560,19 @@ class BuildRoutes:
 
     # -- source ------------------------------------------------------------------------
 
+    @describe(
+        get=Op("Read the repository's code source", tag="builds", reply=SourceOut),
+        put=Op(
+            "Bind the repository to a code source, or change it",
+            tag="builds",
+            body=SourceBody,
+            reply=SourceOut,
+            also=((201, SourceOut),),
+            description="201 with the hook secret when the source is bound, 200 when a "
+            "bound source is changed.",
+        ),
+        delete=Op("Unbind the code source", tag="builds", status=204),
+    )
     async def source(self, request: Request) -> Response:
         if request.method == "GET":
             name, _ = await self._authorized(request, "cr:GetRepoSourceRepo")
@@ -307,12 +594,30 @@ class BuildRoutes:
             return JSONResponse(body | {"hook_secret": secret}, status_code=201)
         return JSONResponse(body)
 
+    @describe(
+        post=Op(
+            "List the code source's branches and tags",
+            tag="builds",
+            body=NoFields,
+            body_required=False,
+            reply=SourceRefsOut,
+        )
+    )
     async def check(self, request: Request) -> Response:
         name, _ = await self._authorized(request, "cr:ListRepoSourceRefs")
         await no_fields(request)
         refs = await call_service(lambda: self.builds.check_source(name), ServiceError)
         return JSONResponse(refs)
 
+    @describe(
+        post=Op(
+            "Rotate the hook secret",
+            tag="builds",
+            body=NoFields,
+            body_required=False,
+            reply=HookSecretOut,
+        )
+    )
     async def rotate(self, request: Request) -> Response:
         name, principal = await self._authorized(request, "cr:UpdateRepoSourceRepo")
         await no_fields(request)
@@ -322,6 +627,14 @@ class BuildRoutes:
         )
         return JSONResponse({"hook_secret": secret})
 
+    @describe(
+        get=Op(
+            "List the hook's deliveries, newest first",
+            tag="builds",
+            reply=HookDeliveryOut,
+            paged=True,
+        )
+    )
     async def deliveries(self, request: Request) -> Response:
         name, _ = await self._authorized(request, "cr:GetRepoSourceRepo")
         limit, after = page_params(request)
@@ -329,10 +642,21 @@ class BuildRoutes:
         found = await call_service(
             lambda: self.builds.deliveries(name, limit=limit, before=before), ServiceError
         )
-        return JSONResponse(listing([delivery_json(d) for d in found], limit, request, "id", ()))
+        return paged(listing([delivery_json(d) for d in found], limit, request, "id", ()))
 
     # -- rules -------------------------------------------------------------------------
 
+    @describe(
+        get=Op("List the build rules", tag="builds", reply=RuleOut, listed=True),
+        post=Op(
+            "Create a build rule",
+            tag="builds",
+            body=RuleBody,
+            reply=RuleOut,
+            status=201,
+            location=True,
+        ),
+    )
     async def rules(self, request: Request) -> Response:
         if request.method == "POST":
             name, principal = await self._authorized(request, "cr:CreateRepoBuildRule")
@@ -350,6 +674,11 @@ class BuildRoutes:
         found = await call_service(lambda: self.builds.rules(name), ServiceError)
         return JSONResponse({"items": [rule_json(r) for r in found]})
 
+    @describe(
+        get=Op("Read a build rule", tag="builds", reply=RuleOut),
+        patch=Op("Change a build rule", tag="builds", body=RuleBody, reply=RuleOut),
+        delete=Op("Delete a build rule", tag="builds", status=204),
+    )
     async def rule(self, request: Request) -> Response:
         action = {
             "GET": "cr:GetRepoBuildRule",
@@ -372,6 +701,17 @@ class BuildRoutes:
         )
         return JSONResponse(rule_json(changed))
 
+    @describe(
+        post=Op(
+            "Build now by a rule",
+            tag="builds",
+            body=BuildNow,
+            body_required=False,
+            reply=BuildOut,
+            status=202,
+            location=True,
+        )
+    )
     async def build_now(self, request: Request) -> Response:
         name, principal = await self._authorized(request, "cr:StartRepoBuildByRule")
         rule_id = path_id(request, "id", "build rule")
@@ -392,6 +732,15 @@ class BuildRoutes:
 
     # -- builds ------------------------------------------------------------------------
 
+    @describe(
+        get=Op(
+            "List builds, newest first",
+            tag="builds",
+            reply=BuildOut,
+            paged=True,
+            query=BuildQuery,
+        )
+    )
     async def list_builds(self, request: Request) -> Response:
         name, _ = await self._authorized(request, "cr:GetRepoBuildList")
         limit, after = page_params(request)
@@ -409,16 +758,27 @@ class BuildRoutes:
             ),
             ServiceError,
         )
-        return JSONResponse(
+        return paged(
             listing([build_json(b) for b in found], limit, request, "id", ("status", "rule"))
         )
 
+    @describe(get=Op("Read a build", tag="builds", reply=BuildOut))
     async def build(self, request: Request) -> Response:
         name, _ = await self._authorized(request, "cr:GetRepoBuildRecord")
         build_id = path_id(request, "id", "build")
         found = await call_service(lambda: self.builds.get_build(name, build_id), ServiceError)
         return JSONResponse(build_json(found))
 
+    @describe(
+        post=Op(
+            "Cancel a build",
+            tag="builds",
+            body=NoFields,
+            body_required=False,
+            reply=BuildOut,
+            status=202,
+        )
+    )
     async def cancel(self, request: Request) -> Response:
         name, principal = await self._authorized(request, "cr:CancelRepoBuild")
         build_id = path_id(request, "id", "build")
@@ -427,6 +787,15 @@ class BuildRoutes:
         found = await call_service(lambda: self.builds.cancel(origin, name, build_id), ServiceError)
         return JSONResponse(build_json(found), status_code=202)
 
+    @describe(
+        get=Op(
+            "Read a build's log, or follow it",
+            tag="builds",
+            reply=BuildLogOut,
+            query=LogQuery,
+            media=(("text/event-stream", BuildLogEvent),),
+        )
+    )
     async def log(self, request: Request) -> Response:
         name, _ = await self._authorized(request, "cr:GetRepoBuildLogs")
         build_id = path_id(request, "id", "build")
@@ -491,6 +860,19 @@ class HookRoutes:
     def routes(self) -> list[Route]:
         return [Route("/api/v1/hooks/git/{hook_id}", self.receive, methods=["POST"])]
 
+    @describe(
+        post=Op(
+            "Receive a push from a code host",
+            tag="hooks",
+            body=HookPush,
+            reply=HookAccepted,
+            status=202,
+            also=((200, HookPing),),
+            public=True,
+            headers=_HOOK_HEADERS,
+            errors=(401, 404, 413),
+        )
+    )
     async def receive(self, request: Request) -> Response:
         hook_id = request.path_params["hook_id"]
         found = await to_thread.run_sync(self.builds.source_by_hook, hook_id[:64])

@@ -89,6 +89,15 @@ class ApiClient:
             return None
         return response.json()
 
+    async def download(self, path: str, params: dict[str, str] | None = None) -> tuple[bytes, str]:
+        """GET a document that is not the console's JSON (a report in another tool's
+        format): its bytes and media type; refusals as :meth:`call`."""
+        clean = {k: v for k, v in (params or {}).items() if v not in ("", None)}
+        response = await self._http.get(path, params=clean or None, headers={"Accept": "*/*"})
+        if response.status_code >= 400:
+            self._answer(response)  # raises the problem, as for JSON
+        return response.content, response.headers.get("content-type", "application/octet-stream")
+
     async def upload(
         self, path: str, content: AsyncIterator[bytes], params: dict[str, str] | None = None
     ) -> Any:

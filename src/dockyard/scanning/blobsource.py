@@ -14,10 +14,10 @@ import hashlib
 import io
 import json
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import IO, Any
 
 from dockyard.oci import mediatypes as mt
+from dockyard.scanning.formats.common import LayerInfo
 from dockyard.scanning.image import MAX_JSON, ImageSource, Layer, ScanError
 from dockyard.storage.base import BlobNotFound, BlobStore
 
@@ -27,18 +27,6 @@ IMAGE_CONFIGS = frozenset({mt.OCI_CONFIG, mt.DOCKER_CONFIG})
 
 class Unsupported(ScanError):
     """The manifest is not a container image (a Helm chart, a signature, wasm, …)."""
-
-
-@dataclass(frozen=True, slots=True)
-class LayerInfo:
-    """One layer as reports show it: its blob, the uncompressed ``diff_id`` the config
-    lists for it, and the build step (``created_by`` of the history) that made it."""
-
-    digest: str
-    diff_id: str
-    size: int
-    media_type: str
-    created_by: str
 
 
 class BlobStream(io.RawIOBase):

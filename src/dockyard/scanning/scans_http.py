@@ -7,7 +7,10 @@
   ``vulnerabilities[]`` in the engine's JSON shape, filtered by ``severity``,
   ``fixable=true`` and ``package``, paged (``limit``, ``after``: the position to go on
   from, as ``next`` gives it). An index has ``platforms[]`` and its vulnerabilities say
-  which platform they are in. ``format=dockyard`` is the only format served here.
+  which platform they are in. ``format=`` serves the report in the formats other tools
+  read too (:mod:`dockyard.scanning.exports`, rendered in a worker thread).
+- ``GET …/manifests/{digest}/sbom?format=cyclonedx|spdx`` (``cr:GetRepoTagScanResult``):
+  the package inventory.
 - ``GET``/``PUT /api/v1/namespaces/{name}/security``: scan on push, pull blocking and the
   allowlist (``cr:GetNamespaceSecuritySetting``, ``cr:UpdateNamespaceSecuritySetting``).
 - ``GET``/``PUT …/repositories/{namespace}/{repository}/security``: the repository's
@@ -17,10 +20,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal, TypeVar
 from urllib.parse import quote, urlencode
 
+from pydantic import BaseModel, ConfigDict, Field, RootModel
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -42,6 +47,24 @@ from dockyard.errors import ServiceError
 from dockyard.iam import actions
 from dockyard.oci.digest import Digest, DigestError
 from dockyard.oci.reference import NameError_, RepositoryName, check_tag
+from dockyard.openapi import (
+    Body,
+    Int64,
+    NoFields,
+    Op,
+    Query,
+    Reply,
+    Timestamp,
+    describe,
+)
+from dockyard.scanning.exports import (
+    DEFAULT_SBOM,
+    check_format,
+    platform_part,
+    report_document,
+    sbom_document,
+)
+from dockyard.scanning.formats import REPORT_FORMATS, SBOM_FORMATS
 from dockyard.scanning.model import SEVERITIES
 from dockyard.scanning.report import as_json, parse_levels
 from dockyard.scanning.service import (
@@ -53,8 +76,317 @@ from dockyard.scanning.service import (
     StoredScan,
 )
 
-FORMATS = ("dockyard", "harbor", "trivy", "sarif", "cyclonedx")
-"""Every report format of the API; only ``dockyard`` is rendered by this module."""
+# --- the document's types ----------------------------------------------------------
+
+ScanStatus = Literal["queued", "scanning", "complete", "failed", "unsupported"]
+Level = Literal["High", "Medium", "Low", "Unknown"]
+
+
+class LevelCounts(Reply):
+    """Findings per level."""
+
+    High: int
+    Medium: int
+    Low: int
+    Unknown: int
+
+
+class ScanOut(Reply):
+    """A digest's scan: what is happening now, and the last complete result's counts."""
+
+    digest: str = Field(examples=["sha256:" + "0" * 64])
+    kind: Literal["image", "index"]
+    platform: str | None = Field(description="os/arch, for a platform of an index")
+    status: ScanStatus
+    reason: str | None = Field(description="why it failed or is unsupported")
+    queued_at: Timestamp
+    started_at: Timestamp | None
+    finished_at: Timestamp | None
+    database: str | None = Field(
+        description="the vulnerability database version used; empty: there was no data",
+        examples=["42", "empty"],
+    )
+    summary: LevelCounts | None = Field(description="counts of the last complete result")
+
+
+class ScanStartedOut(ScanOut):
+    url: str = Field(
+        description="where the result is read", json_schema_extra={"format": "uri-reference"}
+    )
+
+
+class ArtifactOut(Reply):
+    name: str
+    digest: str
+
+
+class OsOut(Reply):
+    family: str = Field(examples=["debian"])
+    version: str = Field(examples=["12"])
+
+
+class PackageOut(Reply):
+    name: str
+    version: str
+    ecosystem: str = Field(examples=["Debian:12", "PyPI"])
+    source_name: str
+    source_version: str
+    layer: str = Field(description="the digest of the layer that added it")
+
+
+class LayerOut(Reply):
+    digest: str
+    diff_id: str
+    size: Int64
+    created_by: str = Field(description="the image history step that made the layer")
+
+
+class VulnerabilityOut(Reply):
+    id: str = Field(examples=["DSA-5532-1"])
+    aliases: list[str] = Field(examples=[["CVE-2023-5678"]])
+    package: str
+    ecosystem: str
+    installed_version: str
+    fixed_version: str = Field(description='"" when no fixed version is known')
+    severity: Level
+    source_name: str
+    layer: str
+    summary: str
+    allowlisted: bool = Field(description="listed in the namespace's allowlist (not blocking)")
+    layer_created_by: str
+    platform: str = Field(default="", description="an index's platform the finding is in")
+
+
+class ScanReportOut(ScanOut):
+    """A scan in the engine's shape (``format=dockyard``), with a page of its filtered
+    vulnerabilities."""
+
+    repository: str = Field(examples=["team/app"])
+    artifact: ArtifactOut
+    os: OsOut
+    packages: list[PackageOut]
+    layers: list[LayerOut] = Field(default_factory=list, description="once a result exists")
+    platforms: list[ScanStartedOut] = Field(
+        default_factory=list, description="an index's platforms, each with its result's URL"
+    )
+    matched: int = Field(description="findings the filters matched (all pages)")
+    matched_summary: LevelCounts
+    vulnerabilities: list[VulnerabilityOut]
+    next: str | None = Field(
+        default=None,
+        description="the next page of vulnerabilities, when this one is full",
+        json_schema_extra={"format": "uri-reference"},
+    )
+
+
+class _Open(Reply):
+    """A document in another tool's format: the fields named here, and more as that
+    format defines them."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class TrivyResult(_Open):
+    Target: str
+    Class: str = Field(examples=["os-pkgs", "lang-pkgs"])
+    Type: str = Field(examples=["debian", "python-pkg"])
+    Vulnerabilities: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="VulnerabilityID, PkgName, InstalledVersion, FixedVersion, Severity, Layer…",
+    )
+
+
+class TrivyReport(_Open):
+    """Trivy's JSON report (``format=trivy``), schema version 2."""
+
+    SchemaVersion: Literal[2]
+    CreatedAt: str
+    ArtifactName: str
+    ArtifactType: Literal["container_image"]
+    Metadata: dict[str, Any]
+    Results: list[TrivyResult]
+
+
+class ScanDocument(RootModel[ScanReportOut | TrivyReport]):
+    """A scan as JSON: the engine's shape (``format=dockyard``, the default) or Trivy's
+    (``format=trivy``)."""
+
+
+class HarborArtifact(_Open):
+    repository: str
+    digest: str
+    tag: str = ""
+    mime_type: str
+
+
+class HarborScanner(_Open):
+    name: str
+    vendor: str
+    version: str
+
+
+class HarborVulnerability(_Open):
+    id: str
+    package: str
+    version: str
+    fix_version: str
+    severity: Level
+    description: str
+    links: list[str]
+    cwe_ids: list[str]
+    vendor_attributes: dict[str, Any]
+    preferred_cvss: dict[str, Any] | None = None
+
+
+class HarborReport(_Open):
+    """Harbor's pluggable scanner report, version 1.1 (``format=harbor``)."""
+
+    generated_at: str
+    artifact: HarborArtifact
+    scanner: HarborScanner
+    severity: Level
+    vulnerabilities: list[HarborVulnerability]
+
+
+class SarifLog(_Open):
+    """A SARIF 2.1.0 log (``format=sarif``): one run, or one per platform of an index."""
+
+    schema_uri: str = Field(alias="$schema")
+    version: Literal["2.1.0"]
+    runs: list[dict[str, Any]]
+
+
+class CycloneDxDocument(_Open):
+    """A CycloneDX 1.6 BOM: with ``vulnerabilities`` as a scan report, without as an
+    SBOM."""
+
+    bom_format: Literal["CycloneDX"] = Field(alias="bomFormat")
+    spec_version: str = Field(alias="specVersion", examples=["1.6"])
+    serial_number: str = Field(default="", alias="serialNumber")
+    version: int
+    metadata: dict[str, Any]
+    components: list[dict[str, Any]] = Field(default_factory=list)
+    vulnerabilities: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class SpdxDocument(_Open):
+    """An SPDX 2.3 document (``format=spdx``)."""
+
+    spdx_version: Literal["SPDX-2.3"] = Field(alias="spdxVersion")
+    data_license: str = Field(alias="dataLicense")
+    spdx_id: str = Field(alias="SPDXID")
+    name: str
+    document_namespace: str = Field(alias="documentNamespace")
+    creation_info: dict[str, Any] = Field(alias="creationInfo")
+    packages: list[dict[str, Any]]
+
+
+class ScanQuery(Query):
+    format: Literal["dockyard", "harbor", "trivy", "sarif", "cyclonedx"] = Field(
+        default="dockyard",
+        description="the report's format: dockyard (the engine's shape), harbor, trivy, "
+        "sarif or cyclonedx (each answered with its own media type)",
+    )
+    platform: str | None = Field(
+        default=None,
+        description="an index's platform (os/arch) to report on; harbor and cyclonedx "
+        "need one for an index, trivy and sarif combine the platforms without",
+        examples=["linux/amd64"],
+    )
+    severity: str | None = Field(
+        default=None, description="levels, comma-separated (dockyard format)", examples=["High"]
+    )
+    fixable: bool | None = Field(default=None, description="only findings with a fixed version")
+    package: str | None = Field(default=None, description="only findings in this package")
+    limit: int | None = Field(
+        default=None, ge=1, le=1000, description="vulnerabilities per page (dockyard format)"
+    )
+    after: str | None = Field(
+        default=None, pattern="^[0-9]{1,9}$", description="the position to go on from (from next)"
+    )
+
+
+class SbomQuery(Query):
+    format: Literal["cyclonedx", "spdx"] = Field(default="cyclonedx")
+    platform: str | None = Field(
+        default=None, description="an index's platform (os/arch): an SBOM describes one image"
+    )
+
+
+class AllowEntryBody(Body):
+    id: str = Field(min_length=1, examples=["CVE-2023-5678"])
+    expires_at: Timestamp | None = None
+    comment: str = ""
+
+
+class AllowEntryOut(Reply):
+    id: str
+    expires_at: Timestamp | None
+    comment: str
+
+
+BlockLevel = Literal["none", "low", "medium", "high"]
+
+
+class SecurityOut(Reply):
+    """A namespace's security settings."""
+
+    scan_on_push: bool
+    block_pull_severity: BlockLevel
+    block_unscanned: bool
+    allowlist: list[AllowEntryOut]
+
+
+class SecurityChange(Body):
+    """The fields to change (the allowlist is replaced whole)."""
+
+    scan_on_push: bool | None = None
+    block_pull_severity: BlockLevel | None = None
+    block_unscanned: bool | None = None
+    allowlist: list[AllowEntryBody | str] | None = Field(
+        default=None, description="entries, or bare ids"
+    )
+
+
+class RepositorySecurityOut(Reply):
+    scan_on_push: bool | None = Field(description="null: the namespace's setting")
+    effective_scan_on_push: bool
+    namespace: SecurityOut
+
+
+class RepositorySecurityChange(Body):
+    scan_on_push: bool | None = Field(description="true, false, or null: the namespace's")
+
+
+_REPORT_MEDIA: tuple[tuple[str, type[BaseModel]], ...] = (
+    (REPORT_FORMATS["harbor"], HarborReport),
+    (REPORT_FORMATS["sarif"], SarifLog),
+    (REPORT_FORMATS["cyclonedx"], CycloneDxDocument),
+)
+_SBOM_MEDIA: tuple[tuple[str, type[BaseModel]], ...] = (
+    (SBOM_FORMATS["cyclonedx"], CycloneDxDocument),
+    (SBOM_FORMATS["spdx"], SpdxDocument),
+)
+_READ_SCAN = Op(
+    "Read a scan, as a report in one of the formats",
+    tag="scans",
+    reply=ScanDocument,
+    query=ScanQuery,
+    media=_REPORT_MEDIA,
+    errors=(409,),
+)
+_START_SCAN = Op(
+    "Scan now",
+    tag="scans",
+    body=NoFields,
+    body_required=False,
+    reply=ScanStartedOut,
+    status=202,
+    location=True,
+)
+
+
+T = TypeVar("T")
 
 
 def scan_url(name: RepositoryName | str, digest: str) -> str:
@@ -162,13 +494,6 @@ def report_json(
 ) -> dict[str, Any]:
     """The GET …/scan body: the scan, and a page of its filtered vulnerabilities."""
     query = request.query_params
-    fmt = query.get("format") or "dockyard"
-    if fmt not in FORMATS:
-        raise ApiError(400, "Bad Request", f"format is one of {', '.join(FORMATS)}")
-    if fmt != "dockyard":
-        raise ApiError(
-            400, "Bad Request", f"format {fmt!r} is not served by this server yet; use dockyard"
-        )
     levels = None
     if query.get("severity"):
         try:
@@ -274,6 +599,23 @@ def _reference(request: Request) -> str:
     return digest
 
 
+def _checked(check: Callable[[], T]) -> T:
+    """A quick check of the request against what is already read, on the event loop
+    (no thread for a dictionary lookup); its refusal answered as problem JSON."""
+    try:
+        return check()
+    except ServiceError as exc:
+        raise ApiError.of(exc) from exc
+
+
+async def _rendered(render: Callable[[], tuple[bytes, str]]) -> Response:
+    """A report or SBOM rendered in a worker thread (a large inventory takes a while to
+    render, CycloneDX above all: never on the event loop), answered with its format's
+    media type."""
+    body, media_type = await call_service(render, ServiceError)
+    return Response(body, media_type=media_type)
+
+
 class RepositoryScanRoutes(RepositoryRoutes):
     """Scans of a repository's tags and manifests, and its security override."""
 
@@ -288,14 +630,20 @@ class RepositoryScanRoutes(RepositoryRoutes):
         return [
             Route(one + "/tags/{tag}/scan", self.scan, methods=["GET", "POST"]),
             Route(one + "/manifests/{digest}/scan", self.scan, methods=["GET", "POST"]),
+            Route(one + "/manifests/{digest}/sbom", self.sbom, methods=["GET"]),
             Route(one + "/security", self.security, methods=["GET", "PUT"]),
         ]
 
+    @describe(get=_READ_SCAN, post=_START_SCAN)
     async def scan(self, request: Request) -> Response:
         """A tag's or manifest's vulnerability scan (GET), or queue one now (POST: 202).
 
-        GET filters: ``severity`` (levels, comma-separated), ``fixable=true``,
-        ``package`` (a name); ``format=dockyard``."""
+        GET filters (the dockyard format): ``severity`` (levels, comma-separated),
+        ``fixable=true``, ``package`` (a name). ``format`` chooses the report:
+        ``dockyard`` (the engine's shape, paged), ``harbor``, ``trivy``, ``sarif`` or
+        ``cyclonedx``, each with its media type; 409 while there is no complete result
+        to render. For an index, ``platform=os/arch`` names one platform; trivy and
+        sarif combine them all without it."""
         reference = _reference(request)
         if request.method == "POST":
             ref = await self._named(request, actions.START_SCAN)
@@ -309,13 +657,59 @@ class RepositoryScanRoutes(RepositoryRoutes):
                 scan_json(started) | {"url": url}, status_code=202, headers={"Location": url}
             )
         ref = await self._named(request, actions.GET_SCAN)
+        fmt = request.query_params.get("format") or "dockyard"
+        _checked(lambda: check_format(fmt, REPORT_FORMATS, "report"))
         found = await call_service(lambda: self.scans.report(ref.name, reference), ServiceError)
+        platform = request.query_params.get("platform") or ""
+        if fmt == "dockyard" and platform and found.scan.kind == "index":
+            found = _checked(lambda: platform_part(found, platform))
+        if fmt != "dockyard":
+            tag = request.path_params.get("tag")
+            return await _rendered(
+                lambda: report_document(
+                    found, fmt, repository=str(ref.name), tag=tag, platform=platform
+                )
+            )
         settings = await call_service(
             lambda: self.scans.namespace_settings(ref.name.namespace), ServiceError
         )
         body = report_json(request, found, ref.name, settings.allowed_ids(utcnow()))
         return JSONResponse(body)
 
+    @describe(
+        get=Op(
+            "Read a manifest's package inventory (SBOM)",
+            tag="scans",
+            query=SbomQuery,
+            media=_SBOM_MEDIA,
+            errors=(409,),
+        )
+    )
+    async def sbom(self, request: Request) -> Response:
+        """The packages of a scanned manifest (name, version, purl, the layer that added
+        it; licences are not read yet) as CycloneDX (the default) or SPDX; an index's platform
+        is named with ``platform=os/arch``. 409 while there is no complete result."""
+        reference = _reference(request)
+        ref = await self._named(request, actions.GET_SCAN)
+        fmt = request.query_params.get("format") or DEFAULT_SBOM
+        _checked(lambda: check_format(fmt, SBOM_FORMATS, "SBOM"))
+        found = await call_service(lambda: self.scans.report(ref.name, reference), ServiceError)
+        platform = request.query_params.get("platform") or ""
+        return await _rendered(
+            lambda: sbom_document(found, fmt, repository=str(ref.name), tag=None, platform=platform)
+        )
+
+    @describe(
+        get=Op(
+            "Read a repository's security settings", tag="security", reply=RepositorySecurityOut
+        ),
+        put=Op(
+            "Change a repository's scan on push",
+            tag="security",
+            body=RepositorySecurityChange,
+            reply=RepositorySecurityOut,
+        ),
+    )
     async def security(self, request: Request) -> Response:
         """The repository's security settings: its own ``scan_on_push`` (null: its
         namespace's) and its namespace's settings."""
@@ -351,6 +745,15 @@ class NamespaceSecurityRoutes(NamespaceRoutes):
             Route("/api/v1/namespaces/{name}/security", self.security, methods=["GET", "PUT"]),
         ]
 
+    @describe(
+        get=Op("Read a namespace's security settings", tag="security", reply=SecurityOut),
+        put=Op(
+            "Change a namespace's security settings",
+            tag="security",
+            body=SecurityChange,
+            reply=SecurityOut,
+        ),
+    )
     async def security(self, request: Request) -> Response:
         """A namespace's security settings: scan on push, pull blocking, the allowlist
         (PUT changes the fields given; the allowlist is replaced whole)."""

@@ -51,7 +51,8 @@ from dockyard.jobs.worker import Handler
 from dockyard.oci import mediatypes as mt
 from dockyard.oci.reference import RepositoryName
 from dockyard.origin import Origin
-from dockyard.scanning.blobsource import LayerInfo, Unsupported, open_stored_image
+from dockyard.scanning.blobsource import Unsupported, open_stored_image
+from dockyard.scanning.formats.common import LayerInfo
 from dockyard.scanning.image import ScanError
 from dockyard.scanning.model import SEVERITIES, Finding, OperatingSystem, Package, ScanResult
 from dockyard.scanning.report import as_json, summary
@@ -170,6 +171,8 @@ class Report:
     result: ScanResult | None
     layers: list[LayerInfo]
     platforms: list[Report] = field(default_factory=list)
+    media_type: str = ""
+    """The manifest's media type (what the report formats name the artifact as)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -1056,9 +1059,11 @@ class ScanService:
         manifest is not there or was never queued for a scan."""
         with self.db.read() as conn:
             manifest = self._resolve(conn, name, reference)
-            return self._report(conn, manifest.digest, f"{name}@{manifest.digest}")
+            return self._report(
+                conn, manifest.digest, f"{name}@{manifest.digest}", manifest.media_type
+            )
 
-    def _report(self, conn: Connection, digest: str, what: str) -> Report:
+    def _report(self, conn: Connection, digest: str, what: str, media_type: str) -> Report:
         row = conn.execute(sa.select(t.scan_results).where(_S.digest == digest)).first()
         if row is None:
             raise NotFound(f"{what} has not been scanned; POST …/scan to scan it", code="NoScan")
@@ -1074,8 +1079,10 @@ class ScanService:
             for child in conn.execute(
                 sa.select(_S.digest).where(_S.digest.in_(listed)).order_by(_S.platform)
             ).scalars():
-                platforms.append(self._report(conn, child, child))
-        return Report(scan, result, layers, platforms)
+                stored = self._manifest(conn, child, None)
+                kind = stored.media_type if stored is not None else ""
+                platforms.append(self._report(conn, child, child, kind))
+        return Report(scan, result, layers, platforms, media_type)
 
     def result_for(
         self, repository: RepositoryName, digest: str

@@ -13,6 +13,7 @@ from starlette.routing import Route
 
 from dockyard.console.client import ApiProblem
 from dockyard.console.core import PREFIX, Console, Ctx, may_on, seg
+from dockyard.scanning.formats import REPORT_FORMATS, SBOM_FORMATS, combinable
 
 LEVELS = ("High", "Medium", "Low", "Unknown")
 BLOCK_LEVELS = ("none", "low", "medium", "high")
@@ -26,12 +27,17 @@ def routes(console: Console) -> list[Route]:
     ns = f"{PREFIX}/namespaces/{{ns}}"
     found = [
         Route(f"{repo}/scans/{{digest}}", page(report)),
+        Route(f"{repo}/scans/{{digest}}/download", page(download)),
         Route(f"{repo}/tags/{{tag}}/scan", page(scan_tag), methods=["POST"]),
         Route(f"{ns}/security", page(security), methods=["GET", "POST"]),
         Route(f"{repo}/security", page(repository_security), methods=["POST"]),
     ]
     needs = {
         f"{repo}/scans/{{digest}}": ("/api/v1/repositories/{}/{}/manifests/{}/scan", "GET"),
+        f"{repo}/scans/{{digest}}/download": (
+            "/api/v1/repositories/{}/{}/manifests/{}/scan",
+            "GET",
+        ),
         f"{repo}/tags/{{tag}}/scan": ("/api/v1/repositories/{}/{}/tags/{}/scan", "POST"),
         f"{ns}/security": ("/api/v1/namespaces/{}/security", "GET"),
         f"{repo}/security": ("/api/v1/repositories/{}/{}/security", "PUT"),
@@ -81,8 +87,44 @@ async def report(ctx: Ctx) -> Response:
         fixable=fixable,
         levels=LEVELS,
         advisory_url=advisory_url,
+        downloads=DOWNLOADS,
+        combined=COMBINED,
+        sboms=SBOMS,
         can_scan=ctx.has("/api/v1/repositories/{}/{}/manifests/{}/scan", "POST")
         and START_SCAN in may,
+    )
+
+
+DOWNLOADS = tuple(REPORT_FORMATS)
+"""The report formats the report page offers (the API's, in its order)."""
+COMBINED = tuple(f for f in REPORT_FORMATS if combinable(f))
+"""Those an index's page offers: the others describe one platform, on its own page."""
+SBOMS = tuple(SBOM_FORMATS)
+
+
+async def download(ctx: Ctx) -> Response:
+    """A scan's report in one of the formats (``?format=``), or its SBOM
+    (``?sbom=cyclonedx|spdx``), saved as a file: the API's bytes, as the API serves them."""
+    digest = ctx.param("digest")
+    sbom = ctx.query("sbom")
+    if sbom:
+        path, fmt, kind = f"{_repo_api(ctx)}/manifests/{seg(digest)}/sbom", sbom, "sbom"
+    else:
+        fmt = ctx.query("format") or "dockyard"
+        path, kind = f"{_repo_api(ctx)}/manifests/{seg(digest)}/scan", "scan"
+    params = {"format": fmt, "platform": ctx.query("platform")}
+    if fmt == "dockyard" and not sbom:
+        params["limit"] = "1000"
+    body, media_type = await ctx.api.download(path, params)
+    safe = "".join(c if c.isalnum() or c in "-." else "-" for c in f"{ctx.param('repo')}-{fmt}")
+    filename = f"{safe}-{kind}-{digest.replace(':', '-')[:19]}.json"
+    return Response(
+        body,
+        media_type=media_type,
+        headers={
+            "Content-Disposition": f'attachment; filename="{filename}"',
+            "X-Content-Type-Options": "nosniff",
+        },
     )
 
 

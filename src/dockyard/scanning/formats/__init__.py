@@ -25,6 +25,8 @@ __all__ = [
     "LayerInfo",
     "ReportContext",
     "UnknownFormat",
+    "combinable",
+    "render_index_report",
     "render_report",
     "render_sbom",
 ]
@@ -89,3 +91,75 @@ def render_sbom(result: ScanResult, fmt: str, context: ReportContext) -> tuple[b
     if render is None:
         raise UnknownFormat("SBOM", fmt, SBOM_FORMATS)
     return render(result, context), SBOM_FORMATS[fmt]
+
+
+def _combined_trivy(
+    parts: list[tuple[ScanResult, ReportContext]], context: ReportContext
+) -> dict[str, Any]:
+    """One Trivy document for an index: each platform's results, their targets marked
+    with the platform (Trivy names one target per result, so two platforms' ``debian
+    12`` would otherwise read as one)."""
+    results: list[Any] = []
+    platforms = []
+    for result, part in parts:
+        doc = trivy.report(result, part)
+        platforms.append({"Platform": part.platform, "ManifestDigest": part.digest})
+        for entry in doc["Results"]:
+            entry["Target"] = f"{entry['Target']} ({part.platform})"
+            results.append(entry)
+    return {
+        "SchemaVersion": trivy.SCHEMA_VERSION,
+        "CreatedAt": context.generated_at.isoformat(),
+        "ArtifactName": context.artifact_name,
+        "ArtifactType": "container_image",
+        "Metadata": {
+            "RepoTags": [f"{context.repository}:{context.tag}"] if context.tag else [],
+            "RepoDigests": [f"{context.repository}@{context.digest}"],
+            "Dockyard": {
+                "ManifestDigest": context.digest,
+                "MediaType": context.mime_type,
+                "Platforms": platforms,
+                "VulnerabilityDatabaseVersion": context.database_version,
+                "VulnerabilityDatabase": context.database_properties()["vulnerability_database"],
+            },
+        },
+        "Results": results,
+    }
+
+
+def _combined_sarif(
+    parts: list[tuple[ScanResult, ReportContext]], _context: ReportContext
+) -> dict[str, Any]:
+    """SARIF has one run per analysis: an index is one run per platform (each run's
+    properties name its platform and manifest)."""
+    runs: list[Any] = []
+    for result, part in parts:
+        runs.extend(sarif.report(result, part)["runs"])
+    return {"$schema": sarif.SCHEMA_URI, "version": "2.1.0", "runs": runs}
+
+
+_COMBINED: Final[
+    dict[str, Callable[[list[tuple[ScanResult, ReportContext]], ReportContext], dict[str, Any]]]
+] = {"trivy": _combined_trivy, "sarif": _combined_sarif}
+"""The report formats that can hold several images' results in one document. Harbor's
+report names one artifact, and a CycloneDX document describes one component, so an
+index is served in those per platform."""
+
+
+def combinable(fmt: str) -> bool:
+    """Whether report format *fmt* can combine an index's platforms in one document."""
+    return fmt in _COMBINED
+
+
+def render_index_report(
+    parts: list[tuple[ScanResult, ReportContext]], fmt: str, context: ReportContext
+) -> tuple[bytes, str]:
+    """The platforms of an index (each result with its own context) as one report in
+    format *fmt*, under the index's *context*: ``(body, media type)``.
+
+    Raises :class:`UnknownFormat` for a format that cannot combine (see
+    :func:`combinable`)."""
+    combine = _COMBINED.get(fmt)
+    if combine is None:
+        raise UnknownFormat("combined report", fmt, _COMBINED)
+    return _json(combine(parts, context)), REPORT_FORMATS[fmt]

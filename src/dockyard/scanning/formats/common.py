@@ -48,6 +48,9 @@ class LayerInfo:
     """Compressed size in bytes."""
     created_by: str
     """The image history step that made it (``""`` if unknown)."""
+    media_type: str = ""
+    """The layer blob's media type from the manifest (``""`` if unknown). The scan
+    service stores and reads this same type, so the API hands it to the formats as is."""
 
 
 @dataclass(frozen=True, slots=True)
