@@ -19,9 +19,11 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
+from tests.builds.support import build_env
 from tests.console import test_console
 from tests.console.axe import assert_accessible, describe, violations
 from tests.console.test_console import sign_in
+from tests.fixtures.gitserver import GitServer
 from tests.fixtures.oci import (
     OCI_CONFIG,
     OCI_EMPTY,
@@ -49,12 +51,15 @@ SKIPPED = ("/console/static/", "/raw", "/download", "/sign-out")
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockyardServer]:
+def server(
+    tmp_path_factory: pytest.TempPathFactory, git_server: GitServer
+) -> Iterator[DockyardServer]:
     base = tmp_path_factory.mktemp("console-a11y")
-    env = {**FAST, "DOCKYARD_ALLOW_SIGNUP": "true"}
+    env = {**FAST, **build_env(base), "DOCKYARD_ALLOW_SIGNUP": "true"}
     with running_server(base, env, remove=True, namespace=None) as found:
         with found.client() as admin:
             seed(admin)
+            seed_build(admin, git_server)
         yield found
 
 
@@ -132,6 +137,24 @@ def seed(admin: httpx.Client) -> None:
     _ok(admin.post("/api/v1/namespaces/a11y/webhooks", json=hook))
 
 
+def seed_build(admin: httpx.Client, git_server: GitServer) -> None:
+    """A git source with a rule and a build that stays pending (its pool has no worker),
+    and a scan result: the Build tab, a build's page, a scan report."""
+    code = git_server.make_repo("a11y-app", {"Dockerfile": "FROM scratch\n"})
+    repo = "/api/v1/repositories/a11y/app"
+    source = {
+        "type": "git",
+        "url": code.http_url,
+        "credentials": {"username": git_server.username, "token": git_server.token},
+        "auto_build": False,
+        "build_pool": "idle",
+    }
+    _ok(admin.put(f"{repo}/source", json=source))
+    rule = admin.post(f"{repo}/build-rules", json={"type": "branch", "ref": "main"})
+    _ok(rule)
+    _ok(admin.post(f"{repo}/build-rules/{rule.json()['id']}/build", json={}))
+
+
 def _key(url: str) -> tuple[str, str, frozenset[str]]:
     """Pages alike for this walk: the same path and tab, the same query names (a sort
     order or a filter value changes the rows, not the page's make-up)."""
@@ -197,10 +220,14 @@ def test_every_console_page_has_no_serious_accessibility_violation(page: Page) -
         "/console/ram/policies/ReadA11y",
         "/console/accounts",
         "/console/audit",
+        "/console/vulndb",
+        "/console/namespaces/a11y/security",
     ):
         assert expected in walked, f"the walk never reached {expected}"
     assert any("/manifests/sha256" in url for url in walked)
     assert any("/webhooks/" in url for url in walked)
+    assert any("/builds/" in url for url in walked)
+    assert any("/scans/sha256" in url for url in walked)
     assert not failures, "\n\n".join(failures)
     print(f"\naxe-core: {len(walked)} console pages, no serious or critical violation")
 
