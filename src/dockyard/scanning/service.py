@@ -1084,15 +1084,6 @@ class ScanService:
                 platforms.append(self._report(conn, child, child, kind))
         return Report(scan, result, layers, platforms, media_type)
 
-    def result_for(
-        self, repository: RepositoryName, digest: str
-    ) -> tuple[StoredScan, ScanResult | None, list[LayerInfo]]:
-        """The stored scan of ``digest`` in ``repository``, the engine's result rebuilt
-        from it (None before a scan completes) and the image's layers (for the report
-        formats and the SBOM)."""
-        found = self.report(repository, digest)
-        return found.scan, found.result, found.layers
-
     def summaries(self, digests: Iterable[str]) -> dict[str, StoredScan]:
         """The scans of ``digests`` that exist, in one query (the tag listings)."""
         wanted = sorted(set(digests))
