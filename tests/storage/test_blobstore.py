@@ -207,6 +207,44 @@ def test_commit_onto_existing_blob(store: BlobStore) -> None:
     assert read_all(store.read(digest)) == data
 
 
+def test_commit_leaving_the_sync_to_the_caller(store: BlobStore) -> None:
+    """``durable=False`` publishes at once (visible, readable); ``sync_blob`` then makes
+    it durable (a no-op where publishing is durable by itself)."""
+    data = b"published now, synced after the lock"
+    digest = digest_of(data)
+    store.upload_start("later")
+    with store.upload_writer("later") as w:
+        w.write(data)
+    assert store.upload_commit("later", digest, durable=False) == len(data)
+    assert read_all(store.read(digest)) == data
+    store.sync_blob(digest)
+    assert store.stat(digest) == len(data)
+
+
+def test_filesystem_syncs_names_where_it_is_told(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The folder holding a new blob's name is fsynced at commit, or by ``sync_blob``
+    when the commit left it to the caller; a new shard folder's own name too."""
+    synced: list[str] = []
+    monkeypatch.setattr("dockyard.storage.fs._fsync_dir", lambda path: synced.append(path.name))
+    store = FilesystemBlobStore(tmp_path / "root")
+    first, second = b"first blob", b"second blob"  # in shards "19" and "dd"
+    # The first blob's commit makes "sha256/19": both new names, then the blob's name.
+    # The second makes "sha256/dd" and leaves the blob's own name to sync_blob.
+    expected = {"a": ["blobs", "sha256", "19"], "b": ["sha256"]}
+    for upload_id, data, durable in (("a", first, True), ("b", second, False)):
+        store.upload_start(upload_id)
+        with store.upload_writer(upload_id) as w:
+            w.write(data)
+        synced.clear()
+        store.upload_commit(upload_id, digest_of(data), durable=durable)
+        assert synced == expected[upload_id]
+    synced.clear()
+    store.sync_blob(digest_of(second))
+    assert synced == ["dd"]
+
+
 def test_ping(store: BlobStore) -> None:
     store.ping()
 

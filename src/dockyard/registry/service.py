@@ -211,9 +211,12 @@ class RegistryService:
         return True
 
     @staticmethod
-    def _link_blob(conn: Connection, repo_id: int, digest: str) -> None:
+    def _link_blob(conn: Connection, repo_id: int, digest: str, *, touch: bool = True) -> None:
         now = utcnow()
-        conn.execute(sa.update(t.blobs).where(t.blobs.c.digest == digest).values(touched_at=now))
+        if touch:
+            conn.execute(
+                sa.update(t.blobs).where(t.blobs.c.digest == digest).values(touched_at=now)
+            )
         upsert(
             conn,
             t.repository_blobs,
@@ -325,11 +328,12 @@ class RegistryService:
                     detail={"expected": str(digest), "actual": actual},
                 )
             now = utcnow()
-            with self.db.write() as conn:
+            # Durable below, name and record together, once the lock is free for others.
+            with self.db.write(durable=False) as conn:
                 # Publishing inside the transaction, under the digest's lock, keeps garbage
                 # collection from deleting these bytes between publish and record.
                 lock_keys(conn, [blob_key(str(digest))])
-                self.store.upload_commit(upload_id, str(digest))
+                self.store.upload_commit(upload_id, str(digest), durable=False)
                 upsert(
                     conn,
                     t.blobs,
@@ -337,7 +341,9 @@ class RegistryService:
                     keys=("digest",),
                     update=("touched_at",),
                 )
-                self._link_blob(conn, self.require_repository(ref), str(digest))
+                self._link_blob(conn, self.require_repository(ref), str(digest), touch=False)
+            self.store.sync_blob(str(digest))
+            self.db.sync()
         self._forget_upload(upload_id)
         return str(digest)
 

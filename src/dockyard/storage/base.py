@@ -131,13 +131,22 @@ class BlobStore(abc.ABC):
         """Yield everything received so far (to rebuild a digest after a restart)."""
 
     @abc.abstractmethod
-    def upload_commit(self, upload_id: str, digest: str) -> int:
+    def upload_commit(self, upload_id: str, digest: str, *, durable: bool = True) -> int:
         """Make the upload's bytes the blob ``digest`` and end the session.
 
-        The caller has verified the digest. The blob becomes visible only once it is
-        complete and durable. Committing onto an existing blob is allowed (same bytes).
-        Returns the blob's size.
+        The caller has verified the digest. The blob becomes visible only once its bytes
+        are complete and durable. Committing onto an existing blob is allowed (same
+        bytes). Returns the blob's size.
+
+        ``durable=False`` lets a backend whose publishing needs a sync of its own (the
+        filesystem: the directory that holds the new name) leave that sync to
+        :meth:`sync_blob`, so that the caller can run it outside its locks.
         """
+
+    @abc.abstractmethod
+    def sync_blob(self, digest: str) -> None:
+        """Make a blob published with ``upload_commit(..., durable=False)`` survive a
+        power loss (nothing to do where publishing is durable by itself)."""
 
     @abc.abstractmethod
     def upload_abort(self, upload_id: str) -> None:

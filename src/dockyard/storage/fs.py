@@ -112,7 +112,7 @@ class FilesystemBlobStore(BlobStore):
 
     def put(self, digest: str, data: bytes) -> None:
         target = self._blob_path(digest)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        self._ensure_folder(target.parent)
         tmp = target.with_name(f".{target.name}.{os.getpid()}.{id(data)}.tmp")
         with tmp.open("wb") as f:
             f.write(data)
@@ -121,10 +121,27 @@ class FilesystemBlobStore(BlobStore):
                 os.fsync(f.fileno())
         self._publish(tmp, target)
 
-    def _publish(self, tmp: Path, target: Path) -> None:
+    def _ensure_folder(self, folder: Path) -> None:
+        """Create ``folder`` and any missing parent, each name made durable."""
+        if folder.is_dir():
+            return
+        self._ensure_folder(folder.parent)
+        folder.mkdir(exist_ok=True)
+        if self._fsync:
+            _fsync_dir(folder.parent)
+
+    def _publish(self, tmp: Path, target: Path, *, durable: bool = True) -> None:
+        self._ensure_folder(target.parent)
         os.replace(tmp, target)
+        if durable:
+            self._sync_name(target)
+
+    def _sync_name(self, target: Path) -> None:
         if self._fsync:
             _fsync_dir(target.parent)
+
+    def sync_blob(self, digest: str) -> None:
+        self._sync_name(self._blob_path(digest))
 
     def delete(self, digest: str) -> bool:
         try:
@@ -169,16 +186,15 @@ class FilesystemBlobStore(BlobStore):
             raise UploadNotFound(upload_id) from exc
         return self._iter_file(f, 0, None)
 
-    def upload_commit(self, upload_id: str, digest: str) -> int:
+    def upload_commit(self, upload_id: str, digest: str, *, durable: bool = True) -> int:
         data = self._upload_path(upload_id)
         target = self._blob_path(digest)
-        target.parent.mkdir(parents=True, exist_ok=True)
         try:
             size = data.stat().st_size
         except FileNotFoundError as exc:
             raise UploadNotFound(upload_id) from exc
         # The writer fsynced the bytes when it closed; publishing is one atomic rename.
-        self._publish(data, target)
+        self._publish(data, target, durable=durable)
         return size
 
     def upload_abort(self, upload_id: str) -> None:

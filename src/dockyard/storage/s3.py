@@ -332,7 +332,10 @@ class S3BlobStore(BlobStore):
             resp = self._client.get_object(Bucket=self.bucket, Key=part.key)
             yield from self._iter_body(resp["Body"])
 
-    def upload_commit(self, upload_id: str, digest: str) -> int:
+    def sync_blob(self, digest: str) -> None:
+        """A completed PUT or multipart upload is durable: nothing to do."""
+
+    def upload_commit(self, upload_id: str, digest: str, *, durable: bool = True) -> int:
         parts = self._parts(upload_id)
         key = self._blob_key(digest)
         total = sum(p.size for p in parts)
