@@ -92,6 +92,10 @@ def refusal(scope: Scope, entry: Decision) -> None:
         found.append(entry)
 
 
+_INSERT_RECORD = sa.insert(t.audit_log)
+"""Built once: every audited change writes one (its values bound at execution)."""
+
+
 def _insert(conn: Connection, entry: Decision, *, status: int, source_ip: str | None) -> None:
     account_id = entry.account_id
     if account_id is None and entry.actor != "anonymous":
@@ -100,17 +104,18 @@ def _insert(conn: Connection, entry: Decision, *, status: int, source_ip: str | 
             sa.select(t.users.c.account_id).where(t.users.c.name == entry.actor)
         ).scalar()
     conn.execute(
-        sa.insert(t.audit_log).values(
-            at=utcnow(),
-            account_id=account_id,
-            actor=entry.actor[:200],
-            action=entry.action[:128],
-            resource=entry.resource[:1024],
-            source_ip=(source_ip or "")[:64],
-            allowed=entry.allowed and status not in REFUSED,
-            status=status,
-            detail=entry.detail[:2000],
-        )
+        _INSERT_RECORD,
+        {
+            "at": utcnow(),
+            "account_id": account_id,
+            "actor": entry.actor[:200],
+            "action": entry.action[:128],
+            "resource": entry.resource[:1024],
+            "source_ip": (source_ip or "")[:64],
+            "allowed": entry.allowed and status not in REFUSED,
+            "status": status,
+            "detail": entry.detail[:2000],
+        },
     )
 
 

@@ -770,6 +770,11 @@ def _repository_subject(
     )
 
 
+_REPOSITORY_FACTS = sa.select(t.repositories.c.is_public, t.repositories.c.created_at).where(
+    t.repositories.c.id == sa.bindparam("repo")
+)
+
+
 def image_subject(
     conn: Connection,
     ref: RepoRef,
@@ -782,11 +787,7 @@ def image_subject(
 ) -> Subject:
     """The subject of an image event in ``ref``: the repository as it is now (its
     visibility and creation time, as webhook payloads tell them) and the manifest."""
-    row = conn.execute(
-        sa.select(t.repositories.c.is_public, t.repositories.c.created_at).where(
-            t.repositories.c.id == repository_id
-        )
-    ).one()
+    row = conn.execute(_REPOSITORY_FACTS, {"repo": repository_id}).one()
     return Subject(
         account_id=ref.account_id,
         namespace=ref.name.namespace,

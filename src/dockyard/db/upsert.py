@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 from sqlalchemy import Table, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
+from sqlalchemy.sql.expression import Executable
 
 
 def upsert(
@@ -20,15 +22,23 @@ def upsert(
 ) -> None:
     """Insert ``values``; on a conflict over ``keys`` update the columns in ``update``
     (or do nothing when ``update`` is empty)."""
-    module: Any = postgresql if conn.dialect.name == "postgresql" else sqlite
-    stmt = module.insert(table).values(**values)
+    stmt = _statement(conn.dialect.name, table, tuple(keys), tuple(update))
+    conn.execute(stmt, values)
+
+
+@functools.cache
+def _statement(
+    dialect: str, table: Table, keys: tuple[str, ...], update: tuple[str, ...]
+) -> Executable:
+    """One statement object per kind of upsert, its values bound at execution: building
+    the statement (and its cache key) anew on every call cost more than running it."""
+    module: Any = postgresql if dialect == "postgresql" else sqlite
+    stmt = module.insert(table)
     if update:
-        stmt = stmt.on_conflict_do_update(
+        return stmt.on_conflict_do_update(  # type: ignore[no-any-return]
             index_elements=list(keys), set_={c: stmt.excluded[c] for c in update}
         )
-    else:
-        stmt = stmt.on_conflict_do_nothing(index_elements=list(keys))
-    conn.execute(stmt)
+    return stmt.on_conflict_do_nothing(index_elements=list(keys))  # type: ignore[no-any-return]
 
 
 def blob_key(digest: str) -> str:

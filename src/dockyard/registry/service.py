@@ -96,6 +96,41 @@ _BLOB_SIZE = (
     )
 )
 
+_TOUCH_BLOB = (
+    sa.update(t.blobs)
+    .where(t.blobs.c.digest == sa.bindparam("d"))
+    .values(touched_at=sa.bindparam("at"))
+)
+_TOUCH_BLOBS = (
+    sa.update(t.blobs)
+    .where(t.blobs.c.digest.in_(sa.bindparam("digests", expanding=True)))
+    .values(touched_at=sa.bindparam("at"))
+)
+_LINKED_BLOBS = sa.select(t.repository_blobs.c.digest).where(
+    t.repository_blobs.c.repository_id == sa.bindparam("repo"),
+    t.repository_blobs.c.digest.in_(sa.bindparam("digests", expanding=True)),
+)
+_PRESENT_MANIFESTS = sa.select(t.manifests.c.digest).where(
+    t.manifests.c.repository_id == sa.bindparam("repo"),
+    t.manifests.c.digest.in_(sa.bindparam("digests", expanding=True)),
+)
+_TOUCH_MANIFEST = (
+    sa.update(t.manifests)
+    .where(
+        t.manifests.c.repository_id == sa.bindparam("repo"),
+        t.manifests.c.digest == sa.bindparam("d"),
+    )
+    .values(touched_at=sa.bindparam("at"))
+    .returning(t.manifests.c.id)
+)
+_INSERT_MANIFEST = sa.insert(t.manifests).returning(t.manifests.c.id)
+_INSERT_REFERENCES = sa.insert(t.manifest_references)
+_TOUCH_REPOSITORY = (
+    sa.update(t.repositories)
+    .where(t.repositories.c.id == sa.bindparam("repo"))
+    .values(updated_at=sa.bindparam("at"))
+)
+
 
 class UploadAppender:
     """Appends one request's bytes to an upload, hashing them as they pass."""
@@ -214,9 +249,7 @@ class RegistryService:
     def _link_blob(conn: Connection, repo_id: int, digest: str, *, touch: bool = True) -> None:
         now = utcnow()
         if touch:
-            conn.execute(
-                sa.update(t.blobs).where(t.blobs.c.digest == digest).values(touched_at=now)
-            )
+            conn.execute(_TOUCH_BLOB, {"d": digest, "at": now})
         upsert(
             conn,
             t.repository_blobs,
@@ -293,6 +326,17 @@ class RegistryService:
             self._hashes.pop(upload_id, None)
             state = None
         return UploadAppender(writer, state, size, lock)
+
+    def append(self, ref: RepoRef, upload_id: str, expected_start: int | None, data: bytes) -> int:
+        """Append a whole body at once (open, write, close: one call, so that a small
+        body costs the server one thread hop); the upload's new size."""
+        appender = self.open_append(ref, upload_id, expected_start)
+        try:
+            appender.write(data)
+        except BaseException:
+            appender.abort()
+            raise
+        return appender.close()
 
     def _upload_digest(self, upload_id: str, algorithm: str, size: int) -> str:
         state = self._hashes.get(upload_id)
@@ -455,10 +499,7 @@ class RegistryService:
             self._check_references(conn, repo_id, digest, manifest)
             # Touching an existing manifest marks it as in use, for the gc grace period.
             manifest_id = conn.execute(
-                sa.update(t.manifests)
-                .where(t.manifests.c.repository_id == repo_id, t.manifests.c.digest == digest)
-                .values(touched_at=now)
-                .returning(t.manifests.c.id)
+                _TOUCH_MANIFEST, {"repo": repo_id, "d": digest, "at": now}
             ).scalar()
             if manifest_id is None:
                 manifest_id = self._insert_manifest(conn, repo_id, digest, body, manifest, now)
@@ -475,11 +516,7 @@ class RegistryService:
                     keys=("repository_id", "name"),
                     update=("manifest_id", "updated_at"),
                 )
-            conn.execute(
-                sa.update(t.repositories)
-                .where(t.repositories.c.id == repo_id)
-                .values(updated_at=now)
-            )
+            conn.execute(_TOUCH_REPOSITORY, {"repo": repo_id, "at": now})
             subject = image_subject(
                 conn,
                 ref,
@@ -509,25 +546,15 @@ class RegistryService:
         )
         if blob_digests:
             # Marks them as in use, for the grace period of garbage collection.
-            conn.execute(
-                sa.update(t.blobs)
-                .where(t.blobs.c.digest.in_(blob_digests))
-                .values(touched_at=utcnow())
-            )
+            conn.execute(_TOUCH_BLOBS, {"digests": blob_digests, "at": utcnow()})
         checks = (
-            (blob_digests, t.repository_blobs, "the manifest references blob"),
-            (child_digests, t.manifests, "the index references manifest"),
+            (blob_digests, _LINKED_BLOBS, "the manifest references blob"),
+            (child_digests, _PRESENT_MANIFESTS, "the index references manifest"),
         )
-        for digests, table, what in checks:
+        for digests, query, what in checks:
             if not digests:
                 continue
-            present = set(
-                conn.execute(
-                    sa.select(table.c.digest).where(
-                        table.c.repository_id == repo_id, table.c.digest.in_(digests)
-                    )
-                ).scalars()
-            )
+            present = set(conn.execute(query, {"repo": repo_id, "digests": digests}).scalars())
             missing = [d for d in digests if d not in present]
             if missing:
                 raise RegistryError(
@@ -540,28 +567,30 @@ class RegistryService:
     def _insert_manifest(
         conn: Connection, repo_id: int, digest: str, body: bytes, manifest: Manifest, now: Any
     ) -> int:
-        res = conn.execute(
-            sa.insert(t.manifests).values(
-                repository_id=repo_id,
-                digest=digest,
-                media_type=manifest.media_type,
-                size=len(body),
-                content=body,
-                artifact_type=manifest.artifact_type,
-                subject_digest=str(manifest.subject.digest) if manifest.subject else None,
-                annotations=json.dumps(manifest.annotations) if manifest.annotations else None,
-                created_at=now,
-                touched_at=now,
-            )
+        manifest_id = int(
+            conn.execute(
+                _INSERT_MANIFEST,
+                {
+                    "repository_id": repo_id,
+                    "digest": digest,
+                    "media_type": manifest.media_type,
+                    "size": len(body),
+                    "content": body,
+                    "artifact_type": manifest.artifact_type,
+                    "subject_digest": str(manifest.subject.digest) if manifest.subject else None,
+                    "annotations": (
+                        json.dumps(manifest.annotations) if manifest.annotations else None
+                    ),
+                    "created_at": now,
+                    "touched_at": now,
+                },
+            ).scalar_one()
         )
-        pk = res.inserted_primary_key
-        assert pk is not None
-        manifest_id = int(pk[0])
         refs = {("blob", str(d.digest)) for d in manifest.blobs}
         refs |= {("manifest", str(d.digest)) for d in manifest.children}
         if refs:
             conn.execute(
-                sa.insert(t.manifest_references),
+                _INSERT_REFERENCES,
                 [{"manifest_id": manifest_id, "kind": k, "digest": d} for k, d in sorted(refs)],
             )
         return manifest_id

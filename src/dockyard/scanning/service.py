@@ -337,6 +337,31 @@ def blocking_counts(scan: StoredScan, level: str, allowed: frozenset[str]) -> di
     return out
 
 
+_SCAN_ON_PUSH = (
+    sa.select(
+        t.repositories.c.id,
+        t.namespace_security.c.scan_on_push.label("ns_scan"),
+        t.repository_security.c.scan_on_push.label("repo_scan"),
+    )
+    .select_from(
+        t.repositories.join(t.namespaces)
+        .outerjoin(
+            t.namespace_security,
+            t.namespace_security.c.namespace_id == t.namespaces.c.id,
+        )
+        .outerjoin(
+            t.repository_security,
+            t.repository_security.c.repository_id == t.repositories.c.id,
+        )
+    )
+    .where(
+        t.namespaces.c.name == sa.bindparam("namespace"),
+        t.repositories.c.name == sa.bindparam("repository"),
+    )
+)
+"""A pushed repository's ``scan_on_push`` settings (built once: every push reads it)."""
+
+
 class ScanService:
     def __init__(
         self,
@@ -536,26 +561,7 @@ class ScanService:
         if event.type != events.PUSH or not event.digest:
             return
         row = conn.execute(
-            sa.select(
-                t.repositories.c.id,
-                t.namespace_security.c.scan_on_push.label("ns_scan"),
-                t.repository_security.c.scan_on_push.label("repo_scan"),
-            )
-            .select_from(
-                t.repositories.join(t.namespaces)
-                .outerjoin(
-                    t.namespace_security,
-                    t.namespace_security.c.namespace_id == t.namespaces.c.id,
-                )
-                .outerjoin(
-                    t.repository_security,
-                    t.repository_security.c.repository_id == t.repositories.c.id,
-                )
-            )
-            .where(
-                t.namespaces.c.name == event.namespace,
-                t.repositories.c.name == event.repository,
-            )
+            _SCAN_ON_PUSH, {"namespace": event.namespace, "repository": event.repository}
         ).first()
         if row is None:
             return
