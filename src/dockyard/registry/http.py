@@ -700,31 +700,32 @@ class RegistryHTTP:
     async def _append(
         self, request: Request, ref: RepoRef, upload_id: str, start: int | None
     ) -> int:
-        """Stream the request body into the upload; return the upload's new size."""
-        expected_len = _expected_length(request, start)
-        appender = await run(self.registry.open_append, ref, upload_id, start)
+        """Stream the request body into the upload; return the upload's new size. A
+        body of less than one write buffer (configs, small layers, most chunks of a
+        small image) is read first and appended in one thread hop."""
+        limit = _BodyLimit(_expected_length(request, start), start)
+        body = _body(request)
         buffer = bytearray()
+        async for chunk in body:
+            buffer += chunk
+            limit.check_running(len(buffer))
+            if len(buffer) >= _WRITE_BUFFER:
+                break
+        else:
+            limit.check_final(len(buffer))
+            return await run(self.registry.append, ref, upload_id, start, bytes(buffer))
+        appender = await run(self.registry.open_append, ref, upload_id, start)
         try:
-            async for chunk in _body(request):
+            async for chunk in body:
                 buffer += chunk
-                if expected_len is not None and appender.written + len(buffer) > expected_len:
-                    raise RegistryError(
-                        "RANGE_INVALID" if start is not None else "SIZE_INVALID",
-                        "the body is longer than its Content-Range / Content-Length",
-                        status=416 if start is not None else 400,
-                    )
+                limit.check_running(appender.written + len(buffer))
                 if len(buffer) >= _WRITE_BUFFER:
                     data = bytes(buffer)
                     buffer.clear()
                     await run(appender.write, data)
             if buffer:
                 await run(appender.write, bytes(buffer))
-            if expected_len is not None and appender.written != expected_len:
-                raise RegistryError(
-                    "RANGE_INVALID" if start is not None else "SIZE_INVALID",
-                    f"received {appender.written} bytes but the request announced {expected_len}",
-                    status=416 if start is not None else 400,
-                )
+            limit.check_final(appender.written)
         except BaseException:
             await run(appender.abort)
             raise
@@ -901,6 +902,31 @@ def _expected_length(request: Request, start: int | None) -> int | None:
     if length and length.isdigit():
         return int(length)
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class _BodyLimit:
+    """The length a body announced (Content-Length, or its Content-Range): a body may
+    not run past it, nor end short of it."""
+
+    expected: int | None
+    start: int | None
+
+    def _error(self, message: str) -> RegistryError:
+        ranged = self.start is not None
+        return RegistryError(
+            "RANGE_INVALID" if ranged else "SIZE_INVALID", message, status=416 if ranged else 400
+        )
+
+    def check_running(self, received: int) -> None:
+        if self.expected is not None and received > self.expected:
+            raise self._error("the body is longer than its Content-Range / Content-Length")
+
+    def check_final(self, received: int) -> None:
+        if self.expected is not None and received != self.expected:
+            raise self._error(
+                f"received {received} bytes but the request announced {self.expected}"
+            )
 
 
 def _parse_range(header: str | None, size: int) -> tuple[int, int, bool]:
