@@ -73,6 +73,11 @@ class Settings:
     job_workers: int = 2
     """Job worker processes ``dockyard serve`` runs beside itself, one slot each
     (webhooks, scans, builds); 0 runs none (then run ``dockyard worker`` processes)."""
+    job_nice: int = 10
+    """Niceness (0 to 19) of the job worker processes ``dockyard serve`` runs beside
+    itself: on a machine whose cores are all busy, requests come first and background
+    work (fan-out, scans, deliveries, builds) takes the time they leave; 0 runs the
+    workers at the server's priority."""
     job_grace: int = 30
     """On shutdown, running jobs get this long (seconds) to finish before they are
     handed back to the queue."""

@@ -173,6 +173,7 @@ def server(tmp_path: Path) -> Iterator[DockyardServer]:
         ("DOCKYARD_WEBHOOK_ALLOW_NETWORKS", "10.0.0.0/33", "is not a network in CIDR notation"),
         ("DOCKYARD_WEBHOOK_RETRY_DELAYS", "5,soon", "comma-separated seconds"),
         ("DOCKYARD_TIMEZONE", "Mars/Olympus", "not an IANA time zone"),
+        ("DOCKYARD_JOB_NICE", "20", "job_nice must be 0 to 19"),
     ],
 )
 def test_bad_settings_stop_serve_and_worker_with_one_line(
@@ -186,3 +187,36 @@ def test_bad_settings_stop_serve_and_worker_with_one_line(
         assert result.returncode == 1, result.stderr
         assert message in result.stderr
         assert "Traceback" not in result.stderr
+
+
+def _workers_of(pid: int) -> dict[int, int]:
+    """The ``dockyard worker`` children of process ``pid``, with their niceness."""
+    found = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+            cmdline = (stat.parent / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and b"worker" in cmdline:
+            found[int(stat.parent.name)] = int(fields[16])  # field 19 of stat: nice
+    return found
+
+
+@pytest.mark.parametrize(("nice", "expected"), [(None, 10), ("0", 0), ("5", 5)])
+def test_job_workers_beside_the_server_run_at_a_lower_priority(
+    tmp_path: Path, nice: str | None, expected: int
+) -> None:
+    """On a busy machine the server's requests come first: the job workers it starts
+    run at niceness DOCKYARD_JOB_NICE (10 unless set), the server at its own."""
+    env = {"DOCKYARD_JOB_WORKERS": "2"} | ({"DOCKYARD_JOB_NICE": nice} if nice else {})
+    with running_server(tmp_path, env) as server:
+        assert server.proc is not None
+        deadline = time.monotonic() + 30
+        while True:
+            workers = _workers_of(server.proc.pid)
+            if len(workers) == 2 and all(n == expected for n in workers.values()):
+                break
+            assert time.monotonic() < deadline, workers
+            time.sleep(0.1)
+        assert os.getpriority(os.PRIO_PROCESS, server.proc.pid) == 0

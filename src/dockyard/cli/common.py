@@ -17,6 +17,8 @@ def settings_of(ctx: click.Context, **overrides: Any) -> Settings:
     try:
         settings = load_settings(config, {**base, **overrides})
         check_webhook_settings(settings)
+        if not 0 <= settings.job_nice <= 19:
+            raise ConfigError(f"job_nice must be 0 to 19, not {settings.job_nice}")
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
     return settings

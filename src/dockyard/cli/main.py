@@ -27,6 +27,15 @@ if TYPE_CHECKING:
     from dockyard.origin import Origin
 
 
+def _lower_priority(nice: int) -> None:
+    """A job worker beside the server: run at niceness ``nice`` at least, so that on a
+    busy machine the server's requests get the cores first (never raised: a worker is
+    never less nice than the server that started it)."""
+    current = os.getpriority(os.PRIO_PROCESS, 0)
+    if nice > current:
+        os.nice(nice - current)
+
+
 @click.group()
 @instance_options
 def main() -> None:
@@ -234,6 +243,8 @@ def worker(
 
     settings = settings_of(ctx)
     setup_logging(settings.log_level, settings.log_format)
+    if supervised:
+        _lower_priority(settings.job_nice)
     chosen = [q.strip() for q in queues.split(",") if q.strip()]
     unknown = sorted(set(chosen) - set(QUEUES))
     if unknown or not chosen:
