@@ -387,3 +387,23 @@ def test_datetimes_round_trip_in_utc(database: Database) -> None:
 
 def test_ping(database: Database) -> None:
     database.ping()
+
+
+def test_fetch_one_reads_a_prebuilt_query(database: Database) -> None:
+    """The point-read fast path answers as a read transaction would, on both databases:
+    the row as a tuple in the query's column order, or None."""
+    query = sa.select(t.blobs.c.digest, t.blobs.c.size).where(t.blobs.c.digest == sa.bindparam("d"))
+    digest = "sha256:" + "7" * 64
+    assert database.fetch_one(query, {"d": digest}) is None
+    _add_blob(database, digest, 42)
+    assert database.fetch_one(query, {"d": digest}) == (digest, 42)
+
+
+def test_fetch_one_refuses_parameters_that_need_conversion(database: Database) -> None:
+    """SQLite's driver would store a datetime parameter unlike SQLAlchemy does: such a
+    query is refused rather than answered wrong."""
+    if not database.is_sqlite:
+        pytest.skip("PostgreSQL runs fetch_one through SQLAlchemy")
+    query = sa.select(t.blobs.c.digest).where(t.blobs.c.created_at < sa.bindparam("at"))
+    with pytest.raises(ValueError, match="need no conversion"):
+        database.fetch_one(query, {"at": utcnow()})

@@ -396,21 +396,22 @@ class CatalogService:
 
     def resolve(self, name: RepositoryName, conn: Connection | None = None) -> RepoRef:
         params = {"namespace": name.namespace, "repository": name.repository}
+        row: Any
         if conn is None:
-            with self.db.read() as c:
-                row = c.execute(_RESOLVE, params).first()
+            row = self.db.fetch_one(_RESOLVE, params)
         else:
             row = conn.execute(_RESOLVE, params).first()
         if row is None:
             return RepoRef(name, None, None, False, False, None, False)
+        ns_id, account_id, auto_create, default_public, repo_id, is_public = row
         return RepoRef(
             name=name,
-            namespace_id=row.ns_id,
-            account_id=row.account_id,
-            auto_create=row.auto_create,
-            default_public=row.default_public,
-            repository_id=row.repo_id,
-            is_public=bool(row.is_public),
+            namespace_id=ns_id,
+            account_id=account_id,
+            auto_create=bool(auto_create),
+            default_public=bool(default_public),
+            repository_id=repo_id,
+            is_public=bool(is_public),
         )
 
     def ensure_repository(self, change: Change, ref: RepoRef) -> int:

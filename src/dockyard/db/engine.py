@@ -64,6 +64,7 @@ class Database:
             os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
         self._writer = WriterLock(_sqlite_path(self.url) if self.is_sqlite else None)
         self._wal = WalSync(path) if self.is_sqlite and path is not None else None
+        self._compiled_cache: dict[sa.Select[Any], tuple[str, list[str]]] = {}
         self.inline_reads = self.is_sqlite
         """Point reads are cheap enough to run on the event loop (SQLite in WAL mode:
         readers never wait for writers)."""
@@ -85,6 +86,42 @@ class Database:
     def read(self) -> Iterator[Connection]:
         with self.engine.connect() as conn, conn.begin():
             yield conn
+
+    def fetch_one(self, query: sa.Select[Any], params: dict[str, Any]) -> tuple[Any, ...] | None:
+        """The first row of a prebuilt ``query``, as a plain tuple in its columns' order.
+
+        For the point reads every registry request starts with (which repository a name
+        is). On SQLite the query, compiled once, runs straight on a pooled driver
+        connection: a single statement reads a consistent snapshot without a
+        transaction of its own, and SQLAlchemy's execution machinery cost five times the
+        query. Columns come back as the driver gives them (SQLite: booleans as 0 or 1),
+        so only queries whose parameters need no conversion qualify.
+        """
+        if not self.is_sqlite:
+            with self.read() as conn:
+                row = conn.execute(query, params).first()
+            return None if row is None else tuple(row)
+        sql, names = self._compiled(query)
+        pooled = self.engine.pool.connect()
+        try:
+            cursor = pooled.driver_connection.execute(sql, [params[n] for n in names])  # type: ignore[union-attr]
+            try:
+                row = cursor.fetchone()
+            finally:
+                cursor.close()
+        finally:
+            pooled.close()
+        return None if row is None else tuple(row)
+
+    def _compiled(self, query: sa.Select[Any]) -> tuple[str, list[str]]:
+        found = self._compiled_cache.get(query)
+        if found is None:
+            compiled = query.compile(dialect=self.engine.dialect)
+            if compiled._bind_processors:  # private, but the only way to ask
+                raise ValueError("fetch_one takes queries whose parameters need no conversion")
+            found = (str(compiled), list(compiled.positiontup or ()))
+            self._compiled_cache[query] = found
+        return found
 
     @contextmanager
     def write(self, *, durable: bool = True) -> Iterator[Connection]:

@@ -201,11 +201,10 @@ class RegistryService:
     def stat_blob(self, ref: RepoRef, digest: str) -> int:
         repo_id = self.require_repository(ref)
         parse_digest(digest)
-        with self.db.read() as conn:
-            size = conn.execute(_BLOB_SIZE, {"repo": repo_id, "digest": digest}).scalar()
-        if size is None:
+        row = self.db.fetch_one(_BLOB_SIZE, {"repo": repo_id, "digest": digest})
+        if row is None:
             raise blob_unknown(digest)
-        return int(size)
+        return int(row[0])
 
     def read_blob(self, digest: str, start: int, end: int) -> Iterator[bytes]:
         try:
