@@ -101,11 +101,6 @@ _TOUCH_BLOB = (
     .where(t.blobs.c.digest == sa.bindparam("d"))
     .values(touched_at=sa.bindparam("at"))
 )
-_TOUCH_BLOBS = (
-    sa.update(t.blobs)
-    .where(t.blobs.c.digest.in_(sa.bindparam("digests", expanding=True)))
-    .values(touched_at=sa.bindparam("at"))
-)
 _LINKED_BLOBS = sa.select(t.repository_blobs.c.digest).where(
     t.repository_blobs.c.repository_id == sa.bindparam("repo"),
     t.repository_blobs.c.digest.in_(sa.bindparam("digests", expanding=True)),
@@ -545,7 +540,8 @@ class RegistryService:
         )
         if blob_digests:
             # Marks them as in use, for the grace period of garbage collection.
-            conn.execute(_TOUCH_BLOBS, {"digests": blob_digests, "at": utcnow()})
+            now = utcnow()
+            conn.execute(_TOUCH_BLOB, [{"d": d, "at": now} for d in blob_digests])
         checks = (
             (blob_digests, _LINKED_BLOBS, "the manifest references blob"),
             (child_digests, _PRESENT_MANIFESTS, "the index references manifest"),
