@@ -27,7 +27,7 @@ from starlette.types import Receive, Scope, Send
 
 from dockyard.api import ApiError, read_body
 from dockyard.audit import DECISION, Decision, decision, origin_of, refusal
-from dockyard.catalog.service import CatalogService, RepoRef
+from dockyard.catalog.service import CatalogService, RepoRef, repository_check
 from dockyard.iam import actions
 from dockyard.iam.arn import repository_arn
 from dockyard.iam.authz import ANONYMOUS, Context, Principal, Resource, is_allowed
@@ -773,27 +773,13 @@ class RegistryHTTP:
             principal = await run(self.identity.principal_by_name, caller.token.subject)
         limit = _page_size(request)
         last = request.query_params.get("last") or None
-        context = _context(request)
-        names: list[str] = []
-        cursor = last
-        more = False
-        # Walk pages of the catalog, keeping what the caller may pull, until a page fills.
-        while True:
-            batch = await run(lambda c=cursor: self.catalog.list_repositories(limit=500, after=c))
-            for full, _repo_id, account, public in batch:
-                ns, _, repo = full.partition("/")
-                resource = Resource(
-                    repository_arn(self.region, account if account is not None else 0, ns, repo),
-                    public=public,
-                )
-                if is_allowed(principal or ANONYMOUS, actions.PULL, resource, context):
-                    if limit is not None and len(names) == limit:
-                        more = True
-                        break
-                    names.append(full)
-            if more or len(batch) < 500:
-                break
-            cursor = batch[-1][0]
+        # What the caller may pull, decided per namespace where its policies allow.
+        pullable = repository_check(
+            self.region, principal or ANONYMOUS, (actions.PULL,), _context(request), unowned=0
+        )
+        names, more = await run(
+            lambda: self.catalog.repository_names(pullable, limit=limit, after=last)
+        )
         headers = {}
         if more and names:
             query = urlencode({"n": limit, "last": names[-1]})

@@ -26,6 +26,7 @@ from dockyard.catalog.service import CatalogService, RepoRef, image_subject, rem
 from dockyard.changes import Change
 from dockyard.db import tables as t
 from dockyard.db.engine import Database, utcnow
+from dockyard.db.raw import RawQuery
 from dockyard.db.upsert import blob_key, lock_keys, manifest_key, upsert
 from dockyard.errors import Forbidden, NotFound
 from dockyard.events import model as events
@@ -617,14 +618,10 @@ class RegistryService:
     ) -> tuple[list[str], bool]:
         """Tags in lexical order after ``last``; True when more follow."""
         repo_id = self.require_repository(ref)
-        q = sa.select(t.tags.c.name).where(t.tags.c.repository_id == repo_id)
-        if last:
-            q = q.where(t.tags.c.name > last)
-        q = q.order_by(t.tags.c.name)
-        if limit is not None:
-            q = q.limit(limit + 1)
+        query = _TAG_NAMES[bool(last), limit is not None]
+        params = {"repository_id": repo_id, "last": last, "limit": (limit or 0) + 1}
         with self.db.read() as conn:
-            names = list(conn.execute(q).scalars())
+            names = [name for (name,) in query.rows(conn, **params)]
         if limit is not None and len(names) > limit:
             return names[:limit], True
         return names, False
@@ -681,3 +678,18 @@ def upload_headers(ref: RepoRef, upload_id: str, size: int) -> dict[str, str]:
         "Range": f"0-{max(size - 1, 0)}",
         "Docker-Upload-UUID": upload_id,
     }
+
+
+def _tag_names_query(after: bool, limited: bool) -> RawQuery:
+    q = sa.select(t.tags.c.name).where(t.tags.c.repository_id == sa.bindparam("repository_id"))
+    if after:
+        q = q.where(t.tags.c.name > sa.bindparam("last"))
+    q = q.order_by(t.tags.c.name)
+    if limited:
+        q = q.limit(sa.bindparam("limit"))
+    return RawQuery(q)
+
+
+_TAG_NAMES = {(a, b): _tag_names_query(a, b) for a in (False, True) for b in (False, True)}
+"""``/tags/list``'s query, by (after a tag?, limited?): a listing of thousands of tags
+is the rows' cost, so they are fetched straight from the driver (see :mod:`db.raw`)."""
