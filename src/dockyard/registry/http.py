@@ -439,6 +439,10 @@ class RegistryHTTP:
         request.scope["dockyard.route"] = kind
         if kind == "manifests" and len(rest) == 1 and rest[0] and method in ("GET", "HEAD"):
             return await self._get_manifest(request, caller, name, rest[0], method)
+        if kind == "tags" and rest == ["list"]:
+            if method not in ("GET", "HEAD"):
+                raise _method_not_allowed()
+            return await self._tags(request, caller, name)
         ref = await self._read(self.catalog.resolve, name)
         if kind == "manifests" and len(rest) == 1 and rest[0]:
             return await self._manifest(request, caller, ref, rest[0], method)
@@ -461,11 +465,6 @@ class RegistryHTTP:
             )
         if kind == "blobs" and len(rest) == 1 and rest[0]:
             return await self._blob(request, caller, ref, rest[0], method)
-        if kind == "tags" and rest == ["list"]:
-            if method not in ("GET", "HEAD"):
-                raise _method_not_allowed()
-            await self._authorize(request, caller, ref, "pull")
-            return await self._tags(request, ref)
         if kind == "referrers" and len(rest) == 1 and rest[0]:
             if method not in ("GET", "HEAD"):
                 raise _method_not_allowed()
@@ -732,10 +731,22 @@ class RegistryHTTP:
 
     # -- discovery -------------------------------------------------------------------
 
-    async def _tags(self, request: Request, ref: RepoRef) -> Response:
-        limit = _page_size(request)
+    async def _tags(self, request: Request, caller: Caller, name: RepositoryName) -> Response:
         last = request.query_params.get("last") or None
-        names, more = await self._read(self.registry.list_tags, ref, limit, last)
+        try:
+            limit = _page_size(request)
+        except RegistryError:
+            # A bad page size is told only to whoever may list the tags.
+            await self._authorize(
+                request, caller, await self._read(self.catalog.resolve, name), "pull"
+            )
+            raise
+        # One read for the repository and the page, told only after authorization.
+        ref, found = await self._read(self.registry.find_tags, name, limit, last)
+        await self._authorize(request, caller, ref, "pull")
+        if isinstance(found, RegistryError):
+            raise found
+        names, more = found
         headers = {}
         if more and names:
             query = urlencode({"n": limit, "last": names[-1]})

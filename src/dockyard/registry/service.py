@@ -613,18 +613,25 @@ class RegistryService:
 
     # -- discovery -------------------------------------------------------------------
 
-    def list_tags(
-        self, ref: RepoRef, limit: int | None, last: str | None
-    ) -> tuple[list[str], bool]:
-        """Tags in lexical order after ``last``; True when more follow."""
-        repo_id = self.require_repository(ref)
-        query = _TAG_NAMES[bool(last), limit is not None]
-        params = {"repository_id": repo_id, "last": last, "limit": (limit or 0) + 1}
+    def find_tags(
+        self, name: RepositoryName, limit: int | None, last: str | None
+    ) -> tuple[RepoRef, tuple[list[str], bool] | RegistryError]:
+        """Resolve the repository and read a page of its tags in lexical order after
+        ``last`` (and whether more follow) in one read transaction. As with
+        :meth:`find_manifest`, a missing repository is returned, not raised, so that the
+        caller authorizes before it tells."""
         with self.db.read() as conn:
-            names = [name for (name,) in query.rows(conn, **params)]
+            ref = self.catalog.resolve(name, conn)
+            try:
+                repo_id = self.require_repository(ref)
+            except RegistryError as exc:
+                return ref, exc
+            query = _TAG_NAMES[bool(last), limit is not None]
+            params = {"repository_id": repo_id, "last": last, "limit": (limit or 0) + 1}
+            names = [tag for (tag,) in query.rows(conn, **params)]
         if limit is not None and len(names) > limit:
-            return names[:limit], True
-        return names, False
+            return ref, (names[:limit], True)
+        return ref, (names, False)
 
     def referrers(
         self, ref: RepoRef, digest: str, artifact_type: str | None
