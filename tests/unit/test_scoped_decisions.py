@@ -24,6 +24,7 @@ from dockyard.iam.policy import (
     wildcard_match,
 )
 from dockyard.oci.reference import COMPONENT_CHARS
+from tests.unit.strategies import policies
 
 PREFIX = "acs:cr:local:7:repository/team/"
 
@@ -127,7 +128,7 @@ def test_a_pattern_within_a_namespace_is_decided_per_repository() -> None:
     assert not decisions._decided
 
 
-_PATTERNS = st.sampled_from(
+_POLICIES = policies(
     [
         "*",
         "acs:cr:*:*:repository/team/*",
@@ -140,19 +141,8 @@ _PATTERNS = st.sampled_from(
         "acs:cr:*:*:repository/t*",
         "acs:cr:local:8:repository/team/*",
         "acs:cr:*:*:repository/*",
-    ]
-)
-_ACTIONS = st.sampled_from(["cr:*", "cr:Get*", "cr:Delete*", "cr:PullRepository", "cr:List*"])
-_STATEMENTS = st.fixed_dictionaries(
-    {
-        "Effect": st.sampled_from(["Allow", "Deny"]),
-        "Action": st.lists(_ACTIONS, min_size=1, max_size=3),
-        "Resource": st.lists(_PATTERNS, min_size=1, max_size=2),
-    }
-)
-_POLICIES = st.builds(
-    lambda statements: parse_policy({"Version": "1", "Statement": statements}),
-    st.lists(_STATEMENTS, min_size=1, max_size=4),
+    ],
+    ["cr:*", "cr:Get*", "cr:Delete*", "cr:PullRepository", "cr:List*"],
 )
 _ENTRIES = st.lists(
     st.tuples(
