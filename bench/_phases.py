@@ -9,13 +9,14 @@ and the server's CPU time (the registry process and its workers, from /proc).
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import os
 import resource
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -63,6 +64,13 @@ class Sizes:
     tag_concurrency: int = 8
     tags_seconds: int = 5
     tags_connections: int = 8
+    manifest_puts: int = 1000
+    put_concurrency: int = 8
+    catalog_repos: int = 1000
+    catalog_hidden: int = 100
+    catalog_concurrency: int = 8
+    catalog_seconds: int = 5
+    catalog_connections: int = 8
     # The webhooks section (bench/_webhooks.py); its pushes are phase 6's images.
     webhook_rounds: int = 3
     webhook_hooks: int = 3
@@ -84,6 +92,10 @@ QUICK = replace(
     images=40,
     tags=200,
     tags_seconds=2,
+    manifest_puts=200,
+    catalog_repos=200,
+    catalog_hidden=20,
+    catalog_seconds=2,
     webhook_rounds=1,
     latency_seconds=3,
     drain_tags=100,
@@ -154,9 +166,14 @@ class Data:
     manifest_image: Image
     images: list[Image]
     tags_image: Image
+    puts_image: Image
+    puts: list[bytes]
+    """Distinct manifests over ``puts_image``'s config and layer (phase 6b)."""
+    catalog_image: Image
 
     @classmethod
     def generate(cls, sizes: Sizes) -> Data:
+        puts_image = make_image(sizes.config_size, sizes.layer_size)
         return cls(
             small=[Blob.of(os.urandom(sizes.small_size)) for _ in range(sizes.small_count)],
             large=[Blob.of(os.urandom(sizes.large_size)) for _ in range(sizes.large_count)],
@@ -164,7 +181,18 @@ class Data:
             manifest_image=make_image(sizes.config_size, sizes.layer_size),
             images=[make_image(sizes.config_size, sizes.layer_size) for _ in range(sizes.images)],
             tags_image=make_image(sizes.config_size, sizes.layer_size),
+            puts_image=puts_image,
+            puts=[annotated(puts_image, n) for n in range(sizes.manifest_puts)],
+            catalog_image=make_image(sizes.config_size, sizes.layer_size),
         )
+
+
+def annotated(image: Image, number: int) -> bytes:
+    """``image``'s manifest with an annotation of its own: another manifest (another
+    digest, so another row or file to write) over the same, already pushed blobs."""
+    manifest = json.loads(image.manifest)
+    manifest["annotations"] = {"org.dockyard.bench.put": str(number)}
+    return json.dumps(manifest, indent=2).encode()
 
 
 # -- measuring ---------------------------------------------------------------------------
@@ -291,11 +319,17 @@ def _with_digest(location: str, digest: str) -> str:
 class Session:
     """A pooled httpx client for one registry, with its credentials."""
 
-    def __init__(self, registry: Registry, repositories: list[str], pool: int):
+    def __init__(
+        self, registry: Registry, repositories: list[str], pool: int, *, basic: bool = False
+    ):
+        """``basic``: the administrator's Basic credentials on every request instead of
+        a token naming ``repositories`` (set-up over more repositories than one token's
+        scope list can name)."""
         self.registry = registry
         self.http = httpx.Client(
             base_url=registry.base_url,
-            headers=registry.auth_headers(repositories),
+            headers={} if basic else registry.auth_headers(repositories),
+            auth=(ADMIN_USER, ADMIN_PASSWORD) if basic and registry.needs_auth else None,
             timeout=httpx.Timeout(120.0, connect=10.0),
             limits=httpx.Limits(max_connections=pool, max_keepalive_connections=pool),
             event_hooks={"request": [_loopback_only]},
@@ -381,18 +415,22 @@ class Session:
         self.push_blob(repo, image.layer)
         self.put_manifest(repo, tag, image.manifest)
 
-    def list_tags(self, repo: str, max_pages: int = 1000) -> tuple[list[str], int]:
+    def list_tags(self, repo: str) -> tuple[list[str], int]:
         """All tags of ``repo`` following Link pagination, and the number of pages read."""
-        tags: list[str] = []
-        url: str | None = f"/v2/{repo}/tags/list"
+        return self.walk(f"/v2/{repo}/tags/list", "tags", f"tags list of {repo}")
+
+    def walk(self, url: str | None, key: str, what: str) -> tuple[list[str], int]:
+        """The ``key`` lists of ``url`` and the pages its Link headers lead to, joined,
+        and the number of pages read."""
+        items: list[str] = []
         pages = 0
-        while url and pages < max_pages:
-            page = _expect(self.http.get(url), 200, f"tags list of {repo}")
-            tags += page.json().get("tags") or []
+        while url and pages < 1000:
+            page = _expect(self.http.get(url), 200, what)
+            items += page.json().get(key) or []
             pages += 1
             link = page.headers.get("Link", "")
             url = link[link.index("<") + 1 : link.index(">")] if "<" in link else None
-        return tags, pages
+        return items, pages
 
 
 # -- phases ------------------------------------------------------------------------------
@@ -402,6 +440,11 @@ REPO_LARGE = "bench/blobs-large"
 REPO_CHUNKED = "bench/blobs-chunked"
 REPO_MANIFEST = "bench/manifest"
 REPO_TAGS = "bench/tags"
+REPO_PUTS = "bench/puts"
+CATALOG_NAMESPACE = "catalog"
+HIDDEN_NAMESPACES = ("secret", "private")
+"""Phase 7b's namespaces the RAM user may not see: a Deny beats its Allow on the
+first; it has no Allow on the second."""
 BLOB_REPOS = [REPO_SMALL, REPO_LARGE, REPO_CHUNKED]
 
 
@@ -560,7 +603,10 @@ class Workload:
         accept = {"Accept": OCI_MANIFEST}
         admin = (ADMIN_USER, ADMIN_PASSWORD)
         cases = {
-            "policy_token_rps": {**accept, **_token(self.registry, user, REPO_MANIFEST)},
+            "policy_token_rps": {
+                **accept,
+                **_token(self.registry, user, f"repository:{REPO_MANIFEST}:pull"),
+            },
             "admin_basic_rps": {**accept, "Authorization": _basic(*admin)},
             "policy_basic_rps": {**accept, "Authorization": _basic(*user)},
         }
@@ -615,27 +661,127 @@ class Workload:
             raise BenchError(
                 f"{self.registry.label}: tags list has {len(listed)} tags, not {len(expected)}"
             )
+        self._time_listing(
+            "tags",
+            f"/v2/{REPO_TAGS}/tags/list",
+            {"Authorization": auth} if auth else {},
+            pages=pages,
+            seconds=sizes.tags_seconds,
+            connections=sizes.tags_connections,
+        )
+
+    def _time_listing(
+        self,
+        phase: str,
+        path: str,
+        headers: dict[str, str],
+        *,
+        pages: int,
+        seconds: int,
+        connections: int,
+    ) -> None:
+        """Time GETs of a listing with wrk; when the untimed walk took ``pages`` > 1
+        (the registry paginates), each connection follows the Link headers and a
+        complete walk counts as one listing."""
+        what = "tags list" if phase == "tags" else "_catalog"
         paginated = pages > 1
         if paginated:
             self.out.notes.append(
-                f"tags list: paginated into {pages} pages; timed with one connection per wrk "
+                f"{what}: paginated into {pages} pages; timed with one connection per wrk "
                 "thread following Link headers; listings/s counts complete walks, p50 is per page"
             )
         with Meter(self.registry, "wrk") as m:
             load = _loadgen.wrk(
-                f"{self.registry.base_url}/v2/{REPO_TAGS}/tags/list",
-                threads=sizes.tags_connections if paginated else sizes.wrk_threads,
-                connections=sizes.tags_connections,
-                seconds=sizes.tags_seconds,
-                headers={"Authorization": auth} if auth else {},
+                self.registry.base_url + path,
+                threads=connections if paginated else self.sizes.wrk_threads,
+                connections=connections,
+                seconds=seconds,
+                headers=headers,
                 follow_links=paginated,
-                what="tags list",
+                what=what,
             )
-        self.out.figures["tags_rps"] = load.listings_per_s
-        self.out.figures["tags_p50"] = load.p50_ms
+        self.out.figures[f"{phase}_rps"] = load.listings_per_s
+        self.out.figures[f"{phase}_p50"] = load.p50_ms
         if load.errors:
-            self.out.notes.append(f"tags list (wrk) socket errors: {load.errors}")
-        self._record("tags", m)
+            self.out.notes.append(f"{what} (wrk) socket errors: {load.errors}")
+        self._record(phase, m)
+
+    def manifest_puts(self) -> None:
+        """6b. Manifest PUT alone: distinct manifests (one annotation apart) over a config
+        and a layer pushed beforehand, each under a tag of its own. Only the PUTs are
+        timed."""
+        sizes, image, manifests = self.sizes, self.data.puts_image, self.data.puts
+        self._say(f"PUT {len(manifests)} distinct manifests under distinct tags")
+        tags = [f"m{n:04d}" for n in range(len(manifests))]
+        with Session(self.registry, [REPO_PUTS], sizes.put_concurrency) as s:
+            s.push_blob(REPO_PUTS, image.config)
+            s.push_blob(REPO_PUTS, image.layer)
+            with Meter(self.registry, "httpx") as m:
+                parallel(
+                    lambda job: s.put_manifest(REPO_PUTS, *job),
+                    list(zip(tags, manifests, strict=True)),
+                    sizes.put_concurrency,
+                )
+            listed, _ = s.list_tags(REPO_PUTS)
+        if sorted(listed) != tags:
+            raise BenchError(
+                f"{self.registry.label}: PUT {len(tags)} tags, the tags list has {len(listed)}"
+            )
+        self.out.figures["puts_per_s"] = len(manifests) / m.wall
+        self._record("puts", m)
+
+    def catalog(self) -> None:
+        """7b. ``_catalog`` over many repositories, each holding one small image (the
+        pushes are set-up, untimed). Dockyard lists as a RAM user whose policies let it
+        see the ``catalog`` namespace only, with more repositories in namespaces it may
+        not see; distribution has no users and lists everything."""
+        sizes, image = self.sizes, self.data.catalog_image
+        expected = [f"{CATALOG_NAMESPACE}/r{n:04d}" for n in range(sizes.catalog_repos)]
+        hidden: list[str] = []
+        if self.registry.needs_auth:
+            with _admin_api(self.registry) as call:
+                for namespace in (CATALOG_NAMESPACE, *HIDDEN_NAMESPACES):
+                    call("POST", "/api/v1/namespaces", {"name": namespace})
+            share = -(-sizes.catalog_hidden // len(HIDDEN_NAMESPACES))
+            hidden = [f"{ns}/h{n:04d}" for ns in HIDDEN_NAMESPACES for n in range(share)]
+        self._say(
+            f"push one image into each of {len(expected)} repositories (+{len(hidden)} hidden), "
+            "then list the catalog"
+        )
+        with Session(self.registry, [], sizes.catalog_concurrency, basic=True) as s:
+            parallel(
+                lambda repo: s.push_image(repo, image, "latest"),
+                expected + hidden,
+                sizes.catalog_concurrency,
+            )
+        headers = {}
+        if self.registry.needs_auth:
+            user = _catalog_user(self.registry)
+            headers = _token(self.registry, user, "registry:catalog:*")
+        with Session(self.registry, [], 1) as s:
+            s.http.headers.update(headers)
+            listed, pages = s.walk("/v2/_catalog", "repositories", "_catalog")
+        # Untimed: the listing names every repository the caller may see, once, and
+        # nothing it may not; distribution also lists the earlier phases' repositories.
+        mine = [name for name in listed if name.startswith(f"{CATALOG_NAMESPACE}/")]
+        if mine != expected or set(hidden) & set(listed) or len(set(listed)) != len(listed):
+            raise BenchError(
+                f"{self.registry.label}: _catalog lists {len(mine)} of the {len(expected)} "
+                f"repositories and {len(set(hidden) & set(listed))} hidden ones"
+            )
+        if self.registry.needs_auth and len(listed) != len(expected):
+            raise BenchError(
+                f"{self.registry.label}: the RAM user's _catalog lists {len(listed)} "
+                f"repositories, not {len(expected)}"
+            )
+        self._time_listing(
+            "catalog",
+            "/v2/_catalog",
+            headers,
+            pages=pages,
+            seconds=sizes.catalog_seconds,
+            connections=sizes.catalog_connections,
+        )
 
     def memory(self) -> None:
         """8. Peak resident memory of the server and its workers."""
@@ -646,10 +792,11 @@ def _basic(user: str, password: str) -> str:
     return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
 
-def _token(registry: Registry, auth: tuple[str, str], repository: str) -> dict[str, str]:
+def _token(registry: Registry, auth: tuple[str, str], scope: str) -> dict[str, str]:
+    """A bearer token for ``scope`` (``repository:NAME:pull``, ``registry:catalog:*``)."""
     response = httpx.get(
         f"{registry.base_url}/auth/token",
-        params={"service": "dockyard", "scope": f"repository:{repository}:pull"},
+        params={"service": "dockyard", "scope": scope},
         auth=auth,
         timeout=30.0,
     )
@@ -662,15 +809,7 @@ def _policy_user(registry: Registry) -> tuple[str, str]:
     only through its policies: two custom ones (an Allow with a condition, a Deny on
     another namespace), a group's read-only policy and a namespace permission."""
     password = "bench-ram-user-pw"  # noqa: S105 -- a throwaway server on loopback
-    with httpx.Client(
-        base_url=registry.base_url, auth=(ADMIN_USER, ADMIN_PASSWORD), timeout=30.0
-    ) as api:
-
-        def call(method: str, path: str, body: Any = None) -> None:
-            response = api.request(method, path, json=body)
-            if response.status_code >= 300:
-                raise BenchError(f"{method} {path}: {response.status_code} {response.text[:300]}")
-
+    with _admin_api(registry) as call:
         call("POST", "/api/v1/ram/users", {"name": "bencher", "password": password})
         call("PUT", "/api/v1/ram/users/bencher/registry-password", {"password": password})
         allow = {
@@ -693,6 +832,66 @@ def _policy_user(registry: Registry) -> tuple[str, str]:
     return f"bencher@{ADMIN_USER}", password
 
 
+def _catalog_user(registry: Registry) -> tuple[str, str]:
+    """A RAM user of the administrator's account that may list the catalog and pull from
+    the ``catalog`` namespace only: an Allow of ``cr:ListRepository``; an Allow of pulls
+    (with a condition) on ``catalog`` and on ``secret``, where a Deny beats it; nothing on
+    ``private`` or anywhere else; and a namespace permission on ``catalog``."""
+    password = "bench-lister-pw"  # noqa: S105 -- a throwaway server on loopback
+    secret, _private = HIDDEN_NAMESPACES
+    loopback = {"IpAddress": {"acs:SourceIp": ["127.0.0.0/8", "::1"]}}
+    documents = {
+        "lister-list": {
+            "Effect": "Allow",
+            "Action": "cr:ListRepository",
+            "Resource": "acs:cr:*:*:repository/*",
+        },
+        "lister-pull": {
+            "Effect": "Allow",
+            "Action": ["cr:Get*", "cr:PullRepository"],
+            "Resource": [
+                f"acs:cr:*:*:repository/{CATALOG_NAMESPACE}/*",
+                f"acs:cr:*:*:repository/{secret}/*",
+            ],
+            "Condition": loopback,
+        },
+        "lister-deny": {
+            "Effect": "Deny",
+            "Action": "cr:*",
+            "Resource": f"acs:cr:*:*:repository/{secret}/*",
+        },
+    }
+    with _admin_api(registry) as call:
+        call("POST", "/api/v1/ram/users", {"name": "lister", "password": password})
+        call("PUT", "/api/v1/ram/users/lister/registry-password", {"password": password})
+        for name, statement in documents.items():
+            document = {"Version": "1", "Statement": [statement]}
+            call("POST", "/api/v1/ram/policies", {"name": name, "document": document})
+            call("PUT", f"/api/v1/ram/users/lister/policies/{name}")
+        call(
+            "PUT",
+            f"/api/v1/namespaces/{CATALOG_NAMESPACE}/permissions/lister",
+            {"role": "read-only"},
+        )
+    return f"lister@{ADMIN_USER}", password
+
+
+@contextlib.contextmanager
+def _admin_api(registry: Registry) -> Iterator[Callable[..., None]]:
+    """``call(method, path, body)`` on the management API as the administrator; any
+    answer other than 2xx fails the benchmark."""
+    with httpx.Client(
+        base_url=registry.base_url, auth=(ADMIN_USER, ADMIN_PASSWORD), timeout=30.0
+    ) as api:
+
+        def call(method: str, path: str, body: Any = None) -> None:
+            response = api.request(method, path, json=body)
+            if response.status_code >= 300:
+                raise BenchError(f"{method} {path}: {response.status_code} {response.text[:300]}")
+
+        yield call
+
+
 STEPS: list[Callable[[Workload], None]] = [
     Workload.push_small,
     Workload.push_large,
@@ -702,6 +901,8 @@ STEPS: list[Callable[[Workload], None]] = [
     Workload.manifests,
     Workload.policies,
     Workload.images,
+    Workload.manifest_puts,
     Workload.tags,
+    Workload.catalog,
     Workload.memory,
 ]

@@ -97,11 +97,28 @@ def metrics(sizes: _phases.Sizes) -> list[Metric]:
             True,
         ),
         Metric(
+            "puts_per_s",
+            f"6b. manifest PUT alone, {sizes.manifest_puts} distinct manifests and tags, "
+            f"c={sizes.put_concurrency}: manifests/s ({up})",
+            True,
+        ),
+        Metric(
             "tags_rps",
             f"7. tags list of {sizes.tags} tags, {sizes.tags_connections} conns: listings/s ({up})",
             True,
         ),
         Metric("tags_p50", f"7. tags list of {sizes.tags} tags: p50 latency, ms ({down})", False),
+        Metric(
+            "catalog_rps",
+            f"7b. _catalog of {sizes.catalog_repos} repositories (Dockyard: RAM user, filtered), "
+            f"{sizes.catalog_connections} conns: listings/s ({up})",
+            True,
+        ),
+        Metric(
+            "catalog_p50",
+            f"7b. _catalog of {sizes.catalog_repos} repositories: p50 latency, ms ({down})",
+            False,
+        ),
         Metric("peak_rss_mib", f"8. server peak memory (VmHWM), MiB ({down})", False),
     ]
     return rows + webhook_metrics(sizes)
@@ -148,7 +165,9 @@ PHASES = [
     ("manifest_get", "5. manifest GET"),
     ("manifest_head", "5. manifest HEAD"),
     ("images", "6. small images"),
+    ("puts", "6b. manifest PUT alone"),
     ("tags", "7. tags list"),
+    ("catalog", "7b. _catalog"),
     ("wh_none", "9. small images, no webhooks"),
     ("wh_hooks", "9. small images, with webhooks"),
     ("wh_latency", "10. paced pushes until delivered"),

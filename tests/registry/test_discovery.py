@@ -176,6 +176,95 @@ def test_catalog_bad_n(client: httpx.Client, n: str) -> None:
     assert_error(client.get("/v2/_catalog", params={"n": n}), 400, "PAGINATION_NUMBER_INVALID")
 
 
+def _catalog_walk(client: httpx.Client, n: int | None = None) -> list[str]:
+    r = client.get("/v2/_catalog", params={} if n is None else {"n": n})
+    assert r.status_code == 200, r.text
+    names: list[str] = list(r.json()["repositories"])
+    while (link := next_link(r)) is not None:
+        r = client.get(link)
+        assert r.status_code == 200, r.text
+        assert 0 < len(r.json()["repositories"]) <= (n or 0)
+        names += r.json()["repositories"]
+    return names
+
+
+def test_catalog_as_a_ram_user_lists_exactly_what_it_may_pull(
+    client: httpx.Client, registry: DockyardServer
+) -> None:
+    """Namespace-wide policies (decided once per namespace) beside patterns within a
+    namespace (decided per repository), namespaces whose names start alike, a Deny that
+    beats an Allow, a public repository and none at all; with and without pages."""
+    base = unique("cat")
+    open_, near, dotted, denied, mixed, closed = (
+        base,
+        f"{base}-x",
+        f"{base}.y",
+        f"{base}-deny",
+        f"{base}-mix",
+        f"{base}-none",
+    )
+    repos = {
+        open_: ["a", "b", "c-1"],
+        near: ["a"],
+        dotted: ["a"],
+        denied: ["a", "b"],
+        mixed: ["app-1", "app-secret", "app-secret-2", "other"],
+        closed: ["a", "pub"],
+    }
+    for namespace, names in repos.items():
+        r = client.post("/api/v1/namespaces", json={"name": namespace})
+        assert r.status_code == 201, r.text
+        for name in names:
+            push_blob(client, f"{namespace}/{name}", b"catalogued by a RAM user")
+    r = client.patch(f"/api/v1/repositories/{closed}/pub", json={"repo_type": "public"})
+    assert r.status_code == 200, r.text
+    user, password = unique("lister"), "lister-registry-pw"
+    arn = "acs:cr:*:*:repository"
+    statements = [
+        {"Effect": "Allow", "Action": "cr:ListRepository", "Resource": f"{arn}/*"},
+        {
+            "Effect": "Allow",
+            "Action": ["cr:Get*", "cr:PullRepository"],
+            "Resource": [f"{arn}/{open_}/*", f"{arn}/{denied}/*", f"{arn}/{mixed}/app-*"],
+            "Condition": {"IpAddress": {"acs:SourceIp": ["127.0.0.0/8", "::1"]}},
+        },
+        {"Effect": "Allow", "Action": "cr:PullRepository", "Resource": f"{arn}/{dotted}/*"},
+        {"Effect": "Deny", "Action": "cr:*", "Resource": f"{arn}/{denied}/*"},
+        {"Effect": "Deny", "Action": "cr:Pull*", "Resource": f"{arn}/{mixed}/app-secret*"},
+    ]
+    policy = unique("catalog-policy")
+    document = {"Version": "1", "Statement": statements}
+    for method, path, body in [
+        ("POST", "/api/v1/ram/users", {"name": user, "password": "lister-console-pw"}),
+        ("PUT", f"/api/v1/ram/users/{user}/registry-password", {"password": password}),
+        ("POST", "/api/v1/ram/policies", {"name": policy, "document": document}),
+        ("PUT", f"/api/v1/ram/users/{user}/policies/{policy}", None),
+    ]:
+        r = client.request(method, path, json=body)
+        assert r.status_code < 300, r.text
+    expected = [
+        f"{open_}/a",
+        f"{open_}/b",
+        f"{open_}/c-1",
+        f"{closed}/pub",
+        f"{dotted}/a",
+        f"{mixed}/app-1",
+    ]
+    expected = sorted(expected)
+    mine = set(repos)
+    login = (f"{user}@admin", password)
+    with connect(registry, auth=login) as ram:
+        whole = [x for x in _catalog_walk(ram) if x.split("/")[0] in mine]
+        assert whole == expected
+        for n in (1, 2, 4):
+            assert [x for x in _catalog_walk(ram, n) if x.split("/")[0] in mine] == expected
+        r = ram.get("/auth/token", params={"service": "dockyard", "scope": "registry:catalog:*"})
+        assert r.status_code == 200, r.text
+        token = r.json()["token"]
+    with connect(registry, auth=None, headers={"Authorization": f"Bearer {token}"}) as bearer:
+        assert [x for x in _catalog_walk(bearer, 3) if x.split("/")[0] in mine] == expected
+
+
 # -- referrers ---------------------------------------------------------------------------
 
 

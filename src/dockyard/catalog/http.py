@@ -61,6 +61,7 @@ from dockyard.catalog.service import (
     Tag,
     TagOrder,
     parse_repository_name,
+    repository_check,
 )
 from dockyard.errors import ServiceError
 from dockyard.iam import actions
@@ -761,19 +762,13 @@ class RepositoryRoutes(_CatalogRoutes):
 
     def _visible(self, request: Request, principal: Principal) -> Callable[[RepositoryEntry], bool]:
         """Whether the caller may see a repository of its account: list or get it."""
-        context = request_context(request)
-
-        def keep(entry: RepositoryEntry) -> bool:
-            namespace, _, repository = entry.full_name.partition("/")
-            account = self._account(principal, entry.account_id)
-            arn = repository_arn(self.region, account, namespace, repository)
-            resource = Resource(arn, public=entry.is_public)
-            return any(
-                is_allowed(principal, action, resource, context)
-                for action in (actions.LIST_REPOSITORY, "cr:GetRepository")
-            )
-
-        return keep
+        return repository_check(
+            self.region,
+            principal,
+            (actions.LIST_REPOSITORY, "cr:GetRepository"),
+            request_context(request),
+            unowned=self._account(principal, None),
+        )
 
     async def _create(self, request: Request, principal: Principal) -> Response:
         body = await json_body(request)

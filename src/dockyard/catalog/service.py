@@ -21,13 +21,21 @@ from sqlalchemy.exc import IntegrityError
 from dockyard.changes import Change, Changes
 from dockyard.db import tables as t
 from dockyard.db.engine import Database, as_utc, utcnow
+from dockyard.db.raw import RawQuery
 from dockyard.db.upsert import upsert
 from dockyard.errors import Conflict, Forbidden, Invalid, NotFound
 from dockyard.events import model as events
 from dockyard.events.outbox import Subject
 from dockyard.iam.arn import namespace_arn, repository_arn
+from dockyard.iam.authz import Context, Principal, ScopedDecisions
 from dockyard.iam.permissions import forget_permissions
-from dockyard.oci.reference import NameError_, RepositoryName, check_component, check_tag
+from dockyard.oci.reference import (
+    COMPONENT_CHARS,
+    NameError_,
+    RepositoryName,
+    check_component,
+    check_tag,
+)
 from dockyard.origin import Origin
 
 SUMMARY_MAX_CHARS = 100
@@ -140,6 +148,36 @@ class RepositoryFilter:
         return q
 
 
+def repository_check(
+    region: str,
+    principal: Principal,
+    wanted: tuple[str, ...],
+    context: Context | None,
+    *,
+    unowned: int | str,
+) -> Callable[[RepositoryEntry], bool]:
+    """Whether ``principal`` may do any of ``wanted`` on a catalog entry's repository
+    (``unowned``: the account its ARN names when its namespace has none). Decided once
+    per namespace wherever the principal's policies treat the namespace's repositories
+    alike (:class:`ScopedDecisions`), one by one elsewhere: the same answers as
+    :func:`is_allowed` on each repository, at a fraction of the cost in a listing."""
+    deciders = [
+        ScopedDecisions(principal, action, context, chars=COMPONENT_CHARS) for action in wanted
+    ]
+    prefixes: dict[tuple[int | None, str], str] = {}
+
+    def check(entry: RepositoryEntry) -> bool:
+        namespace, _, repository = entry.full_name.partition("/")
+        key = (entry.account_id, namespace)
+        prefix = prefixes.get(key)
+        if prefix is None:
+            account = entry.account_id if entry.account_id is not None else unowned
+            prefix = prefixes[key] = repository_arn(region, account, namespace, "")
+        return any(d.is_allowed(prefix, repository, public=entry.is_public) for d in deciders)
+
+    return check
+
+
 def _namespace(row: sa.Row[tuple[object, ...]]) -> Namespace:
     m = row._mapping
     return Namespace(
@@ -153,6 +191,28 @@ def _namespace(row: sa.Row[tuple[object, ...]]) -> Namespace:
 
 
 _FULL_NAME = (t.namespaces.c.name + "/" + t.repositories.c.name).label("full")
+
+
+def _entries_select() -> sa.Select[Any]:
+    return sa.select(
+        _FULL_NAME, t.repositories.c.id, t.namespaces.c.account_id, t.repositories.c.is_public
+    ).select_from(t.repositories.join(t.namespaces))
+
+
+def _entries_query(after: bool, limited: bool) -> RawQuery:
+    q = _entries_select()
+    if after:
+        q = q.where(sa.bindparam("after", type_=sa.String) < _FULL_NAME)
+    q = q.order_by(_FULL_NAME)
+    if limited:
+        q = q.limit(sa.bindparam("limit"))
+    return RawQuery(q)
+
+
+_ENTRIES = {(a, b): _entries_query(a, b) for a in (False, True) for b in (False, True)}
+"""The unfiltered catalog's query, by (after a name?, limited?)."""
+
+
 _REPOSITORY_DETAILS = sa.select(
     t.repositories,
     t.namespaces.c.name.label("namespace"),
@@ -599,27 +659,24 @@ class CatalogService:
     def list_repositories(
         self,
         *,
-        limit: int = 100,
+        limit: int | None = 100,
         after: str | None = None,
         filters: RepositoryFilter | None = None,
     ) -> list[RepositoryEntry]:
         """Repositories in ``namespace/name`` order after ``after``, narrowed by
-        ``filters``."""
-        q = (
-            sa.select(
-                _FULL_NAME,
-                t.repositories.c.id,
-                t.namespaces.c.account_id,
-                t.repositories.c.is_public,
-            )
-            .select_from(t.repositories.join(t.namespaces))
-            .order_by(_FULL_NAME)
-            .limit(limit)
-        )
+        ``filters``; up to ``limit`` of them (None: all)."""
+        if filters is None:
+            # ``/v2/_catalog``'s walk: the whole catalog, rows straight from the driver.
+            query = _ENTRIES[bool(after), limit is not None]
+            with self.db.read() as conn:
+                rows = query.rows(conn, after=after, limit=limit)
+            return [RepositoryEntry(r[0], r[1], r[2], bool(r[3])) for r in rows]
+        q = _entries_select().order_by(_FULL_NAME)
+        if limit is not None:
+            q = q.limit(limit)
         if after:
             q = q.where(after < _FULL_NAME)
-        if filters is not None:
-            q = filters.apply(q)
+        q = filters.apply(q)
         with self.db.read() as conn:
             return [RepositoryEntry(r[0], r[1], r[2], bool(r[3])) for r in conn.execute(q)]
 
@@ -635,16 +692,7 @@ class CatalogService:
         them, that ``keep`` accepts (a permission check, say): the catalog is read in
         batches until the page is full, and the details (tag count, size) are computed
         for the chosen ones only."""
-        chosen: list[RepositoryEntry] = []
-        cursor = after
-        batch_size = limit if keep is None else max(limit, _SCAN_BATCH)
-        while len(chosen) < limit:
-            batch = self.list_repositories(limit=batch_size, after=cursor, filters=filters)
-            wanted = batch if keep is None else [e for e in batch if keep(e)]
-            chosen.extend(wanted[: limit - len(chosen)])
-            if len(batch) < batch_size:
-                break
-            cursor = batch[-1].full_name
+        chosen = self._choose(keep, limit, after, filters)
         if not chosen:
             return []
         with self.db.read() as conn:
@@ -654,6 +702,45 @@ class CatalogService:
         by_id = {row.id: _repository(row) for row in rows}
         # A repository deleted between the two reads is left out.
         return [by_id[e.id] for e in chosen if e.id in by_id]
+
+    def repository_names(
+        self,
+        keep: Callable[[RepositoryEntry], bool],
+        *,
+        limit: int | None,
+        after: str | None = None,
+    ) -> tuple[list[str], bool]:
+        """The full names of up to ``limit`` (None: all) repositories after ``after``
+        that ``keep`` accepts, in ``namespace/name`` order, and whether more follow:
+        ``/v2/_catalog``'s page."""
+        chosen = self._choose(keep, None if limit is None else limit + 1, after)
+        more = limit is not None and len(chosen) > limit
+        return [e.full_name for e in chosen[:limit]], more
+
+    def _choose(
+        self,
+        keep: Callable[[RepositoryEntry], bool] | None,
+        limit: int | None,
+        after: str | None,
+        filters: RepositoryFilter | None = None,
+    ) -> list[RepositoryEntry]:
+        """Up to ``limit`` (None: all) catalog entries after ``after`` that ``keep``
+        accepts, read in batches until that many are found. Without a limit the catalog
+        is read in one query: the caller lists all it may see anyway, and every batch
+        costs the database a sort of the whole catalog (full names join two tables)."""
+        chosen: list[RepositoryEntry] = []
+        cursor = after
+        batch_size = limit
+        if limit is not None and keep is not None:
+            batch_size = max(limit, _SCAN_BATCH)
+        while limit is None or len(chosen) < limit:
+            batch = self.list_repositories(limit=batch_size, after=cursor, filters=filters)
+            wanted = batch if keep is None else [e for e in batch if keep(e)]
+            chosen.extend(wanted if limit is None else wanted[: limit - len(chosen)])
+            if batch_size is None or len(batch) < batch_size:
+                break
+            cursor = batch[-1].full_name
+        return chosen
 
     # -- tags ------------------------------------------------------------------------
 

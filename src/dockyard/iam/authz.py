@@ -16,13 +16,21 @@ the console and the CLI — calls :func:`is_allowed`:
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
 from dockyard.iam import actions
-from dockyard.iam.policy import Policy, RequestFacts, evaluate, wildcard_match
+from dockyard.iam.policy import (
+    Policy,
+    PrefixMatch,
+    RequestFacts,
+    evaluate,
+    prefix_match,
+    wildcard_match,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +166,77 @@ def resource_class(principal: Principal, resource: Resource) -> Hashable:
         for statement in policy.statements
     )
     return (resource.public, own, matched)
+
+
+class ScopedDecisions:
+    """:func:`is_allowed` of one action for many resources whose ARNs share prefixes
+    (``…:repository/ns/`` for the repositories of a namespace), decided once per prefix
+    where the principal's policies cannot tell the resources under it apart.
+
+    That is the case when the prefix fixes the resource's account (its ARN field) and
+    every policy statement's ``Resource`` patterns either match every ARN made of the
+    prefix and a non-empty rest of ``chars`` (a repository name), or none
+    (:func:`policy.prefix_match`); the action, the conditions and the expiry do not
+    depend on the resource. A catalog of 1,000 repositories in three namespaces then
+    costs three evaluations, not 1,000. Under any other prefix (a pattern such as
+    ``repository/ns/app-*``), or for a rest of other characters, each resource is
+    decided on its own, so the answers are always those of :func:`is_allowed`.
+    """
+
+    def __init__(
+        self,
+        principal: Principal,
+        action: str,
+        context: Context | None = None,
+        *,
+        chars: frozenset[str] | None = None,
+    ):
+        self.principal = principal
+        self.action = action
+        self.context = context
+        self.chars = chars
+        self._rest = re.compile(
+            ".+" if chars is None else "[" + re.escape("".join(sorted(chars))) + "]+", re.DOTALL
+        )
+        self._decided: dict[tuple[str, bool], bool] = {}
+        self._uniform: dict[str, bool] = {}
+
+    def is_allowed(self, prefix: str, rest: str, *, public: bool = False) -> bool:
+        """``is_allowed(principal, action, Resource(prefix + rest, public), context)``."""
+        key = (prefix, public)
+        fits = self._rest.fullmatch(rest) is not None
+        if fits:
+            known = self._decided.get(key)
+            if known is not None:
+                return known
+        allowed = is_allowed(
+            self.principal, self.action, Resource(prefix + rest, public), self.context
+        )
+        if fits:
+            uniform = self._uniform.get(prefix)
+            if uniform is None:
+                uniform = self._uniform[prefix] = self._is_uniform(prefix)
+            if uniform:
+                self._decided[key] = allowed
+        return allowed
+
+    def _is_uniform(self, prefix: str) -> bool:
+        """Whether every resource under ``prefix`` (with a rest that fits) gets the same
+        decision, given the same ``public``."""
+        if prefix.count(":") < 4:
+            return False  # the account field may not be whole yet
+        principal = self.principal
+        if principal.is_admin or principal.is_root or principal.account_id is None:
+            return True  # only the account and ``public`` count
+        documents = principal.policies
+        if principal.session_policy is not None:
+            documents = (*documents, principal.session_policy)
+        for policy in documents:
+            for statement in policy.statements:
+                found = {prefix_match(p, prefix, self.chars) for p in statement.resources}
+                if PrefixMatch.ALL not in found and found != {PrefixMatch.NONE}:
+                    return False
+        return True
 
 
 def resource_account(arn: str) -> str:

@@ -80,6 +80,67 @@ def wildcard_match(pattern: str, value: str, *, ignore_case: bool = False) -> bo
     return _pattern(pattern, ignore_case).fullmatch(value) is not None
 
 
+class PrefixMatch(enum.Enum):
+    """How a wildcard pattern treats every value that starts with a given prefix."""
+
+    ALL = "all"
+    """It matches every one of them."""
+    NONE = "none"
+    """It matches none of them."""
+    SOME = "some"
+    """It may match some and not others (or all, in a way this cannot tell)."""
+
+
+@functools.lru_cache(maxsize=4096)
+def prefix_match(pattern: str, prefix: str, chars: frozenset[str] | None = None) -> PrefixMatch:
+    """Whether :func:`wildcard_match` of ``pattern`` against ``prefix + rest`` is the same
+    for every non-empty ``rest`` made of ``chars`` (None: of any characters), and which
+    way.
+
+    Runs the pattern's automaton over the prefix: the positions in the pattern it can be
+    at after reading it. One with only ``*`` after it: every rest matches (the star
+    takes whatever follows). None from which the end can be reached on a non-empty rest
+    (the pattern's remaining literals must all be in ``chars``; ``?`` and ``*`` take
+    any): no rest matches. Anything else can go either way, depending on the rest.
+    ``ALL`` and ``NONE`` are exact; ``SOME`` is the cautious answer, so callers decide
+    such values one by one. Listings use this to decide once for a whole namespace
+    (every ARN ``…:repository/ns/`` followed by a repository name, which has no ``:``
+    nor ``/``, so that ``acs:cr:*:*:repository/other/*`` matches none of them).
+    """
+    size = len(pattern)
+
+    def closure(states: set[int]) -> set[int]:
+        # A star may match nothing: being before it is also being after it.
+        todo, seen = list(states), set(states)
+        while todo:
+            at = todo.pop()
+            if at < size and pattern[at] == "*" and at + 1 not in seen:
+                seen.add(at + 1)
+                todo.append(at + 1)
+        return seen
+
+    states = closure({0})
+    for char in prefix:
+        step: set[int] = set()
+        for at in states:
+            if at == size:
+                continue
+            wanted = pattern[at]
+            if wanted == "*":
+                step.add(at)
+            elif wanted in ("?", char):
+                step.add(at + 1)
+        if not step:
+            return PrefixMatch.NONE
+        states = closure(step)
+    tails = [pattern[at:] for at in states if at < size]
+    if any(tail == "*" * len(tail) for tail in tails):
+        return PrefixMatch.ALL
+    if chars is not None:
+        tails = [tail for tail in tails if all(c in "*?" or c in chars for c in tail)]
+    return PrefixMatch.SOME if tails else PrefixMatch.NONE
+
+
 # -- conditions ------------------------------------------------------------------------
 
 

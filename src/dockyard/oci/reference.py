@@ -11,6 +11,8 @@ import re
 from dataclasses import dataclass
 
 COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*$")
+COMPONENT_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789._-")
+"""Every character a name component (a namespace, a repository) can hold."""
 TAG = re.compile(r"^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$")
 MAX_NAME_LENGTH = 255
 

@@ -27,7 +27,7 @@ from starlette.types import Receive, Scope, Send
 
 from dockyard.api import ApiError, read_body
 from dockyard.audit import DECISION, Decision, decision, origin_of, refusal
-from dockyard.catalog.service import CatalogService, RepoRef
+from dockyard.catalog.service import CatalogService, RepoRef, repository_check
 from dockyard.iam import actions
 from dockyard.iam.arn import repository_arn
 from dockyard.iam.authz import ANONYMOUS, Context, Principal, Resource, is_allowed
@@ -439,6 +439,10 @@ class RegistryHTTP:
         request.scope["dockyard.route"] = kind
         if kind == "manifests" and len(rest) == 1 and rest[0] and method in ("GET", "HEAD"):
             return await self._get_manifest(request, caller, name, rest[0], method)
+        if kind == "tags" and rest == ["list"]:
+            if method not in ("GET", "HEAD"):
+                raise _method_not_allowed()
+            return await self._tags(request, caller, name)
         ref = await self._read(self.catalog.resolve, name)
         if kind == "manifests" and len(rest) == 1 and rest[0]:
             return await self._manifest(request, caller, ref, rest[0], method)
@@ -461,11 +465,6 @@ class RegistryHTTP:
             )
         if kind == "blobs" and len(rest) == 1 and rest[0]:
             return await self._blob(request, caller, ref, rest[0], method)
-        if kind == "tags" and rest == ["list"]:
-            if method not in ("GET", "HEAD"):
-                raise _method_not_allowed()
-            await self._authorize(request, caller, ref, "pull")
-            return await self._tags(request, ref)
         if kind == "referrers" and len(rest) == 1 and rest[0]:
             if method not in ("GET", "HEAD"):
                 raise _method_not_allowed()
@@ -733,10 +732,22 @@ class RegistryHTTP:
 
     # -- discovery -------------------------------------------------------------------
 
-    async def _tags(self, request: Request, ref: RepoRef) -> Response:
-        limit = _page_size(request)
+    async def _tags(self, request: Request, caller: Caller, name: RepositoryName) -> Response:
         last = request.query_params.get("last") or None
-        names, more = await self._read(self.registry.list_tags, ref, limit, last)
+        try:
+            limit = _page_size(request)
+        except RegistryError:
+            # A bad page size is told only to whoever may list the tags.
+            await self._authorize(
+                request, caller, await self._read(self.catalog.resolve, name), "pull"
+            )
+            raise
+        # One read for the repository and the page, told only after authorization.
+        ref, found = await self._read(self.registry.find_tags, name, limit, last)
+        await self._authorize(request, caller, ref, "pull")
+        if isinstance(found, RegistryError):
+            raise found
+        names, more = found
         headers = {}
         if more and names:
             query = urlencode({"n": limit, "last": names[-1]})
@@ -774,27 +785,13 @@ class RegistryHTTP:
             principal = await run(self.identity.principal_by_name, caller.token.subject)
         limit = _page_size(request)
         last = request.query_params.get("last") or None
-        context = _context(request)
-        names: list[str] = []
-        cursor = last
-        more = False
-        # Walk pages of the catalog, keeping what the caller may pull, until a page fills.
-        while True:
-            batch = await run(lambda c=cursor: self.catalog.list_repositories(limit=500, after=c))
-            for full, _repo_id, account, public in batch:
-                ns, _, repo = full.partition("/")
-                resource = Resource(
-                    repository_arn(self.region, account if account is not None else 0, ns, repo),
-                    public=public,
-                )
-                if is_allowed(principal or ANONYMOUS, actions.PULL, resource, context):
-                    if limit is not None and len(names) == limit:
-                        more = True
-                        break
-                    names.append(full)
-            if more or len(batch) < 500:
-                break
-            cursor = batch[-1][0]
+        # What the caller may pull, decided per namespace where its policies allow.
+        pullable = repository_check(
+            self.region, principal or ANONYMOUS, (actions.PULL,), _context(request), unowned=0
+        )
+        names, more = await run(
+            lambda: self.catalog.repository_names(pullable, limit=limit, after=last)
+        )
         headers = {}
         if more and names:
             query = urlencode({"n": limit, "last": names[-1]})

@@ -26,6 +26,7 @@ from dockyard.catalog.service import CatalogService, RepoRef, image_subject, rem
 from dockyard.changes import Change
 from dockyard.db import tables as t
 from dockyard.db.engine import Database, utcnow
+from dockyard.db.raw import RawQuery
 from dockyard.db.upsert import blob_key, lock_keys, manifest_key, upsert
 from dockyard.errors import Forbidden, NotFound
 from dockyard.events import model as events
@@ -642,22 +643,25 @@ class RegistryService:
 
     # -- discovery -------------------------------------------------------------------
 
-    def list_tags(
-        self, ref: RepoRef, limit: int | None, last: str | None
-    ) -> tuple[list[str], bool]:
-        """Tags in lexical order after ``last``; True when more follow."""
-        repo_id = self.require_repository(ref)
-        q = sa.select(t.tags.c.name).where(t.tags.c.repository_id == repo_id)
-        if last:
-            q = q.where(t.tags.c.name > last)
-        q = q.order_by(t.tags.c.name)
-        if limit is not None:
-            q = q.limit(limit + 1)
+    def find_tags(
+        self, name: RepositoryName, limit: int | None, last: str | None
+    ) -> tuple[RepoRef, tuple[list[str], bool] | RegistryError]:
+        """Resolve the repository and read a page of its tags in lexical order after
+        ``last`` (and whether more follow) in one read transaction. As with
+        :meth:`find_manifest`, a missing repository is returned, not raised, so that the
+        caller authorizes before it tells."""
         with self.db.read() as conn:
-            names = list(conn.execute(q).scalars())
+            ref = self.catalog.resolve(name, conn)
+            try:
+                repo_id = self.require_repository(ref)
+            except RegistryError as exc:
+                return ref, exc
+            query = _TAG_NAMES[bool(last), limit is not None]
+            params = {"repository_id": repo_id, "last": last, "limit": (limit or 0) + 1}
+            names = [tag for (tag,) in query.rows(conn, **params)]
         if limit is not None and len(names) > limit:
-            return names[:limit], True
-        return names, False
+            return ref, (names[:limit], True)
+        return ref, (names, False)
 
     def referrers(
         self, ref: RepoRef, digest: str, artifact_type: str | None
@@ -711,3 +715,18 @@ def upload_headers(ref: RepoRef, upload_id: str, size: int) -> dict[str, str]:
         "Range": f"0-{max(size - 1, 0)}",
         "Docker-Upload-UUID": upload_id,
     }
+
+
+def _tag_names_query(after: bool, limited: bool) -> RawQuery:
+    q = sa.select(t.tags.c.name).where(t.tags.c.repository_id == sa.bindparam("repository_id"))
+    if after:
+        q = q.where(t.tags.c.name > sa.bindparam("last"))
+    q = q.order_by(t.tags.c.name)
+    if limited:
+        q = q.limit(sa.bindparam("limit"))
+    return RawQuery(q)
+
+
+_TAG_NAMES = {(a, b): _tag_names_query(a, b) for a in (False, True) for b in (False, True)}
+"""``/tags/list``'s query, by (after a tag?, limited?): a listing of thousands of tags
+is the rows' cost, so they are fetched straight from the driver (see :mod:`db.raw`)."""

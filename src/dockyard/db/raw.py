@@ -1,0 +1,54 @@
+"""Statements that return many rows, run straight on the DB-API cursor.
+
+SQLAlchemy builds a ``Row`` for every row it hands back, and fetches one row at a time
+when iterated; for a listing of a thousand tags that costs more than the query and the
+JSON together. A :class:`RawQuery` is written with SQLAlchemy (so it is the same
+statement on SQLite and PostgreSQL), compiled once per dialect, and run on the driver's
+own cursor with ``fetchall``: the rows come back as the driver makes them (tuples, or
+lists with pg8000), with no type processing. Only for columns whose driver values are
+already what the caller wants: strings, integers, and booleans that ``bool()`` makes
+right (SQLite answers 0 and 1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+
+class RawQuery:
+    """A SELECT with named ``sa.bindparam``\\ s, compiled once per dialect."""
+
+    def __init__(self, statement: sa.Select[Any]) -> None:
+        self.statement = statement
+        self._compiled: dict[str, tuple[str, tuple[str, ...], dict[str, Any]]] = {}
+
+    def _for(self, conn: Connection) -> tuple[str, tuple[str, ...], dict[str, Any]]:
+        """The SQL, its parameters' names in order and the values SQLAlchemy fills in
+        itself (SQLite's ``OFFSET`` after a ``LIMIT``)."""
+        dialect = conn.dialect
+        found = self._compiled.get(dialect.name)
+        if found is None:
+            compiled = self.statement.compile(dialect=dialect)
+            if not compiled.positional:
+                raise TypeError(f"{dialect.name}: RawQuery needs a positional paramstyle")
+            filled = {k: v for k, v in compiled.params.items() if v is not None}
+            found = (compiled.string, tuple(compiled.positiontup or ()), filled)
+            self._compiled[dialect.name] = found
+        return found
+
+    def rows(self, conn: Connection, **params: Any) -> Sequence[Sequence[Any]]:
+        """Every row the statement returns for ``params``, within ``conn``'s transaction."""
+        sql, names, defaults = self._for(conn)
+        values = defaults | params
+        driver: Any = conn.connection.driver_connection
+        cursor = driver.cursor()
+        try:
+            cursor.execute(sql, tuple(values[name] for name in names))
+            rows: Sequence[Sequence[Any]] = cursor.fetchall()
+        finally:
+            cursor.close()
+        return rows
