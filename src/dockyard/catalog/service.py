@@ -280,7 +280,7 @@ def touch_repository(conn: Connection, repository_id: int) -> None:
 
 # Built once: on the registry's hot path, building and keying a statement per request
 # costs more than running it.
-_RESOLVE = (
+_RESOLVE = RawQuery(
     sa.select(
         t.namespaces.c.id.label("ns_id"),
         t.namespaces.c.account_id,
@@ -300,6 +300,8 @@ _RESOLVE = (
     )
     .where(t.namespaces.c.name == sa.bindparam("namespace"))
 )
+"""Which repository a name is: every registry request asks (its columns are integers and
+booleans, which the driver gives as they are)."""
 
 
 class CatalogService:
@@ -458,9 +460,10 @@ class CatalogService:
         params = {"namespace": name.namespace, "repository": name.repository}
         row: Any
         if conn is None:
-            row = self.db.fetch_one(_RESOLVE, params)
+            row = self.db.fetch_one(_RESOLVE, **params)
         else:
-            row = conn.execute(_RESOLVE, params).first()
+            rows = _RESOLVE.rows(conn, **params)
+            row = rows[0] if rows else None
         if row is None:
             return RepoRef(name, None, None, False, False, None, False)
         ns_id, account_id, auto_create, default_public, repo_id, is_public = row

@@ -19,7 +19,7 @@ import fcntl
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from importlib import resources
@@ -31,6 +31,8 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
+
+from dockyard.db.raw import RawQuery
 
 
 def utcnow() -> datetime:
@@ -64,7 +66,6 @@ class Database:
             os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
         self._writer = WriterLock(_sqlite_path(self.url) if self.is_sqlite else None)
         self._wal = WalSync(path) if self.is_sqlite and path is not None else None
-        self._compiled_cache: dict[sa.Select[Any], tuple[str, list[str]]] = {}
         self.inline_reads = self.is_sqlite
         """Point reads are cheap enough to run on the event loop (SQLite in WAL mode:
         readers never wait for writers)."""
@@ -87,41 +88,22 @@ class Database:
         with self.engine.connect() as conn, conn.begin():
             yield conn
 
-    def fetch_one(self, query: sa.Select[Any], params: dict[str, Any]) -> tuple[Any, ...] | None:
-        """The first row of a prebuilt ``query``, as a plain tuple in its columns' order.
-
-        For the point reads every registry request starts with (which repository a name
-        is). On SQLite the query, compiled once, runs straight on a pooled driver
-        connection: a single statement reads a consistent snapshot without a
-        transaction of its own, and SQLAlchemy's execution machinery cost five times the
-        query. Columns come back as the driver gives them (SQLite: booleans as 0 or 1),
-        so only queries whose parameters need no conversion qualify.
+    def fetch_one(self, query: RawQuery, **params: Any) -> Sequence[Any] | None:
+        """The first row of ``query``, for the point reads every registry request starts
+        with (which repository a name is). On SQLite it runs on a pooled driver
+        connection without a transaction of its own (one statement reads a consistent
+        snapshot): SQLAlchemy's connection and transaction cost five times the query.
         """
         if not self.is_sqlite:
             with self.read() as conn:
-                row = conn.execute(query, params).first()
-            return None if row is None else tuple(row)
-        sql, names = self._compiled(query)
-        pooled = self.engine.pool.connect()
-        try:
-            cursor = pooled.driver_connection.execute(sql, [params[n] for n in names])  # type: ignore[union-attr]
+                rows = query.rows(conn, **params)
+        else:
+            pooled = self.engine.pool.connect()
             try:
-                row = cursor.fetchone()
+                rows = query.rows_on(pooled.driver_connection, self.engine.dialect, **params)
             finally:
-                cursor.close()
-        finally:
-            pooled.close()
-        return None if row is None else tuple(row)
-
-    def _compiled(self, query: sa.Select[Any]) -> tuple[str, list[str]]:
-        found = self._compiled_cache.get(query)
-        if found is None:
-            compiled = query.compile(dialect=self.engine.dialect)
-            if compiled._bind_processors:  # private, but the only way to ask
-                raise ValueError("fetch_one takes queries whose parameters need no conversion")
-            found = (str(compiled), list(compiled.positiontup or ()))
-            self._compiled_cache[query] = found
-        return found
+                pooled.close()
+        return rows[0] if rows else None
 
     @contextmanager
     def write(self, *, durable: bool = True) -> Iterator[Connection]:

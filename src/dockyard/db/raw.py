@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Dialect
 
 
 class RawQuery:
@@ -26,15 +26,18 @@ class RawQuery:
         self.statement = statement
         self._compiled: dict[str, tuple[str, tuple[str, ...], dict[str, Any]]] = {}
 
-    def _for(self, conn: Connection) -> tuple[str, tuple[str, ...], dict[str, Any]]:
+    def _for(self, dialect: Dialect) -> tuple[str, tuple[str, ...], dict[str, Any]]:
         """The SQL, its parameters' names in order and the values SQLAlchemy fills in
         itself (SQLite's ``OFFSET`` after a ``LIMIT``)."""
-        dialect = conn.dialect
         found = self._compiled.get(dialect.name)
         if found is None:
             compiled = self.statement.compile(dialect=dialect)
             if not compiled.positional:
                 raise TypeError(f"{dialect.name}: RawQuery needs a positional paramstyle")
+            # Private, but the only way to ask: a parameter SQLAlchemy would convert (a
+            # datetime on SQLite) would reach the driver unconverted, and match wrong.
+            if compiled._bind_processors:
+                raise TypeError("RawQuery takes statements whose parameters need no conversion")
             filled = {k: v for k, v in compiled.params.items() if v is not None}
             found = (compiled.string, tuple(compiled.positiontup or ()), filled)
             self._compiled[dialect.name] = found
@@ -42,9 +45,13 @@ class RawQuery:
 
     def rows(self, conn: Connection, **params: Any) -> Sequence[Sequence[Any]]:
         """Every row the statement returns for ``params``, within ``conn``'s transaction."""
-        sql, names, defaults = self._for(conn)
+        return self.rows_on(conn.connection.driver_connection, conn.dialect, **params)
+
+    def rows_on(self, driver: Any, dialect: Dialect, **params: Any) -> Sequence[Sequence[Any]]:
+        """The same on a driver connection of ``dialect`` (outside any transaction, a
+        single statement on SQLite reads one consistent snapshot)."""
+        sql, names, defaults = self._for(dialect)
         values = defaults | params
-        driver: Any = conn.connection.driver_connection
         cursor = driver.cursor()
         try:
             cursor.execute(sql, tuple(values[name] for name in names))

@@ -88,7 +88,7 @@ _MANIFEST_BY_TAG = (
     .select_from(t.tags.join(t.manifests, t.tags.c.manifest_id == t.manifests.c.id))
     .where(t.tags.c.repository_id == sa.bindparam("repo"), t.tags.c.name == sa.bindparam("ref"))
 )
-_BLOB_SIZE = (
+_BLOB_SIZE = RawQuery(
     sa.select(t.blobs.c.size)
     .select_from(t.repository_blobs.join(t.blobs))
     .where(
@@ -197,7 +197,7 @@ class RegistryService:
     def stat_blob(self, ref: RepoRef, digest: str) -> int:
         repo_id = self.require_repository(ref)
         parse_digest(digest)
-        row = self.db.fetch_one(_BLOB_SIZE, {"repo": repo_id, "digest": digest})
+        row = self.db.fetch_one(_BLOB_SIZE, repo=repo_id, digest=digest)
         if row is None:
             raise blob_unknown(digest)
         return int(row[0])
