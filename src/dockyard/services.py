@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from anyio import to_thread
 
@@ -32,7 +33,6 @@ from dockyard.iam.identity import IdentityService
 from dockyard.iam.permissions import PermissionService
 from dockyard.iam.ram import RamService
 from dockyard.iam.sts import StsService
-from dockyard.iam.tokens import TokenService, load_or_create_key
 from dockyard.jobs.queue import QUEUES, JobQueue
 from dockyard.jobs.worker import Handler, JobObserver, Worker
 from dockyard.observability import Metrics
@@ -45,6 +45,9 @@ from dockyard.storage.base import BlobStore
 from dockyard.storage.factory import create_store
 from dockyard.webhooks.guard import AddressGuard
 from dockyard.webhooks.service import WebhookService, retry_delays
+
+if TYPE_CHECKING:
+    from dockyard.iam.tokens import TokenService
 
 log = logging.getLogger(__name__)
 
@@ -220,6 +223,9 @@ def open_services(settings: Settings, *, migrate: bool = False) -> Services:
     check_folders(runner_config)
 
     def tokens() -> TokenService:
+        # Only builds issue tokens here: PyJWT is loaded by the first one.
+        from dockyard.iam.tokens import TokenService, load_or_create_key
+
         return TokenService(
             load_or_create_key(db, settings.data_dir),
             service=settings.service,
@@ -267,6 +273,8 @@ def observe_vulndb(vulndb: VulnDBService, metrics: Metrics) -> None:
 
 def bootstrap(settings: Settings) -> Services:
     """Migrate the schema, create the administrator and the signing key if missing."""
+    from dockyard.iam.tokens import load_or_create_key
+
     services = open_services(settings, migrate=True)
     services.identity.ensure_admin(settings.data_dir, settings.admin_password)
     load_or_create_key(services.db, settings.data_dir)

@@ -68,8 +68,9 @@ def serve(
     import uvicorn
 
     from dockyard.app import create_app
+    from dockyard.cli.protocol import HttpProtocol
     from dockyard.jobs.process import JobProcess
-    from dockyard.observability import HttpProtocol, setup_logging
+    from dockyard.observability import setup_logging
     from dockyard.services import bootstrap
 
     settings = settings_of(

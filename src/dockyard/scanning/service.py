@@ -51,12 +51,9 @@ from dockyard.jobs.worker import Handler
 from dockyard.oci import mediatypes as mt
 from dockyard.oci.reference import RepositoryName
 from dockyard.origin import Origin
-from dockyard.scanning.blobsource import Unsupported, open_stored_image
 from dockyard.scanning.formats.common import LayerInfo
-from dockyard.scanning.image import ScanError
 from dockyard.scanning.model import SEVERITIES, Finding, OperatingSystem, Package, ScanResult
 from dockyard.scanning.report import as_json, summary
-from dockyard.scanning.scan import inventory_of
 from dockyard.scanning.vulndb import VulnDB
 from dockyard.storage.base import BlobNotFound, BlobStore
 
@@ -812,6 +809,12 @@ class ScanService:
     ) -> tuple[str, str, dict[str, Any] | None, list[Finding]]:
         """(status, reason, stored document, findings); status ``retry`` for a blob
         store outage with attempts left."""
+        # The scan engine (layer unpacking, its decompressors, the detectors) is loaded
+        # by the first scan, not by every process that builds this service.
+        from dockyard.scanning.blobsource import Unsupported, open_stored_image
+        from dockyard.scanning.image import ScanError
+        from dockyard.scanning.scan import inventory_of
+
         if manifest is None:
             return FAILED_SCAN, "the manifest is no longer stored", None, []
         try:
