@@ -7,8 +7,10 @@ builds the app over the services (:mod:`dockyard.services`) in each server proce
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
+from collections.abc import Callable
 
 from anyio import to_thread
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -23,7 +25,6 @@ from dockyard.audit import AuditMiddleware
 from dockyard.builds.http import BuildRoutes, HookRoutes
 from dockyard.catalog.http import NamespaceRoutes, RepositoryRoutes
 from dockyard.config import Settings, load_settings
-from dockyard.console import create_console
 from dockyard.events.http import EventRoutes
 from dockyard.iam.checks import CheckService
 from dockyard.iam.http import AccountRoutes, AuthzRoutes, RamRoutes
@@ -165,7 +166,7 @@ def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:
     )
     app.state.services = services
     audited = AuditMiddleware(app, services.audit, reads=False)
-    console = create_console(app, settings, audited=audited)
+    console = OnFirstRequest(functools.partial(_console, app, settings, audited))
 
     async def dispatch(scope: Scope, receive: Receive, send: Send) -> None:
         # /v2/ goes straight to the registry: it answers every path under it in the OCI
@@ -181,6 +182,36 @@ def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:
             await app(scope, receive, send)
 
     return ObservabilityMiddleware(AuditMiddleware(dispatch, services.audit), metrics)
+
+
+def _console(api: ASGIApp, settings: Settings, audited: ASGIApp) -> ASGIApp:
+    from dockyard.console import create_console
+
+    return create_console(api, settings, audited=audited)
+
+
+class OnFirstRequest:
+    """An ASGI app built when its first request comes, not when the server starts.
+
+    For the console: its templates, Jinja and its in-process HTTP client (httpx) take
+    some 7 MB of the server's memory for good, and a registry that only clients talk to
+    never needs them. The first request waits for the build (in a worker thread, so
+    that the event loop goes on serving meanwhile); requests that come during it wait
+    for the same build."""
+
+    def __init__(self, build: Callable[[], ASGIApp]) -> None:
+        self._build = build
+        self._app: ASGIApp | None = None
+        self._lock = asyncio.Lock()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        app = self._app
+        if app is None:
+            async with self._lock:
+                if self._app is None:
+                    self._app = await to_thread.run_sync(self._build)
+                app = self._app
+        await app(scope, receive, send)
 
 
 def create_app_from_env() -> ASGIApp:

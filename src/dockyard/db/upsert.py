@@ -3,12 +3,26 @@
 from __future__ import annotations
 
 import hashlib
+import importlib
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import Table, text
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
+
+
+def dialect_insert(conn: Connection, table: Table) -> Any:
+    """An INSERT into ``table`` in the dialect of ``conn`` (SQLite's or PostgreSQL's,
+    both with ``on_conflict_do_*``). The dialect's module is imported when first used:
+    a SQLite instance never loads PostgreSQL's (some 2 MB in every process)."""
+    name = conn.dialect.name
+    module = _DIALECTS.get(name)
+    if module is None:
+        module = _DIALECTS[name] = importlib.import_module(f"sqlalchemy.dialects.{name}")
+    return module.insert(table)
+
+
+_DIALECTS: dict[str, Any] = {}
 
 
 def upsert(
@@ -20,8 +34,7 @@ def upsert(
 ) -> None:
     """Insert ``values``; on a conflict over ``keys`` update the columns in ``update``
     (or do nothing when ``update`` is empty)."""
-    module: Any = postgresql if conn.dialect.name == "postgresql" else sqlite
-    stmt = module.insert(table).values(**values)
+    stmt = dialect_insert(conn, table).values(**values)
     if update:
         stmt = stmt.on_conflict_do_update(
             index_elements=list(keys), set_={c: stmt.excluded[c] for c in update}

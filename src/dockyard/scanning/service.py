@@ -36,13 +36,12 @@ from typing import Any, Final, Protocol
 
 import sqlalchemy as sa
 from anyio import to_thread
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from dockyard.changes import Changes
 from dockyard.db import tables as t
 from dockyard.db.engine import Database, as_utc, utcnow
-from dockyard.db.upsert import upsert
+from dockyard.db.upsert import dialect_insert, upsert
 from dockyard.errors import Invalid, NotFound
 from dockyard.events import model as events
 from dockyard.events.outbox import Subject, write_event
@@ -672,9 +671,8 @@ class ScanService:
                 sa.update(t.scan_results).where(_S.digest == manifest.digest).values(values)
             )
         else:
-            dialect: Any = postgresql if conn.dialect.name == "postgresql" else sqlite
             inserted = conn.execute(
-                dialect.insert(t.scan_results)
+                dialect_insert(conn, t.scan_results)
                 .values(
                     digest=manifest.digest,
                     kind=kind,
