@@ -1,5 +1,4 @@
-"""What each kind of process loads at start-up, and what waits for first use; how
-many malloc arenas the processes of ``dockyard serve`` may make.
+"""What each kind of process loads at start-up, and what waits for first use.
 
 Every process's resident memory counts toward the instance's peak (``make bench``
 sums the server's and its job workers'), and a library imported is resident for good.
@@ -15,12 +14,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-
-from tests.fixtures.server import running_server
 
 WORKER_NEVER = (
     # the server's HTTP layers, its console, the OpenAPI models
@@ -120,43 +116,3 @@ def test_the_console_is_built_by_its_first_page(data_dir: Path) -> None:
         "page": True,
         "after": True,
     }
-
-
-def _job_workers(server_pid: int, count: int) -> list[int]:
-    """The ``dockyard worker`` processes the server started (once all have started)."""
-    deadline = time.monotonic() + 30
-    while True:
-        children = Path(f"/proc/{server_pid}/task/{server_pid}/children").read_text().split()
-        workers = [
-            int(pid)
-            for pid in children
-            if b"--supervised" in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        ]
-        if len(workers) >= count or time.monotonic() > deadline:
-            return workers
-        time.sleep(0.1)
-
-
-def _arena_setting(pid: int) -> str | None:
-    for entry in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0"):
-        name, _, value = entry.partition(b"=")
-        if name == b"MALLOC_ARENA_MAX":
-            return value.decode()
-    return None
-
-
-@pytest.mark.parametrize(("given", "expected"), [(None, "2"), ("4", "4")])
-def test_serve_limits_malloc_arenas_unless_the_operator_chose(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, given: str | None, expected: str
-) -> None:
-    """Two arenas in the server and in the job workers it starts (glibc reads the
-    variable as a process starts); a value the operator set is kept."""
-    if given is None:
-        monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
-    else:
-        monkeypatch.setenv("MALLOC_ARENA_MAX", given)
-    with running_server(tmp_path, {"DOCKYARD_JOB_WORKERS": "2"}) as server:
-        assert server.proc is not None
-        workers = _job_workers(server.proc.pid, 2)
-        assert len(workers) == 2
-        assert [_arena_setting(pid) for pid in workers] == [expected, expected]
