@@ -59,9 +59,6 @@ def serve(
     """Run the registry and its management API, and (unless --job-workers 0) a job
     worker process beside it for the background work: webhook deliveries, scans,
     builds."""
-    from dockyard.cli.malloc import limit_malloc_arenas
-
-    limit_malloc_arenas()  # before any thread starts (see dockyard.cli.malloc)
     # The server's processes and its job worker share their metrics through files, so
     # that /metrics counts them all (set before prometheus_client is first imported).
     metrics_dir = tempfile.mkdtemp(prefix="dockyard-metrics-")
@@ -233,12 +230,10 @@ def worker(
     import asyncio
     import signal
 
-    from dockyard.cli.malloc import limit_malloc_arenas
     from dockyard.jobs.queue import QUEUES
     from dockyard.observability import Metrics, setup_logging
     from dockyard.services import open_services, run_worker
 
-    limit_malloc_arenas()  # before any thread starts (see dockyard.cli.malloc)
     settings = settings_of(ctx)
     setup_logging(settings.log_level, settings.log_format)
     chosen = [q.strip() for q in queues.split(",") if q.strip()]
