@@ -28,15 +28,6 @@ from prometheus_client import (
 )
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-try:
-    import httptools  # noqa: F401 (uvicorn's choice: httptools when installed)
-except ImportError:  # pragma: no cover
-    from uvicorn.protocols.http.h11_impl import H11Protocol as _UvicornHttp
-else:
-    from uvicorn.protocols.http.httptools_impl import (  # type: ignore[assignment]
-        HttpToolsProtocol as _UvicornHttp,
-    )
-
 # Request ids: a random per-process prefix and a counter, unique without a syscall each.
 _RID_PREFIX = uuid.uuid4().hex[:8] + "-"
 _rid_counter = itertools.count(1)
@@ -133,35 +124,6 @@ class FoldRepeats(logging.Filter):
             fields["folded"] = folded  # like lines from this client since the last one
         record.fields = fields
         return True
-
-
-class _ClientLog(logging.LoggerAdapter):  # type: ignore[type-arg]
-    """uvicorn's connection logger, adding the client's address to every line."""
-
-    def __init__(self, logger: logging.Logger, protocol: Any) -> None:
-        super().__init__(logger, {})
-        self.protocol = protocol
-
-    @property
-    def level(self) -> int:  # uvicorn reads it to skip its trace lines
-        level: int = self.logger.level
-        return level
-
-    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
-        client = getattr(self.protocol, "client", None)
-        if client:
-            extra = kwargs.setdefault("extra", {})
-            extra["fields"] = {**extra.get("fields", {}), "client": f"{client[0]}:{client[1]}"}
-        return msg, kwargs
-
-
-class HttpProtocol(_UvicornHttp):
-    """uvicorn's HTTP protocol (httptools when installed, as uvicorn's ``auto`` would
-    pick), whose own log lines name the client they are about."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.logger = _ClientLog(self.logger, self)  # type: ignore[assignment]
 
 
 class Metrics:

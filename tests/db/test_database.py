@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from dockyard.db import tables as t
-from dockyard.db.engine import Database, alembic_config, as_utc, utcnow
+from dockyard.db.engine import Database, alembic_config, as_utc, script_heads, utcnow
 from dockyard.db.raw import RawQuery
 from dockyard.db.upsert import upsert
 from tests.db.conftest import run_concurrently
@@ -75,6 +78,53 @@ def test_migrate_from_empty_and_again(database_url: str) -> None:
         assert _blob_size(db, "sha256:" + "a" * 64) == 3
     finally:
         db.dispose()
+
+
+def test_script_heads_are_alembics() -> None:
+    """The heads read from the scripts' text are those alembic finds."""
+    assert script_heads() == set(ScriptDirectory.from_config(alembic_config()).get_heads())
+
+
+def test_migrate_from_an_older_revision(database_url: str) -> None:
+    """A database one revision behind (an upgrade of Dockyard) is migrated, not taken
+    for one at head."""
+    db = Database(database_url)
+    try:
+        db.migrate()
+        previous = ScriptDirectory.from_config(alembic_config()).get_revision(_head())
+        assert previous is not None
+        assert isinstance(previous.down_revision, str)
+        with db.engine.connect() as conn:
+            cfg = alembic_config()
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, previous.down_revision)
+            conn.commit()
+        assert _version(db) == [previous.down_revision]
+        db.migrate()
+        assert _version(db) == [_head()]
+        with db.engine.connect() as conn:
+            context = MigrationContext.configure(conn, opts={"compare_type": True})
+            assert compare_metadata(context, t.metadata) == []
+    finally:
+        db.dispose()
+
+
+def test_migrate_at_head_leaves_alembic_unloaded(database: Database) -> None:
+    """A start on a schema at head tells so with one query: alembic, some 40 MB of
+    every process's memory, is not imported (a fresh interpreter, so that nothing else
+    in this test session has imported it already)."""
+    code = (
+        "import sys\n"
+        "from dockyard.db.engine import Database\n"
+        f"db = Database({database.url!r})\n"
+        "db.migrate()\n"
+        "db.dispose()\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in {'alembic', 'mako'}))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert done.stdout.strip() == "[]", done.stderr
 
 
 def test_migrated_schema_matches_metadata(database: Database) -> None:

@@ -19,10 +19,10 @@ from typing import Any
 import httpx
 import pytest
 
-from dockyard.app import open_services
 from dockyard.config import load_settings
 from dockyard.scanning.report import as_json
 from dockyard.scanning.scan import inventory
+from dockyard.services import open_services
 from tests.e2e.test_clients import _clients
 from tests.fixtures.backends import all_backends
 from tests.fixtures.server import ADMIN_PASSWORD, DockyardServer, make_server

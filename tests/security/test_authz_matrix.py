@@ -801,8 +801,9 @@ def test_api(world: World, method: str, path: str, body: Any, ident: str, status
 
 def _app_routes(tmp: Path) -> set[tuple[str, str]]:
     """(template, method) of every /api/v1 route of an app built the way servers build it."""
-    from dockyard.app import bootstrap, create_app
+    from dockyard.app import create_app
     from dockyard.config import load_settings
+    from dockyard.services import bootstrap
 
     settings = load_settings(
         environ={"DOCKYARD_DATA_DIR": str(tmp / "data"), "DOCKYARD_ADMIN_PASSWORD": "x" * 16}

@@ -1,5 +1,6 @@
 """The verification cache: one argon2 run per credential under a stampede, and a bound
-on argon2 runs at once (each takes 64 MiB)."""
+on argon2 runs at once (each takes its hash's memory cost); the parameters of new
+hashes, and hashes made with other ones still verifying."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from argon2 import PasswordHasher, extract_parameters
 from argon2.exceptions import VerifyMismatchError
 
 from dockyard.iam import passwords
@@ -65,3 +67,23 @@ def test_a_changed_hash_is_checked_again(hasher: CountingHasher) -> None:
     assert passwords.verify_password("old-hash", "right")
     assert passwords.verify_password("new-hash", "right")
     assert hasher.runs == 2
+
+
+def test_new_hashes_take_an_owasp_argon2id_configuration() -> None:
+    params = extract_parameters(passwords.hash_password("a password"))
+    assert (params.type.name, params.time_cost, params.memory_cost, params.parallelism) == (
+        "ID",
+        1,
+        46 * 1024,
+        1,
+    )
+
+
+def test_hashes_made_with_the_former_parameters_still_verify(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A hash stored before the change (argon2-cffi's default: 64 MiB, t=3, p=4)."""
+    monkeypatch.setattr(passwords, "_cache", {})
+    stored = PasswordHasher(time_cost=3, memory_cost=64 * 1024, parallelism=4).hash("old one")
+    assert passwords.verify_password(stored, "old one")
+    assert not passwords.verify_password(stored, "not it")

@@ -29,8 +29,6 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any, Final, Protocol, TypeVar
 
-import re2
-
 from dockyard.oci.reference import NameError_, check_tag
 
 RULE_TYPES: Final = ("branch", "tag")
@@ -122,6 +120,10 @@ def _python_named_groups(pattern: str) -> str:
 
 
 def _compile_regex(pattern: str) -> Any:
+    # RE2 is imported by the first rule with a pattern, not by every process that
+    # loads the builds.
+    import re2
+
     options = re2.Options()
     options.max_mem = _RE2_MAX_MEM
     options.log_errors = False

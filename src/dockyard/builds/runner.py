@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from anyio import to_thread
@@ -56,10 +56,14 @@ from dockyard.builds.service import BuildService, Repo, build_job, repo_by_id
 from dockyard.changes import Changes
 from dockyard.db import tables as t
 from dockyard.db.engine import Database, utcnow
-from dockyard.iam.tokens import TEMP_USER, Grant, TokenService
 from dockyard.jobs.queue import Job
 from dockyard.jobs.worker import Fail, Handler
 from dockyard.origin import Origin
+
+if TYPE_CHECKING:
+    # At run time the token service (and PyJWT) is loaded by the first build, not by
+    # every job worker.
+    from dockyard.iam.tokens import TokenService
 
 log = logging.getLogger(__name__)
 
@@ -563,6 +567,8 @@ class BuildRunner:
         if not self.config.registry_tls:
             lines += ["[[registry]]", f'location = "{self.config.registry}"', "insecure = true"]
         registries.write_text("\n".join(lines) + "\n")
+        from dockyard.iam.tokens import TEMP_USER
+
         auth = work / "auth.json"
         basic = base64.b64encode(f"{TEMP_USER}:{login}".encode()).decode()
         auth.write_text(json.dumps({"auths": {self.config.registry: {"auth": basic}}}))
@@ -612,6 +618,8 @@ class BuildRunner:
 
     def _push_token(self, build_id: int, repo: Repo) -> str:
         """A registry token for pull and push on the build's repository alone."""
+        from dockyard.iam.tokens import Grant
+
         grant = Grant("repository", str(repo.name), ("pull", "push"))
         ttl = int(self.config.timeout) + 600
         token, _, _ = self.tokens().issue(f"build:{build_id}", [grant], ttl=ttl)

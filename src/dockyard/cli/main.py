@@ -76,9 +76,11 @@ def serve(
 
     import uvicorn
 
-    from dockyard.app import bootstrap, create_app
+    from dockyard.app import create_app
+    from dockyard.cli.protocol import HttpProtocol
     from dockyard.jobs.process import JobProcess
-    from dockyard.observability import HttpProtocol, setup_logging
+    from dockyard.observability import setup_logging
+    from dockyard.services import bootstrap
 
     settings = settings_of(
         ctx,
@@ -237,9 +239,9 @@ def worker(
     import asyncio
     import signal
 
-    from dockyard.app import open_services, run_worker
     from dockyard.jobs.queue import QUEUES
     from dockyard.observability import Metrics, setup_logging
+    from dockyard.services import open_services, run_worker
 
     settings = settings_of(ctx)
     setup_logging(settings.log_level, settings.log_format)
@@ -315,8 +317,8 @@ def namespace_create(
     ctx: click.Context, name: str, account: str, private: bool, no_auto_create: bool
 ) -> None:
     """Create namespace NAME."""
-    from dockyard.app import bootstrap
     from dockyard.errors import ServiceError
+    from dockyard.services import bootstrap
 
     settings = settings_of(ctx)
     services = bootstrap(settings)
@@ -343,7 +345,7 @@ def namespace_create(
 @click.pass_context
 def namespace_list(ctx: click.Context) -> None:
     """List namespaces."""
-    from dockyard.app import bootstrap
+    from dockyard.services import bootstrap
 
     services = bootstrap(settings_of(ctx))
     try:
@@ -381,8 +383,8 @@ def account_create(
     ctx: click.Context, name: str, password: str, namespace_quota: int, repository_quota: int
 ) -> None:
     """Create account NAME with a root user of the same name."""
-    from dockyard.app import bootstrap
     from dockyard.errors import ServiceError
+    from dockyard.services import bootstrap
 
     settings = settings_of(ctx)
     services = bootstrap(settings)
@@ -427,8 +429,8 @@ def gc(ctx: click.Context, dry_run: bool, grace: int | None, verbose: bool) -> N
     # The help is the command's (help=): it names the settings' real defaults.
     from datetime import timedelta
 
-    from dockyard.app import bootstrap
     from dockyard.registry.maintenance import collect_garbage
+    from dockyard.services import bootstrap
 
     settings = settings_of(ctx)
     services = bootstrap(settings)
@@ -458,8 +460,8 @@ def gc(ctx: click.Context, dry_run: bool, grace: int | None, verbose: bool) -> N
 @click.pass_context
 def fsck(ctx: click.Context, no_rehash: bool) -> None:
     """Re-hash every blob and check every reference; exit 1 when something is wrong."""
-    from dockyard.app import bootstrap
     from dockyard.registry.maintenance import check_consistency, counted
+    from dockyard.services import bootstrap
 
     services = bootstrap(settings_of(ctx))
     try:

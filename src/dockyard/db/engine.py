@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -24,15 +25,16 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
 from dockyard.db.raw import RawQuery
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 
 def utcnow() -> datetime:
@@ -142,7 +144,17 @@ class Database:
         self._writer.background = True
 
     def migrate(self) -> None:
-        """Bring the schema to the newest revision (safe to run from many replicas)."""
+        """Bring the schema to the newest revision (safe to run from many replicas).
+
+        A schema already at the newest revision, as at every start but the first after
+        an upgrade, is told by one query: alembic (its migration machinery and every
+        revision script, some 40 MB of a process's memory for good) is loaded only when
+        there is something to migrate."""
+        with self.engine.connect() as conn:
+            if _at_head(conn):
+                return
+        from alembic import command
+
         with self.engine.connect() as conn:
             if not self.is_sqlite:
                 conn.execute(sa.text("SELECT pg_advisory_lock(7042001)"))
@@ -349,11 +361,73 @@ def _sqlite_path(url: str) -> Path | None:
 
 
 def alembic_config() -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option(
         "script_location", str(resources.files("dockyard.db").joinpath("migrations"))
     )
     return cfg
+
+
+_REVISION_LINE = re.compile(r"^(revision|down_revision)\s*(?::[^=\n]*)?=\s*(.*?)\s*$", re.M)
+_QUOTED = re.compile(r"""^(?:"([^"\\]*)"|'([^'\\]*)')$""")
+
+
+def _revisions_named(value: str) -> list[str] | None:
+    """The revisions a ``revision =`` or ``down_revision =`` line names: ``None``, a
+    quoted id, or a tuple or list of quoted ids; None for anything else."""
+    if value == "None":
+        return []
+    if value[:1] in "([" and value[-1:] in ")]":
+        items = [i.strip() for i in value[1:-1].split(",") if i.strip()]
+    else:
+        items = [value]
+    found = [_QUOTED.match(i) for i in items]
+    if not all(found):
+        return None
+    return [m.group(1) or m.group(2) for m in found if m]
+
+
+def script_heads() -> set[str] | None:
+    """The revisions no other revision script revises: the schema's newest revision (a
+    set: a branched history has several). Read from the scripts' text without alembic
+    (and without ``ast``, whose parser is not thread-safe on Python 3.11: replicas
+    migrate from several threads in tests); None when a script does not name its
+    revisions on plain lines of literals (then only alembic can tell)."""
+    revisions: set[str] = set()
+    revised: set[str] = set()
+    versions = resources.files("dockyard.db").joinpath("migrations", "versions")
+    for script in versions.iterdir():
+        if not script.name.endswith(".py"):
+            continue
+        names: dict[str, list[str]] = {}
+        for match in _REVISION_LINE.finditer(script.read_text(encoding="utf-8")):
+            named = _revisions_named(match.group(2))
+            if named is None or match.group(1) in names:
+                return None
+            names[match.group(1)] = named
+        own = names.get("revision", [])
+        if len(own) != 1 or "down_revision" not in names:
+            return None
+        revisions.update(own)
+        revised.update(names["down_revision"])
+    return revisions - revised or None
+
+
+def _at_head(conn: Connection) -> bool:
+    """Whether the database's schema is at the scripts' newest revision (False when it
+    cannot be told: no revision table yet, or scripts only alembic can read)."""
+    heads = script_heads()
+    if heads is None:
+        return False
+    try:
+        rows = conn.execute(sa.text("SELECT version_num FROM alembic_version")).all()
+    except sa.exc.DBAPIError:  # a new database: no alembic_version table yet
+        conn.rollback()
+        return False
+    conn.rollback()
+    return {row[0] for row in rows} == heads
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:

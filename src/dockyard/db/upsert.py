@@ -4,13 +4,24 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import importlib
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import Table, text
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.expression import Executable
+
+
+def dialect_insert(conn: Connection, table: Table) -> Any:
+    """An INSERT into ``table`` in the dialect of ``conn`` (SQLite's or PostgreSQL's,
+    both with ``on_conflict_do_*``). The dialect's module is imported when first used:
+    a SQLite instance never loads PostgreSQL's (some 2 MB in every process)."""
+    return _insert_in(conn.dialect.name, table)
+
+
+def _insert_in(dialect: str, table: Table) -> Any:
+    return importlib.import_module(f"sqlalchemy.dialects.{dialect}").insert(table)
 
 
 def upsert(
@@ -32,8 +43,7 @@ def _statement(
 ) -> Executable:
     """One statement object per kind of upsert, its values bound at execution: building
     the statement (and its cache key) anew on every call cost more than running it."""
-    module: Any = postgresql if dialect == "postgresql" else sqlite
-    stmt = module.insert(table)
+    stmt = _insert_in(dialect, table)
     if update:
         return stmt.on_conflict_do_update(  # type: ignore[no-any-return]
             index_elements=list(keys), set_={c: stmt.excluded[c] for c in update}

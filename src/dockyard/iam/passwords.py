@@ -1,14 +1,26 @@
 """Password and secret hashing (argon2id), with a small cache of recent verifications.
 
+New hashes take 46 MiB and one pass (``m=46 MiB, t=1, p=1``): the first of OWASP's
+recommended argon2id configurations, which it rates as strong as its others (19 MiB
+and two passes, ...). argon2-cffi's default (RFC 9106's low-memory choice: 64 MiB and
+three passes over four lanes) raised the server's resident peak by 64 MiB at every
+login the cache below did not answer. Why not 19 MiB: glibc serves a work area above
+32 MiB with a mapping of its own and unmaps it when freed, leaving its heap alone;
+one of 19 MiB, once freed, raises glibc's threshold for such mappings to 19 MiB (and
+the heap's trim threshold to twice that), after which the server kept some 50 MB more
+of the blob buffers it frees (measured with ``make bench``'s registry workload).
+Hashes made with other parameters (the former default included) still verify: each
+hash names its own.
+
 Registry clients send Basic credentials on many requests; argon2 is deliberately slow and
-takes 64 MiB of memory per run, so:
+memory-hard, so:
 
 - a successful verification is remembered for a minute after its last use, keyed by a
   SHA-256 of the credential and the stored hash (a changed password invalidates it);
 - when many requests bring the same credential at once (a cold or expired cache under
   load), one of them runs argon2 and the others wait for its answer;
 - at most :data:`MAX_PARALLEL` argon2 runs happen at a time, so a burst of logins (or
-  of guesses) cannot take more than that many times 64 MiB.
+  of guesses) cannot take more than that many times the memory of one.
 """
 
 from __future__ import annotations
@@ -22,7 +34,11 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 MAX_PARALLEL = 2
-_hasher = PasswordHasher()
+TIME_COST = 1
+MEMORY_COST = 46 * 1024
+"""KiB; above glibc's largest threshold for mappings of their own (32 MiB)."""
+PARALLELISM = 1
+_hasher = PasswordHasher(time_cost=TIME_COST, memory_cost=MEMORY_COST, parallelism=PARALLELISM)
 _cache: dict[bytes, float] = {}
 _inflight: dict[bytes, threading.Event] = {}
 _cache_lock = threading.Lock()

@@ -17,13 +17,12 @@ writes only when there were failures to clear.
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from dockyard.db import tables as t
 from dockyard.db.engine import Database
+from dockyard.db.upsert import dialect_insert
 
 MAX_LOCKOUT = 3600.0
 _C = t.login_failures.c
@@ -86,8 +85,7 @@ class LoginThrottle:
         now = time.time()
         keys = self._keys(username, address)
         with self.db.write(durable=False) as conn:
-            module: Any = postgresql if conn.dialect.name == "postgresql" else sqlite
-            stmt = module.insert(t.login_failures).values(
+            stmt = dialect_insert(conn, t.login_failures).values(
                 [{"key": k, "failures": 1, "window_start": now, "lockouts": 0} for k in keys]
             )
             # A window older than self.window starts again at this failure.

@@ -32,9 +32,9 @@ from dockyard.config import Settings
 from dockyard.scanning.model import SEVERITIES
 
 if TYPE_CHECKING:
-    from dockyard.app import Services
     from dockyard.scanning.service_db import VulnDBService
     from dockyard.scanning.vulndb import VulnDB
+    from dockyard.services import Services
 
 _DB_OPTION = click.option(
     "--db",
@@ -80,7 +80,7 @@ def _instance(ctx: click.Context, command: str) -> Iterator[Services | None]:
     if not settings.database_url and not (Path(settings.data_dir) / "dockyard.db").is_file():
         yield None
         return
-    from dockyard.app import open_services
+    from dockyard.services import open_services
 
     try:
         services = open_services(settings, migrate=True)

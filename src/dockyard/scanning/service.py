@@ -36,13 +36,12 @@ from typing import Any, Final, Protocol
 
 import sqlalchemy as sa
 from anyio import to_thread
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from dockyard.changes import Changes
 from dockyard.db import tables as t
 from dockyard.db.engine import Database, as_utc, utcnow
-from dockyard.db.upsert import upsert
+from dockyard.db.upsert import dialect_insert, upsert
 from dockyard.errors import Invalid, NotFound
 from dockyard.events import model as events
 from dockyard.events.outbox import Subject, write_event
@@ -51,12 +50,9 @@ from dockyard.jobs.worker import Handler
 from dockyard.oci import mediatypes as mt
 from dockyard.oci.reference import RepositoryName
 from dockyard.origin import Origin
-from dockyard.scanning.blobsource import Unsupported, open_stored_image
 from dockyard.scanning.formats.common import LayerInfo
-from dockyard.scanning.image import ScanError
 from dockyard.scanning.model import SEVERITIES, Finding, OperatingSystem, Package, ScanResult
 from dockyard.scanning.report import as_json, summary
-from dockyard.scanning.scan import inventory_of
 from dockyard.scanning.vulndb import VulnDB
 from dockyard.storage.base import BlobNotFound, BlobStore
 
@@ -681,9 +677,8 @@ class ScanService:
                 sa.update(t.scan_results).where(_S.digest == manifest.digest).values(values)
             )
         else:
-            dialect: Any = postgresql if conn.dialect.name == "postgresql" else sqlite
             inserted = conn.execute(
-                dialect.insert(t.scan_results)
+                dialect_insert(conn, t.scan_results)
                 .values(
                     digest=manifest.digest,
                     kind=kind,
@@ -818,6 +813,12 @@ class ScanService:
     ) -> tuple[str, str, dict[str, Any] | None, list[Finding]]:
         """(status, reason, stored document, findings); status ``retry`` for a blob
         store outage with attempts left."""
+        # The scan engine (layer unpacking, its decompressors, the detectors) is loaded
+        # by the first scan, not by every process that builds this service.
+        from dockyard.scanning.blobsource import Unsupported, open_stored_image
+        from dockyard.scanning.image import ScanError
+        from dockyard.scanning.scan import inventory_of
+
         if manifest is None:
             return FAILED_SCAN, "the manifest is no longer stored", None, []
         try:

@@ -34,16 +34,18 @@ import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 from urllib.parse import quote, urlsplit, urlunsplit
 
-import httpx
 from anyio import to_thread
 
 from dockyard.jobs.queue import Job
 from dockyard.jobs.worker import Handler, Retry
 from dockyard.scanning.service_db import SYNC_JOB, ImportResult, VulnDBService
 from dockyard.scanning.vulndb import ecosystem_base
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger(__name__)
 
@@ -169,9 +171,15 @@ class HttpSource(Source):
         self.timeout = timeout
 
     def _client(self) -> httpx.Client:
+        # httpx (with what it imports, some 5 MB) is loaded by the first sync from an
+        # HTTP source, not by every process that builds the services.
+        import httpx
+
         return httpx.Client(timeout=self.timeout, follow_redirects=True)
 
     def available(self) -> list[str] | None:
+        import httpx
+
         url = f"{self.base}/{LISTING}"
         try:
             with self._client() as client:
@@ -208,6 +216,8 @@ class HttpSource(Source):
     def _get(
         client: httpx.Client, url: str, previous: Validators | None, target: Path
     ) -> Fetched | None:
+        import httpx
+
         headers = {}
         if previous is not None:
             etag, modified = previous

@@ -88,11 +88,17 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-from dockyard.scanning import versions
 from dockyard.scanning.cvss import cvss3_base_score, cvss4_base_score
 from dockyard.scanning.model import SEVERITIES, Finding, Package
+
+if TYPE_CHECKING:
+    # At run time the version rules (and the libraries behind them: univers, semver,
+    # packaging) are imported by the first match: importing, checking and storing
+    # records, which every process that builds the services may do, never compares
+    # versions.
+    from dockyard.scanning import versions
 
 __all__ = [
     "CheckedRecord",
@@ -615,6 +621,8 @@ class _Keys:
 
     def get(self, ordering: versions.Ordering, version: str) -> versions.VersionKey | None:
         """*version* parsed by *ordering*, or ``None`` when the ordering cannot read it."""
+        from dockyard.scanning.versions import VersionError
+
         slot = (ordering.name, version)
         try:
             return self._keys[slot]
@@ -622,7 +630,7 @@ class _Keys:
             pass
         try:
             key: versions.VersionKey | None = ordering.parse(version)
-        except versions.VersionError:
+        except VersionError:
             key = None
         self._keys[slot] = key
         return key
@@ -632,8 +640,10 @@ def _evaluate(
     ordering: versions.Ordering | None, version: str, stored: Mapping[str, Any], keys: _Keys
 ) -> str | None:
     """The fixed version (``""`` if unknown) when *version* is affected, else ``None``."""
+    from dockyard.scanning.versions import SEMVER, VersionError
+
     for range_type, events in stored["r"]:
-        chosen = versions.SEMVER if range_type == "SEMVER" else ordering
+        chosen = SEMVER if range_type == "SEMVER" else ordering
         if chosen is None:
             continue
         key = keys.get(chosen, version)
@@ -641,7 +651,7 @@ def _evaluate(
             continue  # cannot decide this range: the installed version is unreadable
         try:
             fix = _in_range(chosen, key, events)
-        except versions.VersionError:
+        except VersionError:
             continue  # cannot decide this range
         if fix is not None:
             return fix
@@ -913,6 +923,8 @@ class VulnDB:
 
         # (record id, package index) -> (severity, fixed version, CVSS JSON)
         found: dict[tuple[str, int], tuple[str, str, str]] = {}
+        from dockyard.scanning import versions
+
         keys = _Keys()
         for ecosystem, names in by_ecosystem.items():
             try:

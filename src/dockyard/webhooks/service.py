@@ -26,7 +26,6 @@ from typing import Any, Final, Literal
 
 import sqlalchemy as sa
 from anyio import to_thread
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from dockyard import __version__
@@ -34,6 +33,7 @@ from dockyard.changes import Changes
 from dockyard.config import ConfigError
 from dockyard.db import tables as t
 from dockyard.db.engine import Database, as_utc, utcnow
+from dockyard.db.upsert import dialect_insert
 from dockyard.errors import Invalid, NotFound
 from dockyard.events.model import EVENT_TYPES, PUSH, Event
 from dockyard.events.outbox import Subject
@@ -617,9 +617,8 @@ class WebhookService:
             "request_body": body.decode(),
         }
         if event.id:
-            dialect: Any = postgresql if conn.dialect.name == "postgresql" else sqlite
             new = conn.execute(
-                dialect.insert(t.webhook_deliveries)
+                dialect_insert(conn, t.webhook_deliveries)
                 .values(**values)
                 .on_conflict_do_nothing(index_elements=["webhook_id", "event_id"])
                 .returning(_D.id)

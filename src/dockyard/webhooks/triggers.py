@@ -13,8 +13,6 @@ import functools
 from dataclasses import dataclass
 from typing import Any, Final, Literal, Protocol, cast
 
-import re2  # google-re2 ships no type information (see mypy overrides)
-
 from dockyard.errors import Invalid
 from dockyard.oci.reference import NameError_, check_tag
 
@@ -44,7 +42,11 @@ class _Pattern(Protocol):
 
 @functools.lru_cache(maxsize=1024)
 def _compile(pattern: str) -> _Pattern:
-    """Compile once per distinct pattern: deliveries test the same few over and over."""
+    """Compile once per distinct pattern: deliveries test the same few over and over.
+    RE2 is imported by the first pattern (google-re2 ships no type information: see
+    mypy overrides), not by every process that loads the webhooks."""
+    import re2
+
     options = re2.Options()
     options.log_errors = False  # the refusal reaches the user; RE2 need not print it too
     options.max_mem = _REGEX_MAX_MEM
@@ -154,6 +156,8 @@ def _parse_regex(value: object) -> str:
         raise TriggerError(
             f"trigger.regex: must be 1 to {MAX_REGEX_LENGTH} characters, not {len(value)}"
         )
+    import re2
+
     try:
         _compile(value)
     except re2.error as exc:

@@ -14,8 +14,13 @@ import json
 from collections.abc import Callable
 from typing import Any, Final
 
-from dockyard.scanning.formats import cyclonedx, harbor, sarif, spdx, trivy
-from dockyard.scanning.formats.common import LayerInfo, ReportContext, UnknownFormat
+from dockyard.scanning.formats import harbor, sarif, spdx, trivy
+from dockyard.scanning.formats.common import (
+    CYCLONEDX_MEDIA_TYPE,
+    LayerInfo,
+    ReportContext,
+    UnknownFormat,
+)
 from dockyard.scanning.model import ScanResult
 from dockyard.scanning.report import render_json
 
@@ -36,12 +41,12 @@ REPORT_FORMATS: Final[dict[str, str]] = {
     "harbor": harbor.MEDIA_TYPE,
     "trivy": trivy.MEDIA_TYPE,
     "sarif": sarif.MEDIA_TYPE,
-    "cyclonedx": cyclonedx.MEDIA_TYPE,
+    "cyclonedx": CYCLONEDX_MEDIA_TYPE,
 }
 """Report format name → the media type it is served with."""
 
 SBOM_FORMATS: Final[dict[str, str]] = {
-    "cyclonedx": cyclonedx.MEDIA_TYPE,
+    "cyclonedx": CYCLONEDX_MEDIA_TYPE,
     "spdx": spdx.MEDIA_TYPE,
 }
 """SBOM format name → the media type it is served with."""
@@ -51,21 +56,25 @@ def _json(document: Any) -> bytes:
     return (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode()
 
 
+def _cyclonedx(result: ScanResult, context: ReportContext, *, vulnerabilities: bool) -> bytes:
+    # Imported when a CycloneDX document is asked for: cyclonedx-python-lib is the
+    # heaviest library of the formats, and most processes never render one.
+    from dockyard.scanning.formats import cyclonedx
+
+    return (cyclonedx.document(result, context, vulnerabilities=vulnerabilities) + "\n").encode()
+
+
 _REPORTS: Final[dict[str, Callable[[ScanResult, ReportContext], bytes]]] = {
     # exactly what ``dockyard scan --format json`` prints
     "dockyard": lambda result, _context: render_json(result).encode(),
     "harbor": lambda result, context: _json(harbor.report(result, context)),
     "trivy": lambda result, context: _json(trivy.report(result, context)),
     "sarif": lambda result, context: _json(sarif.report(result, context)),
-    "cyclonedx": lambda result, context: (
-        cyclonedx.document(result, context, vulnerabilities=True) + "\n"
-    ).encode(),
+    "cyclonedx": lambda result, context: _cyclonedx(result, context, vulnerabilities=True),
 }
 
 _SBOMS: Final[dict[str, Callable[[ScanResult, ReportContext], bytes]]] = {
-    "cyclonedx": lambda result, context: (
-        cyclonedx.document(result, context, vulnerabilities=False) + "\n"
-    ).encode(),
+    "cyclonedx": lambda result, context: _cyclonedx(result, context, vulnerabilities=False),
     "spdx": lambda result, context: _json(spdx.document(result, context)),
 }
 

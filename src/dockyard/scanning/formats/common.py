@@ -23,6 +23,9 @@ from dockyard.scanning.model import SEVERITIES, Finding, OperatingSystem, Packag
 SCANNER_NAME: Final = "Dockyard"
 SCANNER_VENDOR: Final = "Dockyard"
 SCANNER_VERSION: Final = __version__
+CYCLONEDX_MEDIA_TYPE: Final = "application/vnd.cyclonedx+json; version=1.6"
+"""Here rather than in :mod:`.cyclonedx`, so that the list of formats does not load
+``cyclonedx-python-lib`` (a few MB of every process) before a document is asked for."""
 OSV_URL: Final = "https://osv.dev/vulnerability/"
 """Every finding comes from an OSV record; its public page is the first link."""
 

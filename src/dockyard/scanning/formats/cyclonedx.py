@@ -41,6 +41,7 @@ from cyclonedx.output.json import JsonV1Dot6
 from packageurl import PackageURL
 
 from dockyard.scanning.formats.common import (
+    CYCLONEDX_MEDIA_TYPE,
     OSV_URL,
     SCANNER_NAME,
     SCANNER_VERSION,
@@ -56,7 +57,7 @@ from dockyard.scanning.formats.common import (
 from dockyard.scanning.model import Finding, Package, ScanResult
 from dockyard.scanning.report import sort_findings
 
-MEDIA_TYPE = "application/vnd.cyclonedx+json; version=1.6"
+MEDIA_TYPE: Final = CYCLONEDX_MEDIA_TYPE
 _PREFIX: Final = "dockyard:"
 _LEVELS: Final = {
     "High": VulnerabilitySeverity.HIGH,
