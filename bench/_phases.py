@@ -786,6 +786,9 @@ class Workload:
     def memory(self) -> None:
         """8. Peak resident memory of the server and its workers."""
         self.out.figures["peak_rss_mib"] = self.registry.peak_rss_mib()
+        pss = self.registry.peak_pss_mib()
+        if pss is not None:
+            self.out.figures["peak_pss_mib"] = pss
 
 
 def _basic(user: str, password: str) -> str:

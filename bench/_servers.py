@@ -17,6 +17,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -100,6 +101,40 @@ def peak_rss_kib(pid: int) -> int:
     return total
 
 
+def pss_kib(pid: int) -> int:
+    """Sum of Pss (proportional set size: each page shared by N processes counts 1/N)
+    over ``pid`` and its live descendants, in KiB."""
+    total = 0
+    for member in process_tree(pid):
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{member}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1])
+    return total
+
+
+class PssSampler:
+    """The highest :func:`pss_kib` of a process tree, sampled every ``interval`` seconds
+    on a thread of its own. The kernel keeps no peak of Pss, as it does VmHWM of RSS; a
+    sampled peak may miss a spike shorter than the interval."""
+
+    def __init__(self, pid: int, interval: float = 0.25) -> None:
+        self.pid = pid
+        self.interval = interval
+        self.peak_kib = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="pss-sampler", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.peak_kib = max(self.peak_kib, pss_kib(self.pid))
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds used so far by ``pid`` and its live descendants."""
     ticks = 0
@@ -149,6 +184,7 @@ class Registry:
         self.base_url = f"http://{_LOOPBACK}:{self.port}"
         self.log_path = workdir / "server.log"
         self.proc: subprocess.Popen[bytes] | None = None
+        self._pss: PssSampler | None = None
 
     @property
     def label(self) -> str:
@@ -180,6 +216,7 @@ class Registry:
                 cwd=self.workdir,
                 start_new_session=True,
             )
+        self._pss = PssSampler(self.proc.pid)
 
     def _distribution_command(self) -> tuple[list[str], dict[str, str]]:
         binary = ensure_tool("docker-registry", "docker-registry")
@@ -336,6 +373,13 @@ class Registry:
     def peak_rss_mib(self) -> float:
         return peak_rss_kib(self.pid) / 1024
 
+    def peak_pss_mib(self) -> float | None:
+        """The sampled peak Pss of the server and its workers since it started."""
+        sampler = self._pss
+        if sampler is None:
+            return None
+        return max(sampler.peak_kib, pss_kib(self.pid)) / 1024
+
     def cpu_seconds(self) -> float:
         return cpu_seconds(self.pid)
 
@@ -350,6 +394,9 @@ class Registry:
     def stop(self) -> None:
         """SIGTERM the process group, then SIGKILL whatever is left after 10 s."""
         proc, self.proc = self.proc, None
+        sampler, self._pss = self._pss, None
+        if sampler is not None:
+            sampler.stop()
         if proc is not None:
             stop_group(proc)
 

@@ -120,6 +120,11 @@ def metrics(sizes: _phases.Sizes) -> list[Metric]:
             False,
         ),
         Metric("peak_rss_mib", f"8. server peak memory (VmHWM), MiB ({down})", False),
+        Metric(
+            "peak_pss_mib",
+            f"8b. server peak proportional memory (Pss, sampled every 0.25 s), MiB ({down})",
+            False,
+        ),
     ]
     return rows + webhook_metrics(sizes)
 
