@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from dockyard.changes import Change, Changes
 from dockyard.db import tables as t
 from dockyard.db.engine import Database, as_utc, utcnow
-from dockyard.db.raw import RawQuery
+from dockyard.db.raw import RawQuery, keyset_pages
 from dockyard.db.upsert import upsert
 from dockyard.errors import Conflict, Forbidden, Invalid, NotFound
 from dockyard.events import model as events
@@ -199,17 +199,7 @@ def _entries_select() -> sa.Select[Any]:
     ).select_from(t.repositories.join(t.namespaces))
 
 
-def _entries_query(after: bool, limited: bool) -> RawQuery:
-    q = _entries_select()
-    if after:
-        q = q.where(sa.bindparam("after", type_=sa.String) < _FULL_NAME)
-    q = q.order_by(_FULL_NAME)
-    if limited:
-        q = q.limit(sa.bindparam("limit"))
-    return RawQuery(q)
-
-
-_ENTRIES = {(a, b): _entries_query(a, b) for a in (False, True) for b in (False, True)}
+_ENTRIES = keyset_pages(_entries_select(), _FULL_NAME, "after")
 """The unfiltered catalog's query, by (after a name?, limited?)."""
 
 
@@ -269,13 +259,17 @@ def _check_tag(tag: str) -> None:
         raise Invalid(str(exc)) from exc
 
 
-def touch_repository(conn: Connection, repository_id: int) -> None:
-    """Mark the repository as changed now (its ``updated_at``)."""
-    conn.execute(
-        sa.update(t.repositories)
-        .where(t.repositories.c.id == repository_id)
-        .values(updated_at=utcnow())
-    )
+_TOUCH_REPOSITORY = (
+    sa.update(t.repositories)
+    .where(t.repositories.c.id == sa.bindparam("repo"))
+    .values(updated_at=sa.bindparam("at"))
+)
+
+
+def touch_repository(conn: Connection, repository_id: int, at: datetime | None = None) -> None:
+    """Mark the repository as changed ``at`` (default: now), its ``updated_at`` (a
+    statement built once: every push runs it)."""
+    conn.execute(_TOUCH_REPOSITORY, {"repo": repository_id, "at": at or utcnow()})
 
 
 # Built once: on the registry's hot path, building and keying a statement per request

@@ -59,3 +59,24 @@ class RawQuery:
         finally:
             cursor.close()
         return rows
+
+
+def keyset_pages(
+    base: sa.Select[Any], key: sa.ColumnElement[Any], after: str
+) -> dict[tuple[bool, bool], RawQuery]:
+    """A listing's queries, by (from past a key?, limited?): ``base`` in ``key`` order,
+    past the value bound as ``after`` and at most the value bound as ``limit`` rows when
+    asked (a page of the OCI ``last``/``n`` kind)."""
+
+    def page(past: bool, limited: bool) -> RawQuery:
+        q = base
+        if past:
+            q = q.where(key > sa.bindparam(after, type_=sa.String))
+        q = q.order_by(key)
+        if limited:
+            q = q.limit(sa.bindparam("limit"))
+        return RawQuery(q)
+
+    return {
+        (past, limited): page(past, limited) for past in (False, True) for limited in (False, True)
+    }

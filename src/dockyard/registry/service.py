@@ -22,11 +22,17 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from dockyard.catalog.service import CatalogService, RepoRef, image_subject, remove_tag
+from dockyard.catalog.service import (
+    CatalogService,
+    RepoRef,
+    image_subject,
+    remove_tag,
+    touch_repository,
+)
 from dockyard.changes import Change
 from dockyard.db import tables as t
 from dockyard.db.engine import Database, utcnow
-from dockyard.db.raw import RawQuery
+from dockyard.db.raw import RawQuery, keyset_pages
 from dockyard.db.upsert import blob_key, lock_keys, manifest_key, upsert
 from dockyard.errors import Forbidden, NotFound
 from dockyard.events import model as events
@@ -121,11 +127,6 @@ _TOUCH_MANIFEST = (
 )
 _INSERT_MANIFEST = sa.insert(t.manifests).returning(t.manifests.c.id)
 _INSERT_REFERENCES = sa.insert(t.manifest_references)
-_TOUCH_REPOSITORY = (
-    sa.update(t.repositories)
-    .where(t.repositories.c.id == sa.bindparam("repo"))
-    .values(updated_at=sa.bindparam("at"))
-)
 
 
 class UploadAppender:
@@ -511,7 +512,7 @@ class RegistryService:
                     keys=("repository_id", "name"),
                     update=("manifest_id", "updated_at"),
                 )
-            conn.execute(_TOUCH_REPOSITORY, {"repo": repo_id, "at": now})
+            touch_repository(conn, repo_id, now)
             subject = image_subject(
                 conn,
                 ref,
@@ -623,11 +624,7 @@ class RegistryService:
             ).first()
             if row is None:
                 raise manifest_unknown(reference)
-            conn.execute(
-                sa.update(t.repositories)
-                .where(t.repositories.c.id == repo_id)
-                .values(updated_at=utcnow())
-            )
+            touch_repository(conn, repo_id)
             change.emit(
                 events.MANIFEST_DELETE,
                 image_subject(
@@ -717,16 +714,10 @@ def upload_headers(ref: RepoRef, upload_id: str, size: int) -> dict[str, str]:
     }
 
 
-def _tag_names_query(after: bool, limited: bool) -> RawQuery:
-    q = sa.select(t.tags.c.name).where(t.tags.c.repository_id == sa.bindparam("repository_id"))
-    if after:
-        q = q.where(t.tags.c.name > sa.bindparam("last"))
-    q = q.order_by(t.tags.c.name)
-    if limited:
-        q = q.limit(sa.bindparam("limit"))
-    return RawQuery(q)
-
-
-_TAG_NAMES = {(a, b): _tag_names_query(a, b) for a in (False, True) for b in (False, True)}
+_TAG_NAMES = keyset_pages(
+    sa.select(t.tags.c.name).where(t.tags.c.repository_id == sa.bindparam("repository_id")),
+    t.tags.c.name,
+    "last",
+)
 """``/tags/list``'s query, by (after a tag?, limited?): a listing of thousands of tags
 is the rows' cost, so they are fetched straight from the driver (see :mod:`db.raw`)."""
