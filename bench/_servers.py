@@ -90,27 +90,27 @@ def process_tree(pid: int) -> list[int]:
     return seen
 
 
-def peak_rss_kib(pid: int) -> int:
-    """Sum of VmHWM (peak resident set) over ``pid`` and its live descendants, in KiB."""
+def _tree_kib(pid: int, proc_file: str, field: str) -> int:
+    """Sum of the ``field:`` line (in kB) of ``/proc/PID/<proc_file>`` over ``pid`` and
+    its live descendants."""
     total = 0
     for member in process_tree(pid):
         with contextlib.suppress(OSError):
-            for line in Path(f"/proc/{member}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
+            for line in Path(f"/proc/{member}/{proc_file}").read_text().splitlines():
+                if line.startswith(f"{field}:"):
                     total += int(line.split()[1])
     return total
+
+
+def peak_rss_kib(pid: int) -> int:
+    """Sum of VmHWM (peak resident set) over ``pid`` and its live descendants, in KiB."""
+    return _tree_kib(pid, "status", "VmHWM")
 
 
 def pss_kib(pid: int) -> int:
     """Sum of Pss (proportional set size: each page shared by N processes counts 1/N)
     over ``pid`` and its live descendants, in KiB."""
-    total = 0
-    for member in process_tree(pid):
-        with contextlib.suppress(OSError):
-            for line in Path(f"/proc/{member}/smaps_rollup").read_text().splitlines():
-                if line.startswith("Pss:"):
-                    total += int(line.split()[1])
-    return total
+    return _tree_kib(pid, "smaps_rollup", "Pss")
 
 
 class PssSampler:
