@@ -330,7 +330,10 @@ class Registry:
         an idle worker's polls cost a tick now and then)."""
         if self.kind != "dockyard":
             return
-        expected = int(self._dockyard_env().get("DOCKYARD_JOB_WORKERS", "2"))
+        from dockyard.config import Settings
+
+        default = Settings.__dataclass_fields__["job_workers"].default
+        expected = int(self._dockyard_env().get("DOCKYARD_JOB_WORKERS", default))
         if expected <= 0:
             return
         before: float | None = None

@@ -20,6 +20,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, RedirectRespons
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from dockyard import allocator
 from dockyard.api import ApiAuth, ApiError, problem, title_of
 from dockyard.audit import AuditMiddleware
 from dockyard.builds.http import BuildRoutes, HookRoutes
@@ -216,6 +217,7 @@ class OnFirstRequest:
 
 def create_app_from_env() -> ASGIApp:
     """Factory for server worker processes: settings come from DOCKYARD_* variables."""
+    allocator.tune()
     settings = load_settings()
     setup_logging(settings.log_level, settings.log_format)
     return create_app(settings)

@@ -70,9 +70,13 @@ class Settings:
     gc_grace: int = 3600
     """Blobs and manifests younger than this (seconds) are never collected."""
     fsync: bool = True
-    job_workers: int = 2
-    """Job worker processes ``dockyard serve`` runs beside itself, one slot each
-    (webhooks, scans, builds); 0 runs none (then run ``dockyard worker`` processes)."""
+    job_workers: int = 1
+    """Job worker processes ``dockyard serve`` runs beside itself (webhooks, scans,
+    builds); 0 runs none (then run ``dockyard worker`` processes). One by default: on
+    a machine of two cores, one for the requests and one for the background work, and
+    each process is some 60 MB more of memory."""
+    job_slots: int = 2
+    """Job slots in each of those processes (``dockyard worker --concurrency``)."""
     job_nice: int = 10
     """Niceness (0 to 19) of the job worker processes ``dockyard serve`` runs beside
     itself: on a machine whose cores are all busy, requests come first and background

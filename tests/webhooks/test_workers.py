@@ -174,6 +174,7 @@ def server(tmp_path: Path) -> Iterator[DockyardServer]:
         ("DOCKYARD_WEBHOOK_RETRY_DELAYS", "5,soon", "comma-separated seconds"),
         ("DOCKYARD_TIMEZONE", "Mars/Olympus", "not an IANA time zone"),
         ("DOCKYARD_JOB_NICE", "20", "job_nice must be 0 to 19"),
+        ("DOCKYARD_JOB_SLOTS", "0", "job_slots must be at least 1"),
     ],
 )
 def test_bad_settings_stop_serve_and_worker_with_one_line(
@@ -191,6 +192,11 @@ def test_bad_settings_stop_serve_and_worker_with_one_line(
 
 def _workers_of(pid: int) -> dict[int, int]:
     """The ``dockyard worker`` children of process ``pid``, with their niceness."""
+    return {child: nice for child, (nice, _) in _worker_processes(pid).items()}
+
+
+def _worker_processes(pid: int) -> dict[int, tuple[int, list[str]]]:
+    """The ``dockyard worker`` children of process ``pid``: niceness and arguments."""
     found = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -199,8 +205,31 @@ def _workers_of(pid: int) -> dict[int, int]:
         except OSError:
             continue
         if int(fields[1]) == pid and b"worker" in cmdline:
-            found[int(stat.parent.name)] = int(fields[16])  # field 19 of stat: nice
+            arguments = [a.decode() for a in cmdline.split(b"\0") if a]
+            found[int(stat.parent.name)] = (int(fields[16]), arguments)  # stat field 19: nice
     return found
+
+
+@pytest.mark.parametrize(
+    ("env", "processes", "slots"),
+    [({}, 1, "2"), ({"DOCKYARD_JOB_WORKERS": "2", "DOCKYARD_JOB_SLOTS": "3"}, 2, "3")],
+)
+def test_serve_runs_its_job_workers_with_their_slots(
+    tmp_path: Path, env: dict[str, str], processes: int, slots: str
+) -> None:
+    """By default one worker process of two slots; DOCKYARD_JOB_WORKERS processes of
+    DOCKYARD_JOB_SLOTS slots each when set."""
+    with running_server(tmp_path, env) as server:
+        assert server.proc is not None
+        deadline = time.monotonic() + 30
+        while len(workers := _worker_processes(server.proc.pid)) < processes:
+            assert time.monotonic() < deadline, workers
+            time.sleep(0.1)
+        time.sleep(0.5)  # no more than expected start
+        workers = _worker_processes(server.proc.pid)
+        assert len(workers) == processes
+        for _, arguments in workers.values():
+            assert arguments[arguments.index("--concurrency") + 1] == slots
 
 
 @pytest.mark.parametrize(("nice", "expected"), [(None, 10), ("0", 0), ("5", 5)])

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from dockyard import allocator
 from dockyard.cli.common import instance_options, settings_of
 from dockyard.config import Settings
 from dockyard.iam.arn import instance_arn, namespace_arn
@@ -53,7 +54,7 @@ def main() -> None:
     "--job-workers",
     type=click.IntRange(min=0),
     default=None,
-    help="Job worker processes serve runs beside itself (default 2; 0: none).",
+    help="Job worker processes serve runs beside itself (default 1; 0: none).",
 )
 @click.pass_context
 def serve(
@@ -68,6 +69,7 @@ def serve(
     """Run the registry and its management API, and (unless --job-workers 0) a job
     worker process beside it for the background work: webhook deliveries, scans,
     builds."""
+    allocator.tune()
     # The server's processes and its job worker share their metrics through files, so
     # that /metrics counts them all (set before prometheus_client is first imported).
     metrics_dir = tempfile.mkdtemp(prefix="dockyard-metrics-")
@@ -114,7 +116,9 @@ def serve(
     logging.getLogger("dockyard.serve").info(
         "Dockyard listening on %s://%s", scheme, settings.listen
     )
-    jobs = JobProcess(settings.job_workers, _as_environ(settings), grace=settings.job_grace)
+    jobs = JobProcess(
+        settings.job_workers, settings.job_slots, _as_environ(settings), grace=settings.job_grace
+    )
     jobs.start()
     try:
         if settings.workers > 1:
@@ -243,6 +247,7 @@ def worker(
     from dockyard.observability import Metrics, setup_logging
     from dockyard.services import open_services, run_worker
 
+    allocator.tune()
     settings = settings_of(ctx)
     setup_logging(settings.log_level, settings.log_format)
     if supervised:

@@ -1,16 +1,12 @@
 """Password and secret hashing (argon2id), with a small cache of recent verifications.
 
-New hashes take 46 MiB and one pass (``m=46 MiB, t=1, p=1``): the first of OWASP's
-recommended argon2id configurations, which it rates as strong as its others (19 MiB
-and two passes, ...). argon2-cffi's default (RFC 9106's low-memory choice: 64 MiB and
-three passes over four lanes) raised the server's resident peak by 64 MiB at every
-login the cache below did not answer. Why not 19 MiB: glibc serves a work area above
-32 MiB with a mapping of its own and unmaps it when freed, leaving its heap alone;
-one of 19 MiB, once freed, raises glibc's threshold for such mappings to 19 MiB (and
-the heap's trim threshold to twice that), after which the server kept some 50 MB more
-of the blob buffers it frees (measured with ``make bench``'s registry workload).
-Hashes made with other parameters (the former default included) still verify: each
-hash names its own.
+New hashes take 19 MiB and two passes (``m=19 MiB, t=2, p=1``): OWASP's first
+recommended argon2id configuration. argon2-cffi's default (RFC 9106's low-memory choice:
+64 MiB and three passes over four lanes) raised the server's resident peak by 64 MiB at
+every login the cache below did not answer: the work area was the server's peak. The
+server's allocator is set up so that a work area goes back to the system when freed
+(:mod:`dockyard.allocator`). Hashes made with other parameters (the former defaults
+included) still verify: each hash names its own.
 
 Registry clients send Basic credentials on many requests; argon2 is deliberately slow and
 memory-hard, so:
@@ -34,9 +30,9 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 MAX_PARALLEL = 2
-TIME_COST = 1
-MEMORY_COST = 46 * 1024
-"""KiB; above glibc's largest threshold for mappings of their own (32 MiB)."""
+TIME_COST = 2
+MEMORY_COST = 19 * 1024
+"""KiB."""
 PARALLELISM = 1
 _hasher = PasswordHasher(time_cost=TIME_COST, memory_cost=MEMORY_COST, parallelism=PARALLELISM)
 _cache: dict[bytes, float] = {}

@@ -63,11 +63,16 @@ class _Supervised:
 
 
 class JobProcess:
-    """``--job-workers N``: N worker processes of one slot each, so that N jobs run at
-    once as with N slots in one process, but on as many cores as there are."""
+    """``--job-workers N``: N worker processes of ``slots`` job slots each. More
+    processes put background work on more cores; more slots run more jobs at once in
+    one process (deliveries, which wait on the network, need no more cores), each
+    process taking its own memory."""
 
-    def __init__(self, concurrency: int, environ: dict[str, str], *, grace: float) -> None:
-        self.concurrency = concurrency
+    def __init__(
+        self, processes: int, slots: int, environ: dict[str, str], *, grace: float
+    ) -> None:
+        self.processes = processes
+        self.slots = slots
         self.environ = environ
         self.grace = grace
         self._stopping = threading.Event()
@@ -81,11 +86,11 @@ class JobProcess:
             "dockyard.cli.main",
             "worker",
             "--concurrency",
-            "1",
+            str(self.slots),
             "--supervised",
         ]
         env = {**os.environ, **self.environ, SUPERVISOR: str(os.getpid())}
-        for index in range(self.concurrency):
+        for index in range(self.processes):
             worker = _Supervised(command, env, index)
             worker.spawn()
             name = f"job-worker-{index}"
