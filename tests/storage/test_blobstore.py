@@ -548,3 +548,46 @@ def test_s3_ignores_stray_objects(s3_server: S3Server) -> None:
         store._client.put_object(Bucket=store.bucket, Key=PREFIX + key, Body=b"?")
     assert list(store.iter_blobs()) == []
     assert list(store.iter_uploads()) == []
+
+
+@pytest.mark.parametrize("fsync", [True, False])
+def test_filesystem_uploads_start_writeback_as_they_go_and_fsync_when_asked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fsync: bool
+) -> None:
+    """A durable upload hands each 8 MiB written to the kernel to write out (the stretch
+    since the last one, starting where the request began) and fsyncs when the request
+    ends; with ``fsync=False`` neither happens."""
+    from dockyard.storage import fs
+
+    handed: list[tuple[int, int]] = []
+    synced: list[int] = []
+    real_writeback = fs.start_writeback
+
+    def writeback(fd: int, offset: int, length: int) -> None:
+        handed.append((offset, length))
+        real_writeback(fd, offset, length)  # the real call too: it must accept these
+
+    monkeypatch.setattr(fs, "start_writeback", writeback)
+    real_fsync = fs.os.fsync
+    monkeypatch.setattr(fs.os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd)))
+    store = FilesystemBlobStore(tmp_path / "root", fsync=fsync)
+    mib = 1024 * 1024
+    piece = bytes(range(256)) * (3 * mib // 256)
+    store.upload_start("u")
+    with store.upload_writer("u") as w:  # one request: 3 MiB
+        w.write(piece)
+    synced_after_first = len(synced)
+    with store.upload_writer("u") as w:  # the next: 7 pieces of 3 MiB, from offset 3 MiB
+        for _ in range(7):
+            w.write(piece)
+    if fsync:
+        assert synced_after_first == 1
+        assert len(synced) == 2
+        # 3 + 9 = 12 MiB: the first 9 MiB of this request; 3 + 18: the next 9.
+        assert handed == [(3 * mib, 9 * mib), (12 * mib, 9 * mib)]
+    else:
+        assert synced == []
+        assert handed == []
+    data = piece * 8
+    assert store.upload_commit("u", digest_of(data), durable=fsync) == len(data)
+    assert read_all(store.read(digest_of(data))) == data
