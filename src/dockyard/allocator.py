@@ -7,7 +7,7 @@ a third of its resident memory, for no speed:
 
 - **Arenas.** glibc gives threads up to eight heaps ("arenas") per core, and memory freed
   in one stays with it. The server answers requests on up to 40 threads, which spread
-  over sixteen arenas on two cores. Two per core left the server 20 MB smaller after the
+  over sixteen arenas on two cores. Two per core left the server 15-20 MB smaller after the
   workload, every throughput figure unchanged. One per core saved no more, and an
   earlier measurement (``MALLOC_ARENA_MAX=2`` on two cores) found it slowed blob pushes
   and pulls.
