@@ -74,7 +74,7 @@ class Settings:
     """Job worker processes ``dockyard serve`` runs beside itself (webhooks, scans,
     builds); 0 runs none (then run ``dockyard worker`` processes). One by default: on
     a machine of two cores, one for the requests and one for the background work, and
-    each process is some 60 MB more of memory."""
+    each process is some 60 MB more of memory at rest, more while it scans."""
     job_slots: int = 2
     """Job slots in each of those processes (``dockyard worker --concurrency``)."""
     job_nice: int = 10
