@@ -37,8 +37,8 @@ _READ_CHUNK = 1024 * 1024
 WRITEBACK_EVERY = 8 * 1024 * 1024
 """An upload being written hands each such stretch to the kernel to write out at once
 (:func:`start_writeback`), so the fsync that ends the request finds little left to do:
-the disk writes while the rest arrives. ``make bench``'s 64 MiB pushes, three runs
-each: 335-377 MiB/s before, 368-454 after."""
+the disk writes while the rest arrives. Phase 2 of ``make bench`` (64 MiB pushes), on
+three fresh servers each: 335-377 MiB/s before, 368-454 after."""
 _SYNC_FILE_RANGE_WRITE = 2
 
 
