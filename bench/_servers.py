@@ -332,8 +332,7 @@ class Registry:
             return
         from dockyard.config import Settings
 
-        default = Settings.__dataclass_fields__["job_workers"].default
-        expected = int(self._dockyard_env().get("DOCKYARD_JOB_WORKERS", default))
+        expected = int(self._dockyard_env().get("DOCKYARD_JOB_WORKERS", Settings.job_workers))
         if expected <= 0:
             return
         before: float | None = None
