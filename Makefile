@@ -8,12 +8,16 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 
-TEST_TOOLS := buildah skopeo podman busybox chromium debootstrap npm
-TEST_PACKAGES := buildah skopeo podman busybox-static uidmap fuse-overlayfs postgresql chromium debootstrap npm
+# The tests' system tools, each as COMMAND:DEBIAN-PACKAGE. Only the packages whose command
+# is missing get installed: a machine may already have a tool from elsewhere (Node.js's own
+# packages bring npm, and Debian's npm conflicts with them).
+TEST_TOOLS := buildah:buildah skopeo:skopeo podman:podman busybox:busybox-static \
+	newuidmap:uidmap fuse-overlayfs:fuse-overlayfs chromium:chromium \
+	debootstrap:debootstrap npm:npm
 # axe-core (MIT, from npm): the accessibility checks of the console's browser tests.
 AXE_VERSION := 4.10.3
 AXE_STAMP := $(VENV)/npm/.axe-core-$(AXE_VERSION)
-BENCH_PACKAGES := docker-registry wrk hey
+BENCH_TOOLS := docker-registry:docker-registry wrk:wrk hey:hey
 
 .PHONY: serve test lint bench bench-scan bench-build system-test-deps system-bench-deps axe-core clean
 
@@ -32,15 +36,22 @@ $(DEV_STAMP): $(STAMP)
 serve: $(STAMP)
 	$(BIN)/dockyard serve
 
-# Installs each Debian package whose tool is missing (PostgreSQL: its server binaries).
-system-test-deps:
-	@missing=""; \
-	for tool in $(TEST_TOOLS); do command -v $$tool >/dev/null 2>&1 || missing=1; done; \
-	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing=1; \
-	if [ -n "$$missing" ]; then \
-		echo "installing system tools for the tests: $(TEST_PACKAGES)"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(TEST_PACKAGES); \
+# $(call apt-missing,WHAT,COMMAND:PACKAGE...,EXTRA): apt-get installs the package of each
+# missing command, and the packages EXTRA (a shell word list, possibly empty) names.
+define apt-missing
+	@missing="$(3)"; \
+	for pair in $(2); do \
+		command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; \
+	done; \
+	if [ -n "$${missing# }" ]; then \
+		echo "installing system tools for $(1): $${missing# }"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
+endef
+
+# The tests' tools, and PostgreSQL's server binaries (initdb is not on PATH).
+system-test-deps:
+	$(call apt-missing,the tests,$(TEST_TOOLS),$$(ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || echo postgresql))
 
 axe-core: $(AXE_STAMP)
 
@@ -50,9 +61,7 @@ $(AXE_STAMP): | system-test-deps
 	touch $(AXE_STAMP)
 
 system-bench-deps:
-	@if ! command -v docker-registry >/dev/null 2>&1 || ! command -v wrk >/dev/null 2>&1 || ! command -v hey >/dev/null 2>&1; then \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(BENCH_PACKAGES); \
-	fi
+	$(call apt-missing,the benchmark,$(BENCH_TOOLS),)
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check src tests bench
