@@ -8,9 +8,11 @@ builds the app over the services (:mod:`dockyard.services`) in each server proce
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 
 from anyio import to_thread
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -62,7 +64,7 @@ def _repository_routes(services: Services, auth: ApiAuth, region: str) -> list[R
 
 
 def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:
-    services = services or open_services(settings)
+    services = services or open_services(settings, server=True)
     tokens = TokenService(
         load_or_create_key(services.db, settings.data_dir),
         service=settings.service,
@@ -164,6 +166,7 @@ def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:
     app = Starlette(
         routes=routes,
         exception_handlers={ApiError: api_error, 404: not_found, 405: not_found},
+        lifespan=_thread_limit(settings.threads),
     )
     app.state.services = services
     audited = AuditMiddleware(app, services.audit, reads=False)
@@ -183,6 +186,18 @@ def create_app(settings: Settings, services: Services | None = None) -> ASGIApp:
             await app(scope, receive, send)
 
     return ObservabilityMiddleware(AuditMiddleware(dispatch, services.audit), metrics)
+
+
+def _thread_limit(threads: int) -> Callable[[Starlette], AbstractAsyncContextManager[None]]:
+    """The server's lifespan: blocking work runs on at most ``threads`` threads (as many
+    as the database pool's connections), not anyio's default of 40."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        to_thread.current_default_thread_limiter().total_tokens = threads
+        yield
+
+    return lifespan
 
 
 def _console(api: ASGIApp, settings: Settings, audited: ASGIApp) -> ASGIApp:
@@ -218,6 +233,7 @@ class OnFirstRequest:
 def create_app_from_env() -> ASGIApp:
     """Factory for server worker processes: settings come from DOCKYARD_* variables."""
     allocator.tune()
+    allocator.start_trimming()
     settings = load_settings()
     setup_logging(settings.log_level, settings.log_format)
     return create_app(settings)

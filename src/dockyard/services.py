@@ -163,9 +163,12 @@ async def run_worker(services: Services, worker: Worker) -> None:
         await services.webhooks.aclose()
 
 
-def open_services(settings: Settings, *, migrate: bool = False) -> Services:
+def open_services(settings: Settings, *, migrate: bool = False, server: bool = False) -> Services:
+    """The services over ``settings``'s database and storage; a ``server``'s database
+    pool holds as many connections as its threads (``Settings.threads``)."""
     settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    db = Database(settings.effective_database_url)
+    pool = {"pool_size": settings.threads} if server else {}
+    db = Database(settings.effective_database_url, **pool)
     if migrate:
         db.migrate()
     store = create_store(settings)
@@ -271,11 +274,12 @@ def observe_vulndb(vulndb: VulnDBService, metrics: Metrics) -> None:
         log.exception("could not read the vulnerability database's status")
 
 
-def bootstrap(settings: Settings) -> Services:
-    """Migrate the schema, create the administrator and the signing key if missing."""
+def bootstrap(settings: Settings, *, server: bool = False) -> Services:
+    """Migrate the schema, create the administrator and the signing key if missing (the
+    services of a ``server``, see :func:`open_services`)."""
     from dockyard.iam.tokens import load_or_create_key
 
-    services = open_services(settings, migrate=True)
+    services = open_services(settings, migrate=True, server=server)
     services.identity.ensure_admin(settings.data_dir, settings.admin_password)
     load_or_create_key(services.db, settings.data_dir)
     return services

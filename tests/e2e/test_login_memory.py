@@ -6,6 +6,7 @@ by one work area per thread."""
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -14,7 +15,7 @@ import httpx
 import pytest
 
 from dockyard.iam.passwords import MEMORY_COST
-from tests.fixtures.server import running_server
+from tests.fixtures.server import ADMIN_PASSWORD, running_server
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 
@@ -50,3 +51,46 @@ def test_a_burst_of_new_logins_leaves_no_work_areas_behind(tmp_path: Path) -> No
         grown = _resident_mib(server.proc.pid) - before
     # Each login's work area freed and unmapped: far less than even two of them kept.
     assert grown < 2 * MEMORY_COST / 1024, f"the server grew by {grown:.0f} MiB"
+
+
+def _threads_and_connections(pid: int) -> tuple[int, int]:
+    """The server's threads, and its open SQLite connections (descriptors of the
+    database file itself, not of its -wal and -shm files)."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    threads = int(next(x for x in status.splitlines() if x.startswith("Threads:")).split()[1])
+    connections = 0
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):  # closed meanwhile
+            connections += Path(fd).readlink().name == "dockyard.db"
+    return threads, connections
+
+
+@pytest.mark.parametrize("threads", [4, 40])
+def test_basic_credentials_on_many_connections_use_at_most_the_thread_limit(
+    tmp_path: Path, threads: int
+) -> None:
+    """48 clients at once, each sending Basic credentials (checked on a thread, as
+    registry clients send them on every request): the server grows by at most
+    ``DOCKYARD_THREADS`` threads and database connections. 40 shows the test sees a
+    server that takes more."""
+    env = {"DOCKYARD_JOB_WORKERS": "0", "DOCKYARD_THREADS": str(threads)}
+    with running_server(tmp_path, env) as server:
+        assert server.proc is not None
+        with server.client() as admin:
+            assert admin.get("/v2/").status_code == 200
+        auth = httpx.BasicAuth("admin", ADMIN_PASSWORD)
+        threads_before, _ = _threads_and_connections(server.proc.pid)
+
+        def request(_: int) -> int:
+            with httpx.Client(auth=auth, timeout=60) as client:
+                return sum(client.get(f"{server.url}/v2/").status_code for _ in range(10))
+
+        with ThreadPoolExecutor(48) as pool:
+            assert list(pool.map(request, range(48))) == [2000] * 48
+        threads_after, connections = _threads_and_connections(server.proc.pid)
+    grown = threads_after - threads_before
+    if threads == 4:
+        assert grown <= 4, f"{grown} more threads"
+        assert connections <= 4 + 1, f"{connections} connections"  # +1: the event loop's reads
+    else:
+        assert grown > 4 or connections > 5, (grown, connections)

@@ -175,6 +175,7 @@ def server(tmp_path: Path) -> Iterator[DockyardServer]:
         ("DOCKYARD_TIMEZONE", "Mars/Olympus", "not an IANA time zone"),
         ("DOCKYARD_JOB_NICE", "20", "job_nice must be 0 to 19"),
         ("DOCKYARD_JOB_SLOTS", "0", "job_slots must be at least 1"),
+        ("DOCKYARD_THREADS", "0", "threads must be at least 1"),
     ],
 )
 def test_bad_settings_stop_serve_and_worker_with_one_line(

@@ -21,6 +21,8 @@ def settings_of(ctx: click.Context, **overrides: Any) -> Settings:
             raise ConfigError(f"job_nice must be 0 to 19, not {settings.job_nice}")
         if settings.job_slots < 1:
             raise ConfigError(f"job_slots must be at least 1, not {settings.job_slots}")
+        if settings.threads < 1:
+            raise ConfigError(f"threads must be at least 1, not {settings.threads}")
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
     return settings

@@ -70,6 +70,7 @@ def serve(
     worker process beside it for the background work: webhook deliveries, scans,
     builds."""
     allocator.tune()
+    allocator.start_trimming()
     # The server's processes and its job worker share their metrics through files, so
     # that /metrics counts them all (set before prometheus_client is first imported).
     metrics_dir = tempfile.mkdtemp(prefix="dockyard-metrics-")
@@ -100,7 +101,7 @@ def serve(
     # database is touched for a server that cannot start); "listening" is said once the
     # instance is ready (connections wait in the backlog until the server takes them).
     sock = _listen(settings)
-    services = bootstrap(settings)
+    services = bootstrap(settings, server=True)
     options: dict[str, Any] = {
         "host": settings.host,
         "port": settings.port,
@@ -109,6 +110,8 @@ def serve(
         "server_header": False,
         "timeout_keep_alive": 30,
         "http": HttpProtocol,
+        # No WebSocket routes: uvicorn would otherwise import a WebSocket library.
+        "ws": "none",
     }
     if settings.tls_cert:
         options.update(ssl_certfile=settings.tls_cert, ssl_keyfile=settings.tls_key)

@@ -57,8 +57,9 @@ def normalize_url(url: str) -> str:
 
 class Database:
     def __init__(self, url: str, *, pool_size: int = 40) -> None:
-        # The pool matches the server's worker-thread limit (anyio's default, 40), so a
-        # busy server reuses connections instead of opening and closing overflow ones.
+        # The pool matches the process's thread limit (anyio's default, 40; a server's
+        # is Settings.threads), so a busy process reuses connections instead of opening
+        # and closing overflow ones.
         self.url = normalize_url(url)
         self.is_sqlite = self.url.startswith("sqlite")
         path = _sqlite_path(self.url) if self.is_sqlite else None
