@@ -32,6 +32,7 @@ from __future__ import annotations
 import ctypes
 import os
 import threading
+import time
 
 MMAP_THRESHOLD = 2 * 1024 * 1024
 """Allocations from this size on get a mapping of their own, returned when freed: the
@@ -71,21 +72,21 @@ def tune() -> bool:
     return all(mallopt(option, value) == 1 for option, value in settings)
 
 
-def start_trimming(interval: float = TRIM_INTERVAL) -> threading.Event | None:
+def start_trimming(interval: float = TRIM_INTERVAL) -> bool:
     """Hand the free memory of every heap back to the system (``malloc_trim``) every
-    ``interval`` seconds, on a daemon thread, for the rest of the process's life; set the
-    returned event to stop. None, and nothing started, where the C library is not glibc."""
+    ``interval`` seconds, on a daemon thread, for the rest of the process's life. False,
+    and nothing started, where the C library is not glibc."""
     try:
         trim = ctypes.CDLL(None).malloc_trim
     except (OSError, AttributeError):
-        return None
+        return False
     trim.argtypes = [ctypes.c_size_t]
     trim.restype = ctypes.c_int
-    stop = threading.Event()
 
     def run() -> None:
-        while not stop.wait(interval):
+        while True:
+            time.sleep(interval)
             trim(0)
 
     threading.Thread(target=run, name="malloc-trim", daemon=True).start()
-    return stop
+    return True

@@ -2,7 +2,9 @@
 allocated and freed in whichever server thread answers. ``dockyard serve`` sets up
 glibc's allocator at start (``dockyard.allocator.tune``) so that every work area goes
 back to the system when freed: a burst of new logins must not leave the server larger
-by one work area per thread."""
+by one work area per thread. And clients that send Basic credentials on every request,
+each checked on a thread, must not grow the server past its thread limit
+(``DOCKYARD_THREADS``), each thread keeping a database connection."""
 
 from __future__ import annotations
 
@@ -22,11 +24,16 @@ pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="re
 USERS = 12
 
 
-def _resident_mib(pid: int) -> float:
+def _status(pid: int, field: str) -> int:
+    """A number of ``/proc/PID/status`` (VmRSS in KiB, Threads)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError("no VmRSS")
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no {field}")
+
+
+def _resident_mib(pid: int) -> float:
+    return _status(pid, "VmRSS") / 1024
 
 
 def test_a_burst_of_new_logins_leaves_no_work_areas_behind(tmp_path: Path) -> None:
@@ -56,8 +63,7 @@ def test_a_burst_of_new_logins_leaves_no_work_areas_behind(tmp_path: Path) -> No
 def _threads_and_connections(pid: int) -> tuple[int, int]:
     """The server's threads, and its open SQLite connections (descriptors of the
     database file itself, not of its -wal and -shm files)."""
-    status = Path(f"/proc/{pid}/status").read_text()
-    threads = int(next(x for x in status.splitlines() if x.startswith("Threads:")).split()[1])
+    threads = _status(pid, "Threads")
     connections = 0
     for fd in Path(f"/proc/{pid}/fd").iterdir():
         with contextlib.suppress(OSError):  # closed meanwhile

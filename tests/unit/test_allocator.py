@@ -22,12 +22,18 @@ pytestmark = pytest.mark.skipif(
 _PROLOGUE = textwrap.dedent(
     """
     import sys, threading
+    from pathlib import Path
     from dockyard import allocator
 
     if sys.argv[1] in ("tuned", "trimming"):
         assert allocator.tune()
     if sys.argv[1] == "trimming":
-        assert allocator.start_trimming(0.1) is not None
+        assert allocator.start_trimming(0.1)
+
+    def resident_mib():
+        status = Path("/proc/self/status").read_text()
+        line = next(x for x in status.splitlines() if x.startswith("VmRSS:"))
+        return int(line.split()[1]) // 1024
 
     def on_threads(count, work):
         threads = [threading.Thread(target=work) for _ in range(count)]
@@ -56,13 +62,7 @@ _ARENAS = textwrap.dedent(
 
 _AFTER_LOGINS = textwrap.dedent(
     """
-    from pathlib import Path
     from dockyard.iam import passwords
-
-    def resident_mib():
-        status = Path("/proc/self/status").read_text()
-        line = next(x for x in status.splitlines() if x.startswith("VmRSS:"))
-        return int(line.split()[1]) // 1024
 
     stored = passwords.hash_password("secret")
     passwords._hasher.verify(stored, "secret")
@@ -83,12 +83,6 @@ _AFTER_LOGINS = textwrap.dedent(
 _FREED_BELOW_LIVE = textwrap.dedent(
     """
     import ctypes, time
-    from pathlib import Path
-
-    def resident_mib():
-        status = Path("/proc/self/status").read_text()
-        line = next(x for x in status.splitlines() if x.startswith("VmRSS:"))
-        return int(line.split()[1]) // 1024
 
     libc = ctypes.CDLL(None)
     libc.malloc.restype = ctypes.c_void_p
