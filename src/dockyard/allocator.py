@@ -14,9 +14,9 @@ a third of its resident memory, for no speed:
 - **Large allocations.** An allocation at or above glibc's mapping threshold gets a
   mapping of its own, unmapped when freed. But each such free raises that threshold (up
   to 32 MiB) to the size freed, and the trim threshold (free memory a heap keeps at its
-  top) to twice that. A login that misses the verification cache runs argon2 in a 19 MiB
-  work area (:mod:`dockyard.iam.passwords`): after the first one, every later work area
-  came from a thread's heap and stayed there, 19 MiB per arena. Setting both thresholds
+  top) to twice that. A login that misses the verification cache runs argon2 in a work area
+  of several MiB (:mod:`dockyard.iam.passwords`): after the first one, every later work area
+  came from a thread's heap and stayed there, one work area per arena. Setting both thresholds
   fixes them, which keeps glibc from moving them.
 - **Memory freed in the middle of a heap.** glibc returns a heap's free memory to the
   system only from its top. What a burst of requests frees below live allocations (SQLite

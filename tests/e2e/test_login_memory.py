@@ -1,4 +1,4 @@
-"""Logins that miss the verification cache run argon2, whose work area (19 MiB) is
+"""Logins that miss the verification cache run argon2, whose work area (7 MiB) is
 allocated and freed in whichever server thread answers. ``dockyard serve`` sets up
 glibc's allocator at start (``dockyard.allocator.tune``) so that every work area goes
 back to the system when freed: a burst of new logins must not leave the server larger

@@ -73,17 +73,25 @@ def test_new_hashes_take_an_owasp_argon2id_configuration() -> None:
     params = extract_parameters(passwords.hash_password("a password"))
     assert (params.type.name, params.time_cost, params.memory_cost, params.parallelism) == (
         "ID",
-        2,
-        19 * 1024,
+        5,
+        7 * 1024,
         1,
     )
 
 
+@pytest.mark.parametrize(
+    ("time_cost", "memory_cost", "parallelism"),
+    [(3, 64 * 1024, 4), (2, 19 * 1024, 1)],
+    ids=["argon2-cffi's default", "19 MiB and two passes"],
+)
 def test_hashes_made_with_the_former_parameters_still_verify(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, time_cost: int, memory_cost: int, parallelism: int
 ) -> None:
-    """A hash stored before the change (argon2-cffi's default: 64 MiB, t=3, p=4)."""
+    """Hashes stored by earlier versions: argon2-cffi's default (64 MiB, t=3, p=4), then
+    OWASP's 19 MiB and two passes."""
     monkeypatch.setattr(passwords, "_cache", {})
-    stored = PasswordHasher(time_cost=3, memory_cost=64 * 1024, parallelism=4).hash("old one")
+    stored = PasswordHasher(
+        time_cost=time_cost, memory_cost=memory_cost, parallelism=parallelism
+    ).hash("old one")
     assert passwords.verify_password(stored, "old one")
     assert not passwords.verify_password(stored, "not it")
