@@ -16,6 +16,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
+READ_CHUNK = 256 * 1024
+"""The size of the pieces a blob is read and sent in. A pull holds about one piece in
+memory, and one more waits in the connection's send buffer while the client reads. With
+1 MiB pieces, ``make bench``'s eight concurrent pulls took the server from 88-92 MB to a
+peak of 107-112 MB, the highest of its whole workload; with 256 KiB, to 91-95 MB, for
+10-15 % less speed in a single pull (still above distribution's)."""
+
 #: Upload ids a backend accepts: they become path segments or object keys, so nothing
 #: that could climb out of the upload area (no ``/``, no ``.``) is allowed.
 SAFE_UPLOAD_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")

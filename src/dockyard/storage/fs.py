@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import BinaryIO, cast
 
 from dockyard.storage.base import (
+    READ_CHUNK,
     BlobNotFound,
     BlobStore,
     UploadInfo,
@@ -33,7 +34,6 @@ from dockyard.storage.base import (
     check_upload_id,
 )
 
-_READ_CHUNK = 1024 * 1024
 WRITEBACK_EVERY = 8 * 1024 * 1024
 """An upload being written hands each such stretch to the kernel to write out at once
 (:func:`start_writeback`), so the fsync that ends the request finds little left to do:
@@ -136,7 +136,7 @@ class FilesystemBlobStore(BlobStore):
             f.seek(start)
             remaining = None if end is None else end - start
             while remaining is None or remaining > 0:
-                n = _READ_CHUNK if remaining is None else min(_READ_CHUNK, remaining)
+                n = READ_CHUNK if remaining is None else min(READ_CHUNK, remaining)
                 chunk = f.read(n)
                 if not chunk:
                     return

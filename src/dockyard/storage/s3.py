@@ -27,6 +27,7 @@ from botocore.exceptions import ClientError
 from botocore.response import StreamingBody
 
 from dockyard.storage.base import (
+    READ_CHUNK,
     SAFE_UPLOAD_ID,
     BlobNotFound,
     BlobStore,
@@ -42,7 +43,6 @@ if TYPE_CHECKING:
     from mypy_boto3_s3.type_defs import CompletedPartTypeDef
 
 _MIB = 1024 * 1024
-_READ_CHUNK = _MIB
 #: A writer stores its buffer as a part object once this much has accumulated, so the
 #: parts of a large upload are big enough to be copied server-side when committing.
 _WRITER_FLUSH = 8 * _MIB
@@ -235,7 +235,7 @@ class S3BlobStore(BlobStore):
     @staticmethod
     def _iter_body(body: StreamingBody) -> Iterator[bytes]:
         try:
-            for chunk in body.iter_chunks(_READ_CHUNK):
+            for chunk in body.iter_chunks(READ_CHUNK):
                 if chunk:
                     yield chunk
         finally:
