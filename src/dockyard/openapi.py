@@ -11,73 +11,101 @@ Describing a route is one step, beside its handler::
     )
     async def list_or_create(self, request: Request) -> Response: ...
 
-Bodies, replies and query strings are pydantic models (:class:`Body`, :class:`Reply`,
-:class:`Query`): their JSON Schema goes into ``components.schemas``, and the fields a
-route accepts are read from the same model (:func:`field_names`), so the document and
-the route cannot name different fields. A route served without a description still
-appears (from its docstring, with untyped bodies), marked ``x-undocumented``: the
-contract test names each of those.
+Bodies, replies and query strings are typed classes (:class:`Body`, :class:`Reply`,
+:class:`Query`), declared like pydantic models: their JSON Schema goes into
+``components.schemas``, and the fields a route accepts are read from the same class
+(:func:`field_names`), so the document and the route cannot name different fields. A
+route served without a description still appears (from its docstring, with untyped
+bodies), marked ``x-undocumented``: the contract test names each of those.
+
+Those classes are plain Python: pydantic (its modules, its compiled core and a model for
+each of more than a hundred classes: some 9 MB of a server's memory, measured) is loaded
+only to make the document, by :mod:`dockyard.openapi_schema`, which turns each class into
+a pydantic model then. Most servers are never asked for the document.
 """
 
 from __future__ import annotations
 
-import inspect
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from http import HTTPStatus
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
-from pydantic.json_schema import models_json_schema
-from starlette.routing import BaseRoute, Route
+if TYPE_CHECKING:
+    from starlette.routing import BaseRoute
 
-from dockyard import __version__
-
-_PARAM = re.compile(r"{([a-zA-Z_][a-zA-Z0-9_]*)(?::[a-z]+)?}")
 _ATTRIBUTE = "__dockyard_api__"
-_REF = "#/components/schemas/{model}"
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
+
+_NO_DEFAULT: Any = object()
+
+
+class FieldSpec:
+    """What :func:`Field` was told about one field, handed to pydantic's ``Field`` when
+    the document is made."""
+
+    __slots__ = ("options",)
+
+    def __init__(self, options: dict[str, Any]) -> None:
+        self.options = options
+
+
+def Field(default: Any = _NO_DEFAULT, **options: Any) -> Any:  # noqa: N802 (pydantic's name)
+    """A field's default and what the document says of it, with pydantic's ``Field``
+    arguments (``description``, ``examples``, ``pattern``, ``json_schema_extra``,
+    ``default_factory``, ...); also as ``Annotated`` metadata."""
+    if default is not _NO_DEFAULT:
+        options["default"] = default
+    return FieldSpec(options)
+
+
+ConfigDict = dict
+"""A class's ``model_config``, with pydantic's keys (``extra``)."""
+
+
+class Model:
+    """A typed body, reply or query: fields declared as class annotations, each with an
+    optional default or :func:`Field`."""
+
+    model_config: ClassVar[dict[str, Any]] = {}
+
+
+class Body(Model):
+    """A request body that refuses fields it does not name (``additionalProperties:
+    false``), as the routes that check :func:`dockyard.api.only_fields` do."""
+
+    model_config: ClassVar[dict[str, Any]] = {"extra": "forbid"}
+
+
+class LenientBody(Model):
+    """A request body whose route ignores fields it does not name."""
+
+    model_config: ClassVar[dict[str, Any]] = {"extra": "ignore"}
+
+
+class Reply(Model):
+    """A response body. Every field the server always writes is required (nullable
+    where it may be null); a field it writes only sometimes has a default."""
+
+
+class Query(Model):
+    """A route's query parameters (besides ``limit`` and ``after``, which every paged
+    listing takes): each field becomes one optional parameter."""
+
+
+class RootModel(Model, Generic[T]):
+    """A reply that is one value of type ``T`` rather than an object of fields
+    (pydantic's ``RootModel``): ``class Document(RootModel[A | B])``."""
+
 
 Int64 = Annotated[int, Field(json_schema_extra={"format": "int64"})]
 """An id or a size: JSON integers that may pass 2**31."""
 
 Timestamp = Annotated[datetime, Field(json_schema_extra={"examples": ["2026-01-31T12:00:00Z"]})]
 """An instant, as the API writes it: ISO 8601 in UTC (``format: date-time``)."""
-
-
-# Every model below builds its validator and JSON Schema when first used (the document's
-# first request, a check), not when its module is imported: the server starts some 1.5 MB
-# smaller, and most servers are never asked for the document.
-
-
-class Body(BaseModel):
-    """A request body that refuses fields it does not name (``additionalProperties:
-    false``), as the routes that check :func:`dockyard.api.only_fields` do."""
-
-    model_config = ConfigDict(extra="forbid", defer_build=True)
-
-
-class LenientBody(BaseModel):
-    """A request body whose route ignores fields it does not name."""
-
-    model_config = ConfigDict(extra="ignore", defer_build=True)
-
-
-class Reply(BaseModel):
-    """A response body. Every field the server always writes is required (nullable
-    where it may be null); a field it writes only sometimes has a default."""
-
-    model_config = ConfigDict(defer_build=True)
-
-
-class Query(BaseModel):
-    """A route's query parameters (besides ``limit`` and ``after``, which every paged
-    listing takes): each field becomes one optional parameter."""
-
-    model_config = ConfigDict(defer_build=True)
 
 
 class NoFields(Body):
@@ -103,7 +131,7 @@ class Problem(Reply):
 class OpenApiDocument(Reply):
     """An OpenAPI 3.1 document."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config: ClassVar[dict[str, Any]] = {"extra": "allow"}
 
     openapi: str = Field(examples=["3.1.0"])
     info: dict[str, Any]
@@ -117,9 +145,19 @@ def full_match(regex: re.Pattern[str]) -> str:
     return f"^(?:{regex.pattern.removeprefix('^').removesuffix('$')})$"
 
 
-def field_names(model: type[BaseModel]) -> tuple[str, ...]:
+def model_fields(model: type[Model]) -> dict[str, Any]:
+    """``model``'s fields and their annotations (unresolved), inherited ones first."""
+    fields: dict[str, Any] = {}
+    for klass in reversed(model.__mro__):
+        for name, annotation in vars(klass).get("__annotations__", {}).items():
+            if not name.startswith("_") and "ClassVar" not in str(annotation):
+                fields[name] = annotation
+    return fields
+
+
+def field_names(model: type[Model]) -> tuple[str, ...]:
     """The fields ``model`` names, in order: what a route lets a body carry."""
-    return tuple(model.model_fields)
+    return tuple(model_fields(model))
 
 
 @dataclass(frozen=True)
@@ -134,11 +172,11 @@ class Op:
 
     summary: str
     tag: str
-    body: type[BaseModel] | None = None
+    body: type[Model] | None = None
     body_required: bool = True
-    reply: type[BaseModel] | None = None
+    reply: type[Model] | None = None
     status: int = 200
-    query: type[BaseModel] | None = None
+    query: type[Model] | None = None
     paged: bool = False
     listed: bool = False
     errors: tuple[int, ...] = ()
@@ -148,12 +186,12 @@ class Op:
     upload: tuple[str, ...] = ()
     """Media types of a file sent as the whole body (or as the one file of a
     ``multipart/form-data`` form), instead of a JSON ``body``."""
-    media: tuple[tuple[str, type[BaseModel]], ...] = ()
+    media: tuple[tuple[str, type[Model]], ...] = ()
     """Other media types a success may be answered in (a report format chosen with a
     query parameter, an event stream), each with its body's model (for
     ``text/event-stream``, the model of one event). Listed after ``reply``'s JSON, so a
     generated client reads the JSON."""
-    also: tuple[tuple[int, type[BaseModel] | None], ...] = ()
+    also: tuple[tuple[int, type[Model] | None], ...] = ()
     """Other successes the operation answers, each with its JSON body's model (None: no
     content): a PUT that creates (201) or replaces (200), a hook's ping (200) beside its
     push (202)."""
@@ -172,367 +210,8 @@ def describe(**operations: Op) -> Callable[[F], F]:
     return mark
 
 
-def _described(route: Route, method: str) -> Op | None:
-    ops: dict[str, Op] = getattr(route.endpoint, _ATTRIBUTE, {})
-    return ops.get(method)
-
-
-def _api_operations(routes: Iterable[BaseRoute]) -> Iterable[tuple[Route, str, str]]:
-    """Each ``(route, METHOD, path)`` the app serves under ``/api/v1``."""
-    for route in routes:
-        if not isinstance(route, Route) or not route.path.startswith("/api/v1/"):
-            continue
-        path = _PARAM.sub(r"{\1}", route.path)
-        for method in sorted((route.methods or set()) - {"HEAD"}):
-            yield route, method, path
-
-
-_PATH_PARAMS: dict[str, tuple[str, dict[str, Any]]] = {
-    "namespace": ("a namespace", {"type": "string", "examples": ["team"]}),
-    "repository": ("a repository in the namespace", {"type": "string", "examples": ["app"]}),
-    "tag": ("a tag of the repository", {"type": "string", "examples": ["latest"]}),
-    "subject": (
-        "who the permission is for: a RAM user's name, or group:NAME",
-        {"type": "string", "examples": ["alice", "group:developers"]},
-    ),
-    "kind": (
-        "what holds the policy",
-        {"type": "string", "enum": ["users", "groups", "roles"]},
-    ),
-    "holder": ("the RAM user, group or role's name", {"type": "string", "examples": ["alice"]}),
-    "user": ("a RAM user's name (or login)", {"type": "string", "examples": ["alice"]}),
-    "group": ("a RAM group's name", {"type": "string", "examples": ["developers"]}),
-    "role": ("a RAM role's name", {"type": "string", "examples": ["deployer"]}),
-    "policy": ("a policy's name", {"type": "string", "examples": ["AliyunCRFullAccess"]}),
-    "key": ("an AccessKeyId", {"type": "string", "examples": ["LTAI5tExample"]}),
-    "id": ("a numeric id", {"type": "string", "pattern": "^[0-9]+$", "examples": ["7"]}),
-    "delivery": ("a delivery's id", {"type": "string", "pattern": "^[0-9]+$"}),
-}
-
-
-def _path_param(name: str, path: str) -> dict[str, Any]:
-    if name == "name":
-        noun = "an account" if path.startswith("/api/v1/accounts") else "a namespace"
-        described = (noun + "'s name", {"type": "string", "examples": ["team"]})
-    else:
-        described = _PATH_PARAMS.get(name, (name, {"type": "string"}))
-    return {
-        "name": name,
-        "in": "path",
-        "required": True,
-        "description": described[0],
-        "schema": described[1],
-    }
-
-
-_PAGE_PARAMS = [
-    {
-        "name": "limit",
-        "in": "query",
-        "required": False,
-        "description": "how many items a page holds",
-        "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
-    },
-    {
-        "name": "after",
-        "in": "query",
-        "required": False,
-        "description": "the key of the last item of the previous page (from next)",
-        "schema": {"type": "string"},
-    },
-]
-
-_LINK = {
-    "description": 'the next page, as in next (RFC 8288, rel="next"), when this one is full',
-    "schema": {"type": "string"},
-}
-
-
-def _error_statuses(method: str, op: Op) -> list[int]:
-    """The problems an operation may answer: 401 and 429 wherever credentials are
-    checked (a wrong password, too many of them), 403 where a policy decides, 404 for
-    what does not exist, 400 and 413 for a bad query or body, 409 where a change can
-    conflict (quotas, names taken, things still in use)."""
-    found = set(op.errors)
-    if not op.public:
-        found |= {400, 401, 403, 404, 429}
-    if method in ("POST", "PUT", "PATCH"):
-        found |= {400, 413}
-        if not op.public:
-            found.add(409)
-    if method == "DELETE":
-        found.add(409)
-    return sorted(found)
-
-
-def _page_model(item: type[BaseModel], paged: bool) -> type[BaseModel]:
-    """A page of ``item`` (``items`` and, when the page is full, ``next``), or, for an
-    unpaged list, ``items`` alone."""
-    name = item.__name__.removesuffix("Out") + ("Page" if paged else "List")
-    if name in _PAGES:
-        return _PAGES[name]
-    fields: dict[str, Any] = {"items": (list[item], ...)}  # type: ignore[valid-type]
-    if paged:
-        fields["next"] = (
-            str | None,
-            Field(
-                default=None,
-                description="the URL of the next page, present when this page is full",
-                json_schema_extra={"format": "uri-reference"},
-                examples=["/api/v1/namespaces?limit=100&after=team"],
-            ),
-        )
-    model: type[BaseModel] = create_model(name, __base__=Reply, **fields)
-    _PAGES[name] = model
-    return model
-
-
-_PAGES: dict[str, type[BaseModel]] = {}
-
-
-class _Schemas:
-    """The models the document refers to, collected while its operations are made and
-    turned into ``components.schemas`` at the end."""
-
-    def __init__(self) -> None:
-        self.wanted: dict[tuple[type[BaseModel], str], None] = {}
-
-    def ref(self, model: type[BaseModel], mode: str) -> dict[str, Any]:
-        self.wanted[(model, mode)] = None
-        return {"$ref": _REF.format(model=model.__name__)}
-
-    def components(self) -> dict[str, Any]:
-        names: dict[str, type[BaseModel]] = {}
-        for model, _ in self.wanted:
-            if names.setdefault(model.__name__, model) is not model:
-                raise ValueError(f"two body types are named {model.__name__}: rename one")
-        _, found = models_json_schema(
-            list(self.wanted),  # type: ignore[arg-type]
-            ref_template=_REF,
-        )
-        schemas: dict[str, Any] = found.get("$defs", {})
-        return dict(sorted(schemas.items()))
-
-
-def _problem_response(status: int) -> dict[str, Any]:
-    return {
-        "description": HTTPStatus(status).phrase,
-        "content": {"application/problem+json": {"schema": {"$ref": _REF.format(model="Problem")}}},
-    }
-
-
-def _query_params(model: type[BaseModel]) -> list[dict[str, Any]]:
-    schema = model.model_json_schema(ref_template=_REF)
-    params = []
-    for name, declared in schema.get("properties", {}).items():
-        prop = {k: v for k, v in declared.items() if k not in ("title", "default")}
-        description = prop.pop("description", name)
-        if "anyOf" in prop:  # optional: drop the null, a query parameter is absent instead
-            kinds = [k for k in prop.pop("anyOf") if k.get("type") != "null"]
-            prop |= kinds[0] if len(kinds) == 1 else {"anyOf": kinds}
-        params.append(
-            {
-                "name": name,
-                "in": "query",
-                "required": False,
-                "description": description,
-                "schema": prop,
-            }
-        )
-    return params
-
-
-def _operation(
-    route: Route, method: str, path: str, op: Op | None, schemas: _Schemas
-) -> dict[str, Any]:
-    params = [_path_param(name, path) for name in _PARAM.findall(route.path)]
-    if op is None:
-        return _undescribed(route, method, path, params)
-    if op.query is not None:
-        schemas.ref(op.query, "validation")  # for the types its parameters refer to
-        params += _query_params(op.query)
-    if op.paged:
-        params += _PAGE_PARAMS
-    params += [
-        {"name": name, "in": "header", "required": False, "description": what}
-        | {"schema": {"type": "string"}}
-        for name, what in op.headers
-    ]
-    success: dict[str, Any] = {"description": op.summary}
-    content: dict[str, Any] = {}
-    if op.reply is not None:
-        reply = _page_model(op.reply, op.paged) if op.paged or op.listed else op.reply
-        content["application/json"] = {"schema": schemas.ref(reply, "serialization")}
-    for kind, model in op.media:
-        content[kind] = {"schema": schemas.ref(model, "serialization")}
-    if content:
-        success["content"] = content
-    headers: dict[str, Any] = {}
-    if op.paged:
-        headers["Link"] = _LINK
-    if op.location:
-        headers["Location"] = {
-            "description": "the URL of what was created",
-            "schema": {"type": "string", "format": "uri-reference"},
-        }
-    if headers:
-        success["headers"] = headers
-    responses: dict[str, Any] = {str(op.status): success}
-    for status, body in op.also:
-        other: dict[str, Any] = {"description": HTTPStatus(status).phrase}
-        if body is not None:
-            other["content"] = {"application/json": {"schema": schemas.ref(body, "serialization")}}
-        responses[str(status)] = other
-    for status in _error_statuses(method, op):
-        responses[str(status)] = _problem_response(status)
-    schemas.ref(Problem, "serialization")
-    operation: dict[str, Any] = {
-        "operationId": _operation_id(method, path),
-        "summary": op.summary,
-        "tags": [op.tag],
-        "parameters": params,
-        "responses": responses,
-    }
-    description = op.description or inspect.getdoc(route.endpoint) or ""
-    if description:
-        operation["description"] = description
-    if op.public:
-        operation["security"] = [{}]
-    if op.upload:
-        operation["requestBody"] = {
-            "required": True,
-            "content": {kind: {"schema": _upload_schema(kind)} for kind in op.upload},
-        }
-    elif op.body is not None:
-        operation["requestBody"] = {
-            "required": op.body_required,
-            "content": {"application/json": {"schema": schemas.ref(op.body, "validation")}},
-        }
-    return operation
-
-
-def _upload_schema(kind: str) -> dict[str, Any]:
-    """A file as a body: the bytes themselves, or a form whose ``file`` field holds them."""
-    binary = {"type": "string", "format": "binary"}
-    if kind == "multipart/form-data":
-        return {"type": "object", "properties": {"file": binary}, "required": ["file"]}
-    if kind == "application/json":
-        record = {"type": "object", "additionalProperties": True}
-        return {"oneOf": [record, {"type": "array", "items": record}]}
-    return binary
-
-
-def _operation_id(method: str, path: str) -> str:
-    return re.sub(r"[^a-zA-Z0-9]+", "_", f"{method.lower()}{path}").strip("_")
-
-
-def _undescribed(
-    route: Route, method: str, path: str, params: list[dict[str, Any]]
-) -> dict[str, Any]:
-    """An operation no :func:`describe` covers: listed, so that clients still see it,
-    but with untyped bodies and marked ``x-undocumented``."""
-    doc = inspect.getdoc(route.endpoint) or ""
-    summary = doc.strip().split("\n\n")[0].replace("\n", " ") or f"{method} {path}"
-    untyped = {"application/json": {"schema": {"type": "object"}}}
-    operation: dict[str, Any] = {
-        "operationId": _operation_id(method, path),
-        "summary": summary,
-        "tags": [path.split("/")[3]],
-        "parameters": params,
-        "responses": {
-            "2XX": {"description": "OK", "content": untyped},
-            "4XX": _problem_response(400) | {"description": "An error"},
-        },
-        "x-undocumented": True,
-    }
-    if method in ("POST", "PUT", "PATCH"):
-        operation["requestBody"] = {"required": False, "content": untyped}
-    return operation
-
-
-_TAGS = {
-    "meta": "The instance and this document",
-    "sessions": "Signing in and out, temporary registry logins",
-    "me": "The caller's own identity, passwords and access keys",
-    "accounts": "Accounts and their quotas (the instance administrator)",
-    "namespaces": "Namespaces: groups of repositories owned by an account",
-    "repositories": "Repositories and their settings",
-    "tags": "The tags of a repository",
-    "permissions": "Who may read, write or administer a namespace or repository",
-    "ram-users": "RAM users of an account",
-    "access-keys": "Access keys (AccessKeyId and secret) of RAM users",
-    "ram-groups": "RAM groups and their members",
-    "ram-roles": "RAM roles, assumed through STS",
-    "ram-policies": "Permission policies and where they are attached",
-    "sts": "Temporary credentials for a role (AssumeRole)",
-    "audit": "The audit log",
-    "events": "What happened in the registry",
-    "webhooks": "Webhooks and their deliveries",
-    "jobs": "The durable job queue (the instance administrator)",
-    "authz": "What the caller may do, asked in one batch",
-    "manifests": "What a manifest is: its kind, platforms, config, history and referrers",
-    "vulndb": "The instance's vulnerability database and its imports",
-    "scans": "Vulnerability scans of tags and manifests, their reports and SBOMs",
-    "security": "Scan on push, pull blocking and the allowlist of namespaces and repositories",
-    "builds": "Building images from a git repository: its source, build rules, builds, logs",
-    "hooks": "Push notifications from code hosts (signed with the source's hook secret)",
-}
-
-
-def _ordered(tags: set[str]) -> list[str]:
-    """The tags in the order a reader meets them (:data:`_TAGS`), any other after."""
-    known = [t for t in _TAGS if t in tags]
-    return known + sorted(tags - set(known))
-
-
 def openapi_document(routes: Iterable[BaseRoute]) -> dict[str, Any]:
-    schemas = _Schemas()
-    paths: dict[str, dict[str, Any]] = {}
-    used_tags: set[str] = set()
-    for route, method, path in _api_operations(routes):
-        operation = _operation(route, method, path, _described(route, method), schemas)
-        used_tags.update(operation["tags"])
-        paths.setdefault(path, {})[method.lower()] = operation
-    return {
-        "openapi": "3.1.0",
-        "info": {
-            "title": "Dockyard management API",
-            "version": __version__,
-            "description": (
-                "Namespaces, repositories and tags, accounts, RAM users, groups, roles and "
-                "policies, STS, temporary registry logins, the audit log, events, webhooks "
-                "and jobs. JSON with snake_case fields (policy documents keep their own "
-                "format); errors are problem JSON (RFC 9457); listings page with limit and "
-                "after, and name the next page in next and in a Link header."
-            ),
-            "license": {"name": "Apache-2.0", "identifier": "Apache-2.0"},
-        },
-        "servers": [{"url": "/"}],
-        "security": [{"basic": []}, {"bearer": []}, {"basic": [], "stsToken": []}],
-        "tags": [
-            {"name": name, "description": _TAGS.get(name, name)} for name in _ordered(used_tags)
-        ],
-        "components": {
-            "securitySchemes": {
-                "basic": {
-                    "type": "http",
-                    "scheme": "basic",
-                    "description": "login name and password, or AccessKeyId and secret",
-                },
-                "bearer": {
-                    "type": "http",
-                    "scheme": "bearer",
-                    "bearerFormat": "JWT",
-                    "description": "a session token from POST /api/v1/auth/login",
-                },
-                "stsToken": {
-                    "type": "apiKey",
-                    "in": "header",
-                    "name": "X-Dockyard-Security-Token",
-                    "description": "the SecurityToken that goes with STS credentials",
-                },
-            },
-            "schemas": schemas.components(),
-        },
-        "paths": dict(sorted(paths.items())),
-    }
+    """The document of the ``/api/v1`` operations among ``routes``."""
+    from dockyard.openapi_schema import document
+
+    return document(routes)

@@ -39,7 +39,8 @@ from schemathesis.specs.openapi.checks import (
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from dockyard.openapi import Op, Reply, describe, openapi_document
+from dockyard.openapi import Field, Op, Reply, describe, field_names, openapi_document
+from dockyard.openapi_schema import pydantic_model
 from tests.builds.support import build_env, wait_build
 from tests.builds.test_builds import simple_files
 from tests.fixtures.gitserver import GitServer, MakeRepo
@@ -230,6 +231,50 @@ def test_a_route_without_a_description_is_named() -> None:
         "$ref": "#/components/schemas/Thing"
     }
     assert doc["components"]["schemas"]["Thing"]["required"] == ["name"]
+
+
+_PYDANTIC_LOADED = """
+import sys
+import dockyard.app, dockyard.cli.main
+before = any(m.split(".")[0] in ("pydantic", "pydantic_core") for m in sys.modules)
+from starlette.routing import Route
+from dockyard.catalog.http import NamespaceOut
+from dockyard.openapi import Op, describe, openapi_document
+@describe(get=Op("Read", tag="t", reply=NamespaceOut))
+async def read(_):
+    pass
+doc = openapi_document([Route("/api/v1/x", read, methods=["GET"])])
+after = "pydantic" in sys.modules
+print(before, after, sorted(doc["components"]["schemas"]["NamespaceOut"]["properties"]))
+"""
+
+
+def test_pydantic_is_loaded_only_to_make_the_document() -> None:
+    """A server imports every route and its typed classes without pydantic (some 9 MB
+    of its memory); making the document loads it and turns the classes into models."""
+    done = subprocess.run(
+        [sys.executable, "-c", _PYDANTIC_LOADED], capture_output=True, text=True, check=True
+    )
+    before, after, fields = done.stdout.split(" ", 2)
+    assert (before, after) == ("False", "True")
+    assert "name" in fields
+
+
+def test_a_class_names_its_fields_inherited_first() -> None:
+    class Base(Reply):
+        b: int
+        a: str = Field(default="x", description="a field")
+
+    class Child(Base):
+        model_config = {"extra": "allow"}
+        c: bool = False
+
+    assert field_names(Child) == ("b", "a", "c")
+    model = pydantic_model(Child)
+    assert list(model.model_fields) == ["b", "a", "c"]
+    assert model.model_fields["a"].description == "a field"
+    assert model.model_config.get("extra") == "allow"
+    assert model.model_json_schema()["required"] == ["b"]
 
 
 class Flow:

@@ -17,7 +17,6 @@ from collections.abc import AsyncIterator
 from typing import Any, Literal
 
 from anyio import to_thread
-from pydantic import Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -56,6 +55,7 @@ from dockyard.iam.authz import Principal
 from dockyard.oci.reference import RepositoryName
 from dockyard.openapi import (
     Body,
+    Field,
     Int64,
     LenientBody,
     NoFields,

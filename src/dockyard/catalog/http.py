@@ -30,7 +30,6 @@ from enum import StrEnum
 from typing import Any, Literal, TypeVar
 
 from anyio import to_thread
-from pydantic import Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -69,7 +68,7 @@ from dockyard.iam.arn import namespace_arn, repository_arn
 from dockyard.iam.authz import Principal, Resource, is_allowed
 from dockyard.iam.permissions import Permission, PermissionService
 from dockyard.oci.reference import COMPONENT, RepositoryName
-from dockyard.openapi import Body, Int64, Op, Query, Reply, Timestamp, describe, full_match
+from dockyard.openapi import Body, Field, Int64, Op, Query, Reply, Timestamp, describe, full_match
 from dockyard.openapi import field_names as fields
 from dockyard.origin import Origin
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import Field
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -29,7 +28,7 @@ from dockyard.events.outbox import EventLog
 from dockyard.iam import actions
 from dockyard.iam.accounts import AccountService
 from dockyard.iam.arn import events_arn
-from dockyard.openapi import Int64, Op, Query, Reply, Timestamp, describe
+from dockyard.openapi import Field, Int64, Op, Query, Reply, Timestamp, describe
 
 
 class EventOut(Reply):

@@ -9,7 +9,6 @@ from enum import StrEnum
 from typing import Any, Literal
 from urllib.parse import urlencode
 
-from pydantic import Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -55,6 +54,7 @@ from dockyard.iam.throttle import LoginThrottled
 from dockyard.iam.tokens import TEMP_USER
 from dockyard.openapi import (
     Body,
+    Field,
     Int64,
     LenientBody,
     NoFields,

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -26,7 +25,7 @@ from dockyard.errors import ServiceError
 from dockyard.iam import actions
 from dockyard.iam.arn import instance_arn
 from dockyard.jobs.queue import QUEUES, STATES, Job, JobQueue
-from dockyard.openapi import Int64, Op, Query, Reply, Timestamp, describe
+from dockyard.openapi import Field, Int64, Op, Query, Reply, Timestamp, describe
 
 State = Annotated[str, Field(json_schema_extra={"enum": list(STATES)})]
 

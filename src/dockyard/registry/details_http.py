@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -21,7 +20,7 @@ from dockyard.catalog.service import CatalogService
 from dockyard.errors import ServiceError
 from dockyard.iam import actions
 from dockyard.iam.permissions import PermissionService
-from dockyard.openapi import Int64, Op, Reply, describe
+from dockyard.openapi import Field, Int64, Op, Reply, describe
 from dockyard.registry.details import ManifestDetails
 
 

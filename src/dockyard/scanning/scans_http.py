@@ -25,7 +25,6 @@ from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 from urllib.parse import quote, urlencode
 
-from pydantic import BaseModel, ConfigDict, Field, RootModel
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -49,11 +48,15 @@ from dockyard.oci.digest import Digest, DigestError
 from dockyard.oci.reference import NameError_, RepositoryName, check_tag
 from dockyard.openapi import (
     Body,
+    ConfigDict,
+    Field,
     Int64,
+    Model,
     NoFields,
     Op,
     Query,
     Reply,
+    RootModel,
     Timestamp,
     describe,
 )
@@ -358,12 +361,12 @@ class RepositorySecurityChange(Body):
     scan_on_push: bool | None = Field(description="true, false, or null: the namespace's")
 
 
-_REPORT_MEDIA: tuple[tuple[str, type[BaseModel]], ...] = (
+_REPORT_MEDIA: tuple[tuple[str, type[Model]], ...] = (
     (REPORT_FORMATS["harbor"], HarborReport),
     (REPORT_FORMATS["sarif"], SarifLog),
     (REPORT_FORMATS["cyclonedx"], CycloneDxDocument),
 )
-_SBOM_MEDIA: tuple[tuple[str, type[BaseModel]], ...] = (
+_SBOM_MEDIA: tuple[tuple[str, type[Model]], ...] = (
     (SBOM_FORMATS["cyclonedx"], CycloneDxDocument),
     (SBOM_FORMATS["spdx"], SpdxDocument),
 )

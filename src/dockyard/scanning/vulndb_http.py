@@ -16,7 +16,6 @@ from datetime import datetime
 from typing import IO, Any
 
 from anyio import to_thread
-from pydantic import Field
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -40,7 +39,7 @@ from dockyard.db.engine import utcnow
 from dockyard.errors import ServiceError
 from dockyard.iam import actions
 from dockyard.iam.arn import instance_arn
-from dockyard.openapi import Int64, Op, Reply, Timestamp, describe
+from dockyard.openapi import Field, Int64, Op, Reply, Timestamp, describe
 from dockyard.scanning.service_db import ImportRecord, Status, VulnDBService
 from dockyard.scanning.sources import redacted
 

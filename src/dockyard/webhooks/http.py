@@ -13,7 +13,6 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from anyio import to_thread
-from pydantic import Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -39,7 +38,7 @@ from dockyard.errors import ServiceError
 from dockyard.events.model import EVENT_TYPES
 from dockyard.iam.arn import namespace_arn
 from dockyard.iam.authz import Principal
-from dockyard.openapi import Body, Int64, Op, Query, Reply, Timestamp, describe
+from dockyard.openapi import Body, Field, Int64, Op, Query, Reply, Timestamp, describe
 from dockyard.openapi import field_names as fields
 from dockyard.origin import Origin
 from dockyard.webhooks.service import (
