@@ -233,33 +233,6 @@ def test_a_route_without_a_description_is_named() -> None:
     assert doc["components"]["schemas"]["Thing"]["required"] == ["name"]
 
 
-_PYDANTIC_LOADED = """
-import sys
-import dockyard.app, dockyard.cli.main
-before = any(m.split(".")[0] in ("pydantic", "pydantic_core") for m in sys.modules)
-from starlette.routing import Route
-from dockyard.catalog.http import NamespaceOut
-from dockyard.openapi import Op, describe, openapi_document
-@describe(get=Op("Read", tag="t", reply=NamespaceOut))
-async def read(_):
-    pass
-doc = openapi_document([Route("/api/v1/x", read, methods=["GET"])])
-after = "pydantic" in sys.modules
-print(before, after, sorted(doc["components"]["schemas"]["NamespaceOut"]["properties"]))
-"""
-
-
-def test_pydantic_is_loaded_only_to_make_the_document() -> None:
-    """A server imports every route and its typed classes without pydantic (some 9 MB
-    of its memory); making the document loads it and turns the classes into models."""
-    done = subprocess.run(
-        [sys.executable, "-c", _PYDANTIC_LOADED], capture_output=True, text=True, check=True
-    )
-    before, after, fields = done.stdout.split(" ", 2)
-    assert (before, after) == ("False", "True")
-    assert "name" in fields
-
-
 def test_a_class_names_its_fields_inherited_first() -> None:
     class Base(Reply):
         b: int

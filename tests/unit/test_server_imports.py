@@ -1,0 +1,45 @@
+"""What a server loads when it starts, and what it leaves for first use: pydantic (some
+9 MB) until the OpenAPI document is asked for, httpx (4 MB, more with the command-line
+extras it pulls in when they are installed) until the console makes its first call."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+_CHECK = """
+import sys
+
+def loaded(*names):
+    return sorted({m.split(".")[0] for m in sys.modules} & set(names))
+
+import dockyard.app, dockyard.cli.main
+print("start", loaded("pydantic", "pydantic_core", "httpx", "rich", "pygments"))
+
+from starlette.routing import Route
+from dockyard.catalog.http import NamespaceOut
+from dockyard.openapi import Op, describe, openapi_document
+
+@describe(get=Op("Read", tag="t", reply=NamespaceOut))
+async def read(_):
+    pass
+
+doc = openapi_document([Route("/api/v1/x", read, methods=["GET"])])
+schema = doc["components"]["schemas"]["NamespaceOut"]
+print("document", loaded("pydantic"), "name" in schema["properties"])
+
+from dockyard.console.client import ApiClient
+ApiClient(lambda *a: None, client=("127.0.0.1", 1))
+print("console", loaded("httpx"))
+"""
+
+
+def test_pydantic_and_httpx_are_loaded_on_first_use() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _CHECK], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert done.stdout.splitlines() == [
+        "start []",
+        "document ['pydantic'] True",
+        "console ['httpx']",
+    ]
