@@ -3,21 +3,16 @@
 Every call carries the signed-in user's bearer token and the browser's own address, so
 the API authorizes, audits and applies ``acs:SourceIp`` conditions exactly as it would
 for a direct call.
-
-httpx is loaded by the console's first call, not when the server starts: a server that
-only serves registry clients does without it (4 MB of its memory; 6.5 MB where its
-command-line extras, rich and pygments, are installed too, which it then loads as well).
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote
 
-if TYPE_CHECKING:
-    import httpx
-    from starlette.types import ASGIApp
+import httpx
+from starlette.types import ASGIApp
 
 
 class ApiProblem(Exception):
@@ -57,8 +52,6 @@ class ApiClient:
         if token:
             headers["Authorization"] = f"Bearer {token}"
         self._token = token
-        import httpx
-
         self._http = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app, client=client),
             base_url=f"{scheme}://dockyard.console",
