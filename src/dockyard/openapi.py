@@ -145,19 +145,15 @@ def full_match(regex: re.Pattern[str]) -> str:
     return f"^(?:{regex.pattern.removeprefix('^').removesuffix('$')})$"
 
 
-def model_fields(model: type[Model]) -> dict[str, Any]:
-    """``model``'s fields and their annotations (unresolved), inherited ones first."""
-    fields: dict[str, Any] = {}
+def field_names(model: type[Model]) -> tuple[str, ...]:
+    """The fields ``model`` names, inherited ones first: what a route lets a body carry,
+    and what its document describes (:func:`dockyard.openapi_schema.pydantic_model`)."""
+    names: dict[str, None] = {}
     for klass in reversed(model.__mro__):
         for name, annotation in vars(klass).get("__annotations__", {}).items():
             if not name.startswith("_") and "ClassVar" not in str(annotation):
-                fields[name] = annotation
-    return fields
-
-
-def field_names(model: type[Model]) -> tuple[str, ...]:
-    """The fields ``model`` names, in order: what a route lets a body carry."""
-    return tuple(model_fields(model))
+                names[name] = None
+    return tuple(names)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import types
 import typing
 from collections.abc import Iterable
 from http import HTTPStatus
-from typing import Annotated, Any, ClassVar, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import pydantic
 from pydantic import BaseModel, create_model
@@ -18,7 +18,16 @@ from pydantic.json_schema import models_json_schema
 from starlette.routing import BaseRoute, Route
 
 from dockyard import __version__
-from dockyard.openapi import _ATTRIBUTE, FieldSpec, Model, Op, Problem, Reply, RootModel
+from dockyard.openapi import (
+    _ATTRIBUTE,
+    FieldSpec,
+    Model,
+    Op,
+    Problem,
+    Reply,
+    RootModel,
+    field_names,
+)
 
 _PARAM = re.compile(r"{([a-zA-Z_][a-zA-Z0-9_]*)(?::[a-z]+)?}")
 _REF = "#/components/schemas/{model}"
@@ -43,13 +52,11 @@ def pydantic_model(model: type[Model]) -> type[BaseModel]:
         for klass in reversed(model.__mro__):
             config |= vars(klass).get("model_config", {})
         fields: dict[str, Any] = {}
-        for name, annotation in hints.items():
-            if name.startswith("_") or get_origin(annotation) is ClassVar:
-                continue
+        for name in field_names(model):
             default = getattr(model, name, ...)
             if isinstance(default, FieldSpec):
                 default = _field(default)
-            fields[name] = (_pydantic_type(annotation), default)
+            fields[name] = (_pydantic_type(hints[name]), default)
         made = create_model(
             model.__name__,
             __config__=pydantic.ConfigDict(**config),  # type: ignore[typeddict-item]
